@@ -1,0 +1,43 @@
+"""The exceptions mailticket raises on purpose.
+
+    MailticketError
+     ├── ConfigError        a config file or key is wrong (names file and key)
+     ├── QuarantineError    one mail cannot be processed at all (the reason is shown to the admin)
+     ├── MailboxError       the IMAP server or the inbound listener failed (retried with back-off)
+     └── DeliveryError      an outgoing mail could not be handed to the SMTP server
+          ├── TemporaryDeliveryError   4xx, refused connection, timeout: retry later
+          └── PermanentDeliveryError   5xx: give up at once
+"""
+
+
+class MailticketError(Exception):
+    """Base of every deliberate mailticket error."""
+
+
+class ConfigError(MailticketError):
+    """A configuration problem, naming the file and the key it concerns."""
+
+    def __init__(self, problem: str, file: str | None = None, key: str | None = None):
+        self.problem, self.file, self.key = problem, file, key
+        where = ": ".join(p for p in (file, key) if p)
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class QuarantineError(MailticketError):
+    """This mail cannot be processed; it goes to quarantine with this reason."""
+
+
+class MailboxError(MailticketError):
+    """The mailbox (IMAP server) failed; the daemon retries with back-off."""
+
+
+class DeliveryError(MailticketError):
+    """An outgoing mail could not be delivered."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Retry later (4xx, connection refused, timeout)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Do not retry (5xx)."""
