@@ -1,0 +1,43 @@
+"""Monitoring alerts: a PROBLEM opens an incident for the host/service, repeats are appended,
+the RECOVERY resolves it. Nothing is acknowledged: the sender is a machine."""
+
+from __future__ import annotations
+
+import logging
+
+from . import tickets
+from .models import MessageRef, Ticket
+
+log = logging.getLogger(__name__)
+
+
+def open_incident(key: str) -> Ticket | None:
+    return (Ticket.select().where(Ticket.alert_key == key, Ticket.status.in_(["new", "open", "pending"]))
+            .order_by(Ticket.id.desc()).first())
+
+
+def handle_alert(desk, alert, parsed, now, row) -> tuple[Ticket | None, str]:
+    existing = open_incident(alert.key)
+    if existing is not None:
+        MessageRef.insert(message_id=parsed.message_id, ticket=existing, direction="in",
+                          at=now).on_conflict_ignore().execute()
+    if alert.state == "recovery":
+        if existing is None:
+            return None, f"monitoring recovery for {alert.key} without an open incident"
+        tickets.event(existing, now, "alert", f"RECOVERY: {alert.summary}", actor=parsed.sender.address, inbound=row)
+        tickets.set_status(desk, existing, "resolved", now, actor=parsed.sender.address,
+                           why=f"monitoring recovery for {alert.key}", notify=False)
+        return existing, f"monitoring recovery resolved the incident for {alert.key}"
+    if existing is not None:
+        tickets.event(existing, now, "alert", f"repeated PROBLEM: {alert.summary}", actor=parsed.sender.address,
+                      inbound=row)
+        return existing, f"repeated monitoring problem for {alert.key} appended"
+    decision = desk.config.rules_decide(parsed.sender.address, parsed.subject, parsed.text)
+    if decision.category == "general":
+        import dataclasses
+        decision = dataclasses.replace(decision, category="monitoring",
+                                       reasons=[*decision.reasons, f"monitoring alert for {alert.key}"])
+    ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=(parsed.sender.name,
+                                 parsed.sender.address), now=now, inbound=row, acknowledge=False,
+                                 ack_skip_reason="monitoring alert: no acknowledgement", alert_key=alert.key)
+    return ticket, f"monitoring problem for {alert.key} opened an incident"

@@ -1,0 +1,111 @@
+"""The command line: thin commands over the library.
+
+Exit codes: 0 success; 1 a check found problems (health, check-config) or the command failed;
+2 wrong usage; 3 configuration error; 4 database unreachable; 5 mail server unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .errors import ConfigError, MailboxError
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_CONFIG, EXIT_DATABASE, EXIT_MAILSERVER = 0, 1, 2, 3, 4, 5
+
+EPILOG = """exit codes: 0 success; 1 problems found or the command failed; 2 wrong usage;
+3 configuration error; 4 database unreachable; 5 mail server unreachable"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args) or EXIT_OK
+    except ConfigError as exc:
+        print(f"mailticket: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MailboxError as exc:
+        print(f"mailticket: mail server: {exc}", file=sys.stderr)
+        return EXIT_MAILSERVER
+    except _database_errors() as exc:
+        print(f"mailticket: database: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _database_errors():
+    import peewee as pw
+    from .db import DatabaseError
+    return (DatabaseError, pw.OperationalError, pw.InterfaceError)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    from .logsetup import configure
+    configure(logging.DEBUG if verbose else logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailticket", description="An email-driven IT incident desk.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("MAILTICKET_CONFIG"),
+                   help="the TOML config file (default: $MAILTICKET_CONFIG, else the embedded default: "
+                        "SQLite under ./var, listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    def cmd(name, func, help_, **kw):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        sp.set_defaults(func=func)
+        return sp
+
+    from . import cli_commands as c
+    cmd("run", c.run, "run the daemon in the foreground (logs to stderr)")
+    sp = cmd("check-config", c.check_config, "validate the config file and templates; name every problem")
+    sp.add_argument("--connect", action="store_true", help="also log in to the IMAP and SMTP servers and the database")
+    sp = cmd("poll", c.poll, "process the inbox now and exit")
+    sp.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    sp = cmd("tickets", c.list_tickets, "list tickets")
+    sp.add_argument("--status", action="append", help="new, open, pending, resolved, closed, or 'active' (repeatable)")
+    sp.add_argument("--tier", type=int, choices=(1, 2, 3))
+    sp.add_argument("--priority", choices=("P1", "P2", "P3", "P4"))
+    sp.add_argument("--requester", help="requester address (or part of it)")
+    sp.add_argument("--sort", default="-number", choices=("number", "-number", "priority", "due", "updated", "-updated"))
+    sp.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
+    sp.add_argument("--page", type=int, default=1)
+    sp.add_argument("--format", choices=("text", "json"), default="text")
+    sp = cmd("show", c.show, "show one ticket with its whole history")
+    sp.add_argument("number", type=int)
+    sp.add_argument("--raw", action="store_true", help="also print the raw mails")
+    sp = cmd("report", c.report, "first-response and resolution times against the targets")
+    sp.add_argument("--since", help="YYYY-MM-DD (default: all)")
+    sp.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    sp = cmd("outbox", c.outbox_cmd, "queued and failed outgoing mail; --retry to send again")
+    sp.add_argument("--retry", metavar="ID|all")
+    sp.add_argument("--all", action="store_true", help="also list sent mail")
+    sp = cmd("quarantine", c.quarantine_cmd, "mail that could not be processed")
+    sp.add_argument("action", nargs="?", default="list", choices=("list", "show"))
+    sp.add_argument("id", nargs="?", type=int)
+    sp.add_argument("--reprocess", metavar="ID", help="process a quarantined mail again (ID or 'all')")
+    sp = cmd("import", c.import_cmd, "import past mail from an mbox or maildir (no mail is sent)")
+    sp.add_argument("path")
+    sp.add_argument("--no-progress", action="store_true")
+    cmd("migrate", c.migrate, "bring the database schema up to date")
+    sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
+    sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
+    sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

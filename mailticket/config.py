@@ -1,0 +1,494 @@
+"""Load the TOML configuration into frozen, typed settings.
+
+Every problem is a ``ConfigError`` that names the file and the key. ``load_config(None)``
+gives the embedded default: SQLite under ``./var``, the built-in listener on
+127.0.0.1:2525 as inbox, outgoing mail written to a maildir under ``./var``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .durations import parse_duration
+from .errors import ConfigError
+
+LOCALES = ("en", "sv")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password or token comes from; the value itself is never logged."""
+
+    value: str | None = None
+    file: str | None = None
+    env: str | None = None
+    credential: str | None = None  # name in $CREDENTIALS_DIRECTORY (systemd LoadCredential=)
+
+    def get(self) -> str | None:
+        if self.value is not None:
+            return self.value
+        if self.env:
+            if self.env not in os.environ:
+                raise ConfigError(f"environment variable {self.env} is not set")
+            return os.environ[self.env]
+        path = self.file
+        if self.credential:
+            cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not cred_dir:
+                raise ConfigError(f"credential {self.credential!r} asked for, but CREDENTIALS_DIRECTORY is not set "
+                                  "(is LoadCredential= in the unit?)")
+            path = os.path.join(cred_dir, self.credential)
+        if path:
+            try:
+                return Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from exc
+        return None
+
+    def __repr__(self) -> str:  # never show the value
+        src = "value" if self.value is not None else self.file or self.env or self.credential
+        return f"Secret(<from {src}>)"
+
+
+@dataclass(frozen=True)
+class ServerAuth:
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    auth: str = "password"  # password | oauth2
+    oauth2_token_command: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str = "Service Desk"
+    address: str = "support@localhost"
+    tag_prefix: str = "SD"
+    locale: str = "en"
+    timezone: str = "UTC"
+    data_dir: Path = Path("./var")
+    admin_address: str = "helpdesk-admin@localhost"
+    security_address: str = "security@localhost"
+    templates_dir: Path | None = None
+    ack_max_age: timedelta = timedelta(days=1)
+    reopen_window: timedelta = timedelta(days=14)
+    vip: frozenset[str] = frozenset()
+    trusted_authserv_id: str | None = None
+    secret: Secret = field(default_factory=Secret)
+    token_lifetime: timedelta = timedelta(days=90)
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2] or "localhost"
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str
+    port: int = 993
+    security: str = "ssl"
+    credentials: ServerAuth = field(default_factory=ServerAuth)
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    idle: bool = True
+    poll_interval: timedelta = timedelta(seconds=60)
+    ca_file: str | None = None
+    timeout: timedelta = timedelta(seconds=30)
+    batch_size: int = 200
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    credentials: ServerAuth = field(default_factory=ServerAuth)
+    ca_file: str | None = None
+    timeout: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2525
+    protocol: str = "smtp"  # smtp | lmtp
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    maildir: Path | None = None  # used when there is no [smtp]: mail is written here instead
+    max_attempts: int = 8
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_max: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    per_ticket: int = 3            # automatic mails to one address about one ticket per day
+    per_sender_day: int = 10       # automatic mails to one address per day
+    global_10min: int = 300        # automatic mails in all per ten minutes
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    number: int
+    name: str
+    address: str
+    agents: frozenset[str]
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    service: ServiceConfig
+    database: DatabaseConfig
+    imap: ImapConfig | None
+    smtp: SmtpConfig | None
+    listener: ListenerConfig
+    outbox: OutboxConfig
+    rate_limits: RateLimits
+    tiers: dict[int, TierConfig]
+    sla: object            # mailticket.sla.SlaPolicy
+    rules: object          # mailticket.rules.RuleSet
+    monitoring: tuple = ()  # mailticket.monitoring rules
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def agent_tier(self, address: str) -> int | None:
+        """The lowest tier that lists this address as an agent, or None."""
+        a = address.lower()
+        for n in sorted(self.tiers):
+            if a in self.tiers[n].agents:
+                return n
+        return None
+
+    def rules_decide(self, sender: str, subject: str, body: str):
+        """Type, category, impact, urgency, priority and tier for a new ticket (first rule wins)."""
+        from .rules import decide
+        return decide(self.rules, sender, subject, body, set(self.service.vip))
+
+    @property
+    def agents(self) -> frozenset[str]:
+        return frozenset().union(*(t.agents for t in self.tiers.values()))
+
+    def locale_for_tier(self, tier: int) -> str:
+        t = self.tiers.get(tier)
+        return (t.locale if t and t.locale else self.service.locale)
+
+
+# ---------------------------------------------------------------- reading helpers
+
+class _Section:
+    """A table of the TOML file, read key by key; every error names file and key."""
+
+    def __init__(self, data: dict, file: str, path: str, known: set[str]):
+        if not isinstance(data, dict):
+            raise ConfigError("must be a table", file, path)
+        self.data, self.file, self.path = data, file, path
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown key (valid: {', '.join(sorted(known))})", file, self.key(unknown[0]))
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(problem, self.file, self.key(name))
+
+    def get(self, name, typ, default=None, required=False):
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is required")
+            return default
+        value = self.data[name]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+            raise self.error(name, f"must be {names}, not {type(value).__name__} {value!r}")
+        return value
+
+    def string(self, name, default=None, required=False, choices=None) -> str | None:
+        value = self.get(name, str, default, required)
+        if choices and value is not None and value not in choices:
+            raise self.error(name, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def duration(self, name, default) -> timedelta:
+        if name not in self.data:
+            return default
+        try:
+            return parse_duration(self.data[name])
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def address(self, name, default=None, required=False) -> str | None:
+        value = self.string(name, default, required)
+        if value is None:
+            return None
+        return _check_address(value, self.error, name)
+
+    def port(self, name, default) -> int:
+        value = self.get(name, int, default)
+        if not 0 < value < 65536:
+            raise self.error(name, f"{value} is not a TCP port (1-65535)")
+        return value
+
+
+def _check_address(value: str, error, name) -> str:
+    _, addr = parseaddr(value)
+    if not addr or "@" not in addr or addr != value.strip() or " " in addr:
+        raise error(name, f"{value!r} is not a mail address like support@example.com")
+    return addr.lower()
+
+
+def _secret(sec: _Section, prefix: str = "password") -> Secret:
+    return Secret(
+        value=sec.string(prefix),
+        file=sec.string(f"{prefix}_file"),
+        env=sec.string(f"{prefix}_env"),
+        credential=sec.string(f"{prefix}_credential"),
+    )
+
+
+def _auth(sec: _Section) -> ServerAuth:
+    auth = sec.string("auth", "password", choices=("password", "oauth2"))
+    cmd = sec.string("oauth2_token_command")
+    if auth == "oauth2" and not cmd:
+        raise sec.error("oauth2_token_command", 'is required when auth = "oauth2"')
+    return ServerAuth(username=sec.string("username"), password=_secret(sec), auth=auth,
+                      oauth2_token_command=cmd)
+
+
+def _check_plaintext(sec: _Section, host: str, security: str):
+    if security == "none" and not _is_loopback(host):
+        raise sec.error("security", f'"none" sends passwords in clear text; allowed only for loopback, not {host!r}')
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- sections
+
+SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address",
+                "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
+                "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
+                "token_lifetime", "categories"}
+
+
+def _service(data: dict, file: str, base: Path) -> ServiceConfig:
+    s = _Section(data, file, "service", SERVICE_KEYS)
+    tz = s.string("timezone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise s.error("timezone", f"{tz!r} is not a time zone name like Europe/Stockholm") from None
+    prefix = s.string("tag_prefix", "SD")
+    if not prefix or not prefix.replace("-", "").replace("_", "").isalnum() or len(prefix) > 16:
+        raise s.error("tag_prefix", f"{prefix!r} must be 1-16 letters or digits (it goes in subjects as [{prefix}#123])")
+    vip = s.get("vip", list, [])
+    templates = s.string("templates_dir")
+    return ServiceConfig(
+        name=s.string("name", "Service Desk"),
+        address=s.address("address", "support@localhost"),
+        tag_prefix=prefix,
+        locale=s.string("locale", "en", choices=LOCALES),
+        timezone=tz,
+        data_dir=_path(s.string("data_dir", "./var"), base),
+        admin_address=s.address("admin_address", "helpdesk-admin@localhost"),
+        security_address=s.address("security_address", "security@localhost"),
+        templates_dir=_path(templates, base) if templates else None,
+        ack_max_age=s.duration("ack_max_age", timedelta(days=1)),
+        reopen_window=s.duration("reopen_window", timedelta(days=14)),
+        vip=frozenset(v.lower() for v in vip if isinstance(v, str)),
+        trusted_authserv_id=s.string("trusted_authserv_id"),
+        secret=_secret(s, "secret"),
+        token_lifetime=s.duration("token_lifetime", timedelta(days=90)),
+    )
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _imap(data: dict, file: str) -> ImapConfig:
+    s = _Section(data, file, "imap", {
+        "host", "port", "security", "username", "password", "password_file", "password_env",
+        "password_credential", "auth", "oauth2_token_command", "folder", "processed_folder",
+        "quarantine_folder", "idle", "poll_interval", "ca_file", "timeout", "batch_size"})
+    host = s.string("host", required=True)
+    security = s.string("security", "ssl", choices=("ssl", "starttls", "none"))
+    _check_plaintext(s, host, security)
+    poll = s.duration("poll_interval", timedelta(seconds=60))
+    if poll.total_seconds() <= 0:
+        raise s.error("poll_interval", "must be more than 0s")
+    ca = s.string("ca_file")
+    if ca and not Path(ca).is_file():
+        raise s.error("ca_file", f"{ca} does not exist")
+    batch = s.get("batch_size", int, 200)
+    if not 1 <= batch <= 5000:
+        raise s.error("batch_size", "must be between 1 and 5000")
+    return ImapConfig(
+        host=host, port=s.port("port", 993 if security == "ssl" else 143), security=security,
+        credentials=_auth(s), folder=s.string("folder", "INBOX"),
+        processed_folder=s.string("processed_folder", "Processed"),
+        quarantine_folder=s.string("quarantine_folder", "Quarantine"),
+        idle=s.get("idle", bool, True), poll_interval=poll, ca_file=ca,
+        timeout=s.duration("timeout", timedelta(seconds=30)), batch_size=batch)
+
+
+def _smtp(data: dict, file: str) -> SmtpConfig:
+    s = _Section(data, file, "smtp", {
+        "host", "port", "security", "username", "password", "password_file", "password_env",
+        "password_credential", "auth", "oauth2_token_command", "ca_file", "timeout"})
+    host = s.string("host", required=True)
+    security = s.string("security", "starttls", choices=("ssl", "starttls", "none"))
+    _check_plaintext(s, host, security)
+    ca = s.string("ca_file")
+    if ca and not Path(ca).is_file():
+        raise s.error("ca_file", f"{ca} does not exist")
+    default_port = {"ssl": 465, "starttls": 587, "none": 25}[security]
+    return SmtpConfig(host=host, port=s.port("port", default_port), security=security,
+                      credentials=_auth(s), ca_file=ca,
+                      timeout=s.duration("timeout", timedelta(seconds=30)))
+
+
+def _listener(data: dict | None, file: str, default_enabled: bool) -> ListenerConfig:
+    if data is None:
+        return ListenerConfig(enabled=default_enabled)
+    s = _Section(data, file, "listener", {"enabled", "host", "port", "protocol"})
+    host = s.string("host", "127.0.0.1")
+    if not _is_loopback(host):
+        raise s.error("host", f"the built-in listener binds to loopback only (127.0.0.1 or ::1), not {host!r}; "
+                              "let your MTA deliver to it over LMTP/SMTP on loopback")
+    return ListenerConfig(enabled=s.get("enabled", bool, True), host=host, port=s.port("port", 2525),
+                          protocol=s.string("protocol", "smtp", choices=("smtp", "lmtp")))
+
+
+def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: bool) -> OutboxConfig:
+    s = _Section(data or {}, file, "outbox", {"maildir", "max_attempts", "retry_base", "retry_max"})
+    maildir = s.string("maildir")
+    attempts = s.get("max_attempts", int, 8)
+    if attempts < 1:
+        raise s.error("max_attempts", "must be 1 or more")
+    md = _path(maildir, base) if maildir else (None if has_smtp else data_dir / "outgoing")
+    return OutboxConfig(maildir=md, max_attempts=attempts,
+                        retry_base=s.duration("retry_base", timedelta(seconds=30)),
+                        retry_max=s.duration("retry_max", timedelta(hours=1)))
+
+
+def _rate_limits(data: dict | None, file: str) -> RateLimits:
+    s = _Section(data or {}, file, "rate_limits", {"per_ticket", "per_sender_day", "global_10min"})
+    values = {}
+    for key, default in (("per_ticket", 3), ("per_sender_day", 10), ("global_10min", 300)):
+        v = s.get(key, int, default)
+        if v < 1:
+            raise s.error(key, "must be 1 or more (a limit of 0 would silence every acknowledgement)")
+        values[key] = v
+    return RateLimits(**values)
+
+
+def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
+    if data is None:
+        return {n: TierConfig(n, name, f"tier{n}@{domain}", frozenset())
+                for n, name in ((1, "Service desk"), (2, "Second line"), (3, "Third line"))}
+    if not isinstance(data, dict):
+        raise ConfigError("must be a table of [tiers.1], [tiers.2], [tiers.3]", file, "tiers")
+    tiers = {}
+    for key, value in data.items():
+        if key not in ("1", "2", "3"):
+            raise ConfigError("tiers are numbered 1, 2 and 3", file, f"tiers.{key}")
+        s = _Section(value, file, f"tiers.{key}", {"name", "address", "agents", "locale"})
+        agents = s.get("agents", list, [])
+        checked = frozenset(_check_address(a, s.error, f"agents[{i}]") if isinstance(a, str)
+                            else (_ for _ in ()).throw(s.error(f"agents[{i}]", "must be a string"))
+                            for i, a in enumerate(agents))
+        tiers[int(key)] = TierConfig(int(key), s.string("name", f"Tier {key}"),
+                                     s.address("address", required=True), checked,
+                                     s.string("locale", choices=LOCALES))
+    missing = [n for n in (1, 2, 3) if n not in tiers]
+    if missing:
+        raise ConfigError(f"tier {missing[0]} is missing: the escalation ladder needs [tiers.1], [tiers.2] and [tiers.3]",
+                          file, f"tiers.{missing[0]}")
+    return tiers
+
+
+TOP_KEYS = {"service", "database", "imap", "smtp", "listener", "outbox", "rate_limits", "tiers", "sla",
+            "rules", "priority_matrix", "security", "monitoring"}
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Read and validate a config file; ``None`` gives the embedded default."""
+    if path is None:
+        return build_config({}, "<embedded default>", Path.cwd())
+    file = str(path)
+    try:
+        with open(file, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("no such file", file) from None
+    except PermissionError:
+        raise ConfigError("permission denied (the service user must be able to read it)", file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file) from None
+    return build_config(data, file, Path(file).resolve().parent)
+
+
+def build_config(data: dict, file: str, base: Path) -> Config:
+    from . import monitoring, rules, sla  # pure modules, each validates its own sections
+
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown section (valid: {', '.join(sorted(TOP_KEYS))})", file, unknown[0])
+    service = _service(data.get("service", {}), file, base)
+    db = _Section(data.get("database", {}), file, "database", {"url"})
+    default_db = f"sqlite:///{service.data_dir / 'mailticket.db'}"
+    url = db.string("url", default_db)
+    if not url.startswith(("sqlite:", "postgres://", "postgresql://", "postgresext://")):
+        raise db.error("url", f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
+    imap = _imap(data["imap"], file) if "imap" in data else None
+    smtp = _smtp(data["smtp"], file) if "smtp" in data else None
+    listener = _listener(data.get("listener"), file, default_enabled=imap is None)
+    if imap is None and not listener.enabled:
+        raise ConfigError("no inbox: configure [imap] or enable [listener]", file, "imap")
+    categories = data.get("service", {}).get("categories")
+    return Config(
+        file=file, service=service, database=DatabaseConfig(url), imap=imap, smtp=smtp, listener=listener,
+        outbox=_outbox(data.get("outbox"), file, base, service.data_dir, smtp is not None),
+        rate_limits=_rate_limits(data.get("rate_limits"), file),
+        tiers=_tiers(data.get("tiers"), file, service.domain),
+        sla=sla.load_policy(data.get("sla", {}), service.timezone, file),
+        rules=rules.load_rules(_rules_data(data, categories), file),
+        monitoring=monitoring.load_monitoring(data.get("monitoring", []), file),
+        raw=data,
+    )
+
+
+def _rules_data(data: dict, categories) -> dict:
+    """The parts of the file the rules module validates."""
+    out = {k: data[k] for k in ("rules", "priority_matrix", "security") if k in data}
+    if categories is not None:
+        out["categories"] = categories
+    return out

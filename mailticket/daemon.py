@@ -1,0 +1,240 @@
+"""The loop: fetch, process, check the clocks, drain the outbox; signals only set flags.
+
+SIGTERM finishes the mail in hand, commits and exits 0; SIGHUP reloads templates and rules.
+READY is told to systemd after the first successful mailbox check; WATCHDOG only while the
+loop makes progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import peewee as pw
+import schedule
+
+from . import intake, lease, outbox, pipeline
+from .errors import ConfigError, MailboxError
+from .mailbox import ImapSource, Listener
+from .sdnotify import Notifier
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = timedelta(seconds=30)
+MAX_BACKOFF = 60.0
+
+
+def make_transport(config):
+    from .transport import MaildirTransport, SmtpTransport
+    if config.smtp is not None:
+        return SmtpTransport(config.smtp)
+    return MaildirTransport(config.outbox.maildir)
+
+
+class Daemon:
+    def __init__(self, desk, *, transport=None, notifier: Notifier | None = None, worker: str | None = None,
+                 config_loader=None):
+        self.desk = desk
+        self.config = desk.config
+        self.transport = transport or make_transport(self.config)
+        self.notifier = notifier or Notifier()
+        self.worker = worker or outbox.WORKER_ID
+        self.config_loader = config_loader
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.reload_requested = threading.Event()
+        self.source = ImapSource(self.config.imap) if self.config.imap else None
+        self.listener = None
+        self.ready = False
+        self.backoff = 1.0
+        self.scheduler = schedule.Scheduler()
+        interval = max(1, int(self.config.sla.check_interval.total_seconds()))
+        self.scheduler.every(interval).seconds.do(self.check_clocks)
+
+    # ------------------------------------------------------------ life cycle
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop("SIGINT"))
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def request_stop(self, why: str) -> None:
+        log.info("%s received: finishing the mail in hand, then stopping", why)
+        self.stop.set()
+
+    def run(self) -> int:
+        if self.config.listener.enabled:
+            self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
+            self.listener.start()
+            if self.source is None:
+                self._mark_ready("listening on %s:%s" % (self.config.listener.host, self.config.listener.port))
+        try:
+            while not self.stop.is_set():
+                self.loop_once()
+        finally:
+            self.shutdown()
+        log.info("stopped")
+        return 0
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.source is not None:
+            self.source.close()
+            if self.config.database.url.startswith("postgres"):
+                try:
+                    lease.release(self.source.source, self.worker)
+                except pw.PeeweeException:
+                    pass
+
+    def _mark_ready(self, status: str) -> None:
+        if not self.ready:
+            self.ready = True
+            self.notifier.ready(status)
+            log.info("ready: %s", status)
+
+    def _store_from_listener(self, raw: bytes) -> None:
+        pipeline.store_raw(raw, source="listener", now=self.desk.clock.now())
+
+    # ------------------------------------------------------------ one turn of the loop
+
+    def loop_once(self) -> None:
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.reload()
+        try:
+            new_mail = self.cycle()
+            self.backoff = 1.0
+            self.notifier.watchdog()
+            if not new_mail and not self.stop.is_set():
+                self.wait()
+        except MailboxError as exc:
+            self._failed("mailbox", str(exc))
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            self._failed("database", f"database: {exc}".strip())
+            try:
+                self.config_db().close()
+            except Exception:
+                pass
+
+    def config_db(self):
+        from .models import database_proxy
+        return database_proxy.obj
+
+    def _failed(self, what: str, message: str) -> None:
+        log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)
+        self.notifier.status(f"{what} failing: {message} (retry in {self.backoff:.0f}s)")
+        try:
+            intake.record_error(f"last_{what}_error", message, self.desk.clock.now())
+        except pw.PeeweeException:
+            pass
+        self.stop.wait(self.backoff)
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+
+    def cycle(self) -> bool:
+        """Fetch and process, check the clocks when due, drain the outbox. True if new mail came in."""
+        got_mail = False
+        if self.source is not None and self._holds_folder():
+            if self.source.client is None:
+                self.source.connect()
+            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop)
+            got_mail = result.fetched > 0
+            self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
+        self.wake.clear()
+        done = intake.process_pending(self.desk, self.worker, stop=self.stop)
+        got_mail = got_mail or bool(done)
+        if not self.stop.is_set():
+            self.scheduler.run_pending()
+        self.drain()
+        self.notifier.status(self._status_line())
+        return got_mail
+
+    def _holds_folder(self) -> bool:
+        if not self.config.database.url.startswith("postgres"):
+            return True
+        held = lease.acquire(self.source.source, self.worker, self.desk.clock.now(), LEASE_TTL)
+        if not held and self.source.client is not None:
+            self.source.close()
+        return held
+
+    def drain(self):
+        return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
+                            on_failed=self._tell_admin_failed)
+
+    def _tell_admin_failed(self, entry) -> None:
+        if entry.kind in ("delivery_failure", "quarantine_alert"):
+            return  # never mail the admin about mail to the admin: it is in the log and in `mailticket outbox`
+        from .models import Outbox
+        from .notify import Recipient
+        now = self.desk.clock.now()
+        with Outbox._meta.database.atomic():
+            if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
+                self.desk.mailer.send("delivery_failure", to=[Recipient(self.config.service.admin_address)], now=now,
+                                      ticket=entry.ticket, reply_purpose=None,
+                                      context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
+                                               "outbox_id": entry.id})
+
+    def check_clocks(self):
+        from .escalation import run_sla_check
+        try:
+            return run_sla_check(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("SLA check failed; trying again at the next interval")
+
+    def wait(self) -> None:
+        seconds = self.config.imap.poll_interval.total_seconds() if self.config.imap else 1.0
+        next_job = self.scheduler.idle_seconds
+        if next_job is not None:
+            seconds = max(0.05, min(seconds, next_job))
+        seconds = min(seconds, self._next_outbox_in())
+        if self.source is not None and self.source.client is not None:
+            self.source.wait(seconds, self.stop, self.wake)
+        else:
+            deadline = time.monotonic() + seconds
+            while not self.stop.is_set() and not self.wake.is_set() and time.monotonic() < deadline:
+                self.wake.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _next_outbox_in(self) -> float:
+        from .models import Outbox
+        nxt = (Outbox.select(Outbox.next_attempt_at).where(Outbox.status == "queued")
+               .order_by(Outbox.next_attempt_at).first())
+        if nxt is None:
+            return 3600.0
+        return max(0.05, (nxt.next_attempt_at - self.desk.clock.now()).total_seconds())
+
+    def _status_line(self) -> str:
+        from .models import InboundMail, Outbox
+        queued = Outbox.select().where(Outbox.status == "queued").count()
+        quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
+        return f"idle; {queued} mail(s) queued to send, {quarantined} in quarantine"
+
+    # ------------------------------------------------------------ SIGHUP
+
+    def reload(self) -> None:
+        """Reload templates and rules; on a broken file keep what runs and say so."""
+        try:
+            if self.config_loader is not None:
+                new = self.config_loader()
+                self.desk.config = self.config = _with_runtime(self.config, new)
+                self.desk.mailer.config = self.config
+            self.desk.renderer.reload()
+            problems = self.desk.renderer.check()
+            if problems:
+                log.error("SIGHUP: template problems, keeping the shipped ones where broken: %s", "; ".join(problems))
+            log.info("SIGHUP: templates and rules reloaded")
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not reloaded, still running with the previous one: %s", exc)
+
+
+def _with_runtime(old, new):
+    """Rules, SLA, tiers and templates come from the new file; connections stay as they are."""
+    import dataclasses
+    return dataclasses.replace(old, rules=new.rules, sla=new.sla, tiers=new.tiers, monitoring=new.monitoring,
+                               rate_limits=new.rate_limits, raw=new.raw,
+                               service=dataclasses.replace(new.service, data_dir=old.service.data_dir))

@@ -1,0 +1,105 @@
+"""Connect to SQLite or PostgreSQL, bind the models, apply named migrations."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import peewee as pw
+from playhouse.db_url import connect as url_connect
+
+from . import models
+from .errors import ConfigError, MailticketError
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseError(MailticketError):
+    """The database cannot be reached or used."""
+
+
+def connect(url: str, *, migrate: bool = True) -> pw.Database:
+    """Open the database at ``url``, bind the models and bring the schema up to date."""
+    if url.startswith("sqlite:"):
+        database = _sqlite(url)
+    else:
+        try:
+            database = url_connect(url.replace("postgres://", "postgresql://", 1), autorollback=False)
+        except Exception as exc:  # bad scheme or options
+            raise ConfigError(f"cannot use database URL: {exc}", key="database.url") from None
+    models.database_proxy.initialize(database)
+    try:
+        database.connect(reuse_if_open=True)
+    except pw.OperationalError as exc:
+        raise DatabaseError(f"cannot open database {redact(url)}: {str(exc).strip()}") from None
+    if migrate:
+        apply_migrations(database)
+    return database
+
+
+def _sqlite(url: str) -> pw.SqliteDatabase:
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite:"):]
+    if path and path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder for {path}: {exc.strerror}") from None
+    return pw.SqliteDatabase(path or ":memory:", timeout=30, pragmas={
+        "journal_mode": "wal", "synchronous": "full", "foreign_keys": 1, "busy_timeout": 30000})
+
+
+def redact(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in cred else url
+    return url
+
+
+def is_postgres(database: pw.Database | None = None) -> bool:
+    database = database or models.database_proxy.obj
+    return isinstance(database, pw.PostgresqlDatabase)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------- migrations
+
+def _initial(database: pw.Database) -> None:
+    database.create_tables(models.ALL_MODELS, safe=True)
+
+
+MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
+    ("0001_initial", _initial),
+]
+
+
+def pending_migrations(database: pw.Database) -> list[str]:
+    if not database.table_exists("schema_migration"):
+        return [name for name, _ in MIGRATIONS]
+    done = {m.name for m in models.SchemaMigration.select()}
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def apply_migrations(database: pw.Database) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction. Safe to run concurrently
+    on PostgreSQL (an advisory lock serialises daemons starting together)."""
+    applied = []
+    with database.atomic():
+        if is_postgres(database):
+            database.execute_sql("SELECT pg_advisory_xact_lock(424242)")
+        database.create_tables([models.SchemaMigration], safe=True)
+        for name, step in MIGRATIONS:
+            if models.SchemaMigration.get_or_none(models.SchemaMigration.name == name):
+                continue
+            step(database)
+            models.SchemaMigration.create(name=name, applied_at=now_utc())
+            applied.append(name)
+            log.info("database migration %s applied", name)
+    return applied

@@ -1,0 +1,130 @@
+"""Bring mail in: fetch from the IMAP folder, commit the raw bytes, process, then move it on the server.
+
+The order is what makes it safe: raw committed → processed and its mails queued, committed →
+only then moved out of the folder. A crash anywhere repeats at most a step that changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import pipeline
+from .db import is_postgres
+from .models import InboundMail, KeyValue
+
+log = logging.getLogger(__name__)
+
+CLAIM_FOR = timedelta(minutes=10)
+
+
+@dataclass
+class CycleResult:
+    fetched: int = 0
+    outcomes: list = field(default_factory=list)
+    moved: int = 0
+
+
+def store_batch(mails, source: str, now: datetime) -> None:
+    """Commit a batch of fetched mails at once (group commit); each (UIDVALIDITY, UID) once."""
+    if not mails:
+        return
+    db = InboundMail._meta.database
+    with db.atomic():
+        for m in mails:
+            InboundMail.insert(source=source, uidvalidity=m.uidvalidity, uid=m.uid, raw=m.raw, size=len(m.raw),
+                               received_at=now).on_conflict_ignore().execute()
+
+
+def claim_pending(worker: str, now: datetime, limit: int = 500) -> list[InboundMail]:
+    """Stored mails waiting to be processed; with several daemons, each mail goes to one."""
+    db = InboundMail._meta.database
+    q = (InboundMail.select(InboundMail.id)
+         .where(InboundMail.state == "received",
+                InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now))
+         .order_by(InboundMail.id).limit(limit))
+    with db.atomic():
+        if is_postgres(db):
+            q = q.for_update("FOR UPDATE SKIP LOCKED")
+        ids = [r.id for r in q]
+        if not ids:
+            return []
+        InboundMail.update(claimed_by=worker, claimed_until=now + CLAIM_FOR,
+                           attempts=InboundMail.attempts + 1).where(InboundMail.id.in_(ids)).execute()
+    return list(InboundMail.select().where(InboundMail.id.in_(ids), InboundMail.claimed_by == worker)
+                .order_by(InboundMail.id))
+
+
+def process_pending(desk, worker: str, *, stop=None, limit: int = 500) -> list:
+    outcomes = []
+    while True:
+        rows = claim_pending(worker, desk.clock.now(), limit)
+        if not rows:
+            return outcomes
+        for row in rows:
+            if stop is not None and stop.is_set():
+                # give the rest back at once, so a restart (or another daemon) takes them without waiting
+                InboundMail.update(claimed_by=None, claimed_until=None).where(
+                    InboundMail.claimed_by == worker, InboundMail.state == "received").execute()
+                return outcomes
+            outcomes.append((row, pipeline.process_one(desk, row)))
+
+
+def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
+    """One look at the folder: fetch what is new, store, process, move what is finished."""
+    result = CycleResult()
+    cfg = source.cfg
+    uids = source.list_uids()
+    known = _stored_uids(source.source, source.uidvalidity, uids)
+    new = [u for u in uids if u not in known]
+    for i in range(0, len(new), cfg.batch_size):
+        if stop is not None and stop.is_set():
+            break
+        fetched = source.fetch(new[i:i + cfg.batch_size])
+        store_batch(fetched, source.source, desk.clock.now())
+        result.fetched += len(fetched)
+        result.outcomes += process_pending(desk, worker, stop=stop)
+        result.moved += move_finished(source, uids)
+    result.outcomes += process_pending(desk, worker, stop=stop)
+    result.moved += move_finished(source, uids)
+    mark_fetch_ok(desk.clock.now())
+    return result
+
+
+def _stored_uids(source: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    known = set()
+    for i in range(0, len(uids), 900):
+        chunk = uids[i:i + 900]
+        known |= {r.uid for r in InboundMail.select(InboundMail.uid).where(
+            InboundMail.source == source, InboundMail.uidvalidity == uidvalidity, InboundMail.uid.in_(chunk))}
+    return known
+
+
+def move_finished(source, uids_in_folder: list[int]) -> int:
+    """Move every finished mail still in the folder: quarantined ones to the quarantine folder."""
+    cfg, moved = source.cfg, 0
+    rows = []
+    for i in range(0, len(uids_in_folder), 900):
+        chunk = uids_in_folder[i:i + 900]
+        rows += list(InboundMail.select(InboundMail.id, InboundMail.uid, InboundMail.state).where(
+            InboundMail.source == source.source, InboundMail.uidvalidity == source.uidvalidity,
+            InboundMail.uid.in_(chunk), InboundMail.state != "received", InboundMail.moved == False))  # noqa: E712
+    for folder, states in ((cfg.quarantine_folder, {"quarantined"}),
+                           (cfg.processed_folder, {"processed", "duplicate", "dropped"})):
+        batch = [r for r in rows if r.state in states]
+        if batch:
+            source.move([r.uid for r in batch], folder)
+            InboundMail.update(moved=True).where(InboundMail.id.in_([r.id for r in batch])).execute()
+            moved += len(batch)
+    return moved
+
+
+def mark_fetch_ok(now: datetime) -> None:
+    KeyValue.insert(key="last_fetch_ok", value=now.isoformat(), at=now).on_conflict(
+        conflict_target=[KeyValue.key], update={KeyValue.value: now.isoformat(), KeyValue.at: now}).execute()
+
+
+def record_error(key: str, message: str, now: datetime) -> None:
+    KeyValue.insert(key=key, value=message[:2000], at=now).on_conflict(
+        conflict_target=[KeyValue.key], update={KeyValue.value: message[:2000], KeyValue.at: now}).execute()

@@ -1,0 +1,219 @@
+"""The peewee models. Bound to a database at run time by ``db.connect`` (huey's way)."""
+
+from __future__ import annotations
+
+import json
+
+import peewee as pw
+
+database_proxy = pw.DatabaseProxy()
+
+
+class JSONField(pw.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class AwareDateTimeField(pw.DateTimeField):
+    """Stored as naive UTC text/timestamp, returned as aware UTC datetimes."""
+
+    def db_value(self, value):
+        if value is not None and value.tzinfo is not None:
+            from datetime import timezone
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if value is not None and hasattr(value, "tzinfo") and value.tzinfo is None:
+            from datetime import timezone
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Ticket(BaseModel):
+    """A ticket; its id is the number shown in tags like [SD#42]."""
+
+    type = pw.CharField(default="incident")
+    status = pw.CharField(default="new", index=True)
+    tier = pw.IntegerField(default=1)
+    priority = pw.CharField(default="P3")
+    impact = pw.CharField(default="medium")
+    urgency = pw.CharField(default="medium")
+    category = pw.CharField(default="general")
+    subject = pw.TextField(default="")
+    description = pw.TextField(default="")
+    requester_name = pw.CharField(default="")
+    requester_address = pw.CharField(index=True)
+    assignee = pw.CharField(null=True)
+    decided_by = pw.CharField(null=True)          # the rule that set type/category/priority
+    security = pw.BooleanField(default=False)
+    alert_key = pw.CharField(null=True, index=True)  # monitoring host/service
+    linked_to = pw.IntegerField(null=True)
+    created_at = AwareDateTimeField()
+    updated_at = AwareDateTimeField()
+    first_response_at = AwareDateTimeField(null=True)
+    first_response_due = AwareDateTimeField(null=True)
+    resolution_due = AwareDateTimeField(null=True)
+    # the two SLA clocks (mailticket.sla.Clock), stored field by field; targets come from the priority
+    response_started_at = AwareDateTimeField(null=True)
+    response_paused_seconds = pw.FloatField(default=0)
+    response_paused_since = AwareDateTimeField(null=True)
+    response_stopped_at = AwareDateTimeField(null=True)
+    resolution_started_at = AwareDateTimeField(null=True)
+    resolution_paused_seconds = pw.FloatField(default=0)
+    resolution_paused_since = AwareDateTimeField(null=True)
+    resolution_stopped_at = AwareDateTimeField(null=True)
+    tier_since = AwareDateTimeField(null=True)
+    resolved_at = AwareDateTimeField(null=True)
+    closed_at = AwareDateTimeField(null=True)
+    breach_report_deadline = AwareDateTimeField(null=True)
+    next_check_at = AwareDateTimeField(null=True, index=True)  # earliest moment the SLA scan must look
+    thread_root = pw.CharField(null=True)          # the requester's first Message-ID
+
+    class Meta:
+        indexes = ((("status", "next_check_at"), False),)
+
+
+class Participant(BaseModel):
+    ticket = pw.ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
+    address = pw.CharField()
+    name = pw.CharField(default="")
+    role = pw.CharField(default="cc")  # requester | cc
+
+    class Meta:
+        indexes = ((("ticket", "address"), True),)
+
+
+class InboundMail(BaseModel):
+    """Every raw mail as it arrived, committed before anything else happens to it."""
+
+    source = pw.CharField()                 # "imap:INBOX", "listener"
+    uidvalidity = pw.BigIntegerField(null=True)
+    uid = pw.BigIntegerField(null=True)
+    message_id = pw.CharField(null=True, index=True)
+    raw = pw.BlobField()
+    size = pw.IntegerField(default=0)
+    received_at = AwareDateTimeField()
+    state = pw.CharField(default="received", index=True)  # received|processed|duplicate|dropped|quarantined
+    reason = pw.TextField(null=True)
+    ticket = pw.ForeignKeyField(Ticket, null=True, backref="inbound", on_delete="SET NULL")
+    processed_at = AwareDateTimeField(null=True)
+    moved = pw.BooleanField(default=False)  # moved out of the IMAP folder
+    claimed_by = pw.CharField(null=True)
+    claimed_until = AwareDateTimeField(null=True)
+    attempts = pw.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("source", "uidvalidity", "uid"), True),)
+
+
+class MessageRef(BaseModel):
+    """Every Message-ID we stored or sent, for threading and for dropping our own mail."""
+
+    message_id = pw.CharField(unique=True)
+    ticket = pw.ForeignKeyField(Ticket, backref="refs", on_delete="CASCADE")
+    direction = pw.CharField()  # in | out
+    at = AwareDateTimeField()
+
+
+class Event(BaseModel):
+    """The ticket's history: every message and every decision, with actor and time."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    at = AwareDateTimeField()
+    actor = pw.CharField(default="system")
+    kind = pw.CharField()
+    text = pw.TextField(default="")
+    data = JSONField(null=True)
+    inbound = pw.ForeignKeyField(InboundMail, null=True, on_delete="SET NULL")
+
+    class Meta:
+        indexes = ((("ticket", "at"), False),)
+
+
+class Attachment(BaseModel):
+    inbound = pw.ForeignKeyField(InboundMail, backref="attachments", on_delete="CASCADE")
+    ticket = pw.ForeignKeyField(Ticket, null=True, backref="attachments", on_delete="SET NULL")
+    filename = pw.CharField()
+    content_type = pw.CharField()
+    size = pw.IntegerField()
+    path = pw.CharField()      # relative to data_dir, generated, never from the mail
+    content_id = pw.CharField(null=True)
+    inline = pw.BooleanField(default=False)
+
+
+class Outbox(BaseModel):
+    """Outgoing mail, queued in the same transaction as the ticket change that caused it."""
+
+    ticket = pw.ForeignKeyField(Ticket, null=True, backref="outbox", on_delete="SET NULL")
+    kind = pw.CharField()                      # the template name
+    message_id = pw.CharField(unique=True)
+    mail_from = pw.CharField()                 # envelope sender (signed return path)
+    recipients = JSONField()
+    rcpt_key = pw.CharField(index=True)        # first recipient, lowercased, for rate limits
+    automatic = pw.BooleanField(default=True)  # counts against the rate limits
+    raw = pw.BlobField()
+    created_at = AwareDateTimeField()
+    status = pw.CharField(default="queued", index=True)  # queued | sent | failed | suppressed
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = AwareDateTimeField(index=True)
+    last_error = pw.TextField(null=True)
+    sent_at = AwareDateTimeField(null=True)
+    claimed_by = pw.CharField(null=True)
+    claimed_until = AwareDateTimeField(null=True)
+    admin_told = pw.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("rcpt_key", "created_at"), False), (("status", "next_attempt_at"), False))
+
+
+class SlaMark(BaseModel):
+    """Each warning, escalation and auto-close happens once, also across restarts."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="marks", on_delete="CASCADE")
+    key = pw.CharField()
+    at = AwareDateTimeField()
+
+    class Meta:
+        indexes = ((("ticket", "key"), True),)
+
+
+class FolderState(BaseModel):
+    source = pw.CharField(primary_key=True)
+    uidvalidity = pw.BigIntegerField(null=True)
+    last_uid = pw.BigIntegerField(default=0)
+
+
+class KeyValue(BaseModel):
+    """Small facts the health check reads: last successful fetch, last error, ..."""
+
+    key = pw.CharField(primary_key=True)
+    value = pw.TextField(null=True)
+    at = AwareDateTimeField(null=True)
+
+
+class Lease(BaseModel):
+    """Who may read the IMAP folder now, when several daemons share one database."""
+
+    name = pw.CharField(primary_key=True)
+    holder = pw.CharField()
+    expires_at = AwareDateTimeField()
+
+
+class SchemaMigration(BaseModel):
+    name = pw.CharField(primary_key=True)
+    applied_at = AwareDateTimeField()
+
+
+ALL_MODELS = [Ticket, Participant, InboundMail, MessageRef, Event, Attachment, Outbox, SlaMark,
+              FolderState, KeyValue, Lease, SchemaMigration]

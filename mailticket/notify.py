@@ -1,0 +1,207 @@
+"""Turn a rendered template into a mail with the right headers, and queue it.
+
+Headers every mail carries: a fresh Message-ID on the service's domain (stored, so replies
+thread), In-Reply-To/References that keep the recipient's thread, the ticket tag in the
+subject, Auto-Submitted, X-Auto-Response-Suppress, our loop marker, the signed reply address
+as Reply-To, and a signed return path that matches a bounce to its outbox entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address as HAddress
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from . import outbox
+from .models import Event, MessageRef, Outbox, Ticket
+
+log = logging.getLogger(__name__)
+
+LOOP_HEADER = "X-Mailticket-Loop"
+TICKET_HEADER = "X-Mailticket-Ticket"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def clean_header(value: str | None, limit: int = 900) -> str:
+    """No CR, LF, NUL or other control character from a mail can add or break a header."""
+    return _CONTROL.sub(" ", value or "").strip()[:limit]
+
+
+def mailbox(name: str | None, address: str) -> HAddress | str:
+    """A display name + address that can never inject a header."""
+    name = clean_header(name, 200).replace('"', "'")
+    try:
+        return HAddress(display_name=name, addr_spec=address)
+    except (ValueError, IndexError, TypeError):
+        return clean_header(address, 300)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    name: str = ""
+
+
+class BounceSigner:
+    """Signed return paths ``support+b.<id>.<mac>@domain`` whose id names an outbox Message-ID."""
+
+    def __init__(self, secret: bytes, service_address: str):
+        self.key = hashlib.sha256(b"bounce:" + secret).digest()
+        self.local, _, self.domain = service_address.partition("@")
+
+    def _mac(self, ident: str) -> str:
+        digest = hmac.new(self.key, ident.encode(), hashlib.sha256).digest()[:10]  # 80 bits
+        return base64.b32encode(digest).decode().lower().rstrip("=")
+
+    def return_path(self, ident: str) -> str:
+        return f"{self.local}+b.{ident}.{self._mac(ident)}@{self.domain}"
+
+    def message_id_for(self, token: str) -> str | None:
+        """The Message-ID a bounce token stands for, or None when it is not ours."""
+        m = re.fullmatch(r"b\.([0-9a-f]{20})\.([a-z2-7]{16})", token or "")
+        if not m or not hmac.compare_digest(self._mac(m.group(1)), m.group(2)):
+            return None
+        return f"mt.{m.group(1)}@{self.domain}"
+
+
+class Mailer:
+    """Composes and queues every mail mailticket sends. Call inside the ticket's transaction."""
+
+    def __init__(self, config, renderer, signer, bounce_signer: BounceSigner):
+        self.config, self.renderer, self.signer, self.bounces = config, renderer, signer, bounce_signer
+        self.silent = False  # `mailticket import`: record everything, mail nobody
+
+    # -------------------------------------------------------------- public
+
+    def send(self, kind: str, *, to: list[Recipient], now: datetime, ticket: Ticket | None = None,
+             context: dict | None = None, locale: str | None = None, reply_purpose: str | None = "reply",
+             in_reply_to: str | None = None, auto_submitted: str = "auto-generated", from_name: str | None = None,
+             automatic: bool = False, rate_limited: bool = False, cc: list[Recipient] = (),
+             attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = ()) -> Outbox | None:
+        """Render ``kind`` and queue it. Returns None when the rate limit held it back (recorded)."""
+        to = [r for r in to if r.address]
+        if not to or self.silent:
+            return None
+        if rate_limited:
+            verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits)
+            if not verdict.allowed:
+                log.warning("%s to %s not sent: rate limit: %s", kind, to[0].address, verdict.reason)
+                if ticket is not None:
+                    Event.create(ticket=ticket, at=now, kind="suppressed",
+                                 text=f"{kind} to {to[0].address} not sent: {verdict.reason}")
+                return None
+        ctx = self.base_context(ticket, now)
+        ctx.update(context or {})
+        rendered = self.renderer.render(kind, locale or self.config.service.locale, ctx)
+        msg = self.compose(rendered, to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose,
+                           in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name,
+                           attachments=attachments, alternatives=alternatives)
+        ident = msg["Message-ID"].strip("<>").split("@")[0].removeprefix("mt.")
+        entry = outbox.enqueue(msg, kind=kind, mail_from=self.bounces.return_path(ident),
+                               recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
+                               automatic=automatic)
+        if ticket is not None:
+            MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", at=now)
+        return entry
+
+    def base_context(self, ticket: Ticket | None, now: datetime) -> dict:
+        svc = self.config.service
+        ctx = {"service": {"name": svc.name, "address": svc.address, "tag_prefix": svc.tag_prefix},
+               "timezone": svc.timezone, "now": now, "ticket": None}
+        if ticket is not None:
+            ctx["ticket"] = ticket_context(ticket, self.config)
+        return ctx
+
+    # -------------------------------------------------------------- composing
+
+    def compose(self, rendered, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
+                from_name=None, attachments=(), alternatives=()) -> EmailMessage:
+        svc = self.config.service
+        msg = EmailMessage()
+        display = f"{from_name} via {svc.name}" if from_name else svc.name
+        msg["From"] = mailbox(display, svc.address)
+        msg["To"] = [mailbox(r.name, r.address) for r in to]
+        if cc:
+            msg["Cc"] = [mailbox(r.name, r.address) for r in cc]
+        msg["Subject"] = clean_header(rendered.subject, 500) or "(no subject)"
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = f"<mt.{secrets.token_hex(10)}@{svc.domain}>"
+        refs = self.references(ticket, in_reply_to)
+        if in_reply_to:
+            msg["In-Reply-To"] = f"<{in_reply_to}>"
+        if refs:
+            msg["References"] = " ".join(f"<{r}>" for r in refs)
+        if ticket is not None and reply_purpose:
+            token = self.signer.make(ticket.id, reply_purpose, now + svc.token_lifetime)
+            msg["Reply-To"] = mailbox(svc.name, _plus(svc.address, token))
+        msg["Auto-Submitted"] = auto_submitted
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["Precedence"] = "bulk" if auto_submitted != "no" else "list"
+        msg[LOOP_HEADER] = svc.address
+        if ticket is not None:
+            msg[TICKET_HEADER] = str(ticket.id)
+        msg.set_content(rendered.text)
+        if rendered.html:
+            msg.add_alternative(rendered.html, subtype="html")
+        for ctype, data in alternatives:
+            maintype, _, rest = ctype.partition("/")
+            subtype, _, params = rest.partition(";")
+            msg.add_alternative(data, maintype=maintype, subtype=subtype.strip(),
+                                params=_params(params))
+        for filename, ctype, data in attachments:
+            maintype, _, subtype = ctype.partition("/")
+            msg.add_attachment(data, maintype=maintype, subtype=subtype.split(";")[0], filename=filename)
+        return msg
+
+    def references(self, ticket: Ticket | None, in_reply_to: str | None) -> list[str]:
+        """The thread so far: the requester's first mail, then the latest ids, then the parent."""
+        if ticket is None:
+            return [in_reply_to] if in_reply_to else []
+        recent = [r.message_id for r in MessageRef.select(MessageRef.message_id)
+                  .where(MessageRef.ticket == ticket).order_by(MessageRef.at.desc(), MessageRef.id.desc())
+                  .limit(10)]
+        chain = ([ticket.thread_root] if ticket.thread_root else []) + list(reversed(recent))
+        if in_reply_to:
+            chain.append(in_reply_to)
+        seen, out = set(), []
+        for ident in chain:
+            if ident and ident not in seen:
+                seen.add(ident)
+                out.append(ident)
+        return out[-20:]
+
+
+def _params(text: str) -> dict:
+    out = {}
+    for part in text.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k:
+            out[k.strip()] = v.strip().strip('"')
+    return out
+
+
+def _plus(address: str, token: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def ticket_context(ticket: Ticket, config) -> dict:
+    tier = config.tiers.get(ticket.tier)
+    return {
+        "number": ticket.id, "tag": f"[{config.service.tag_prefix}#{ticket.id}]", "subject": ticket.subject,
+        "status": ticket.status, "priority": ticket.priority, "type": ticket.type, "category": ticket.category,
+        "impact": ticket.impact, "urgency": ticket.urgency, "tier": ticket.tier,
+        "tier_name": tier.name if tier else f"Tier {ticket.tier}", "requester_name": ticket.requester_name,
+        "requester_address": ticket.requester_address, "assignee": ticket.assignee,
+        "created_at": ticket.created_at, "first_response_due": ticket.first_response_due,
+        "resolution_due": ticket.resolution_due, "description": ticket.description,
+        "breach_report_deadline": ticket.breach_report_deadline,
+    }

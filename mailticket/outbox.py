@@ -1,0 +1,165 @@
+"""The outbox: mail is queued in the ticket's transaction and drained by a sender with back-off.
+
+A temporary failure (4xx, refused connection, timeout) is retried with exponential back-off
+and jitter; a permanent one (5xx) stops at once. Both end visible in ``mailticket outbox``
+and the admin is told. A crash between sending and recording may send one duplicate at
+most, and that duplicate has the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import peewee as pw
+
+from .config import OutboxConfig, RateLimits
+from .db import is_postgres
+from .errors import PermanentDeliveryError, TemporaryDeliveryError
+from .models import Outbox
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+CLAIM_FOR = timedelta(minutes=5)
+
+
+def enqueue(msg: EmailMessage, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
+            ticket=None, automatic: bool = True) -> Outbox:
+    """Queue one mail; call inside the transaction of the change that caused it."""
+    raw = msg.as_bytes()
+    return Outbox.create(
+        ticket=ticket, kind=kind, message_id=msg["Message-ID"].strip("<>"), mail_from=mail_from,
+        recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw,
+        created_at=now, next_attempt_at=now)
+
+
+@dataclass(frozen=True)
+class RateVerdict:
+    allowed: bool
+    reason: str = ""
+
+
+def check_rate(recipient: str, ticket_id: int | None, now: datetime, limits: RateLimits) -> RateVerdict:
+    """May one more automatic mail go to ``recipient`` now? Counts what was queued, sent or not."""
+    rcpt = recipient.lower()
+    auto = Outbox.select().where(Outbox.automatic == True)  # noqa: E712
+    day = now - timedelta(days=1)
+    if ticket_id is not None:
+        n = auto.where(Outbox.rcpt_key == rcpt, Outbox.ticket == ticket_id, Outbox.created_at > day).count()
+        if n >= limits.per_ticket:
+            return RateVerdict(False, f"{n} automatic mails to {rcpt} about ticket {ticket_id} in 24h "
+                                      f"(rate_limits.per_ticket = {limits.per_ticket})")
+    n = auto.where(Outbox.rcpt_key == rcpt, Outbox.created_at > day).count()
+    if n >= limits.per_sender_day:
+        return RateVerdict(False, f"{n} automatic mails to {rcpt} in 24h (rate_limits.per_sender_day = "
+                                  f"{limits.per_sender_day})")
+    n = auto.where(Outbox.created_at > now - timedelta(minutes=10)).count()
+    if n >= limits.global_10min:
+        return RateVerdict(False, f"{n} automatic mails in 10 minutes (rate_limits.global_10min = "
+                                  f"{limits.global_10min})")
+    return RateVerdict(True)
+
+
+def backoff(attempts: int, cfg: OutboxConfig, rng: random.Random = random) -> timedelta:
+    """Exponential back-off with full jitter in its upper half, capped at ``retry_max``."""
+    base = cfg.retry_base.total_seconds() * (2 ** max(0, attempts - 1))
+    capped = min(base, cfg.retry_max.total_seconds())
+    return timedelta(seconds=capped / 2 + rng.random() * capped / 2)
+
+
+def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[Outbox]:
+    """Take up to ``limit`` due entries for this worker; another daemon never gets the same ones."""
+    db = Outbox._meta.database
+    due = (Outbox.select(Outbox.id)
+           .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
+                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
+    with db.atomic():
+        if is_postgres(db):
+            due = due.for_update("FOR UPDATE SKIP LOCKED")
+        ids = [row.id for row in due]
+        if not ids:
+            return []
+        Outbox.update(claimed_by=worker, claimed_until=now + CLAIM_FOR).where(Outbox.id.in_(ids)).execute()
+    return list(Outbox.select().where(Outbox.id.in_(ids), Outbox.claimed_by == worker).order_by(Outbox.id))
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    retried: int = 0
+    failed: list = None
+
+    def __post_init__(self):
+        self.failed = self.failed or []
+
+
+def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
+          on_failed=None) -> DrainResult:
+    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good."""
+    result = DrainResult()
+    for entry in claim_due(now, limit, worker):
+        try:
+            transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
+        except TemporaryDeliveryError as exc:
+            _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
+        except PermanentDeliveryError as exc:
+            _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
+        else:
+            Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
+                          claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
+            result.sent += 1
+            log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
+                     ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+    return result
+
+
+def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):
+    attempts = entry.attempts + 1
+    final = permanent or attempts >= cfg.max_attempts
+    fields = dict(attempts=attempts, last_error=error[:2000], claimed_by=None, claimed_until=None)
+    if final:
+        fields["status"] = "failed"
+    else:
+        fields["next_attempt_at"] = now + backoff(attempts, cfg)
+    Outbox.update(**fields).where(Outbox.id == entry.id).execute()
+    if final:
+        log.error("outbox %s failed for good after %d attempt(s): %s to %s: %s", entry.id, attempts,
+                  entry.kind, ", ".join(entry.recipients), error)
+        result.failed.append(entry.id)
+        if on_failed:
+            on_failed(Outbox.get_by_id(entry.id))
+    else:
+        log.warning("outbox %s attempt %d failed, retrying at %s: %s", entry.id, attempts,
+                    fields["next_attempt_at"].isoformat(timespec="seconds"), error)
+        result.retried += 1
+
+
+def retry(selector: str, now: datetime) -> int:
+    """``mailticket outbox --retry ID|all``: put failed (or waiting) entries back in the queue now."""
+    q = Outbox.update(status="queued", next_attempt_at=now, claimed_by=None, claimed_until=None,
+                      attempts=0, admin_told=False)
+    if selector == "all":
+        return q.where(Outbox.status.in_(["failed", "queued"])).execute()
+    try:
+        ident = int(selector)
+    except ValueError:
+        raise ValueError(f"{selector!r} is neither an outbox id nor 'all'") from None
+    n = q.where(Outbox.id == ident, Outbox.status.in_(["failed", "queued"])).execute()
+    if not n:
+        raise LookupError(f"outbox entry {ident} does not exist or was already sent")
+    return n
+
+
+def oldest_queued_age(now: datetime) -> timedelta | None:
+    row = Outbox.select(pw.fn.MIN(Outbox.created_at)).where(Outbox.status == "queued").scalar()
+    if row is None:
+        return None
+    from .models import AwareDateTimeField
+    return now - AwareDateTimeField().python_value(row)

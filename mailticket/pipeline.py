@@ -1,0 +1,260 @@
+"""One mail, one transaction: orchestration only.
+
+The raw mail is already committed (``store_raw``). ``process_one`` parses, classifies,
+correlates and applies it, queueing every mail it causes, in one transaction; any error
+rolls that back and quarantines the one mail with its reason, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee as pw
+
+from . import tickets
+from .attachments import store_attachment
+from .authres import strip_internal_headers
+from .bounces import parse_bounce
+from .classify import classify
+from .correlate import find_ticket, reopen_decision
+from .errors import QuarantineError
+from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
+from .notify import LOOP_HEADER, Recipient
+from .parse import parse_mail
+from .quotes import split_reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str                  # processed | duplicate | dropped | quarantined
+    ticket: int | None = None
+    reason: str = ""
+
+
+def store_raw(raw: bytes, *, source: str, now: datetime, uidvalidity: int | None = None,
+              uid: int | None = None) -> InboundMail:
+    """Commit the raw mail before anything else. The same (source, UIDVALIDITY, UID) is stored once."""
+    db = InboundMail._meta.database
+    with db.atomic():
+        if uid is not None:
+            row = InboundMail.get_or_none(InboundMail.source == source, InboundMail.uidvalidity == uidvalidity,
+                                          InboundMail.uid == uid)
+            if row is not None:
+                return row
+        return InboundMail.create(source=source, uidvalidity=uidvalidity, uid=uid, raw=raw, size=len(raw),
+                                  received_at=now)
+
+
+def process_one(desk, row: InboundMail) -> Outcome:
+    """Process one stored mail; never raises for a problem of the mail itself."""
+    db = InboundMail._meta.database
+    now = desk.clock.now()
+    try:
+        with db.atomic():
+            outcome = _process(desk, row, now)
+            _finish(row, outcome, now)
+    except (pw.OperationalError, pw.InterfaceError):
+        raise  # the database itself failed: the daemon retries the mail later
+    except QuarantineError as exc:
+        outcome = quarantine(desk, row, str(exc), now)
+    except Exception as exc:  # a bug or an input nobody foresaw: keep the mail, tell the admin, go on
+        log.exception("mail %s (UID %s) failed", row.message_id or f"#{row.id}", row.uid)
+        outcome = quarantine(desk, row, f"internal error: {type(exc).__name__}: {exc}", now)
+    _log_outcome(row, outcome)
+    return outcome
+
+
+def _log_outcome(row, outcome):
+    what = f"mail <{row.message_id}>" if row.message_id else f"stored mail {row.id}"
+    uid = f" (UID {row.uid})" if row.uid is not None else ""
+    ticket = f" ticket {outcome.ticket}" if outcome.ticket else ""
+    log.info("%s%s: %s%s%s", what, uid, outcome.state, ticket, f": {outcome.reason}" if outcome.reason else "")
+
+
+def _finish(row, outcome, now):
+    InboundMail.update(state=outcome.state, reason=outcome.reason or None, ticket=outcome.ticket,
+                       processed_at=now, message_id=row.message_id, claimed_by=None).where(
+        InboundMail.id == row.id).execute()
+
+
+def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
+    """Mark the mail quarantined and tell the admin, in a transaction of its own."""
+    db = InboundMail._meta.database
+    with db.atomic():
+        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
+            InboundMail.id == row.id).execute()
+        desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
+                         context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
+                                  "sender": _header(row, "From"), "subject": _header(row, "Subject"),
+                                  "quarantine_id": row.id}, reply_purpose=None, automatic=True,
+                         rate_limited=True)
+    log.error("mail %s (UID %s) quarantined: %s", row.message_id or f"#{row.id}", row.uid, reason)
+    return Outcome("quarantined", None, reason)
+
+
+def _header(row, name):
+    from email.parser import BytesHeaderParser
+    try:
+        value = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
+        return str(value)[:300]
+    except Exception:
+        return ""
+
+
+# ---------------------------------------------------------------- the decisions
+
+def _process(desk, row, now) -> Outcome:
+    cfg = desk.config
+    parsed = parse_mail(bytes(row.raw))
+    row.message_id = parsed.message_id[:250]
+    stripped = strip_internal_headers(parsed.message)
+    if stripped:
+        log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
+                    ", ".join(stripped))
+    ref = MessageRef.get_or_none(MessageRef.message_id == row.message_id)
+    if ref is not None and ref.direction == "out":
+        return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
+    if ref is not None:
+        return Outcome("duplicate", ref.ticket_id, f"already processed (ticket {ref.ticket_id})")
+    verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
+    if verdict.kind == "loop":
+        return Outcome("dropped", None, f"loop: {verdict.reason}")
+    if verdict.kind == "bounce":
+        return _bounce(desk, row, parsed, verdict, now)
+    claims = _token_claims(desk, parsed, now)
+    match = find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims)
+    if verdict.kind == "auto_reply":
+        if match.ticket is None:
+            return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
+        tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
+        return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
+    sender = parsed.sender
+    if not sender.address:
+        raise QuarantineError("no usable sender address in From")
+    agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
+    if match.ticket is not None and agent_tier is not None:
+        from .agentmail import handle_agent_mail
+        ticket = handle_agent_mail(desk, match, parsed, now, row)
+        return Outcome("processed", ticket.id)
+    if match.ticket is not None:
+        return _followup(desk, row, parsed, verdict, match, now)
+    return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _token_claims(desk, parsed, now) -> list:
+    from .tokens import token_from_addresses
+    addresses = [a.address for a in (*parsed.to, *parsed.cc)] + list(parsed.delivered_to)
+    claims = []
+    for token in token_from_addresses(desk.config.service.address, addresses):
+        claim = desk.signer.verify(token, now)
+        if claim is not None:
+            claims.append(claim)
+    return claims
+
+
+def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
+    cfg, ticket = desk.config, match.ticket
+    addr = parsed.sender.address
+    known = addr == ticket.requester_address or ticket.participants.where(
+        tickets.Participant.address == addr).exists()
+    new_text = split_reply(parsed.text).new
+    if match.tag_only and not known:
+        # a tag alone does not let a stranger into a ticket: a new ticket, linked to the old one
+        return _new(desk, row, parsed, verdict, None, now, linked_to=ticket)
+    decision = reopen_decision(ticket, now, cfg.service.reopen_window)
+    if decision == "new-linked":
+        return _new(desk, row, parsed, verdict, None, now, linked_to=ticket,
+                    note=f"closed more than {cfg.service.reopen_window} ago")
+    if verdict.kind != "human":
+        tickets.record_auto_reply(ticket, parsed, verdict, now, row)
+        return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
+    if not known:
+        tickets.add_participant(ticket, addr, parsed.sender.name)
+    tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
+                               author=(parsed.sender.name, addr), now=now, inbound=row)
+    _store_attachments(desk, row, parsed, ticket)
+    return Outcome("processed", ticket.id, f"threaded by {match.how}")
+
+
+def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -> Outcome:
+    cfg = desk.config
+    from .monitoring import match_alert
+    alert = match_alert(cfg.monitoring, parsed.sender.address, parsed.subject, parsed.text)
+    if alert is not None:
+        from .alerts import handle_alert
+        ticket, reason = handle_alert(desk, alert, parsed, now, row)
+        return Outcome("processed", ticket.id if ticket else None, reason)
+    requester = (parsed.sender.name, parsed.sender.address)
+    body = parsed.text
+    if agent_tier is not None:
+        from .forwarded import original_sender
+        original = original_sender(parsed.message, parsed.text)
+        if original is not None and original[1]:
+            requester = original
+            note = f"forwarded by agent {parsed.sender.address}"
+    ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
+    decision = cfg.rules_decide(requester[1], parsed.subject, body)
+    ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
+                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body)
+    if note:
+        tickets.event(ticket, now, "note", note)
+    _store_attachments(desk, row, parsed, ticket)
+    return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else ""))
+
+
+def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
+    if not verdict.may_acknowledge:
+        return False, f"no acknowledgement: {verdict.reason or 'the sender asked for no automatic answers'}"
+    if parsed.date is not None and now - parsed.date > cfg.service.ack_max_age:
+        return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
+    if tickets._is_ours(cfg, address):
+        return False, "no acknowledgement: the requester is one of our own addresses"
+    return True, ""
+
+
+def _store_attachments(desk, row, parsed, ticket) -> None:
+    for att in parsed.attachments:
+        path = store_attachment(desk.data_dir, att)
+        Attachment.create(inbound=row, ticket=ticket, filename=att.filename[:250], content_type=att.content_type[:120],
+                          size=len(att.data), path=path, content_id=att.content_id, inline=att.inline)
+
+
+def _bounce(desk, row, parsed, verdict, now) -> Outcome:
+    """A bounce of our own mail is recorded on its ticket as a delivery failure; the admin is told once."""
+    bounce = parse_bounce(parsed.message)
+    entry = None
+    if bounce is not None and bounce.return_path_token:
+        mid = desk.mailer.bounces.message_id_for(bounce.return_path_token)
+        entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+    if entry is None and bounce is not None and bounce.original_message_id:
+        entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
+    if entry is None:
+        for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+            local = a.partition("@")[0]
+            if "+" in local:
+                mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
+                entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+                if entry:
+                    break
+    if entry is None:
+        return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
+    recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
+    detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
+    if entry.ticket_id:
+        tickets.event(entry.ticket, now, "delivery_failure",
+                      f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
+                      inbound=row, outbox=entry.id)
+    if not entry.admin_told and entry.kind not in ("delivery_failure", "quarantine_alert"):
+        Outbox.update(admin_told=True).where(Outbox.id == entry.id).execute()
+        desk.mailer.send("delivery_failure", to=[Recipient(desk.config.service.admin_address)], now=now,
+                         ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
+                                                       "outbox_id": entry.id}, reply_purpose=None)
+    return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def pending(limit: int = 500) -> list[InboundMail]:
+    return list(InboundMail.select().where(InboundMail.state == "received").order_by(InboundMail.id).limit(limit))

@@ -1,0 +1,126 @@
+"""Hand a finished mail to the world: an SMTP server (TLS verified, no plaintext fall-back) or a maildir."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from .config import SmtpConfig
+from .errors import PermanentDeliveryError, TemporaryDeliveryError
+from .oauth2 import TokenSource
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Certificates and host names are always verified; ``ca_file`` adds a private CA."""
+    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class SmtpTransport:
+    """Delivers over SMTP; raises Temporary/PermanentDeliveryError so the outbox knows to retry or stop."""
+
+    def __init__(self, cfg: SmtpConfig):
+        self.cfg = cfg
+        self.tokens = TokenSource(cfg.credentials.oauth2_token_command) if cfg.credentials.auth == "oauth2" else None
+
+    def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
+        try:
+            with self._connect() as smtp:
+                self._login(smtp)
+                refused = smtp.sendmail(mail_from, recipients, raw)
+        except smtplib.SMTPResponseException as exc:
+            raise _classify(exc.smtp_code, exc.smtp_error) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            text = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
+            if all(500 <= c < 600 for c in codes):
+                raise PermanentDeliveryError(f"all recipients refused: {text}") from None
+            raise TemporaryDeliveryError(f"recipients refused: {text}") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TemporaryDeliveryError(f"TLS certificate of {self.cfg.host} not trusted: {exc.verify_message}") from None
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, smtplib.SMTPNotSupportedError,
+                smtplib.SMTPException, OSError) as exc:
+            raise TemporaryDeliveryError(f"{self.cfg.host}:{self.cfg.port}: {exc or type(exc).__name__}") from None
+        if refused:  # some recipients refused, the rest accepted: the accepted ones must not get a duplicate
+            pass
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg, timeout = self.cfg, self.cfg.timeout.total_seconds()
+        if cfg.security == "ssl":
+            return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=tls_context(cfg.ca_file))
+        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout, local_hostname=_hostname())
+        if cfg.security == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                smtp.close()
+                raise TemporaryDeliveryError(
+                    f"{cfg.host}:{cfg.port} does not offer STARTTLS; refusing to go on in clear text "
+                    "(security = \"starttls\")")
+            smtp.starttls(context=tls_context(cfg.ca_file))
+            smtp.ehlo()
+        return smtp
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        creds = self.cfg.credentials
+        if not creds.username:
+            return
+        if self.tokens is not None:
+            token = self.tokens.token()
+            smtp.ehlo_or_helo_if_needed()
+            code, resp = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_string(creds.username, token, b64=True))
+            if code != 235:
+                self.tokens.invalidate()
+                raise PermanentDeliveryError(f"XOAUTH2 login as {creds.username} refused: {code} {resp.decode(errors='replace')}")
+            return
+        password = creds.password.get()
+        try:
+            smtp.login(creds.username, password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TemporaryDeliveryError(
+                f"login as {creds.username} refused by {self.cfg.host}: {exc.smtp_code} "
+                f"{exc.smtp_error.decode(errors='replace')}") from None
+
+
+def xoauth2_string(user: str, token: str, b64: bool = False) -> str:
+    import base64
+    s = f"user={user}\x01auth=Bearer {token}\x01\x01"
+    return base64.b64encode(s.encode()).decode() if b64 else s
+
+
+def _classify(code: int, message: bytes | str):
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    if 500 <= code < 600:
+        return PermanentDeliveryError(f"{code} {text}")
+    return TemporaryDeliveryError(f"{code} {text}")
+
+
+def _hostname() -> str:
+    return socket.getfqdn() or "localhost"
+
+
+class MaildirTransport:
+    """Writes each mail into a maildir (the embedded default's 'outgoing' folder)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            name = f"{time.time():.6f}.{os.getpid()}.{os.urandom(6).hex()}.mailticket"
+            tmp = self.path / "tmp" / name
+            header = f"Return-Path: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
+            with open(tmp, "wb") as fh:
+                fh.write(header + raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, self.path / "new" / name)
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"cannot write to maildir {self.path}: {exc.strerror}") from None
