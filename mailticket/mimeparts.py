@@ -1,0 +1,230 @@
+"""The MIME tree walked into a flat list of leaves, with limits and repairs.
+
+Every header of a part is read defensively: a value the stdlib refuses is read raw.
+A multipart that cannot be split is re-split on the boundary its body really uses,
+or kept whole as text.
+"""
+
+from __future__ import annotations
+
+import email.message
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+
+from .charsets import header_text
+from .errors import QuarantineError
+
+# Text subtypes that are data, not something a person wrote: kept as attachments.
+DATA_TEXT = {"calendar", "rfc822-headers", "csv", "xml", "vcard", "x-vcard", "directory",
+             "x-vcalendar", "tab-separated-values"}
+_SERIALISE = policy.compat32.clone(linesep="\n", mangle_from_=False)
+_TYPE = re.compile(r"^\s*([!#$%&'*+.^`|~\w-]+/[!#$%&'*+.^`|~\w-]+)")
+_RAW_NAME = re.compile(r"""\b(?:file)?name\*?(?:0\*?)?\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.I)
+_BOUNDARY_LINE = re.compile(r"^--([^\s]{1,100}?)(?:--)?[ \t]*$", re.M)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    content_type: str
+    charset: str | None
+    filename: str | None
+    content_id: str | None
+    disposition: str | None
+    data: bytes
+    in_alternative: bool
+
+    @property
+    def inline(self) -> bool:
+        return self.disposition == "inline" or (self.content_id is not None
+                                                and self.disposition != "attachment")
+
+    def is_body_text(self) -> bool:
+        """Text a person wrote: text/*, not data, not named, not an attachment."""
+        maintype, _, subtype = self.content_type.partition("/")
+        return (maintype == "text" and subtype not in DATA_TEXT and not self.filename
+                and self.disposition != "attachment")
+
+
+@dataclass
+class MimeWalk:
+    leaves: list[Leaf] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parts: int = 0
+
+
+def walk_parts(message: email.message.Message, limits) -> MimeWalk:
+    """All leaves in document order; QuarantineError when max_parts or max_depth is broken."""
+    walk = MimeWalk()
+    stack = [(message, 0, False)]
+    while stack:
+        part, depth, in_alternative = stack.pop()
+        _count(walk, depth, limits)
+        children = _visit(part, in_alternative, walk)
+        if children:
+            child_alt = content_type(part) == "multipart/alternative"
+            stack.extend((child, depth + 1, child_alt) for child in reversed(children))
+    return walk
+
+
+def _count(walk: MimeWalk, depth: int, limits) -> None:
+    walk.parts += 1
+    if walk.parts > limits.max_parts:
+        raise QuarantineError(f"more than max_parts {limits.max_parts} MIME parts")
+    if depth > limits.max_depth:
+        raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
+
+
+def _visit(part, in_alternative: bool, walk: MimeWalk) -> list:
+    """Children to walk into, or [] after recording the part as a leaf."""
+    ctype = content_type(part)
+    payload = part.get_payload()
+    if isinstance(payload, list) and ctype.startswith("multipart/"):
+        return payload
+    if isinstance(payload, list):  # message/rfc822, message/delivery-status, ...
+        _count_nested(payload, walk)
+        walk.leaves.append(_leaf(part, ctype, _serialised(payload), in_alternative))
+        return []
+    if ctype.startswith("multipart/"):
+        return _resplit(part, walk)
+    walk.leaves.append(_leaf(part, ctype, _payload_bytes(part, walk), in_alternative))
+    return []
+
+
+def _count_nested(payload: list, walk: MimeWalk) -> None:
+    """Parts inside an attached message count towards max_parts too (cheap estimate)."""
+    walk.parts += sum(1 for sub in payload for _ in _iter_shallow(sub))
+
+
+def _iter_shallow(message):
+    """Every part of an attached message, without recursion."""
+    todo = [message]
+    while todo:
+        current = todo.pop()
+        yield current
+        inner = current.get_payload() if hasattr(current, "get_payload") else None
+        if isinstance(inner, list):
+            todo.extend(inner)
+
+
+def _leaf(part, ctype: str, data: bytes, in_alternative: bool) -> Leaf:
+    return Leaf(content_type=ctype, charset=_param(part, "charset"), filename=filename(part),
+                content_id=content_id(part), disposition=disposition(part), data=data,
+                in_alternative=in_alternative)
+
+
+# ---------------------------------------------------------------- part headers, defensively
+
+def content_type(part) -> str:
+    """maintype/subtype, lowercased; text/plain when missing or unreadable."""
+    try:
+        return part.get_content_type()
+    except Exception:  # the header registry can fail on hostile values
+        found = _TYPE.match(_raw(part, "content-type"))
+        return found.group(1).lower() if found else "text/plain"
+
+
+def _param(part, name: str) -> str | None:
+    try:
+        value = part.get_param(name)
+    except Exception:
+        value = None
+    if isinstance(value, tuple):  # RFC 2231 triple
+        value = value[2]
+    return str(value) if value else None
+
+
+def filename(part) -> str | None:
+    """The name a part gives itself (Content-Disposition filename, else Content-Type name)."""
+    try:
+        name = part.get_filename()
+    except Exception:
+        found = _RAW_NAME.search(_raw(part, "content-disposition") + ";" +
+                                 _raw(part, "content-type"))
+        name = (found.group(1) or found.group(2)) if found else None
+    if name is None:
+        return None
+    name = str(name)
+    return header_text(name)[0] if ("=?" in name or not name.isascii()) else name
+
+
+def content_id(part) -> str | None:
+    raw = _raw(part, "content-id").strip()
+    value = raw[1:-1] if raw.startswith("<") and raw.endswith(">") else raw
+    value = "".join(value.split())
+    return value or None
+
+
+def disposition(part) -> str | None:
+    found = re.match(r"\s*([\w-]+)", _raw(part, "content-disposition"))
+    return found.group(1).lower() if found else None
+
+
+def _raw(part, name: str) -> str:
+    """The first raw value of a header of this part, or ""."""
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return ""
+
+
+# ---------------------------------------------------------------- payloads
+
+def _payload_bytes(part, walk: MimeWalk) -> bytes:
+    """The decoded payload (base64, quoted-printable); the raw text when decoding fails."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+        walk.notes.append("a part's transfer encoding could not be decoded: kept raw")
+    if data is None:
+        payload = part.get_payload()
+        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    return data
+
+
+def _serialised(payload: list) -> bytes:
+    """An attached message (or report block list) back to bytes."""
+    out = []
+    for sub in payload:
+        try:
+            out.append(sub.as_bytes(policy=_SERIALISE))
+        except Exception:
+            try:
+                out.append(sub.as_string(policy=_SERIALISE).encode("utf-8", "surrogateescape"))
+            except Exception:
+                out.append(b"")
+    return b"\n".join(out)
+
+
+def _resplit(part, walk: MimeWalk) -> list:
+    """A multipart the parser could not split: retry with the boundary its body uses."""
+    body = part.get_payload()
+    body = body if isinstance(body, str) else ""
+    boundary = guess_boundary(body)
+    if boundary:
+        shell = (f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n').encode()
+        try:
+            reparsed = BytesParser(policy=policy.default).parsebytes(
+                shell + body.encode("utf-8", "surrogateescape"))
+        except Exception:
+            reparsed = None
+        if reparsed is not None and isinstance(reparsed.get_payload(), list):
+            walk.notes.append("multipart boundary missing or wrong: parts split on the "
+                              "boundary found in the body")
+            return reparsed.get_payload()
+    walk.notes.append("multipart that cannot be split: its raw body kept as text")
+    data = body.encode("utf-8", "surrogateescape")
+    walk.leaves.append(Leaf("text/plain", _param(part, "charset"), None, None, None, data, False))
+    return []
+
+
+def guess_boundary(body: str) -> str | None:
+    """The --token that opens at least two lines of the body, if there is one."""
+    counts = Counter(_BOUNDARY_LINE.findall(body))
+    if not counts:
+        return None
+    token, seen = counts.most_common(1)[0]
+    return token if seen >= 2 and '"' not in token else None
