@@ -30,6 +30,13 @@ _REFUSED = ("escape", "idna", "punycode", "undefined", "rot", "mbcs", "oem", "un
 # Declared 8-bit Western charsets whose 0x80-0x9f bytes really mean Windows-1252.
 _CP1252_IMPOSTORS = {"latin_1", "iso8859_1", "ascii", "iso8859_15"}
 _C1_BYTES = re.compile(rb"[\x80-\x9f]")
+# When text is not valid in its declared charset, the charsets it is most often mixed up with.
+_RELATIVES = {
+    "iso2022_jp": ("iso2022_jp_ext", "iso2022_jp_2", "cp932", "euc_jp"),
+    "cp932": ("euc_jp", "iso2022_jp_2"), "euc_jp": ("cp932",),
+    "gb18030": ("big5hkscs",), "big5hkscs": ("cp950", "gb18030"),
+    "cp949": ("iso2022_kr",), "iso2022_kr": ("cp949",),
+}
 
 
 def resolve_charset(label: str | None) -> str | None:
@@ -61,17 +68,18 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, list[str]]:
             return data.decode(codec), _renamed(label, codec, notes)
         except (UnicodeDecodeError, LookupError, ValueError):
             notes.append(f"text is not valid {_shown(label)}")
-    text, used = guess_decode(data)
+    text, used = guess_decode(data, _RELATIVES.get(codec or "", ()))
     if used != "ascii" and (codec or label):
         notes.append(f"decoded as {used}")
     return text, notes
 
 
-def guess_decode(data: bytes) -> tuple[str, str]:
-    """Decode bytes of unknown charset: ASCII, UTF-8, Windows-1252, else Latin-1."""
-    if data.isascii():
+def guess_decode(data: bytes, relatives: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Decode bytes of unknown charset: ASCII, UTF-8, relatives of the declared charset,
+    Windows-1252, else Latin-1."""
+    if data.isascii() and not relatives:
         return data.decode("ascii"), "ascii"
-    for codec in ("utf-8", "cp1252"):
+    for codec in ("utf-8", *relatives, "cp1252"):
         try:
             return data.decode(codec), codec
         except UnicodeDecodeError:
@@ -80,10 +88,12 @@ def guess_decode(data: bytes) -> tuple[str, str]:
 
 
 def _renamed(label: str | None, codec: str, notes: list[str]) -> list[str]:
-    """Note when an unknown label was mapped through an alias table entry."""
+    """Note when a label Python does not know was decoded through the alias table."""
     name = (label or "").strip().strip("\"'").lower()
-    if name in CHARSET_ALIASES and name not in ("us-ascii", "utf8", "shift_jis", "big5", "euc-kr"):
-        notes.append(f"unknown charset {name}, decoded as {codec}")
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError):
+        notes.append(f"unknown charset {_shown(name)}, decoded as {codec}")
     return notes
 
 

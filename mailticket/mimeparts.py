@@ -62,7 +62,7 @@ def walk_parts(message: email.message.Message, limits) -> MimeWalk:
     while stack:
         part, depth, in_alternative = stack.pop()
         _count(walk, depth, limits)
-        children = _visit(part, in_alternative, walk)
+        children = _visit(part, depth, in_alternative, walk, limits)
         if children:
             child_alt = content_type(part) == "multipart/alternative"
             stack.extend((child, depth + 1, child_alt) for child in reversed(children))
@@ -77,14 +77,14 @@ def _count(walk: MimeWalk, depth: int, limits) -> None:
         raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
 
 
-def _visit(part, in_alternative: bool, walk: MimeWalk) -> list:
+def _visit(part, depth: int, in_alternative: bool, walk: MimeWalk, limits) -> list:
     """Children to walk into, or [] after recording the part as a leaf."""
     ctype = content_type(part)
     payload = part.get_payload()
     if isinstance(payload, list) and ctype.startswith("multipart/"):
         return payload
     if isinstance(payload, list):  # message/rfc822, message/delivery-status, ...
-        _count_nested(payload, walk)
+        _count_enclosed(payload, depth, walk, limits)
         walk.leaves.append(_leaf(part, ctype, _serialised(payload), in_alternative))
         return []
     if ctype.startswith("multipart/"):
@@ -93,20 +93,15 @@ def _visit(part, in_alternative: bool, walk: MimeWalk) -> list:
     return []
 
 
-def _count_nested(payload: list, walk: MimeWalk) -> None:
-    """Parts inside an attached message count towards max_parts too (cheap estimate)."""
-    walk.parts += sum(1 for sub in payload for _ in _iter_shallow(sub))
-
-
-def _iter_shallow(message):
-    """Every part of an attached message, without recursion."""
-    todo = [message]
+def _count_enclosed(payload: list, depth: int, walk: MimeWalk, limits) -> None:
+    """Parts of an attached message count towards the limits too (it stays one leaf)."""
+    todo = [(sub, depth + 1) for sub in payload]
     while todo:
-        current = todo.pop()
-        yield current
-        inner = current.get_payload() if hasattr(current, "get_payload") else None
+        current, level = todo.pop()
+        _count(walk, level, limits)
+        inner = current.get_payload()
         if isinstance(inner, list):
-            todo.extend(inner)
+            todo.extend((sub, level + 1) for sub in inner)
 
 
 def _leaf(part, ctype: str, data: bytes, in_alternative: bool) -> Leaf:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from .attachments import sanitize_filename
 from .charsets import decode_bytes, header_text
@@ -170,17 +170,27 @@ def _first_line(data: bytes) -> str:
 # ---------------------------------------------------------------- the MIME tree
 
 def parse_tree(data: bytes, notes: list[str]) -> email.message.EmailMessage:
-    """policy.default where it works, compat32 otherwise, a headers-and-text shell at worst."""
-    for pol, note in ((policy.default, None), (policy.compat32, "parsed with policy compat32")):
-        try:
-            message = BytesParser(_class=email.message.EmailMessage, policy=pol).parsebytes(data)
-        except (Exception, RecursionError):  # the stdlib parser has no narrower contract
-            continue
-        if note:
-            notes.append(note)
-        return message
-    notes.append("MIME structure unreadable: kept as plain text")
-    return _plain_shell(data)
+    """Parse with compat32 (fast: no header objects built while splitting), then hand the
+    tree policy.default for its users; a headers-and-text shell when the parser fails."""
+    try:
+        message = BytesParser(_class=email.message.EmailMessage,
+                              policy=policy.compat32).parsebytes(data)
+    except (Exception, RecursionError):  # the stdlib parser has no narrower contract
+        notes.append("MIME structure unreadable: kept as plain text")
+        message = _plain_shell(data)
+    _use_default_policy(message)
+    return message
+
+
+def _use_default_policy(message: email.message.Message) -> None:
+    """policy.default on every part (both policies store raw header values alike)."""
+    todo = [message]
+    while todo:
+        part = todo.pop()
+        part.policy = policy.default
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            todo.extend(payload)
 
 
 def _plain_shell(data: bytes) -> email.message.EmailMessage:
@@ -267,8 +277,15 @@ def _unfold(value: str) -> str:
     return re.sub(r"\r?\n(?=[ \t])", "", value).rstrip("\r\n") if "\n" in value else value
 
 
+# The stdlib address parser is quadratic in encoded-words: longer headers are split
+# by the simple parser and their addresses marked defective.
+MAX_STRICT_ADDRESS_HEADER = 32 * 1024
+
+
 def parse_addresses(name: str, raw: str) -> list[Address]:
     """Addresses of one header; on any parse defect every address is marked defective."""
+    if len(raw) > MAX_STRICT_ADDRESS_HEADER:
+        return [_address(d, s, True) for d, s in simple_addresses(raw)]
     if not raw.isascii():  # 8-bit bytes (not encoded-words): decode them first
         raw = header_text(raw.replace("=?", "=\u200b?"))[0].replace("=\u200b?", "=?")
     try:
@@ -276,8 +293,35 @@ def parse_addresses(name: str, raw: str) -> list[Address]:
         defective = bool(header.defects)
         found = [(a.display_name, a.addr_spec) for a in header.addresses]
     except Exception:  # the header value parser has failure modes of its own
-        defective, found = True, getaddresses([raw])
+        defective, found = True, simple_addresses(raw)
     return [_address(display, spec, defective) for display, spec in found if display or spec]
+
+
+def simple_addresses(raw: str) -> list[tuple[str, str]]:
+    """(name, addr-spec) pairs by splitting on commas outside quotes and <>: no recursion,
+    linear time; used when the strict parser cannot be trusted with the header."""
+    pairs = []
+    for chunk in _split_outside_quotes(raw):
+        angle = re.search(r"<([^<>]*)>", chunk)
+        spec = angle.group(1) if angle else chunk
+        name = chunk[:angle.start()].strip().strip('"') if angle else ""
+        if spec.strip() or name:
+            pairs.append((name, spec.strip()))
+    return pairs
+
+
+def _split_outside_quotes(raw: str) -> list[str]:
+    chunks, start, quoted, angled = [], 0, False, False
+    for i, ch in enumerate(raw):
+        if ch == '"' and (i == 0 or raw[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch in "<>":
+            angled = ch == "<"
+        elif ch in ",;" and not quoted and not angled:
+            chunks.append(raw[start:i])
+            start = i + 1
+    chunks.append(raw[start:])
+    return chunks
 
 
 def _address(display: str, spec: str, defective: bool) -> Address:
