@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 
-from .charsets import header_text
+from .partheaders import PartHeaders, read_part_headers
 from .errors import QuarantineError
 
 # Text subtypes that are data, not something a person wrote: kept as attachments.
 DATA_TEXT = {"calendar", "rfc822-headers", "csv", "xml", "vcard", "x-vcard", "directory",
              "x-vcalendar", "tab-separated-values"}
 _SERIALISE = policy.compat32.clone(linesep="\n", mangle_from_=False)
-_TYPE = re.compile(r"^\s*([!#$%&'*+.^`|~\w-]+/[!#$%&'*+.^`|~\w-]+)")
-_RAW_NAME = re.compile(r"""\b(?:file)?name\*?(?:0\*?)?\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.I)
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,100}?)(?:--)?[ \t]*$", re.M)
 
 
@@ -62,10 +60,8 @@ def walk_parts(message: email.message.Message, limits) -> MimeWalk:
     while stack:
         part, depth, in_alternative = stack.pop()
         _count(walk, depth, limits)
-        children = _visit(part, depth, in_alternative, walk, limits)
-        if children:
-            child_alt = content_type(part) == "multipart/alternative"
-            stack.extend((child, depth + 1, child_alt) for child in reversed(children))
+        children, child_alt = _visit(part, depth, in_alternative, walk, limits)
+        stack.extend((child, depth + 1, child_alt) for child in reversed(children))
     return walk
 
 
@@ -77,20 +73,22 @@ def _count(walk: MimeWalk, depth: int, limits) -> None:
         raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
 
 
-def _visit(part, depth: int, in_alternative: bool, walk: MimeWalk, limits) -> list:
-    """Children to walk into, or [] after recording the part as a leaf."""
-    ctype = content_type(part)
-    payload = part.get_payload()
+def _visit(part, depth: int, in_alternative: bool, walk: MimeWalk, limits) -> tuple[list, bool]:
+    """(children to walk into, whether they are alternatives), or ([], False) after
+    recording the part as a leaf."""
+    heads = read_part_headers(part)
+    ctype = heads.content_type
+    payload = part.get_payload() if part.is_multipart() else None
     if isinstance(payload, list) and ctype.startswith("multipart/"):
-        return payload
+        return payload, ctype == "multipart/alternative"
     if isinstance(payload, list):  # message/rfc822, message/delivery-status, ...
         _count_enclosed(payload, depth, walk, limits)
-        walk.leaves.append(_leaf(part, ctype, _serialised(payload), in_alternative))
-        return []
+        walk.leaves.append(_leaf(part, heads, _serialised(payload), in_alternative))
+        return [], False
     if ctype.startswith("multipart/"):
-        return _resplit(part, walk)
-    walk.leaves.append(_leaf(part, ctype, _payload_bytes(part, walk), in_alternative))
-    return []
+        return _resplit(part, heads, walk), False
+    walk.leaves.append(_leaf(part, heads, _payload_bytes(part, walk), in_alternative))
+    return [], False
 
 
 def _count_enclosed(payload: list, depth: int, walk: MimeWalk, limits) -> None:
@@ -104,65 +102,10 @@ def _count_enclosed(payload: list, depth: int, walk: MimeWalk, limits) -> None:
             todo.extend((sub, level + 1) for sub in inner)
 
 
-def _leaf(part, ctype: str, data: bytes, in_alternative: bool) -> Leaf:
-    return Leaf(content_type=ctype, charset=_param(part, "charset"), filename=filename(part),
-                content_id=content_id(part), disposition=disposition(part), data=data,
-                in_alternative=in_alternative)
-
-
-# ---------------------------------------------------------------- part headers, defensively
-
-def content_type(part) -> str:
-    """maintype/subtype, lowercased; text/plain when missing or unreadable."""
-    try:
-        return part.get_content_type()
-    except Exception:  # the header registry can fail on hostile values
-        found = _TYPE.match(_raw(part, "content-type"))
-        return found.group(1).lower() if found else "text/plain"
-
-
-def _param(part, name: str) -> str | None:
-    try:
-        value = part.get_param(name)
-    except Exception:
-        value = None
-    if isinstance(value, tuple):  # RFC 2231 triple
-        value = value[2]
-    return str(value) if value else None
-
-
-def filename(part) -> str | None:
-    """The name a part gives itself (Content-Disposition filename, else Content-Type name)."""
-    try:
-        name = part.get_filename()
-    except Exception:
-        found = _RAW_NAME.search(_raw(part, "content-disposition") + ";" +
-                                 _raw(part, "content-type"))
-        name = (found.group(1) or found.group(2)) if found else None
-    if name is None:
-        return None
-    name = str(name)
-    return header_text(name)[0] if ("=?" in name or not name.isascii()) else name
-
-
-def content_id(part) -> str | None:
-    raw = _raw(part, "content-id").strip()
-    value = raw[1:-1] if raw.startswith("<") and raw.endswith(">") else raw
-    value = "".join(value.split())
-    return value or None
-
-
-def disposition(part) -> str | None:
-    found = re.match(r"\s*([\w-]+)", _raw(part, "content-disposition"))
-    return found.group(1).lower() if found else None
-
-
-def _raw(part, name: str) -> str:
-    """The first raw value of a header of this part, or ""."""
-    for key, value in part.raw_items():
-        if key.lower() == name:
-            return str(value)
-    return ""
+def _leaf(part, heads: PartHeaders, data: bytes, in_alternative: bool) -> Leaf:
+    return Leaf(content_type=heads.content_type, charset=heads.charset,
+                filename=heads.filename, content_id=heads.content_id,
+                disposition=heads.disposition, data=data, in_alternative=in_alternative)
 
 
 # ---------------------------------------------------------------- payloads
@@ -194,7 +137,7 @@ def _serialised(payload: list) -> bytes:
     return b"\n".join(out)
 
 
-def _resplit(part, walk: MimeWalk) -> list:
+def _resplit(part, heads: PartHeaders, walk: MimeWalk) -> list:
     """A multipart the parser could not split: retry with the boundary its body uses."""
     body = part.get_payload()
     body = body if isinstance(body, str) else ""
@@ -212,7 +155,7 @@ def _resplit(part, walk: MimeWalk) -> list:
             return reparsed.get_payload()
     walk.notes.append("multipart that cannot be split: its raw body kept as text")
     data = body.encode("utf-8", "surrogateescape")
-    walk.leaves.append(Leaf("text/plain", _param(part, "charset"), None, None, None, data, False))
+    walk.leaves.append(Leaf("text/plain", heads.charset, None, None, None, data, False))
     return []
 
 

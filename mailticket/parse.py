@@ -83,10 +83,11 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     raw = bytes(raw)
     notes: list[str] = []
     data = prepare_bytes(raw, limits, notes)
-    message = parse_tree(data, notes)
+    message = parse_tree(data, notes)  # compat32 while we read it: no header objects built
     walk = walk_parts(message, limits)
     headers = HeaderBlock(message, notes)
     body = extract_body(walk, notes)
+    use_default_policy(message)
     return ParsedMail(
         message=message,
         message_id=headers.message_id() or generated_message_id(raw),
@@ -170,27 +171,25 @@ def _first_line(data: bytes) -> str:
 # ---------------------------------------------------------------- the MIME tree
 
 def parse_tree(data: bytes, notes: list[str]) -> email.message.EmailMessage:
-    """Parse with compat32 (fast: no header objects built while splitting), then hand the
-    tree policy.default for its users; a headers-and-text shell when the parser fails."""
+    """Parse with compat32 (fast and lenient: header values stay strings); a
+    headers-and-text shell when the parser fails."""
     try:
         message = BytesParser(_class=email.message.EmailMessage,
                               policy=policy.compat32).parsebytes(data)
     except (Exception, RecursionError):  # the stdlib parser has no narrower contract
         notes.append("MIME structure unreadable: kept as plain text")
         message = _plain_shell(data)
-    _use_default_policy(message)
     return message
 
 
-def _use_default_policy(message: email.message.Message) -> None:
-    """policy.default on every part (both policies store raw header values alike)."""
+def use_default_policy(message: email.message.Message) -> None:
+    """policy.default on every part, for the caller (both policies store raw values alike)."""
     todo = [message]
     while todo:
         part = todo.pop()
         part.policy = policy.default
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            todo.extend(payload)
+        if part.is_multipart():
+            todo.extend(part.get_payload())
 
 
 def _plain_shell(data: bytes) -> email.message.EmailMessage:
@@ -282,8 +281,19 @@ def _unfold(value: str) -> str:
 MAX_STRICT_ADDRESS_HEADER = 32 * 1024
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ADDR_SPEC = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_PLAIN_MAILBOX = (rf'\s*(?:({_ADDR_SPEC})|(?:"((?:[^"\\\r\n]|\\.)*)"|((?:{_ATEXT}+\s+)*{_ATEXT}+))?'
+                  rf"\s*<({_ADDR_SPEC})>)\s*")
+_MAILBOX = re.compile(_PLAIN_MAILBOX)
+_PLAIN_LIST = re.compile(rf"{_PLAIN_MAILBOX}(?:,{_PLAIN_MAILBOX})*,?\s*")
+
+
 def parse_addresses(name: str, raw: str) -> list[Address]:
     """Addresses of one header; on any parse defect every address is marked defective."""
+    if raw.isascii() and len(raw) < 4096 and _PLAIN_LIST.fullmatch(raw):
+        return [_address(_plain_name(m), m.group(1) or m.group(4), False)
+                for m in _MAILBOX.finditer(raw) if m.group(1) or m.group(4)]
     if len(raw) > MAX_STRICT_ADDRESS_HEADER:
         return [_address(d, s, True) for d, s in simple_addresses(raw)]
     if not raw.isascii():  # 8-bit bytes (not encoded-words): decode them first
@@ -295,6 +305,13 @@ def parse_addresses(name: str, raw: str) -> list[Address]:
     except Exception:  # the header value parser has failure modes of its own
         defective, found = True, simple_addresses(raw)
     return [_address(display, spec, defective) for display, spec in found if display or spec]
+
+
+def _plain_name(match: re.Match) -> str:
+    """The display name of a plain mailbox: quoted (unescaped) or a run of atoms."""
+    if match.group(2) is not None:
+        return re.sub(r"\\(.)", r"\1", match.group(2))
+    return match.group(3) or ""
 
 
 def simple_addresses(raw: str) -> list[tuple[str, str]]:
