@@ -28,6 +28,10 @@ PERL_VACATIONS = {"aol-vacation", "autoreply", "polish-autoreply", "warning-6"}
 # the same kind of mail a temporary failure. We follow flufl (kind "bounce", temporary=True), so
 # this file is scored as a temporary bounce and kept out of the non-bounce column.
 PERL_DELAY_WARNINGS = {"warning-8"}
+# Labelled is_bounce with "reports: 0": plain spam that reached the bounce address, with no
+# delivery report in it. We do not call spam a bounce; these are not scored.
+PERL_SPAM_NOT_SCORED = {"spam-bogus-email-in-report", "spam-lots-of-bogus-addresses",
+                        "spam-with-image"}
 
 
 def default_corpora_dir() -> Path:
@@ -131,6 +135,8 @@ def perl_cases(root: Path) -> list[Case]:
     cases = []
     for key, value in sorted(json.loads((base / "expected.json").read_text()).items()):
         stem = Path(key).stem
+        if stem in PERL_SPAM_NOT_SCORED:
+            continue
         if stem in PERL_DELAY_WARNINGS:
             cases.append(Case(base / key, "bounce", temporary=True))
         elif value.get("is_bounce", True):

@@ -21,7 +21,7 @@ _MSGID_RE = re.compile(r"^\s*(?:message-id|in-reply-to)\s*:\s*(<[^<>\s]+>)", re.
 _DAEMON_LOCALPARTS = frozenset({
     "mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon", "postmaster",
     "mdaemon", "mail.delivery.system", "mail-delivery-system", "nobody", "root", "bounce",
-    "bounces", "bouncer", "mail-bounces", "smtp", "mailadmin", "mailmaster", "mail", "daemon",
+    "bounces", "bouncer", "mail-bounces", "smtp", "post_master", "mailadmin", "mailmaster", "mail", "daemon",
     "mmdf", "majordomo-owner", "administrator", "notifications", "mail-bounce",
 })
 _DAEMON_NAME = re.compile(
@@ -37,7 +37,8 @@ SUBJECT_PATTERNS = re.compile(
     r"message (status|not delivered|rejected|could not)|rejected|bounce|warning: (could not|"
     r"message)|delayed mail|mail could not|permanent error|ndn|delivery notification|"
     r"unzustellbar|nicht zugestellt|unbestellbar|non recapitabile|no entregado|"
-    r"non remis|impossible de remettre|olevererbar|onbestelbaar|fehlgeschlagen",
+    r"non remis|impossible de remettre|olevererbar|onbestelbaar|fehlgeschlagen|"
+    r"mail failure|\berror\b|エラー|不達|配信",
     re.I)
 
 BODY_PATTERNS = re.compile(
@@ -55,6 +56,8 @@ BODY_PATTERNS = re.compile(
     r"not (a )?valid (recipient|user|mailbox)|account (is )?(disabled|suspended|inactive|"
     r"expired)|does not exist|not delivered|retry time|deferred|will be retried|"
     r"message (was|has been) (rejected|blocked|bounced)|returned to sender|"
+    r"user not found|invalid (mailbox|recipient|address)|not accepted|postponed|full mailbox|"
+    r"continue to try to deliver|not a valid user|"
     r"nicht zugestellt|unzustellbar|non recapitabile|no pudo ser entregado|n'a pas pu",
     re.I)
 
@@ -69,7 +72,7 @@ STRONG_SIGNATURES = re.compile(
     r"sorry, we were unable to deliver your message|unable to deliver message to the "
     r"following|failed to deliver to the following recipients?|"
     r"the following recipients? (could not|did not|has not|have not) (be )?(received?|"
-    r"delivered)|a message that you sent could not be delivered",
+    r"delivered)|a message that you sent (could not be delivered|was rejected|contained)",
     re.I)
 
 _DELAY_PHRASES = re.compile(
@@ -100,7 +103,7 @@ _QUOTED_HEADER_LINE = re.compile(
     r"list-[\w-]+|authentication-results|arc-[\w-]+|errors-to)\s*:", re.I)
 _DSN_FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
 _ACTION_FAILURE = {"failed", "delayed"}
-_ACTION_SUCCESS = {"delivered", "relayed", "expanded"}
+_ACTION_SUCCESS = {"delivered", "relayed", "expanded", "deliverable"}
 _REPORT_PART_TYPES = {"message/delivery-status", "message/global-delivery-status",
                       "text/delivery-status"}
 
@@ -215,12 +218,16 @@ def is_success_report(msg: Message) -> bool:
 
 # --- free text ----------------------------------------------------------------------------
 
+_NOT_NOTICE = ("text/rfc822-headers", "text/delivery-status")
+
+
 def notice_text(msg: Message) -> str:
     """The human-readable text of the report, without the returned original message."""
     texts = []
     for part in mv.walk(msg, into_messages=False):
         ctype = mv.content_type(part)
-        if ctype.startswith("text/") and ctype not in ("text/rfc822-headers", "text/delivery-status"):
+        broken_multipart = ctype.startswith("multipart/") and not mv.subparts(part)
+        if broken_multipart or (ctype.startswith("text/") and ctype not in _NOT_NOTICE):
             text = mv.part_text(part)
             if ctype == "text/html":
                 text = re.sub(r"<[^>]+>", " ", text)
@@ -258,13 +265,42 @@ def bounce_evidence(msg: Message) -> str | None:
         return "delivery-status fields in the text"
     if STRONG_SIGNATURES.search(notice):
         return "MTA failure notice text"
+    if sender_is_mailer_daemon(msg):
+        return "sent by MAILER-DAEMON"
+    if amazon_ses_bounce(notice):
+        return "Amazon SES bounce notification"
     subject_hit = bool(SUBJECT_PATTERNS.search(subject))
     body_hit = bool(BODY_PATTERNS.search(notice))
     if sender_is_daemon(msg) and (subject_hit or body_hit):
-        return "sent by a mailer-daemon with a failure notice"
+        return "sent by a postmaster/delivery system with a failure notice"
+    if body_hit and null_sender(msg):
+        return "empty return path and a failure notice text"
     if subject_hit and body_hit:
         return "failure notice subject and text"
     return None
+
+
+def sender_is_mailer_daemon(msg: Message) -> bool:
+    """From is MAILER-DAEMON@ itself (not merely a postmaster-like name)."""
+    return any(a.split("@")[0] in ("mailer-daemon", "mailer_daemon", "mailerdaemon")
+               for a in mv.addresses(msg, "from"))
+
+
+def null_sender(msg: Message) -> bool:
+    """Return-Path <> or an empty From, as RFC 5321 asks of delivery reports."""
+    paths = mv.header_values(msg, "return-path")
+    if paths and all(p.strip() in ("<>", "") for p in paths):
+        return True
+    froms = mv.header_values(msg, "from")
+    return bool(froms) and all(f.strip() in ("<>", "") for f in froms)
+
+
+_SES_BOUNCE = re.compile(r"\\?\"notificationType\\?\"\s*:\s*\\?\"Bounce\\?\"")
+
+
+def amazon_ses_bounce(text: str) -> bool:
+    """An Amazon SES/SNS JSON notification of type Bounce."""
+    return bool(_SES_BOUNCE.search(text))
 
 
 # --- addresses, status, temporary ----------------------------------------------------------
@@ -272,7 +308,7 @@ def bounce_evidence(msg: Message) -> str | None:
 _LINE_PATTERNS = [
     re.compile(r"^\s*<(" + ADDRESS + r")>\s*:", re.M),                     # qmail, postfix
     re.compile(r"^\s*(" + ADDRESS + r")\s*:\s", re.M),                     # postfix without <>
-    re.compile(r"^\s*<?(" + ADDRESS + r")>?\s*$", re.M),                   # exim, sendmail lists
+    re.compile(r"^\s*[<\"']?(" + ADDRESS + r")[>\"']?\s*$", re.M),           # exim, sendmail lists
     re.compile(r"(" + ADDRESS + r")>?\.\.\.\s", re.M),                     # sendmail 'a@b... User'
     re.compile(r"rcpt to:\s*<(" + ADDRESS + r")>", re.I),
     re.compile(r"(?:recipient|address|user|mailbox|to)\s*(?:address)?\s*[:=]?\s*[<\"'\[(]("

@@ -28,7 +28,18 @@ def _as_text(value: object) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception:  # noqa: BLE001 - a broken header counts as empty
         return ""
-    return _FOLD.sub(" ", text).strip()
+    return _FOLD.sub(" ", _undo_surrogates(text)).strip()
+
+
+def _undo_surrogates(text: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogate escapes) read as UTF-8, else Latin-1."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def _decode_words(text: str) -> str:
@@ -143,12 +154,12 @@ def part_text(part: Message) -> str:
             return ""
         return raw if isinstance(raw, str) else ""
     charset = content_param(part, "charset") or "utf-8"
-    for candidate in (charset, "utf-8", "latin-1"):
+    for candidate, errors in ((charset, "strict"), ("utf-8", "strict"), (charset, "replace")):
         try:
-            return payload.decode(candidate, errors="replace")
-        except (LookupError, TypeError):
+            return payload.decode(candidate, errors=errors)
+        except (LookupError, UnicodeDecodeError):
             continue
-    return ""
+    return payload.decode("latin-1")
 
 
 def headers_as_text(part: Message) -> str:
