@@ -89,14 +89,18 @@ _PERMANENT_PHRASES = re.compile(
 
 _ORIGINAL_MARKERS = re.compile(
     r"^[ \t]*(?:-{2,}|={2,}|\*{2,})?[ \t]*(?:"
-    r"below this line is a copy of the message|this is a copy of the message|"
-    r"(?:the )?original message (?:follows|headers? follows?|was)?\s*[-=*]*\s*$|"
-    r"(?:returned|unsent|undelivered|original) message(?: headers)?\s*(?:follows)?\s*[-=*:]*\s*$|"
+    r"below this line is a copy of the message|this is a copy of (?:the|your) message|"
+    r"(?:the )?original message (?:follows|headers? follows?|was)?\s*[-=*.:]*\s*$|"
+    r"(?:returned|unsent|undelivered|original) (?:message|mail)(?: headers)?\s*(?:follows|"
+    r"below)?\s*[-=*:.]*\s*$|(?:start of )?(?:returned|unsent|undelivered|original) "
+    r"(?:message|mail)s?(?: headers)? (?:follows|below)|start of (?:returned|original) message|"
     r"(?:message|original) headers? follows?|copy of (?:the )?(?:original )?message|"
     r"the text you sent follows|your message reads|headers of your message follow|"
+    r"the header and (?:top|first) .{0,40}follows?|"
     r"the original (?:message|headers) (?:is|are|was|were) (?:attached|below|included)"
     r"|original message headers?)",
     re.I | re.M)
+_ORIGINAL_HEADER_BLOCK = re.compile(r"^(?:Received: from |Return-Path: <)", re.M)
 _QUOTED_HEADER_LINE = re.compile(
     r"^\s*(?:>\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|received|delivered-to|"
     r"x-[\w-]+|message-id|in-reply-to|references|envelope-to|resent-[\w-]+|dkim-signature|"
@@ -180,8 +184,8 @@ def _address_in(value: str) -> str | None:
 def _recipients_from_fields(text: str) -> list[_Recipient]:
     recipients = []
     for block in _field_blocks(text):
-        address = _address_in(block.get("final-recipient", "")) or _address_in(
-            block.get("original-recipient", ""))
+        address = _address_in(block.get("original-recipient", "")) or _address_in(
+            block.get("final-recipient", ""))
         if not address:
             continue
         status = _STATUS_RE.search(block.get("status", ""))
@@ -237,8 +241,11 @@ def notice_text(msg: Message) -> str:
 
 def _cut_original(text: str) -> str:
     """Drop the copy of the original message that many MTAs paste below the notice."""
-    marker = _ORIGINAL_MARKERS.search(text)
-    return text[:marker.start()] if marker else text
+    for pattern in (_ORIGINAL_MARKERS, _ORIGINAL_HEADER_BLOCK):
+        marker = pattern.search(text)
+        if marker:
+            text = text[:marker.start()]
+    return text
 
 
 def sender_is_daemon(msg: Message) -> bool:
@@ -305,10 +312,15 @@ def amazon_ses_bounce(text: str) -> bool:
 
 # --- addresses, status, temporary ----------------------------------------------------------
 
+_LABELLED = r"(?:intended|failed|final|original|bad|unknown|invalid) recipients?(?: address)?"
 _LINE_PATTERNS = [
-    re.compile(r"^\s*<(" + ADDRESS + r")>\s*:", re.M),                     # qmail, postfix
+    re.compile(_LABELLED + r"\s*:\s*[<\"']?(" + ADDRESS + r")", re.I),      # 'Failed Recipient: a@b'
+    re.compile(r"addressed to [<\"']?(" + ADDRESS + r")", re.I),
+    re.compile(r"delivery failed \d+ attempts:\s*(" + ADDRESS + r")", re.I),  # SMTP32
+    re.compile(r"^\s*<(" + ADDRESS + r")>\s*(?::|\(expanded)", re.M),       # qmail, postfix
     re.compile(r"^\s*(" + ADDRESS + r")\s*:\s", re.M),                     # postfix without <>
     re.compile(r"^\s*[<\"']?(" + ADDRESS + r")[>\"']?\s*$", re.M),           # exim, sendmail lists
+    re.compile(r"^\s*(" + ADDRESS + r") on \w{3}, ", re.M),                 # Exchange 5.5
     re.compile(r"(" + ADDRESS + r")>?\.\.\.\s", re.M),                     # sendmail 'a@b... User'
     re.compile(r"rcpt to:\s*<(" + ADDRESS + r")>", re.I),
     re.compile(r"(?:recipient|address|user|mailbox|to)\s*(?:address)?\s*[:=]?\s*[<\"'\[(]("
@@ -329,6 +341,28 @@ def _plausible(address: str, excluded: set[str]) -> bool:
     return address not in excluded and local not in _DAEMON_LOCALPARTS
 
 
+_ORIGINAL_ADDRESS_LINE = re.compile(
+    r"^\s*(?:>\s*)?(?:from|to|cc|reply-to|sender|errors-to|return-path)\s*:(.*)$", re.I | re.M)
+
+
+def _original_header_addresses(msg: Message) -> set[str]:
+    """Addresses in the header lines of the returned original (list and sender addresses)."""
+    found = set()
+    for line in _ORIGINAL_ADDRESS_LINE.findall(_all_text(msg)):
+        found.update(a.lower() for a in _ADDRESS_RE.findall(line))
+    for part in mv.walk(msg):
+        if part is not msg and mv.content_type(part) in ("message/rfc822", "message/global"):
+            for child in mv.subparts(part):
+                for name in ("from", "cc", "reply-to", "sender", "errors-to", "return-path"):
+                    found.update(mv.addresses(child, name))
+    return found
+
+
+def _clean(address: str) -> str:
+    address = address.lower().strip(".")
+    return re.sub(r"^(?:smtp|rfc822)[=:]", "", address)
+
+
 def _notice_lines_without_headers(notice: str) -> str:
     return "\n".join(line for line in notice.splitlines() if not _QUOTED_HEADER_LINE.match(line))
 
@@ -336,14 +370,20 @@ def _notice_lines_without_headers(notice: str) -> str:
 def text_recipients(msg: Message, notice: str) -> list[str]:
     """Failed addresses read from the notice text, best patterns first."""
     excluded = _own_addresses(msg)
+    quoted = _original_header_addresses(msg)
     text = _notice_lines_without_headers(notice)
     for pattern in _LINE_PATTERNS:
-        found = _unique(a.lower().strip(".") for a in pattern.findall(text))
-        found = [a for a in found if _plausible(a, excluded)]
+        found = [a for a in _unique(_clean(x) for x in pattern.findall(text)) if _plausible(a, excluded)]
         if found:
-            return found
-    return [a for a in _unique(x.lower().strip(".") for x in _ADDRESS_RE.findall(text))
-            if _plausible(a, excluded)]
+            return _prefer_unquoted(found, quoted)
+    found = [a for a in _unique(_clean(x) for x in _ADDRESS_RE.findall(text)) if _plausible(a, excluded)]
+    return _prefer_unquoted(found, quoted)
+
+
+def _prefer_unquoted(found: list[str], quoted: set[str]) -> list[str]:
+    """Drop addresses that only echo the original's From/Cc/list headers, unless none is left."""
+    kept = [a for a in found if a not in quoted]
+    return kept or found
 
 
 def _unique(items) -> list[str]:
