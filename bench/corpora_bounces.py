@@ -12,6 +12,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 from mailticket.bounces import parse_bounce
 from mailticket.classify import classify, normalise_line_ends
 
+SISIMAI_OWN_STATUS = re.compile(r"^[245]\.0\.9\d\d$")
 SISIMAI_NOT_BOUNCE = {"vacation": "vacation", "feedback": "other", "delivered": "other"}
 # perl-bounceparser's negatives by what they are (its labels only say is_bounce false).
 PERL_VACATIONS = {"aol-vacation", "autoreply", "polish-autoreply", "warning-6"}
@@ -85,6 +87,8 @@ class Score:
     temporary_right: int = 0
     with_status: int = 0
     status_right: int = 0
+    with_count: int = 0
+    count_right: int = 0
     slowest_ms: float = 0.0
     missed: list[str] = field(default_factory=list)
     misread: list[str] = field(default_factory=list)
@@ -100,6 +104,7 @@ class Score:
             "addresses_exact_pct": pct(self.addresses_exact, self.with_addresses),
             "temporary_right_pct": pct(self.temporary_right, self.with_temporary),
             "status_right_pct": pct(self.status_right, self.with_status),
+            "recipient_count_right_pct": pct(self.count_right, self.with_count),
             "slowest_ms": round(self.slowest_ms, 1),
             "missed": self.missed, "misread": self.misread,
         }
@@ -118,7 +123,10 @@ def sisimai_cases(root: Path, variant: str) -> list[Case]:
         kinds = {SISIMAI_NOT_BOUNCE.get(r, "bounce") for r in reasons} or {"other"}
         label = "bounce" if "bounce" in kinds else ("vacation" if "vacation" in kinds else "other")
         first = value["recipients"][0] if value["recipients"] else {}
-        cases.append(Case(path, label, status=first.get("status") or None,
+        status = first.get("status") or None
+        if status and SISIMAI_OWN_STATUS.search(status):
+            status = None  # sisimai's own x.0.9xx code for a reason, not a status in the mail
+        cases.append(Case(path, label, status=status,
                           recipient_count=len(value["recipients"]) if label == "bounce" else None))
     return cases
 
@@ -186,6 +194,9 @@ def _count_extraction(score: Score, case: Case, found) -> None:
     if case.temporary is not None:
         score.with_temporary += 1
         score.temporary_right += bool(found) and found.temporary == case.temporary
+    if case.recipient_count:
+        score.with_count += 1
+        score.count_right += bool(found) and len(found.recipients) == case.recipient_count
     if case.status:
         score.with_status += 1
         score.status_right += bool(found) and found.status == case.status
@@ -207,7 +218,7 @@ def score_bounces(corpora_dir: Path | str | None = None) -> list[dict]:
 def _print_table(rows: list[dict]) -> None:
     columns = ["corpus", "files", "bounces_recognised_pct", "non_bounces_misread_pct",
                "vacations_recognised_pct", "addresses_exact_pct", "temporary_right_pct",
-               "status_right_pct", "slowest_ms"]
+               "status_right_pct", "recipient_count_right_pct", "slowest_ms"]
     print(" | ".join(columns))
     for row in rows:
         print(" | ".join(str(row[c]) for c in columns))

@@ -185,16 +185,15 @@ def precedence_bulk(msg: Message, ctx: Context) -> str | None:
 
 
 _OOF_SUBJECT = re.compile(
-    r"^\s*(?:\[[^\]]*\]\s*)?(?:auto(?:matic|matisk|matische)?[ -]?(?:reply|response|"
-    r"antwort|svar|odpowied\w*|risposta|respuesta|réponse|reponse|antwoord)|"
-    r"\[?automatyczna odpowied\w*|auto(?:reply)?\s*:|autoreply|auto-reply|out of (?:the )?"
-    r"office|abwesenheit\w*|frånvaro\w*|fr[aå]nvarande|poza biurem|absence|absent|"
-    r"vacation|on vacation|away from (?:my|the) office|fuera de la oficina|"
-    r"r[ée]ponse automatique|risposta automatica|niet aanwezig|afwezig|ausser haus|"
-    r"außer haus|ikke til stede|poissa)", re.I)
+    r"^\s*[\[(]?\s*(?:automatic reply|auto(?:matic)?[ -]?(?:reply|response)|autoreply|auto|"
+    r"autosvar|automatiskt? svar|automatische antwort|abwesenheitsnotiz|abwesend|"
+    r"out of (?:the )?office(?: auto ?reply)?|frånvaro(?:meddelande)?|risposta automatica|"
+    r"r[ée]ponse automatique|respuesta autom[áa]tica|automatyczna odpowied\w*|"
+    r"automatisch antwoord|fuera de la oficina|on vacation|vacation(?: reply)?|"
+    r"poza biurem)\s*[:\])]", re.I)
 _OOF_SUBJECT_ANYWHERE = re.compile(
-    r"\((?:automatic|auto) (?:response|reply)\)|out of (?:the )?office(?: auto ?reply)?\s*[:(]"
-    r"|\bis out of (?:the )?office\b|automatic reply:|autosvar:|abwesenheitsnotiz",
+    r"\((?:automatic|auto) (?:response|reply)\)|\bis out of (?:the )?office\b|"
+    r"out of (?:the )?office auto ?reply|\bautomatic reply:|\bautosvar:|abwesenheitsnotiz:",
     re.I)
 
 
