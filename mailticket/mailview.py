@@ -1,0 +1,170 @@
+"""Defensive read access to a parsed mail: headers, addresses, text parts.
+
+Works the same on a message parsed with ``policy.default`` and with the compat32
+fallback, and never raises: a header that cannot be read is treated as missing.
+"""
+
+from __future__ import annotations
+
+import email.header
+import re
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+_FOLD = re.compile(r"\r?\n[ \t]*")
+_ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+
+
+def normalise_line_ends(raw: bytes) -> bytes:
+    """Turn CRLF and CR-only line ends into LF, so the stdlib parser sees every header."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _as_text(value: object) -> str:
+    """A header value as one line of text, whatever object the parser stored."""
+    try:
+        if isinstance(value, email.header.Header):
+            return _FOLD.sub(" ", str(value))
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a broken header counts as empty
+        return ""
+    return _FOLD.sub(" ", _undo_surrogates(text)).strip()
+
+
+def _undo_surrogates(text: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogate escapes) read as UTF-8, else Latin-1."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _decode_words(text: str) -> str:
+    """Decode RFC 2047 encoded words; leave the text as it is when they are broken."""
+    if not _ENCODED_WORD.search(text):
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:  # noqa: BLE001
+        return text
+
+
+def header_values(msg: Message, name: str) -> list[str]:
+    """All raw values of header `name` (case-insensitive), unfolded and encoded words decoded."""
+    wanted = name.lower()
+    try:
+        items = list(msg.raw_items())
+    except Exception:  # noqa: BLE001
+        return []
+    return [_decode_words(_as_text(v)) for k, v in items if str(k).strip().lower() == wanted]
+
+
+def header(msg: Message, name: str) -> str | None:
+    """The first value of header `name`, or None when it is missing."""
+    values = header_values(msg, name)
+    return values[0] if values else None
+
+
+def has_header(msg: Message, name: str) -> bool:
+    """True when the header is present, even with an empty value."""
+    wanted = name.lower()
+    try:
+        return any(str(k).strip().lower() == wanted for k, _ in msg.raw_items())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def addresses(msg: Message, name: str) -> list[str]:
+    """The lowercased addr-specs found in every header `name`."""
+    values = header_values(msg, name)
+    try:
+        pairs = getaddresses(values)
+    except Exception:  # noqa: BLE001
+        pairs = [parseaddr(v) for v in values]
+    return [addr.strip().lower() for _, addr in pairs if "@" in addr or addr.strip()]
+
+
+def display_names(msg: Message, name: str) -> list[str]:
+    """The display names in header `name` (for 'Mail Delivery System' style senders)."""
+    try:
+        return [n for n, _ in getaddresses(header_values(msg, name)) if n]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def content_type(msg: Message) -> str:
+    """The lowercased maintype/subtype, 'text/plain' when unreadable."""
+    try:
+        return msg.get_content_type().lower()
+    except Exception:  # noqa: BLE001
+        return "text/plain"
+
+
+def content_param(msg: Message, param: str) -> str | None:
+    """A Content-Type parameter (lowercased), or None."""
+    try:
+        value = msg.get_param(param, header="content-type")
+    except Exception:  # noqa: BLE001
+        return None
+    if isinstance(value, tuple):  # RFC 2231 (charset, language, value)
+        value = value[2]
+    return str(value).strip().lower() if value else None
+
+
+def subparts(msg: Message) -> list[Message]:
+    """The direct children of a multipart or message/* part (empty for leaf parts)."""
+    try:
+        payload = msg.get_payload()
+    except Exception:  # noqa: BLE001
+        return []
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, Message)]
+    return []
+
+
+def walk(msg: Message, *, into_messages: bool = True, _depth: int = 0) -> list[Message]:
+    """Every part, depth first; `into_messages=False` stops at attached message/rfc822."""
+    parts = [msg]
+    if _depth > 20:
+        return parts
+    if not into_messages and _depth > 0 and content_type(msg) in _ATTACHED_MESSAGE_TYPES:
+        return parts
+    for child in subparts(msg):
+        parts.extend(walk(child, into_messages=into_messages, _depth=_depth + 1))
+    return parts
+
+
+_ATTACHED_MESSAGE_TYPES = {"message/rfc822", "message/global", "text/rfc822-headers",
+                           "message/rfc822-headers"}
+
+
+def part_text(part: Message) -> str:
+    """The decoded text of one leaf part ('' when it has none or cannot be decoded)."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        payload = None
+    if payload is None:
+        try:
+            raw = part.get_payload()
+        except Exception:  # noqa: BLE001
+            return ""
+        return raw if isinstance(raw, str) else ""
+    charset = content_param(part, "charset") or "utf-8"
+    for candidate, errors in ((charset, "strict"), ("utf-8", "strict"), (charset, "replace")):
+        try:
+            return payload.decode(candidate, errors=errors)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("latin-1")
+
+
+def headers_as_text(part: Message) -> str:
+    """The headers of a (sub)message as 'Name: value' lines."""
+    try:
+        return "\n".join(f"{k}: {_as_text(v)}" for k, v in part.raw_items())
+    except Exception:  # noqa: BLE001
+        return ""
