@@ -116,7 +116,7 @@ VERB_END = re.compile(
     re.IGNORECASE,
 )
 VERB_BEFORE_DATE = re.compile(
-    r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_DATE) + r")\s[^:\n]{1,80}:\s?$", re.IGNORECASE
+    r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_DATE) + r")\s[^\n]{1,80}?:\s?$", re.IGNORECASE
 )
 OPENER_START = re.compile(
     r"^[-\s]{0,6}(?:" + _alternatives(ATTRIBUTION_OPENERS) + r")[\s.,]"

@@ -97,12 +97,20 @@ def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
     i = 0
     while i < len(lines):
         span = attribution_span(lines, kinds, i)
+        if span > 1 and _later_start(lines, kinds, i, span):
+            i, span = i + 1, span - 1  # the line above is text, not the attribution's start
         if span:
             for k in range(i, i + span):
                 kinds[k] = "b"
             i += span
         else:
             i += 1
+
+
+def _later_start(lines: list[str], kinds: list[str], i: int, span: int) -> bool:
+    """Whether the attribution found at line i really starts on the next line."""
+    nxt = lines[i + 1][:MAX_LINE]
+    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1) == span - 1
 
 
 def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
@@ -262,8 +270,14 @@ def _text_after_quote(kinds: list[str], attribution: int, end: int) -> bool:
         i += 1
     if i >= end or kinds[i] != "q":
         return False
-    while i < end and kinds[i] in ("q", "e"):
-        i += 1
+    glued = False  # a text line glued to the quote above it is a wrapped quoted line
+    while i < end:
+        kind = kinds[i]
+        if kind == "q" or kind == "e" or (kind == "t" and glued):
+            glued = kind != "e"
+            i += 1
+        else:
+            break
     return i < end and kinds[i] in ("t", "h")
 
 

@@ -54,17 +54,18 @@ def _remove_quotes(tree) -> None:
 
 
 def _remove_with_following(element) -> None:
+    """Remove an element, its text tail and everything after it in its parent."""
     for sibling in list(element.itersiblings()):
-        _remove(sibling)
-    _remove(element)
+        _remove(sibling, keep_tail=False)
+    _remove(element, keep_tail=False)
 
 
-def _remove(element) -> None:
+def _remove(element, keep_tail: bool = True) -> None:
     parent = element.getparent()
     if parent is None:
         return
     tail = element.tail
-    if tail and tail.strip():
+    if keep_tail and tail and tail.strip():
         previous = element.getprevious()
         if previous is not None:
             previous.tail = (previous.tail or "") + tail
