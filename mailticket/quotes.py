@@ -1,0 +1,296 @@
+"""Separate the new text of a reply from quoted history, forwarded mail and signatures.
+
+Pure and linear-time: each line is classified once with bounded patterns (quote_patterns),
+then the sequence of line kinds decides which lines are new. Line kinds:
+
+  e empty     q quoted ('>' prefix)   b attribution ("On <date>, <name> wrote:")
+  h header    (part of a From:/Sent:/To:/Subject: block above a quoted mail)
+  c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone")
+  f forward   ("---------- Forwarded message ---------", "Begin forwarded message:")
+  t text
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailticket import quote_patterns as qp
+
+MAX_LINE = 2000          # characters of one line the patterns look at
+MAX_ATTRIBUTION = 400    # characters of a (possibly wrapped) attribution line
+WRAP_LINES = 5           # lines an attribution may be wrapped over
+HEADER_WINDOW = 6        # lines in which a header block must show its keys
+MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply split into its new text and what was removed (quotes, headers, signature)."""
+
+    new: str
+    quoted: str
+    full: str
+
+
+def split_reply(text: str) -> Reply:
+    """Split a plain-text reply body into new text and quoted history."""
+    return _split(text, depth=0)
+
+
+def split_reply_html(html: str) -> Reply:
+    """Split an HTML-only reply: drop quoting elements, convert to text, then split."""
+    from mailticket.quotes_html import html_reply_text  # lazy: lxml/inscriptis are heavy
+
+    text = html_reply_text(html)
+    reply = split_reply(text)
+    return Reply(new=reply.new, quoted=reply.quoted, full=html)
+
+
+def _split(text: str, depth: int) -> Reply:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kinds = classify(lines)
+    keep = new_line_indexes(lines, kinds, depth)
+    new = "\n".join(lines[i] for i in keep).strip()
+    kept = set(keep)
+    quoted = "\n".join(line for i, line in enumerate(lines) if i not in kept).strip()
+    return Reply(new=new, quoted=quoted, full=text)
+
+
+# --- classification -------------------------------------------------------------------
+
+def classify(lines: list[str]) -> list[str]:
+    """One kind letter per line (see the module docstring)."""
+    kinds = _classify_single_lines(lines)
+    _mark_attributions(lines, kinds)
+    _mark_header_blocks(lines, kinds)
+    return kinds
+
+
+def _classify_single_lines(lines: list[str]) -> list[str]:
+    kinds = []
+    in_code = False
+    for line in lines:
+        head = line[:MAX_LINE]
+        if qp.CODE_FENCE.match(head):
+            in_code = not in_code
+        kinds.append("t" if in_code else line_kind(head))
+    return kinds
+
+
+def line_kind(line: str) -> str:
+    """The kind of one line taken on its own."""
+    if not line.strip():
+        return "e"
+    if qp.QUOTE_LINE.match(line):
+        return "q"
+    if qp.FORWARD_MARKER.match(line):
+        return "f"
+    if qp.ORIGINAL_MESSAGE.match(line) or qp.SEPARATOR_LINE.match(line):
+        return "c"
+    if qp.MOBILE_SIGNATURE.match(line):
+        return "c"
+    if qp.HEADER_LINE.match(line):
+        return "h"
+    return "t"
+
+
+def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
+    i = 0
+    while i < len(lines):
+        span = attribution_span(lines, kinds, i)
+        if span > 1 and _later_start(lines, kinds, i, span):
+            i, span = i + 1, span - 1  # the line above is text, not the attribution's start
+        if span:
+            for k in range(i, i + span):
+                kinds[k] = "b"
+            i += span
+        else:
+            i += 1
+
+
+def _later_start(lines: list[str], kinds: list[str], i: int, span: int) -> bool:
+    """Whether the attribution found at line i really starts on the next line."""
+    nxt = lines[i + 1][:MAX_LINE]
+    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1) == span - 1
+
+
+def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
+    """How many lines from `start` form an attribution line (0 if none)."""
+    first = lines[start][:MAX_LINE]
+    if kinds[start] not in ("t", "h") or len(first) > MAX_ATTRIBUTION:
+        return 0
+    if qp.GMAIL_DATE_LINE.match(first):
+        return 1
+    reach = WRAP_LINES if qp.OPENER_START.match(first) else 2
+    joined = ""
+    for offset in range(reach):
+        k = start + offset
+        if k >= len(lines) or not _may_continue(lines, kinds, start, k):
+            return 0
+        joined = (joined + " " + lines[k].strip()).strip()
+        if len(joined) > MAX_ATTRIBUTION:
+            return 0
+        if lines[k].strip() and _ends_attribution(joined, lines, kinds, k):
+            return offset + 1
+    return 0
+
+
+def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> bool:
+    """Whether line k may be part of an attribution that starts at `start`."""
+    if k == start:
+        return True
+    if kinds[k] == "q":
+        return len(lines[k].strip()) <= 12  # a wrapped tail such as "> wrote:" or ">:"
+    return kinds[k] in ("t", "e", "h")
+
+
+def _ends_attribution(joined: str, lines: list[str], kinds: list[str], k: int) -> bool:
+    verb = qp.VERB_END.search(joined) or qp.VERB_BEFORE_DATE.search(joined)
+    if verb:
+        evidence = qp.DIGIT.search(joined) or qp.HAS_ADDRESS.search(joined)
+        return bool(evidence) or _quote_follows(kinds, k)
+    return bool(qp.ADDRESS_COLON_END.search(joined) and qp.TIME_OR_YEAR.search(joined))
+
+
+def _quote_follows(kinds: list[str], k: int) -> bool:
+    for kind in kinds[k + 1:k + 4]:
+        if kind != "e":
+            return kind == "q"
+    return False
+
+
+def _mark_header_blocks(lines: list[str], kinds: list[str]) -> None:
+    """Turn the first line of each real header block into 'H'; lone header lines become text."""
+    i = 0
+    while i < len(kinds):
+        if kinds[i] == "h":
+            end = _header_block_end(lines, kinds, i)
+            if end:
+                kinds[i] = "H"
+                i = end
+                continue
+            kinds[i] = "t"
+        i += 1
+
+
+def _header_block_end(lines: list[str], kinds: list[str], start: int) -> int:
+    """Index after the header block starting at `start`, or 0 if it is not a block."""
+    keys = []
+    last = start
+    for k in range(start, min(len(kinds), start + HEADER_WINDOW)):
+        if kinds[k] == "h":
+            keys.append(qp.HEADER_LINE.match(lines[k][:MAX_LINE]).group(1))
+            last = k
+        elif kinds[k] == "e" or k - last > 1:
+            break
+    has_from = any(qp.FROM_KEY.match(key) for key in keys)
+    if len(keys) >= 3 or (len(keys) >= 2 and has_from):
+        return last + 1
+    return 0
+
+
+# --- deciding what is new ---------------------------------------------------------------
+
+def new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int]:
+    """Indexes of the lines that make up the new text."""
+    cut = _first_cut(kinds)
+    if cut is not None and not _has_text(kinds[:cut]):
+        if kinds[cut] in ("f", "H") or (kinds[cut] == "c" and _header_follows(kinds, cut)):
+            return _forwarded_body(lines, kinds, cut, depth)
+    region = list(range(cut if cut is not None else len(kinds)))
+    return _new_in_region(lines, kinds, region)
+
+
+def _first_cut(kinds: list[str]) -> int | None:
+    for i, kind in enumerate(kinds):
+        if kind in ("c", "f", "H"):
+            return i
+    return None
+
+
+def _has_text(kinds: list[str]) -> bool:
+    return any(kind not in ("e", "c") for kind in kinds)
+
+
+def _header_follows(kinds: list[str], cut: int) -> bool:
+    for kind in kinds[cut + 1:cut + 3]:
+        if kind != "e":
+            return kind in ("H", "h")
+    return False
+
+
+def _forwarded_body(lines: list[str], kinds: list[str], cut: int, depth: int) -> list[int]:
+    """A mail that is only a forward: its new text is the forwarded body, split again."""
+    start = cut + 1
+    while start < len(kinds) and (kinds[start] in ("e", "h", "H") or _header_continues(lines, kinds, start)):
+        start += 1
+    if depth >= MAX_FORWARD_DEPTH:
+        return list(range(start, len(lines)))
+    body = _split("\n".join(lines[start:]), depth + 1).new
+    return _indexes_of_text(lines, start, body)
+
+
+def _header_continues(lines: list[str], kinds: list[str], i: int) -> bool:
+    """A wrapped header value: a text line right after a header line, before the body."""
+    return kinds[i] == "t" and kinds[i - 1] in ("h", "H") and i + 1 < len(kinds) and kinds[i + 1] in ("h", "H")
+
+
+def _indexes_of_text(lines: list[str], start: int, body: str) -> list[int]:
+    """Indexes of lines from `start` whose run equals `body` (the split of a forward)."""
+    wanted = body.split("\n")
+    if not body:
+        return []
+    for i in range(start, len(lines) - len(wanted) + 1):
+        if lines[i].rstrip() == wanted[0].rstrip() and _run_matches(lines, i, wanted):
+            return list(range(i, i + len(wanted)))
+    return list(range(start, len(lines)))
+
+
+def _run_matches(lines: list[str], i: int, wanted: list[str]) -> bool:
+    return all(lines[i + n].strip() == w.strip() for n, w in enumerate(wanted))
+
+
+def _new_in_region(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
+    attributions = [i for i in region if kinds[i] == "b"]
+    text_before = attributions and any(kinds[i] == "t" for i in region[:attributions[0]])
+    if attributions and not text_before:
+        return [i for i in region if kinds[i] in ("t", "e", "h")]          # bottom / inline posting
+    if attributions and _text_after_quote(kinds, attributions[0], len(region)):
+        return _drop_trailing_quote([i for i in region if kinds[i] != "b"], kinds)  # interleaved
+    if attributions:
+        region = region[:attributions[0]]
+    if not any(kinds[i] in ("t", "h") for i in region):
+        return _quote_only(lines, kinds, region)
+    return _drop_trailing_quote(region, kinds)
+
+
+def _text_after_quote(kinds: list[str], attribution: int, end: int) -> bool:
+    """Whether the attribution is followed by a quote and then by more new text."""
+    i = attribution
+    while i < end and kinds[i] in ("b", "e"):
+        i += 1
+    if i >= end or kinds[i] != "q":
+        return False
+    glued = False  # a text line glued to the quote above it is a wrapped quoted line
+    while i < end:
+        kind = kinds[i]
+        if kind == "q" or kind == "e" or (kind == "t" and glued):
+            glued = kind != "e"
+            i += 1
+        else:
+            break
+    return i < end and kinds[i] in ("t", "h")
+
+
+def _drop_trailing_quote(indexes: list[int], kinds: list[str]) -> list[int]:
+    end = len(indexes)
+    while end and kinds[indexes[end - 1]] in ("q", "e", "b"):
+        end -= 1
+    return indexes[:end]
+
+
+def _quote_only(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
+    """A mail with nothing but a quote keeps it, unless it is a quoted reply chain."""
+    for i in region:
+        if kinds[i] == "q" and qp.VERB_END.search(lines[i][:MAX_ATTRIBUTION]):
+            return []
+    return region

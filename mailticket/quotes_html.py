@@ -1,0 +1,74 @@
+"""HTML replies to text: drop the elements mail clients wrap quoted history in, then convert.
+
+Gmail (div.gmail_quote), Apple Mail and Thunderbird (blockquote type=cite), Outlook
+(div#divRplyFwdMsg, #appendonsend and everything after them, the border-top header div),
+Yahoo (div.yahoo_quoted) and Thunderbird's cite prefix are removed before inscriptis turns
+what is left into text. Anything lxml cannot parse falls back to converting the whole HTML.
+"""
+from __future__ import annotations
+
+import re
+
+from inscriptis import get_text
+from lxml import etree, html as lxml_html
+
+# Elements that hold quoted history; "and after" ones also take their following siblings.
+QUOTE_XPATHS = (
+    "//blockquote",
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]",
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')]",
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')]",
+    "//*[@id='OLK_SRC_BODY_SECTION']",
+)
+QUOTE_AND_AFTER_XPATHS = (
+    "//*[@id='divRplyFwdMsg']",
+    "//*[@id='appendonsend']",
+    "//*[@id='stopSpelling']",
+    "//div[contains(translate(@style, ' ', ''), 'border-top:solid#E1E1E1')]",
+    "//div[contains(translate(@style, ' ', ''), 'border-top:solid#B5C4DF')]",
+)
+MAX_HTML = 5_000_000
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
+
+
+def html_reply_text(html: str) -> str:
+    """The readable text of an HTML reply with its quoting elements removed."""
+    html = XML_DECLARATION.sub("", html[:MAX_HTML])
+    if not html.strip():
+        return ""
+    try:
+        tree = lxml_html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return get_text(html)
+    _remove_quotes(tree)
+    return get_text(lxml_html.tostring(tree, encoding="unicode"))
+
+
+def _remove_quotes(tree) -> None:
+    for xpath in QUOTE_AND_AFTER_XPATHS:
+        for element in tree.xpath(xpath):
+            _remove_with_following(element)
+    for xpath in QUOTE_XPATHS:
+        for element in tree.xpath(xpath):
+            _remove(element)
+
+
+def _remove_with_following(element) -> None:
+    """Remove an element, its text tail and everything after it in its parent."""
+    for sibling in list(element.itersiblings()):
+        _remove(sibling, keep_tail=False)
+    _remove(element, keep_tail=False)
+
+
+def _remove(element, keep_tail: bool = True) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    if keep_tail and tail and tail.strip():
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
