@@ -320,8 +320,6 @@ service anvil {{
         conf.write_text(f"""
 introspection_mode = post
 introspection_url = {self.token_authority.url}
-tokeninfo_url = {self.token_authority.url}?token=
-force_introspection = yes
 username_attribute = username
 active_attribute = active
 active_value = true
