@@ -93,6 +93,7 @@ class SmtpSink:
         self.users = dict(users or {"sink": "sink-password"})
         self.strip_starttls = strip_starttls
         self.tls_context = _server_context(tls_cert, tls_key) if tls_cert else None
+        self.ca_file: str | None = None  # set by whoever made the certificate
         self.received: list[Received] = []
         self.auth_attempts: list[tuple[str, str]] = []
         self._arrived = threading.Condition()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -35,8 +36,11 @@ def apt_install(*packages: str) -> bool:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL, env=env)
-    subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)
-    done = subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=False, **quiet)
+    with open("/tmp/mailticket-apt.lock", "w") as lock:  # parallel test workers take turns
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)
+        done = subprocess.run(["apt-get", "install", "-y", "-qq", *packages],
+                              check=False, **quiet)
     return done.returncode == 0
 
 
