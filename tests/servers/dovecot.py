@@ -8,6 +8,7 @@ certificate and free high ports. Readiness is proven by a real LOGIN.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import re
@@ -298,7 +299,9 @@ service anvil {{
 """]
         if not system.is_root():
             me = pwd.getpwuid(os.getuid()).pw_name
-            parts.append(f"default_internal_user = {me}\ndefault_login_user = {me}\n")
+            group = grp.getgrgid(os.getgid()).gr_name
+            parts.append(f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+                         f"default_internal_group = {group}\n")
         if self.token_authority is not None:
             parts.append(self._oauth2_passdb())
         return "".join(parts)
