@@ -36,7 +36,8 @@ def verify_agent(desk, match, parsed) -> tuple[bool, str]:
 def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     cfg, ticket = desk.config, match.ticket
     agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
-    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", at=now).on_conflict_ignore().execute()
+    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", audience="internal",
+                      at=now).on_conflict_ignore().execute()
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
     if not verified:

@@ -7,6 +7,7 @@ import logging
 
 from . import tickets
 from .models import MessageRef, Ticket
+from .rules import Decision, priority_for
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ def open_incident(key: str) -> Ticket | None:
             .order_by(Ticket.id.desc()).first())
 
 
-def handle_alert(desk, alert, parsed, now, row) -> tuple[Ticket | None, str]:
+def handle_alert(desk, alert, source, parsed, now, row) -> tuple[Ticket | None, str]:
     existing = open_incident(alert.key)
     if existing is not None:
         MessageRef.insert(message_id=parsed.message_id, ticket=existing, direction="in",
@@ -32,12 +33,18 @@ def handle_alert(desk, alert, parsed, now, row) -> tuple[Ticket | None, str]:
         tickets.event(existing, now, "alert", f"repeated PROBLEM: {alert.summary}", actor=parsed.sender.address,
                       inbound=row)
         return existing, f"repeated monitoring problem for {alert.key} appended"
-    decision = desk.config.rules_decide(parsed.sender.address, parsed.subject, parsed.text)
-    if decision.category == "general":
-        import dataclasses
-        decision = dataclasses.replace(decision, category="monitoring",
-                                       reasons=[*decision.reasons, f"monitoring alert for {alert.key}"])
+    decision = alert_decision(desk.config, source, alert)
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=(parsed.sender.name,
                                  parsed.sender.address), now=now, inbound=row, acknowledge=False,
                                  ack_skip_reason="monitoring alert: no acknowledgement", alert_key=alert.key)
     return ticket, f"monitoring problem for {alert.key} opened an incident"
+
+
+def alert_decision(config, source, alert) -> Decision:
+    """Category, impact and urgency come from the monitoring source; priority from the matrix."""
+    priority = priority_for(source.impact, source.urgency, config.rules.matrix)
+    return Decision(type="incident", category=source.category, impact=source.impact, urgency=source.urgency,
+                    priority=priority, tier=3 if priority == "P1" else 1, rule_name=f"monitoring:{source.name}",
+                    security=False, reasons=[f"monitoring source {source.name!r}: {alert.state} for {alert.key}",
+                                             f"priority {priority} from matrix (impact {source.impact}, "
+                                             f"urgency {source.urgency})"])

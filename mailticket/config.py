@@ -473,22 +473,15 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     listener = _listener(data.get("listener"), file, default_enabled=imap is None)
     if imap is None and not listener.enabled:
         raise ConfigError("no inbox: configure [imap] or enable [listener]", file, "imap")
-    categories = data.get("service", {}).get("categories")
+    ruleset = rules.load_rules(data, file)
     return Config(
         file=file, service=service, database=DatabaseConfig(url), imap=imap, smtp=smtp, listener=listener,
         outbox=_outbox(data.get("outbox"), file, base, service.data_dir, smtp is not None),
         rate_limits=_rate_limits(data.get("rate_limits"), file),
         tiers=_tiers(data.get("tiers"), file, service.domain),
         sla=sla.load_policy(data.get("sla", {}), service.timezone, file),
-        rules=rules.load_rules(_rules_data(data, categories), file),
-        monitoring=monitoring.load_monitoring(data.get("monitoring", []), file),
+        rules=ruleset,
+        monitoring=monitoring.load_monitoring(data, file, ruleset.categories),
         raw=data,
     )
 
-
-def _rules_data(data: dict, categories) -> dict:
-    """The parts of the file the rules module validates."""
-    out = {k: data[k] for k in ("rules", "priority_matrix", "security") if k in data}
-    if categories is not None:
-        out["categories"] = categories
-    return out

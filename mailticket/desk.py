@@ -23,12 +23,13 @@ class Desk:
 
 
 def build_desk(config: Config, clock=None, renderer=None) -> Desk:
-    from .render import Renderer
     from .tokens import TokenSigner, load_or_create_secret
 
     config.service.data_dir.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(config.service.data_dir, config.service.secret.get())
     signer = TokenSigner(secret)
-    renderer = renderer or Renderer(config.service.templates_dir)
+    if renderer is None:
+        from .render import Renderer
+        renderer = Renderer(config.service.templates_dir)
     mailer = Mailer(config, renderer, signer, BounceSigner(secret, config.service.address))
     return Desk(config=config, clock=clock or SystemClock(), renderer=renderer, signer=signer, mailer=mailer)

@@ -123,7 +123,8 @@ class MessageRef(BaseModel):
     message_id = pw.CharField(unique=True)
     ticket = pw.ForeignKeyField(Ticket, backref="refs", on_delete="CASCADE")
     direction = pw.CharField()  # in | out
-    at = AwareDateTimeField()
+    audience = pw.CharField(default="requester")  # requester | internal (agents' mail stays out of
+    at = AwareDateTimeField()                     # the References we send requesters)
 
 
 class Event(BaseModel):

@@ -98,10 +98,14 @@ class Mailer:
                     Event.create(ticket=ticket, at=now, kind="suppressed",
                                  text=f"{kind} to {to[0].address} not sent: {verdict.reason}")
                 return None
+        if reply_purpose in ("reply", "note") and not all(self.is_internal(r.address) for r in (*to, *cc)):
+            reply_purpose = "requester"  # a token that authorises agent mail never leaves the desk
         ctx = self.base_context(ticket, now)
         ctx.update(context or {})
         rendered = self.renderer.render(kind, locale or self.config.service.locale, ctx)
+        audience = "internal" if reply_purpose in ("reply", "note") else "requester"
         msg = self.compose(rendered, to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose,
+                           audience=audience,
                            in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name,
                            attachments=attachments, alternatives=alternatives)
         ident = msg["Message-ID"].strip("<>").split("@")[0].removeprefix("mt.")
@@ -109,8 +113,13 @@ class Mailer:
                                recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
                                automatic=automatic)
         if ticket is not None:
-            MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", at=now)
+            MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", audience=audience, at=now)
         return entry
+
+    def is_internal(self, address: str) -> bool:
+        a, cfg = address.lower(), self.config
+        return (a in cfg.agents or a in {t.address for t in cfg.tiers.values()}
+                or a in (cfg.service.admin_address, cfg.service.security_address))
 
     def base_context(self, ticket: Ticket | None, now: datetime) -> dict:
         svc = self.config.service
@@ -123,7 +132,7 @@ class Mailer:
     # -------------------------------------------------------------- composing
 
     def compose(self, rendered, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
-                from_name=None, attachments=(), alternatives=()) -> EmailMessage:
+                audience="requester", from_name=None, attachments=(), alternatives=()) -> EmailMessage:
         svc = self.config.service
         msg = EmailMessage()
         display = f"{from_name} via {svc.name}" if from_name else svc.name
@@ -134,7 +143,7 @@ class Mailer:
         msg["Subject"] = clean_header(rendered.subject, 500) or "(no subject)"
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = f"<mt.{secrets.token_hex(10)}@{svc.domain}>"
-        refs = self.references(ticket, in_reply_to)
+        refs = self.references(ticket, in_reply_to, audience)
         if in_reply_to:
             msg["In-Reply-To"] = f"<{in_reply_to}>"
         if refs:
@@ -144,7 +153,8 @@ class Mailer:
             msg["Reply-To"] = mailbox(svc.name, _plus(svc.address, token))
         msg["Auto-Submitted"] = auto_submitted
         msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "bulk" if auto_submitted != "no" else "list"
+        if auto_submitted != "no":
+            msg["Precedence"] = "bulk"
         msg[LOOP_HEADER] = svc.address
         if ticket is not None:
             msg[TICKET_HEADER] = str(ticket.id)
@@ -161,13 +171,15 @@ class Mailer:
             msg.add_attachment(data, maintype=maintype, subtype=subtype.split(";")[0], filename=filename)
         return msg
 
-    def references(self, ticket: Ticket | None, in_reply_to: str | None) -> list[str]:
-        """The thread so far: the requester's first mail, then the latest ids, then the parent."""
+    def references(self, ticket: Ticket | None, in_reply_to: str | None, audience: str = "requester") -> list[str]:
+        """The thread so far: the requester's first mail, then the latest ids, then the parent.
+        Requesters see only their side of the thread; agents see all of it."""
         if ticket is None:
             return [in_reply_to] if in_reply_to else []
-        recent = [r.message_id for r in MessageRef.select(MessageRef.message_id)
-                  .where(MessageRef.ticket == ticket).order_by(MessageRef.at.desc(), MessageRef.id.desc())
-                  .limit(10)]
+        q = MessageRef.select(MessageRef.message_id).where(MessageRef.ticket == ticket)
+        if audience == "requester":
+            q = q.where(MessageRef.audience == "requester")
+        recent = [r.message_id for r in q.order_by(MessageRef.at.desc(), MessageRef.id.desc()).limit(10)]
         chain = ([ticket.thread_root] if ticket.thread_root else []) + list(reversed(recent))
         if in_reply_to:
             chain.append(in_reply_to)

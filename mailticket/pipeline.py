@@ -182,11 +182,12 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
 
 def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -> Outcome:
     cfg = desk.config
-    from .monitoring import match_alert
-    alert = match_alert(cfg.monitoring, parsed.sender.address, parsed.subject, parsed.text)
+    from .monitoring import match_source, parse_alert
+    source = match_source(cfg.monitoring, parsed.sender.address, parsed.subject)
+    alert = parse_alert(parsed.subject, parsed.text) if source is not None else None
     if alert is not None:
         from .alerts import handle_alert
-        ticket, reason = handle_alert(desk, alert, parsed, now, row)
+        ticket, reason = handle_alert(desk, alert, source, parsed, now, row)
         return Outcome("processed", ticket.id if ticket else None, reason)
     requester = (parsed.sender.name, parsed.sender.address)
     body = parsed.text

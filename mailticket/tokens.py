@@ -22,7 +22,9 @@ from pathlib import Path
 
 from mailticket.errors import ConfigError
 
-PURPOSES = {"reply": "r", "note": "n"}
+# reply/note tokens go only to internal addresses (tiers, agents) and authorise agent mail;
+# requester tokens go to requesters and only thread their replies.
+PURPOSES = {"reply": "r", "note": "n", "requester": "q"}
 _PURPOSE_OF_LETTER = {letter: purpose for purpose, letter in PURPOSES.items()}
 MAC_BYTES = 10  # 80 bits
 MAC_CHARS = 16  # base32 characters of MAC_BYTES
