@@ -1,0 +1,259 @@
+"""Render outgoing mails from Jinja2 templates: subject, text part and optional HTML part.
+
+Templates live in ``mailticket/templates/<locale>/<name>.txt`` and ``<name>.html``; layout
+shared by both locales sits in ``mailticket/templates/``. The subject is the ``subject``
+block of the ``.txt`` template. An admin's folder overrides any single file: a template is
+looked up in ``<override>/<locale>/``, then ``<override>/``, then the shipped folders.
+
+Templates only ever receive values through the context; nothing from a mail is ever
+compiled as a template. Every environment is sandboxed, the HTML one autoescaped.
+"""
+
+import logging
+import traceback
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mailticket import render_format as fmt
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = Path(__file__).parent / "templates"
+LOCALES = ("en", "sv")
+TEMPLATE_NAMES = (
+    "acknowledgement",
+    "new_ticket",
+    "agent_reply",
+    "note",
+    "requester_update",
+    "warning",
+    "escalation",
+    "escalation_manager",
+    "escalated",
+    "resolved",
+    "closed",
+    "reopened",
+    "command_error",
+    "call_invitation",
+    "delivery_failure",
+    "quarantine_alert",
+    "security_alert",
+    "breach_deadline_warning",
+)
+KINDS = (".txt", ".html")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered mail: a one-line subject, the text part and the HTML part (or None)."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+def _none_as_empty(value):
+    """Print None as nothing rather than the word 'None'."""
+    return "" if value is None else value
+
+
+def _make_env(search_path: list[Path], locale: str, strict: bool) -> ImmutableSandboxedEnvironment:
+    """A sandboxed environment for one locale that looks templates up along ``search_path``."""
+    env = ImmutableSandboxedEnvironment(
+        loader=ChoiceLoader([FileSystemLoader(str(p)) for p in search_path]),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined if strict else Undefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+        finalize=_none_as_empty,
+    )
+    env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, ctx.get("timezone"), locale))
+    env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, ctx.get("timezone"), locale))
+    env.filters["duration"] = partial(fmt.format_duration_words, locale=locale)
+    env.filters["first_name"] = fmt.first_name
+    env.filters["one_line"] = fmt.one_line
+    env.filters["paragraphs"] = fmt.paragraphs_html
+    return env
+
+
+def _search_path(override_dir: Path | None, locale: str) -> list[Path]:
+    shipped = [SHIPPED_DIR / locale, SHIPPED_DIR]
+    return ([override_dir / locale, override_dir] if override_dir else []) + shipped
+
+
+class Renderer:
+    """Renders the mails mailticket sends, with an optional admin override folder."""
+
+    def __init__(self, override_dir: str | Path | None = None, *, strict: bool = False):
+        self.override_dir = Path(override_dir) if override_dir else None
+        self.strict = strict
+        self.reload()
+
+    def reload(self) -> None:
+        """Forget every compiled template so edited files are read again (SIGHUP)."""
+        self._shipped = {loc: _make_env(_search_path(None, loc), loc, self.strict) for loc in LOCALES}
+        self._full = {loc: _make_env(_search_path(self.override_dir, loc), loc, self.strict) for loc in LOCALES}
+
+    def render(self, name: str, locale: str, context: dict) -> Rendered:
+        """Render mail ``name`` in ``locale``; falls back to the shipped template (and logs
+        why) when the admin's override fails."""
+        _require_known(name, locale)
+        try:
+            return _render_with(self._full[locale], name, locale, context)
+        except Exception as exc:
+            if not self.override_dir:
+                raise
+            log.error("mail %r (%s) failed with the templates in %s: %s; using the shipped templates",
+                      name, locale, self.override_dir, exc)
+            return _render_with(self._shipped[locale], name, locale, context)
+
+    def check(self) -> list[str]:
+        """Problems with the admin's override templates, each naming the file (and line)."""
+        if not self.override_dir:
+            return []
+        if not self.override_dir.is_dir():
+            return [f"{self.override_dir}: template folder does not exist"]
+        problems = []
+        for path in sorted(self.override_dir.rglob("*")):
+            problems += _check_path(path, self.override_dir, self._full["en"])
+        if not problems:
+            problems += self._check_by_rendering()
+        return problems
+
+    def _check_by_rendering(self) -> list[str]:
+        """Render every mail with a sample context, strictly, to find run-time errors."""
+        from mailticket.template_context import sample_context
+
+        strict = {loc: _make_env(_search_path(self.override_dir, loc), loc, True) for loc in LOCALES}
+        problems = []
+        for locale in LOCALES:
+            for name in TEMPLATE_NAMES:
+                try:
+                    _render_with(strict[locale], name, locale, sample_context(name))
+                except Exception as exc:
+                    problems.append(_describe_failure(exc, self.override_dir, name, locale))
+        return sorted(set(problems))
+
+
+def _require_known(name: str, locale: str) -> None:
+    if name not in TEMPLATE_NAMES:
+        raise ValueError(f"unknown mail template {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}; shipped: {', '.join(LOCALES)}")
+
+
+def _render_with(env, name: str, locale: str, context: dict) -> Rendered:
+    values = dict(context, locale=locale)
+    subject, text = _render_text(env.get_template(f"{name}.txt"), values)
+    values["subject_line"] = subject
+    html = None
+    if _exists(env, f"{name}.html"):
+        html = env.get_template(f"{name}.html").render(values)
+    return Rendered(subject=subject, text=text, html=html)
+
+
+def _exists(env, template_name: str) -> bool:
+    try:
+        env.loader.get_source(env, template_name)
+    except TemplateError:
+        return False
+    return True
+
+
+def _render_text(template, values: dict) -> tuple[str, str]:
+    """The subject (the ``subject`` block alone, as one clean header line) and the text
+    part (the whole template with that block silenced, wherever the layout puts it)."""
+    context = template.new_context(values)
+    subject_block = context.blocks.get("subject")
+    if not subject_block:
+        raise TemplateSyntaxError("no {% block subject %} in this template; the mail's subject comes from it",
+                                  1, template.name, template.filename)
+    concat = template.environment.concat
+    captured = []
+
+    def capture_subject(ctx):
+        captured.append(concat(subject_block[0](ctx)))
+        return iter(())
+
+    context.blocks["subject"] = [capture_subject, *subject_block[1:]]
+    text = concat(template.root_render_func(context))
+    if not captured:  # the layout does not place the block: render it on its own
+        captured.append(concat(subject_block[0](context)))
+    return fmt.one_line(captured[0]), fmt.tidy_text(text)
+
+
+def _check_path(path: Path, root: Path, env) -> list[str]:
+    """Problems with one file or folder of the override folder."""
+    rel = path.relative_to(root)
+    if any(part.startswith(".") for part in rel.parts):
+        return []
+    if path.is_dir():
+        if len(rel.parts) == 1 and rel.name in LOCALES:
+            return []
+        return [f"{path}: unexpected folder; only locale folders ({', '.join(LOCALES)}) belong here"]
+    if len(rel.parts) > 2 or (len(rel.parts) == 2 and rel.parts[0] not in LOCALES):
+        return []  # reported with its folder
+    if path.suffix not in KINDS:
+        return [f"{path}: not a template; templates end in .txt (text and subject) or .html"]
+    if path.stem not in TEMPLATE_NAMES and path.name not in _shipped_partials():
+        return [f"{path}: unknown template name {path.stem!r}; known: {', '.join(TEMPLATE_NAMES)}"]
+    return _check_source(path, env)
+
+
+def _check_source(path: Path, env) -> list[str]:
+    """Syntax errors, and a missing subject block in a mail's text template."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+    except OSError as exc:
+        return [f"{path}: cannot be read: {exc.strerror}"]
+    try:
+        tree = env.parse(source, path.name, str(path))
+    except TemplateSyntaxError as exc:
+        return [f"{path}:{exc.lineno}: {exc.message}"]
+    has_subject = any(block.name == "subject" for block in tree.find_all(nodes.Block))
+    if path.suffix == ".txt" and path.stem in TEMPLATE_NAMES and not has_subject:
+        return [f"{path}:1: no {{% block subject %}}...{{% endblock %}}; the mail's subject comes from it"]
+    return []
+
+
+def _shipped_partials() -> set[str]:
+    """File names of the shipped layout pieces (``_base.html`` ...) an admin may override."""
+    return {p.name for p in SHIPPED_DIR.rglob("_*") if p.suffix in KINDS}
+
+
+def _describe_failure(exc: Exception, override_dir: Path, name: str, locale: str) -> str:
+    """``file:line: error`` for an error raised while rendering, pointing into the override
+    folder when the failing line is there."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename and Path(f.filename).suffix in KINDS]
+    ours = [f for f in frames if _is_under(f.filename, override_dir)]
+    where = ours[-1] if ours else (frames[-1] if frames else None)
+    message = f"{type(exc).__name__}: {exc}"
+    if where is None:
+        return f"{name} ({locale}): {message}"
+    return f"{where.filename}:{where.lineno}: {message} (rendering {name}, {locale})"
+
+
+def _is_under(filename: str, folder: Path) -> bool:
+    try:
+        Path(filename).resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
