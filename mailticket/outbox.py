@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 
 import peewee as pw
 
@@ -32,7 +33,7 @@ CLAIM_FOR = timedelta(minutes=5)
 def enqueue(msg: EmailMessage, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
             ticket=None, automatic: bool = True) -> Outbox:
     """Queue one mail; call inside the transaction of the change that caused it."""
-    raw = msg.as_bytes()
+    raw = msg.as_bytes(policy=SMTP_POLICY)  # CRLF: smtplib sends bytes as they are
     return Outbox.create(
         ticket=ticket, kind=kind, message_id=msg["Message-ID"].strip("<>"), mail_from=mail_from,
         recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw,

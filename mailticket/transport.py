@@ -118,7 +118,7 @@ class MaildirTransport:
             tmp = self.path / "tmp" / name
             header = f"Return-Path: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
             with open(tmp, "wb") as fh:
-                fh.write(header + raw)
+                fh.write((header + raw).replace(b"\r\n", b"\n"))  # maildir files use local line ends
                 fh.flush()
                 os.fsync(fh.fileno())
             os.rename(tmp, self.path / "new" / name)
