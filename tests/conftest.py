@@ -101,6 +101,8 @@ def new_mailbox_user(server: Dovecot) -> MailboxUser:
 @pytest.fixture
 def mailbox_user(dovecot) -> MailboxUser:
     """A fresh, empty mailbox on the session's Dovecot (tests do not share mail)."""
+    if not dovecot.running():  # an earlier test stopped it and failed before restarting
+        dovecot.start()
     return new_mailbox_user(dovecot)
 
 
