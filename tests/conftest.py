@@ -59,7 +59,12 @@ def server_cert(tmp_path_factory) -> certs.ServerCert:
 def _started_dovecot(**options) -> Dovecot:
     if not ensure_dovecot_installed():
         unavailable("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
-    return Dovecot(**options).start()
+    server = Dovecot(**options)
+    try:
+        return server.start()
+    except BaseException:
+        server.close()  # the error message already holds the log tail
+        raise
 
 
 @pytest.fixture(scope="session")

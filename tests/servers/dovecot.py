@@ -142,7 +142,11 @@ class Dovecot:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Dovecot":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.close()
