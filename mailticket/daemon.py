@@ -66,6 +66,8 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
+        if not self.config.database.url.startswith("postgres"):
+            intake.release_all_claims()  # SQLite means one daemon: what a killed one claimed is free again
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
