@@ -203,7 +203,7 @@ class Clock:
         return replace(self, paused_total=self.paused_total + spent, paused_since=None)
 
     def stop(self, now: datetime) -> Clock:
-        """Stopped for good (first response given, ticket resolved); a pause ends at ``now``."""
+        """Stopped for good (first response, resolution); a pause in progress stays uncounted."""
         if self.stopped_at:
             return self
         return replace(self, stopped_at=now)

@@ -416,3 +416,20 @@ def test_unknown_time_zone():
     with pytest.raises(ConfigError) as exc:
         load_policy({}, "Mars/Olympus", F)
     assert exc.value.key == "service.timezone"
+
+
+def test_calendar_without_working_time_is_refused():
+    from datetime import date
+    from mailticket.sla import Calendar
+    every_day = frozenset(date(2026, 1, 1) + timedelta(days=i) for i in range(3800))
+    cal = Calendar(STHLM, True, frozenset({0}), holidays=every_day)
+    with pytest.raises(ValueError, match="no working time"):
+        add_working_time(local(2026, 1, 1), H, cal)
+
+
+def test_spans_far_from_the_memoised_range_are_still_exact():
+    cal = load_policy(HOURS, "Europe/Stockholm", F).business
+    assert working_time_between(local(2026, 11, 23, 8), local(2026, 11, 30, 8), cal) == 45 * H
+    # 1990 is over ten years from the days already summed: counted day by day instead
+    assert cal.working_before(local(1990, 1, 1).date()) is None
+    assert working_time_between(local(1990, 1, 1, 8), local(1990, 1, 8, 8), cal) == 45 * H
