@@ -1,8 +1,12 @@
 """Time ``sla.due_actions`` over 100,000 in-memory ticket states (a stand-in for the DB scan).
 
 Run: /work/venv/bin/python bench/sla_check.py [N]
-The mix: a quarter each of P1..P4, ages from minutes to weeks, some answered, pending,
-resolved; 24/7 and business-hours policies are timed separately.
+The mix: a quarter each of P1..P4, ages from minutes to two weeks, half answered, some
+pending or resolved, one in fifty a data breach; 24/7 and business-hours policies are timed
+separately. "first scan" finds everything due at once; "steady scan" is the next scan after
+the lead performed those actions (keys recorded, escalations applied, tickets closed), which
+is what a daemon running every minute sees. CPU time is reported: wall time on a busy
+machine says little.
 """
 
 import random
@@ -10,6 +14,9 @@ import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from mailticket.sla import due_actions, escalated, load_policy, new_ticket_state
 
@@ -59,18 +66,19 @@ def record_keys(states: list, policy) -> list:
     return [after_scan(s, policy) for s in states]
 
 
-def timed_scan(states: list, policy) -> tuple[float, int]:
-    start = time.perf_counter()
+def timed_scan(states: list, policy) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one scan over all states, and how many actions were due."""
+    wall, cpu = time.perf_counter(), time.process_time()
     actions = sum(len(due_actions(s, NOW, policy)) for s in states)
-    return time.perf_counter() - start, actions
+    return time.perf_counter() - wall, time.process_time() - cpu, actions
 
 
 def run(name: str, policy, n: int) -> None:
     states = make_states(n, policy)
     for label, batch in (("first scan", states), ("steady scan", record_keys(states, policy))):
-        elapsed, actions = timed_scan(batch, policy)
-        print(f"{name:<15} {label:<12} {n} tickets: {elapsed:.3f} s, "
-              f"{elapsed / n * 1e6:.1f} us per check, {actions} actions due")
+        wall, cpu, actions = timed_scan(batch, policy)
+        print(f"{name:<15} {label:<12} {n} tickets: {cpu / n * 1e6:5.1f} us CPU per check "
+              f"({cpu:.2f} s CPU, {wall:.2f} s wall), {actions} actions due")
 
 
 def main() -> None:
