@@ -176,7 +176,7 @@ class Daemon:
         with Outbox._meta.database.atomic():
             if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
                 self.desk.mailer.send("delivery_failure", to=[Recipient(self.config.service.admin_address)], now=now,
-                                      ticket=entry.ticket, reply_purpose=None,
+                                      ticket=entry.ticket, reply_purpose=None, automatic=True, rate_limited=True,
                                       context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
                                                "outbox_id": entry.id})
 
