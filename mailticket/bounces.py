@@ -20,10 +20,12 @@ _MSGID_RE = re.compile(r"^\s*(?:message-id|in-reply-to)\s*:\s*(<[^<>\s]+>)", re.
 
 _DAEMON_LOCALPARTS = frozenset({
     "mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon", "postmaster",
-    "mdaemon", "mail.delivery.system", "mail-delivery-system", "nobody", "root", "bounce",
+    "mdaemon", "mail.delivery.system", "mail-delivery-system", "root", "bounce",
     "bounces", "bouncer", "mail-bounces", "smtp", "post_master", "mailadmin", "mailmaster", "mail", "daemon",
     "mmdf", "majordomo-owner", "administrator", "notifications", "mail-bounce",
 })
+_NEVER_FAILED_LOCALPARTS = frozenset({"mailer-daemon", "mailer_daemon", "mailerdaemon",
+                                      "mail-daemon", "maildaemon", "postmaster", "post_master"})
 _DAEMON_NAME = re.compile(
     r"mail ?delivery|mailer.?daemon|postmaster|delivery (status|subsystem|system)|"
     r"mail (administrator|system)|system administrator|internet mail delivery|"
@@ -338,7 +340,7 @@ def _own_addresses(msg: Message) -> set[str]:
 
 def _plausible(address: str, excluded: set[str]) -> bool:
     local = address.split("@")[0]
-    return address not in excluded and local not in _DAEMON_LOCALPARTS
+    return address not in excluded and local not in _NEVER_FAILED_LOCALPARTS
 
 
 _ORIGINAL_ADDRESS_LINE = re.compile(
