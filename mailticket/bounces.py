@@ -261,32 +261,52 @@ def sender_is_daemon(msg: Message) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Clues:
+    """What the bounce signals look at, computed once per mail."""
+
+    msg: Message
+    notice: str
+    subject_hit: bool
+    body_hit: bool
+    from_person: bool
+
+
+# Ordered (reason, signal) table for mails without an RFC 3464 part; the first that fires wins.
+_TEXT_SIGNALS = (
+    ("delivery-status fields in the text",
+     lambda c: c.body_hit and bool(_recipients_from_fields(c.notice))),
+    ("sent by MAILER-DAEMON", lambda c: sender_is_mailer_daemon(c.msg)),
+    ("Amazon SES bounce notification", lambda c: amazon_ses_bounce(c.notice)),
+    ("MTA failure notice text", lambda c: not c.from_person and bool(STRONG_SIGNATURES.search(c.notice))),
+    ("sent by a postmaster/delivery system with a failure notice",
+     lambda c: (c.subject_hit or c.body_hit) and sender_is_daemon(c.msg)),
+    ("empty return path and a failure notice text", lambda c: c.body_hit and null_sender(c.msg)),
+    ("failure notice subject and text", lambda c: not c.from_person and c.subject_hit and c.body_hit),
+)
+
+_FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|wg|vb|tr|rv|enc|doorst|i|vs|fs)\s*:", re.I)
+_PERSONAL_CLIENT = re.compile(
+    r"thunderbird|outlook|apple mail|iphone mail|ipad mail|mutt|evolution|kmail|roundcube|"
+    r"alpine|aerc|s-nail|claws|sylpheed|seamonkey|gmail|mailmate|airmail|spark|k-9|fairemail", re.I)
+
+
+def written_by_person(msg: Message) -> bool:
+    """A forward, or a mail from a personal mail client: a person writing about a bounce."""
+    if _FORWARD_PREFIX.match(mv.header(msg, "subject") or ""):
+        return True
+    agents = mv.header_values(msg, "user-agent") + mv.header_values(msg, "x-mailer")
+    return any(_PERSONAL_CLIENT.search(agent) for agent in agents)
+
+
 def bounce_evidence(msg: Message) -> str | None:
     """Why this mail is a failure report, or None when it does not look like one."""
     if has_delivery_report(msg):
-        recipients = report_recipients(msg)
-        if recipients and all(r.action in _ACTION_SUCCESS for r in recipients):
-            return None
-        return "multipart/report delivery-status (RFC 3464)"
-    subject = mv.header(msg, "subject") or ""
+        return None if is_success_report(msg) else "multipart/report delivery-status (RFC 3464)"
     notice = notice_text(msg)
-    if _recipients_from_fields(notice) and BODY_PATTERNS.search(notice):
-        return "delivery-status fields in the text"
-    if STRONG_SIGNATURES.search(notice):
-        return "MTA failure notice text"
-    if sender_is_mailer_daemon(msg):
-        return "sent by MAILER-DAEMON"
-    if amazon_ses_bounce(notice):
-        return "Amazon SES bounce notification"
-    subject_hit = bool(SUBJECT_PATTERNS.search(subject))
-    body_hit = bool(BODY_PATTERNS.search(notice))
-    if sender_is_daemon(msg) and (subject_hit or body_hit):
-        return "sent by a postmaster/delivery system with a failure notice"
-    if body_hit and null_sender(msg):
-        return "empty return path and a failure notice text"
-    if subject_hit and body_hit:
-        return "failure notice subject and text"
-    return None
+    clues = _Clues(msg, notice, bool(SUBJECT_PATTERNS.search(mv.header(msg, "subject") or "")),
+                   bool(BODY_PATTERNS.search(notice)), written_by_person(msg))
+    return next((reason for reason, signal in _TEXT_SIGNALS if signal(clues)), None)
 
 
 def sender_is_mailer_daemon(msg: Message) -> bool:
@@ -406,7 +426,7 @@ def _first_status(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
-def _diagnostic_line(notice: str, recipients: list[str]) -> str | None:
+def _diagnostic_line(notice: str) -> str | None:
     """The first line of the notice that names an SMTP reply code or status."""
     for line in notice.splitlines():
         if re.search(r"\b[45]\d\d\b|[45]\.\d{1,3}\.\d{1,3}", line) and len(line.strip()) > 3:
@@ -489,12 +509,12 @@ def _read_bounce(msg: Message) -> Bounce:
         recipients = text_recipients(msg, notice)
         temporary = _text_is_temporary(subject, notice)
         status = _first_status(notice)
-        diagnostic = _diagnostic_line(notice, recipients)
+        diagnostic = _diagnostic_line(notice)
     return Bounce(
         recipients=recipients,
         temporary=temporary,
         status=status,
-        diagnostic=diagnostic or _diagnostic_line(notice, recipients),
+        diagnostic=diagnostic or _diagnostic_line(notice),
         original_message_id=original_message_id(msg),
         return_path_token=return_path_token(msg),
     )

@@ -264,9 +264,8 @@ def classify(msg: Message, *, loop_marker: str = "X-Mailticket-Loop",
     for rule in rules:
         try:
             reason = rule.check(msg, ctx)
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the mail
+        except Exception:  # noqa: BLE001 - one broken rule must not stop the mail
             reason = None
-            _ = exc
         if reason:
             return Verdict(kind=rule.kind, reason=reason, rule=rule.name, suppress_autoreply=True)
     suppress = _asks_for_no_autoreply(msg)

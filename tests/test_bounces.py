@@ -278,3 +278,16 @@ def test_perl_original_message_ids():
 def test_token_of_signed_return_address_in_real_bounce():
     message = load_message(CORPORA / "perl-bounceparser" / "t/corpus/warning-8.msg")
     assert parse_bounce(message).return_path_token == "6D45B302-E65D-11DE-A26F-A183DD31F8F5"
+
+
+@pytest.mark.parametrize("text", [
+    "From: anna@example.org\nSubject: Fwd: Mail delivery failed: returning message to sender\n\n"
+    "Why does this happen?\n\n---------- Forwarded message ---------\n" + EXIM.split("\n\n", 1)[1],
+    "From: anna@example.org\nUser-Agent: Mozilla Thunderbird\nSubject: Mail delivery failed\n\n"
+    "All my mails to the boss come back with 'user unknown'. Please help.\n",
+])
+def test_person_writing_about_a_bounce_gets_a_ticket(text):
+    message = parse(text)
+    verdict = classify(message)
+    assert verdict.kind == "human" and verdict.may_acknowledge, verdict
+    assert parse_bounce(message) is None
