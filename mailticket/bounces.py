@@ -20,16 +20,14 @@ _MSGID_RE = re.compile(r"^\s*(?:message-id|in-reply-to)\s*:\s*(<[^<>\s]+>)", re.
 
 _DAEMON_LOCALPARTS = frozenset({
     "mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon", "postmaster",
-    "mdaemon", "mail.delivery.system", "mail-delivery-system", "root", "bounce",
-    "bounces", "bouncer", "mail-bounces", "smtp", "post_master", "mailadmin", "mailmaster", "mail", "daemon",
-    "mmdf", "majordomo-owner", "administrator", "notifications", "mail-bounce",
+    "post_master", "mdaemon", "mail.delivery.system", "mail-delivery-system", "bounce", "bounces",
+    "bouncer", "mail-bounces", "mail-bounce", "mmdf", "majordomo-owner",
 })
 _NEVER_FAILED_LOCALPARTS = frozenset({"mailer-daemon", "mailer_daemon", "mailerdaemon",
                                       "mail-daemon", "maildaemon", "postmaster", "post_master"})
 _DAEMON_NAME = re.compile(
     r"mail ?delivery|mailer.?daemon|postmaster|delivery (status|subsystem|system)|"
-    r"mail (administrator|system)|system administrator|internet mail delivery|"
-    r"\bmta\b|bounce", re.I)
+    r"mail system|internet mail delivery", re.I)
 
 SUBJECT_PATTERNS = re.compile(
     r"undeliver|undelivered|returned mail|return(ed)? to sender|delivery (status|fail|notif|"
@@ -43,6 +41,13 @@ SUBJECT_PATTERNS = re.compile(
     r"mail failure|\berror\b|エラー|不達|配信",
     re.I)
 
+# A subject that *starts* like an MTA notice (a person's subject merely mentioning it does not).
+NOTICE_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?(?:undeliver|undelivered|returned mail|mail delivery|delivery "
+    r"(?:status|fail|notif|report|problem|error|warning|delayed)|failure notice|non[- ]?deliver|"
+    r"nondeliverable|mail could not|message (?:not delivered|could not)|could not deliver|"
+    r"delivery has failed|warning: could not|mail system error|メールエラー|エラー通知|不達)"
+    r"|\(delivery failed\)", re.I)
 BODY_PATTERNS = re.compile(
     r"could not be delivered|couldn't be delivered|wasn't delivered|was not delivered|"
     r"undeliverable|undelivered|delivery (to the following|has failed|failed|"
@@ -275,14 +280,15 @@ class _Clues:
 # Ordered (reason, signal) table for mails without an RFC 3464 part; the first that fires wins.
 _TEXT_SIGNALS = (
     ("delivery-status fields in the text",
-     lambda c: c.body_hit and bool(_recipients_from_fields(c.notice))),
+     lambda c: not c.from_person and c.body_hit and bool(_recipients_from_fields(c.notice))),
     ("sent by MAILER-DAEMON", lambda c: sender_is_mailer_daemon(c.msg)),
     ("Amazon SES bounce notification", lambda c: amazon_ses_bounce(c.notice)),
     ("MTA failure notice text", lambda c: not c.from_person and bool(STRONG_SIGNATURES.search(c.notice))),
     ("sent by a postmaster/delivery system with a failure notice",
      lambda c: (c.subject_hit or c.body_hit) and sender_is_daemon(c.msg)),
     ("empty return path and a failure notice text", lambda c: c.body_hit and null_sender(c.msg)),
-    ("failure notice subject and text", lambda c: not c.from_person and c.subject_hit and c.body_hit),
+    ("failure notice subject and text",
+     lambda c: not c.from_person and c.body_hit and bool(NOTICE_SUBJECT.search(mv.header(c.msg, "subject") or ""))),
 )
 
 _FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|wg|vb|tr|rv|enc|doorst|i|vs|fs)\s*:", re.I)
@@ -307,6 +313,11 @@ def bounce_evidence(msg: Message) -> str | None:
     clues = _Clues(msg, notice, bool(SUBJECT_PATTERNS.search(mv.header(msg, "subject") or "")),
                    bool(BODY_PATTERNS.search(notice)), written_by_person(msg))
     return next((reason for reason, signal in _TEXT_SIGNALS if signal(clues)), None)
+
+
+def sender_is_postmaster(msg: Message) -> bool:
+    """From is MAILER-DAEMON@ or postmaster@ (any spelling of either)."""
+    return any(a.split("@")[0] in _NEVER_FAILED_LOCALPARTS for a in mv.addresses(msg, "from"))
 
 
 def sender_is_mailer_daemon(msg: Message) -> bool:

@@ -209,6 +209,21 @@ def test_challenge_response_is_not_a_bounce():
     assert (verdict.kind, verdict.rule) == ("auto_generated", "challenge_response")
 
 
+def test_challenge_wording_from_a_person_is_human():
+    verdict = classify(mail(body="The firewall change requires confirmation from my manager.\n"))
+    assert verdict.kind == "human"
+
+
+@pytest.mark.parametrize("sender", ["administrator@customer.example", "root@host.example",
+                                    "System Administrator <it@customer.example>",
+                                    "notifications@customer.example"])
+def test_people_with_admin_like_addresses_are_human(sender):
+    base = PLAIN.replace("Anna Svensson <anna@example.org>", sender).replace(
+        "Printer broken", "My mailbox is full and mail is undeliverable")
+    verdict = classify(mail(base=base, body="Mail to me bounces with 'mailbox full'. Please help.\n"))
+    assert verdict.kind == "human" and verdict.may_acknowledge, verdict
+
+
 # --- the table and the contract ----------------------------------------------------------------
 
 def test_rules_have_unique_names_and_known_kinds():
