@@ -107,7 +107,9 @@ _ORIGINAL_MARKERS = re.compile(
     r"the original (?:message|headers) (?:is|are|was|were) (?:attached|below|included)"
     r"|original message headers?)",
     re.I | re.M)
-_ORIGINAL_HEADER_BLOCK = re.compile(r"^(?:Received: from |Return-Path: <)", re.M)
+_ORIGINAL_HEADER_BLOCK = re.compile(
+    r"^(?:Received: from |Return-Path: <|Content-Type:\s*(?:message/rfc822|text/rfc822-headers))",
+    re.M | re.I)
 _QUOTED_HEADER_LINE = re.compile(
     r"^\s*(?:>\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|received|delivered-to|"
     r"x-[\w-]+|message-id|in-reply-to|references|envelope-to|resent-[\w-]+|dkim-signature|"
@@ -141,8 +143,8 @@ class _Recipient:
 
 # --- delivery-status fields ---------------------------------------------------------------
 
-def _report_parts(msg: Message) -> list[Message]:
-    return [p for p in mv.walk(msg, into_messages=False) if mv.content_type(p) in _REPORT_PART_TYPES]
+def _report_parts(msg: Message, *, nested: bool = False) -> list[Message]:
+    return [p for p in mv.walk(msg, into_messages=nested) if mv.content_type(p) in _REPORT_PART_TYPES]
 
 
 def _report_text(part: Message) -> str:
@@ -205,10 +207,10 @@ def _recipients_from_fields(text: str) -> list[_Recipient]:
     return recipients
 
 
-def report_recipients(msg: Message) -> list[_Recipient]:
-    """Per-recipient fields of every delivery-status part (empty when there is none)."""
+def report_recipients(msg: Message, *, nested: bool = False) -> list[_Recipient]:
+    """Per-recipient fields of every delivery-status part; `nested` also looks in attached mails."""
     found: list[_Recipient] = []
-    for part in _report_parts(msg):
+    for part in _report_parts(msg, nested=nested):
         found.extend(_recipients_from_fields(_report_text(part)))
     return found
 
@@ -345,7 +347,8 @@ def amazon_ses_bounce(text: str) -> bool:
 
 # --- addresses, status, temporary ----------------------------------------------------------
 
-_LABELLED = r"(?:intended|failed|final|original|bad|unknown|invalid) recipients?(?: address)?"
+_LABELLED = (r"(?:(?:intended|failed|final|original|bad|unknown|invalid) recipients?(?: address)?"
+             r"|(?:unknown|invalid) (?:user|address|mailbox))")
 _LINE_PATTERNS = [
     re.compile(_LABELLED + r"\s*:\s*[<\"']?(" + ADDRESS + r")", re.I),      # 'Failed Recipient: a@b'
     re.compile(r"addressed to [<\"']?(" + ADDRESS + r")", re.I),
@@ -359,6 +362,18 @@ _LINE_PATTERNS = [
     re.compile(r"(?:recipient|address|user|mailbox|to)\s*(?:address)?\s*[:=]?\s*[<\"'\[(]("
                + ADDRESS + r")", re.I),
 ]
+
+
+_AOL_SCREEN_NAMES = re.compile(
+    r"following recipients could not be delivered[^\n]*:[ \t]*\n((?:[ \t]+[\w.-]+[ \t]*\n?)+)", re.I)
+
+
+def aol_recipients(msg: Message, notice: str) -> list[str]:
+    """AOL lists bare screen names under 'the following recipients could not be delivered'."""
+    if not any(a.endswith("aol.com") for a in mv.addresses(msg, "from")):
+        return []
+    found = _AOL_SCREEN_NAMES.search(notice)
+    return [f"{name.lower()}@aol.com" for name in found.group(1).split()] if found else []
 
 
 def _own_addresses(msg: Message) -> set[str]:
@@ -402,6 +417,9 @@ def _notice_lines_without_headers(notice: str) -> str:
 
 def text_recipients(msg: Message, notice: str) -> list[str]:
     """Failed addresses read from the notice text, best patterns first."""
+    screen_names = aol_recipients(msg, notice)
+    if screen_names:
+        return screen_names
     excluded = _own_addresses(msg)
     quoted = _original_header_addresses(msg)
     text = _notice_lines_without_headers(notice)
@@ -508,7 +526,8 @@ def parse_bounce(msg: Message) -> Bounce | None:
 def _read_bounce(msg: Message) -> Bounce:
     subject = mv.header(msg, "subject") or ""
     notice = notice_text(msg)
-    reported = report_recipients(msg) or _recipients_from_fields(notice)
+    reported = (report_recipients(msg) or _recipients_from_fields(notice)
+                or report_recipients(msg, nested=True))
     failed = [r for r in reported if r.action not in _ACTION_SUCCESS]
     if failed:
         recipients = _unique(r.address for r in failed)
