@@ -21,6 +21,7 @@ Rules (the contract the lead relies on):
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone, tzinfo
+from email.errors import ObsoleteHeaderDefect
 from email.headerregistry import HeaderRegistry
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -263,19 +264,31 @@ def _note(argument: str, ctx: _Context) -> dict:
 
 
 def strict_address(text: str) -> str | None:
-    """The one address in ``text`` (``a@b.c`` or ``Name <a@b.c>``), lower-cased;
-    None when it has parse defects, is not exactly one address, or lacks a domain."""
+    """The one address in ``text`` (``a@b.c`` or ``Name <a@b.c>``), lower-cased, or None;
+    see ``parse_address``."""
+    parsed = parse_address(text)
+    return parsed[1] if parsed else None
+
+
+_DOMAIN = re.compile(r"[^\W_][\w-]*(?:\.[\w-]+)+")
+
+
+def parse_address(text: str) -> tuple[str, str] | None:
+    """``(display name, lower-cased address)`` of the single address in ``text``.
+
+    None when the parser reports a defect (an obsolete period in a name is fine),
+    when there is not exactly one address, or the domain is not a dotted name."""
     try:
-        header = HeaderRegistry()("To", text)
+        header = HeaderRegistry()("From", text)
         addresses = header.addresses
     except Exception:  # the parser may raise on hostile input
         return None
-    if header.defects or len(addresses) != 1:
+    if any(not isinstance(d, ObsoleteHeaderDefect) for d in header.defects) or len(addresses) != 1:
         return None
     address = addresses[0]
-    if not address.username or "." not in address.domain or " " in address.addr_spec:
+    if not address.username or not _DOMAIN.fullmatch(address.domain) or " " in address.addr_spec:
         return None
-    return address.addr_spec.lower()
+    return address.display_name, address.addr_spec.lower()
 
 
 # --- #call ------------------------------------------------------------------------------

@@ -174,7 +174,8 @@ def test_assign_without_a_value_is_refused():
 
 
 @pytest.mark.parametrize("value", ["bob", "bob@", "bob@@example.com", "a@example.com, b@example.com",
-                                   "<bob@example.com", "bob@localhost", "", "Bob <bob@exa mple.com>"])
+                                   "<bob@example.com", "bob@localhost", "", "Bob <bob@exa mple.com>",
+                                   "bob@[192.0.2.1]", "Smith, Bob <bob@example.com>", "bob@example.com>"])
 def test_strict_address_refuses_defects(value):
     assert strict_address(value) is None
 
@@ -182,6 +183,7 @@ def test_strict_address_refuses_defects(value):
 def test_strict_address_accepts_plain_and_named():
     assert strict_address(" Bob@Example.COM ") == "bob@example.com"
     assert strict_address('"Bob, IT" <bob@example.com>') == "bob@example.com"
+    assert strict_address("Bob B. Builder <bob@example.com>") == "bob@example.com"  # obsolete period is fine
 
 
 def test_escalate_with_and_without_reason():
