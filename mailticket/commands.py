@@ -116,7 +116,12 @@ _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 def parse_commands(text: str, *, now: datetime, timezone: str | None, agents: set[str],
                    categories: set[str] | None = None) -> Parsed:
-    """Split an agent's reply into commands, errors, and the text that remains."""
+    """Split an agent's reply into commands, errors, and the text that remains.
+
+    ``now`` (aware; naive is taken as UTC) judges ``#call`` times; ``timezone`` is the
+    service's IANA zone for a ``#call`` without one; ``agents`` are the addresses
+    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts."""
+    now = now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)
     ctx = _Context(now, timezone, frozenset(a.strip().lower() for a in agents),
                    None if categories is None else {c.lower(): c for c in categories})
     lines = text.splitlines(keepends=True)
@@ -143,9 +148,13 @@ def _end_of_command_block(lines: list[str]) -> int:
     for index, raw in enumerate(lines):
         if _command_match(raw):
             seen_command = True
-        elif raw.strip(_LEADING_SPACE + "\r\n"):
+        elif not _is_blank(raw):
             return index if seen_command else 0
     return len(lines) if seen_command else 0
+
+
+def _is_blank(raw: str) -> bool:
+    return not raw.strip().strip(_LEADING_SPACE).strip()
 
 
 def _command_match(raw: str) -> re.Match | None:

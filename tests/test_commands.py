@@ -53,6 +53,17 @@ def test_without_commands_the_body_is_the_text_unchanged():
         assert (parsed.commands, parsed.errors, parsed.body) == ([], [], text)
 
 
+def test_unicode_blank_lines_count_as_blank():
+    parsed = parse("\u3000\n#status open\n\u200b\u00a0\n#type request\n\u2003\nHello")
+    assert [c.name for c in parsed.commands] == ["status", "type"]
+    assert parsed.body == "Hello"
+
+
+def test_a_naive_now_is_taken_as_utc():
+    args = only_command("#call 2026-11-27 10:30", now=NOW.replace(tzinfo=None)).args
+    assert args["start"] == datetime(2026, 11, 27, 9, 30, tzinfo=timezone.utc)
+
+
 def test_crlf_line_ends_are_kept():
     parsed = parse("#status open\r\n\r\nHello\r\nBye\r\n")
     assert parsed.body == "Hello\r\nBye\r\n"
