@@ -18,8 +18,8 @@ ATTRIBUTION_VERBS = (
     "escreveu",                                                 # pt
     "skrev", "skrifaði",                                        # sv, da, no, is
     "kirjoitti",                                                # fi
-    "napisał", r"napisał\(a\)", "napisała", "napsal", r"napsal\(a\)",  # pl, cs
-    "написал", r"написал\(а\)", "написала", "пише", "писал",     # ru, uk
+    "napisał", "napisał(a)", "napisała", "napsal", "napsal(a)",  # pl, cs
+    "написал", "написал(а)", "написала", "пише", "писал",         # ru, uk
     "写道", "寫道", "が書きました", "님이 작성",                    # zh, ja, ko
     "írta", "yazdı", "scrise", "έγραψε", "כתב", "كتب",         # hu, tr, ro, el, he, ar
 )
@@ -107,14 +107,28 @@ SEPARATOR_CHARS = "-_=*#~+—–"
 
 
 def _alternatives(words: tuple[str, ...]) -> str:
-    """A regex alternation of literal words (already regex-safe entries kept as they are)."""
-    return "|".join(w if "\\" in w else re.escape(w) for w in sorted(words, key=len, reverse=True))
+    """A regex alternation of literal words, longest first."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-VERB_END = re.compile(
-    r"(?:^|[\s,)>\"'])(?:" + _alternatives(ATTRIBUTION_VERBS) + r")\s?[:：]?\s?-{0,6}\s?$",
-    re.IGNORECASE,
-)
+VERBS_LOWER = tuple(verb.lower() for verb in ATTRIBUTION_VERBS)
+VERB_BOUNDARY = " \t\xa0\u202f,)>\"'"
+VERB_TRAILER = " \t\xa0\u202f\u2009:：-"  # what may follow the verb: "wrote:", "a écrit :", "wrote ----"
+
+
+def ends_with_verb(text: str) -> bool:
+    """Whether a line ends with an attribution verb ("... wrote:", "... a écrit :", "wrote ----")."""
+    core = text[-60:].rstrip(VERB_TRAILER).lower()
+    if not core.endswith(VERBS_LOWER):
+        return False
+    for verb in VERBS_LOWER:
+        if core.endswith(verb):
+            before = core[:-len(verb)]
+            if not before or before[-1] in VERB_BOUNDARY:
+                return True
+    return False
+
+
 VERB_BEFORE_DATE = re.compile(
     r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_DATE) + r")\s[^\n]{1,80}?:\s?$", re.IGNORECASE
 )

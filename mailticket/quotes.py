@@ -20,6 +20,7 @@ MAX_ATTRIBUTION = 400    # characters of a (possibly wrapped) attribution line
 WRAP_LINES = 5           # lines an attribution may be wrapped over
 HEADER_WINDOW = 6        # lines in which a header block must show its keys
 MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
+EDGE_LINES = 15_000      # lines looked at one by one at each end of a very long text
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,26 @@ def split_reply_html(html: str) -> Reply:
 
 
 def _split(text: str, depth: int) -> Reply:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _lines(text)
     kinds = classify(lines)
     keep = new_line_indexes(lines, kinds, depth)
     new = "\n".join(lines[i] for i in keep).strip()
     kept = set(keep)
     quoted = "\n".join(line for i, line in enumerate(lines) if i not in kept).strip()
     return Reply(new=new, quoted=quoted, full=text)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a text; in a very long text the middle is kept whole as one line.
+
+    Joining the result with newlines gives the text back, so nothing is lost; only the
+    first and last EDGE_LINES lines are looked at one by one, which bounds the work.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if len(lines) <= 2 * EDGE_LINES + 1:
+        return lines
+    middle = "\n".join(lines[EDGE_LINES:-EDGE_LINES])
+    return lines[:EDGE_LINES] + [middle] + lines[-EDGE_LINES:]
 
 
 # --- classification -------------------------------------------------------------------
@@ -126,10 +140,10 @@ def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
         k = start + offset
         if k >= len(lines) or not _may_continue(lines, kinds, start, k):
             return 0
-        joined = (joined + " " + lines[k].strip()).strip()
+        joined = (joined + " " + lines[k][:MAX_ATTRIBUTION + 1].strip()).strip()
         if len(joined) > MAX_ATTRIBUTION:
             return 0
-        if lines[k].strip() and _ends_attribution(joined, lines, kinds, k):
+        if lines[k][:MAX_LINE].strip() and _ends_attribution(joined, lines, kinds, k):
             return offset + 1
     return 0
 
@@ -139,16 +153,17 @@ def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> boo
     if k == start:
         return True
     if kinds[k] == "q":
-        return len(lines[k].strip()) <= 12  # a wrapped tail such as "> wrote:" or ">:"
+        return len(lines[k][:40].strip()) <= 12  # a wrapped tail such as "> wrote:" or ">:"
     return kinds[k] in ("t", "e", "h")
 
 
 def _ends_attribution(joined: str, lines: list[str], kinds: list[str], k: int) -> bool:
-    verb = qp.VERB_END.search(joined) or qp.VERB_BEFORE_DATE.search(joined)
+    colon = joined.endswith((":", "："))
+    verb = qp.ends_with_verb(joined) or (colon and qp.VERB_BEFORE_DATE.search(joined[-120:]))
     if verb:
         evidence = qp.DIGIT.search(joined) or qp.HAS_ADDRESS.search(joined)
         return bool(evidence) or _quote_follows(kinds, k)
-    return bool(qp.ADDRESS_COLON_END.search(joined) and qp.TIME_OR_YEAR.search(joined))
+    return colon and bool(qp.ADDRESS_COLON_END.search(joined[-260:]) and qp.TIME_OR_YEAR.search(joined))
 
 
 def _quote_follows(kinds: list[str], k: int) -> bool:
@@ -221,32 +236,18 @@ def _header_follows(kinds: list[str], cut: int) -> bool:
 def _forwarded_body(lines: list[str], kinds: list[str], cut: int, depth: int) -> list[int]:
     """A mail that is only a forward: its new text is the forwarded body, split again."""
     start = cut + 1
-    while start < len(kinds) and (kinds[start] in ("e", "h", "H") or _header_continues(lines, kinds, start)):
+    while start < len(kinds) and (kinds[start] in ("e", "h", "H") or _header_continues(kinds, start)):
         start += 1
     if depth >= MAX_FORWARD_DEPTH:
         return list(range(start, len(lines)))
-    body = _split("\n".join(lines[start:]), depth + 1).new
-    return _indexes_of_text(lines, start, body)
+    body = lines[start:]
+    inner = new_line_indexes(body, classify(body), depth + 1)
+    return [start + i for i in inner]
 
 
-def _header_continues(lines: list[str], kinds: list[str], i: int) -> bool:
-    """A wrapped header value: a text line right after a header line, before the body."""
+def _header_continues(kinds: list[str], i: int) -> bool:
+    """A wrapped header value: a text line between two header lines."""
     return kinds[i] == "t" and kinds[i - 1] in ("h", "H") and i + 1 < len(kinds) and kinds[i + 1] in ("h", "H")
-
-
-def _indexes_of_text(lines: list[str], start: int, body: str) -> list[int]:
-    """Indexes of lines from `start` whose run equals `body` (the split of a forward)."""
-    wanted = body.split("\n")
-    if not body:
-        return []
-    for i in range(start, len(lines) - len(wanted) + 1):
-        if lines[i].rstrip() == wanted[0].rstrip() and _run_matches(lines, i, wanted):
-            return list(range(i, i + len(wanted)))
-    return list(range(start, len(lines)))
-
-
-def _run_matches(lines: list[str], i: int, wanted: list[str]) -> bool:
-    return all(lines[i + n].strip() == w.strip() for n, w in enumerate(wanted))
 
 
 def _new_in_region(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
@@ -291,6 +292,6 @@ def _drop_trailing_quote(indexes: list[int], kinds: list[str]) -> list[int]:
 def _quote_only(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
     """A mail with nothing but a quote keeps it, unless it is a quoted reply chain."""
     for i in region:
-        if kinds[i] == "q" and qp.VERB_END.search(lines[i][:MAX_ATTRIBUTION]):
+        if kinds[i] == "q" and qp.ends_with_verb(lines[i][:MAX_ATTRIBUTION]):
             return []
     return region
