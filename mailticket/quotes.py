@@ -108,10 +108,11 @@ def line_kind(line: str) -> str:
 
 
 def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
+    ends = [_could_end_attribution(line) for line in lines]
     i = 0
     while i < len(lines):
-        span = attribution_span(lines, kinds, i)
-        if span > 1 and _later_start(lines, kinds, i, span):
+        span = attribution_span(lines, kinds, i, ends)
+        if span > 1 and _later_start(lines, kinds, i, span, ends):
             i, span = i + 1, span - 1  # the line above is text, not the attribution's start
         if span:
             for k in range(i, i + span):
@@ -121,13 +122,19 @@ def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
             i += 1
 
 
-def _later_start(lines: list[str], kinds: list[str], i: int, span: int) -> bool:
+def _could_end_attribution(line: str) -> bool:
+    """Cheap test: a line that ends with a colon or an attribution verb."""
+    tail = line[-80:].rstrip()
+    return tail.endswith((":", "：")) or qp.ends_with_verb(tail)
+
+
+def _later_start(lines: list[str], kinds: list[str], i: int, span: int, ends: list[bool]) -> bool:
     """Whether the attribution found at line i really starts on the next line."""
     nxt = lines[i + 1][:MAX_LINE]
-    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1) == span - 1
+    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1, ends) == span - 1
 
 
-def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
+def attribution_span(lines: list[str], kinds: list[str], start: int, ends: list[bool]) -> int:
     """How many lines from `start` form an attribution line (0 if none)."""
     first = lines[start][:MAX_LINE]
     if kinds[start] not in ("t", "h") or len(first) > MAX_ATTRIBUTION:
@@ -135,6 +142,8 @@ def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
     if qp.GMAIL_DATE_LINE.match(first):
         return 1
     reach = WRAP_LINES if qp.OPENER_START.match(first) else 2
+    if not any(ends[start:start + reach]):
+        return 0
     joined = ""
     for offset in range(reach):
         k = start + offset
@@ -143,7 +152,7 @@ def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
         joined = (joined + " " + lines[k][:MAX_ATTRIBUTION + 1].strip()).strip()
         if len(joined) > MAX_ATTRIBUTION:
             return 0
-        if lines[k][:MAX_LINE].strip() and _ends_attribution(joined, lines, kinds, k):
+        if ends[k] and _ends_attribution(joined, kinds, k):
             return offset + 1
     return 0
 
@@ -157,7 +166,7 @@ def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> boo
     return kinds[k] in ("t", "e", "h")
 
 
-def _ends_attribution(joined: str, lines: list[str], kinds: list[str], k: int) -> bool:
+def _ends_attribution(joined: str, kinds: list[str], k: int) -> bool:
     colon = joined.endswith((":", "："))
     verb = qp.ends_with_verb(joined) or (colon and qp.VERB_BEFORE_DATE.search(joined[-120:]))
     if verb:
@@ -240,8 +249,7 @@ def _forwarded_body(lines: list[str], kinds: list[str], cut: int, depth: int) ->
         start += 1
     if depth >= MAX_FORWARD_DEPTH:
         return list(range(start, len(lines)))
-    body = lines[start:]
-    inner = new_line_indexes(body, classify(body), depth + 1)
+    inner = new_line_indexes(lines[start:], kinds[start:], depth + 1)
     return [start + i for i in inner]
 
 

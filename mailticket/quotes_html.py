@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from inscriptis import get_text
+from inscriptis import Inscriptis, get_text
 from lxml import etree, html as lxml_html
 
 # Elements that hold quoted history; "and after" ones also take their following siblings.
@@ -41,7 +41,7 @@ def html_reply_text(html: str) -> str:
     except (etree.ParserError, ValueError):
         return get_text(html)
     _remove_quotes(tree)
-    return get_text(lxml_html.tostring(tree, encoding="unicode"))
+    return Inscriptis(tree).get_text()
 
 
 def _remove_quotes(tree) -> None:
