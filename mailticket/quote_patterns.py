@@ -132,6 +132,9 @@ def ends_with_verb(text: str) -> bool:
 VERB_BEFORE_DATE = re.compile(
     r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_DATE) + r")\s[^\n]{1,80}?:\s?$", re.IGNORECASE
 )
+STRONG_OPENER = re.compile(
+    r"^[-\s]{0,6}(?:" + _alternatives(ATTRIBUTION_OPENERS) + r")[\s.,]", re.IGNORECASE
+)
 OPENER_START = re.compile(
     r"^[-\s]{0,6}(?:" + _alternatives(ATTRIBUTION_OPENERS) + r")[\s.,]"
     r"|^\W{0,4}\w{1,12}[.,]?\s\d|^\W{0,4}\d",

@@ -130,6 +130,8 @@ def _could_end_attribution(line: str) -> bool:
 
 def _later_start(lines: list[str], kinds: list[str], i: int, span: int, ends: list[bool]) -> bool:
     """Whether the attribution found at line i really starts on the next line."""
+    if qp.STRONG_OPENER.match(lines[i][:MAX_LINE]):
+        return False
     nxt = lines[i + 1][:MAX_LINE]
     return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1, ends) == span - 1
 
@@ -163,6 +165,8 @@ def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> boo
         return True
     if kinds[k] == "q":
         return len(lines[k][:40].strip()) <= 12  # a wrapped tail such as "> wrote:" or ">:"
+    if kinds[k - 1] == "e" and qp.OPENER_START.match(lines[k][:MAX_LINE]):
+        return False  # after a blank line, a new attribution starts here instead
     return kinds[k] in ("t", "e", "h")
 
 
