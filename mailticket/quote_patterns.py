@@ -103,6 +103,15 @@ MOBILE_SIGNATURES = (
     r"[^\n]{0,30} from mobile",
 )
 
+# Warnings a mail gateway puts above the new text ("CAUTION: This email originated from outside").
+EXTERNAL_BANNERS = (
+    r"caution: this (?:e-?mail|message) (?:originated|was sent|came) from outside",
+    r"\[?external\]?:? this (?:e-?mail|message) (?:originated|was sent|came) from outside",
+    r"(?:warning|attention|notice): this (?:e-?mail|message) (?:originated|was sent|came) from outside",
+    r"external (?:e-?mail|sender)[:!] ",
+    r"this (?:e-?mail|message) (?:originated|was sent|came) from outside (?:of )?(?:the|your|this) ",
+)
+
 SEPARATOR_CHARS = "-_=*#~+—–"
 
 
@@ -168,6 +177,7 @@ FORWARD_MARKER = re.compile(
 MOBILE_SIGNATURE = re.compile(
     r"^\s{0,8}(?:" + "|".join(MOBILE_SIGNATURES) + r")\s?$", re.IGNORECASE
 )
+EXTERNAL_BANNER = re.compile(r"^\s{0,8}\**(?:" + "|".join(EXTERNAL_BANNERS) + r")", re.IGNORECASE)
 QUOTE_LINE = re.compile(r"^\s{0,8}[A-Za-z]?>")
 SEPARATOR_LINE = re.compile(r"^\s{0,8}[" + re.escape(SEPARATOR_CHARS) + r"]{2,}\s?$|^\s{0,8}ᐧ\s?$")
 CODE_FENCE = re.compile(r"^\s{0,3}```")

@@ -7,6 +7,7 @@ then the sequence of line kinds decides which lines are new. Line kinds:
   h header    (part of a From:/Sent:/To:/Subject: block above a quoted mail)
   c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone")
   f forward   ("---------- Forwarded message ---------", "Begin forwarded message:")
+  x banner    (a gateway's "CAUTION: This email originated from outside" above the text)
   t text
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ MAX_ATTRIBUTION = 400    # characters of a (possibly wrapped) attribution line
 WRAP_LINES = 5           # lines an attribution may be wrapped over
 HEADER_WINDOW = 6        # lines in which a header block must show its keys
 MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
+BANNER_LINES = 3         # non-empty lines at the top that may hold a gateway banner
 EDGE_LINES = 15_000      # lines looked at one by one at each end of a very long text
 
 
@@ -74,9 +76,24 @@ def _lines(text: str) -> list[str]:
 def classify(lines: list[str]) -> list[str]:
     """One kind letter per line (see the module docstring)."""
     kinds = _classify_single_lines(lines)
+    _mark_banner(lines, kinds)
     _mark_attributions(lines, kinds)
     _mark_header_blocks(lines, kinds)
     return kinds
+
+
+def _mark_banner(lines: list[str], kinds: list[str]) -> None:
+    """An external-mail warning among the first lines is not part of the new text."""
+    seen = 0
+    for i, kind in enumerate(kinds):
+        if kind == "e":
+            continue
+        if qp.EXTERNAL_BANNER.match(lines[i][:MAX_LINE]):
+            kinds[i] = "x"
+            return
+        seen += 1
+        if seen >= BANNER_LINES:
+            return
 
 
 def _classify_single_lines(lines: list[str]) -> list[str]:
@@ -130,7 +147,8 @@ def _could_end_attribution(line: str) -> bool:
 
 def _later_start(lines: list[str], kinds: list[str], i: int, span: int, ends: list[bool]) -> bool:
     """Whether the attribution found at line i really starts on the next line."""
-    if qp.STRONG_OPENER.match(lines[i][:MAX_LINE]):
+    first = lines[i][:MAX_LINE]
+    if qp.STRONG_OPENER.match(first) and qp.DIGIT.search(first):
         return False
     nxt = lines[i + 1][:MAX_LINE]
     return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1, ends) == span - 1
@@ -225,7 +243,7 @@ def new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int
         if kinds[cut] in ("f", "H") or (kinds[cut] == "c" and _header_follows(kinds, cut)):
             return _forwarded_body(lines, kinds, cut, depth)
     region = list(range(cut if cut is not None else len(kinds)))
-    return _new_in_region(lines, kinds, region)
+    return [i for i in _new_in_region(lines, kinds, region) if kinds[i] != "x"]
 
 
 def _first_cut(kinds: list[str]) -> int | None:
@@ -236,7 +254,7 @@ def _first_cut(kinds: list[str]) -> int | None:
 
 
 def _has_text(kinds: list[str]) -> bool:
-    return any(kind not in ("e", "c") for kind in kinds)
+    return any(kind not in ("e", "c", "x") for kind in kinds)
 
 
 def _header_follows(kinds: list[str], cut: int) -> bool:
@@ -267,13 +285,18 @@ def _new_in_region(lines: list[str], kinds: list[str], region: list[int]) -> lis
     text_before = attributions and any(kinds[i] == "t" for i in region[:attributions[0]])
     if attributions and not text_before:
         return [i for i in region if kinds[i] in ("t", "e", "h")]          # bottom / inline posting
-    if attributions and _text_after_quote(kinds, attributions[0], len(region)):
+    if _single_attribution(kinds, attributions) and _text_after_quote(kinds, attributions[0], len(region)):
         return _drop_trailing_quote([i for i in region if kinds[i] != "b"], kinds)  # interleaved
     if attributions:
         region = region[:attributions[0]]
     if not any(kinds[i] in ("t", "h") for i in region):
         return _quote_only(lines, kinds, region)
     return _drop_trailing_quote(region, kinds)
+
+
+def _single_attribution(kinds: list[str], attributions: list[int]) -> bool:
+    """Whether the attribution lines form one run (one quoted mail, not a chain)."""
+    return bool(attributions) and attributions[-1] - attributions[0] == len(attributions) - 1
 
 
 def _text_after_quote(kinds: list[str], attribution: int, end: int) -> bool:
