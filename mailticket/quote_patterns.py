@@ -82,17 +82,17 @@ MOBILE_SIGNATURES = (
     r"sent from my [^,.\n]{1,60}[.,]?\s*please excuse[^\n]{0,80}",
     r"sent (?:from|with|via) (?:outlook|windows mail|mailbox|mail|yahoo mail|airmail|"
     r"aol mail|gmail|blackberry|samsung|my mobile|mobile|\[mail\])[^\n]{0,80}",
-    r"sent via [^\n]{1,40}",
+    r"sent via (?:mobile|my [^\n]{1,30}|blackberry|[^\n]{1,25} app)",
     r"get (?:\[?outlook for (?:ios|android)\]?)[^\n]{0,60}",
     r"(?:envoyé|envoye) (?:depuis|de|à partir de) (?:mon|outlook)[^\n]{0,60}",
     r"von meinem [^\n]{1,60} gesendet[.!]?",
-    r"gesendet von [^\n]{1,60}",
+    r"gesendet (?:von|mit) (?:meinem|outlook|mail|yahoo|gmx|web\.de|[^\n]{1,40}(?:iphone|ipad|android|smartphone|mobil))[^\n]{0,60}",
     r"diese nachricht wurde von meinem [^\n]{1,80} gesendet\.?",
     r"(?:sendt|skickat|sänt) fr[aå]n? (?:min|mitt) [^\n]{1,40}",
     r"verzonden (?:met|vanaf|van mijn) [^\n]{1,60}",
     r"enviado desde mi [^\n]{1,60}",
     r"enviado do meu [^\n]{1,60}",
-    r"inviato da(?:l mio)? [^\n]{1,60}",
+    r"inviato da(?:l mio)? (?:iphone|ipad|android|smartphone|outlook|[^\n]{0,30}(?:mobile|cellulare))[^\n]{0,40}",
     r"wysłane z [^\n]{1,60}",
     r"отправлено с [^\n]{1,60}",
     r"從我的 ?[^\n]{1,30}傳送",
@@ -110,6 +110,11 @@ EXTERNAL_BANNERS = (
     r"(?:warning|attention|notice): this (?:e-?mail|message) (?:originated|was sent|came) from outside",
     r"external (?:e-?mail|sender)[:!] ",
     r"this (?:e-?mail|message) (?:originated|was sent|came) from outside (?:of )?(?:the|your|this) ",
+)
+
+# Markers a help desk puts in its own mails to show where a reply ends.
+REPLY_ABOVE_MARKERS = (
+    r"[#\-=\s]{0,20}(?:please )?(?:type|write|reply|respond|enter)(?: your (?:reply|response))? above this line",
 )
 
 SEPARATOR_CHARS = "-_=*#~+—–"
@@ -152,7 +157,6 @@ OPENER_START = re.compile(
 GMAIL_DATE_LINE = re.compile(
     r"^\s{0,4}\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b[^\n]{0,120}?(?:GMT[+-]\d|@[\w.-]{1,100}>\s?:?\s?$)"
 )
-DATE_START = re.compile(r"^\s{0,4}(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b")
 TIME_OR_YEAR = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b")
 ADDRESS_COLON_END = re.compile(r"(?:@[\w.-]{1,200}|\))\s?>?\s?\)?\s?[:：]\s?$")
 HAS_ADDRESS = re.compile(r"[\w.+-]@[\w-]{1,100}\.|<[^<>\n]{0,200}>")
@@ -178,6 +182,7 @@ MOBILE_SIGNATURE = re.compile(
     r"^\s{0,8}(?:" + "|".join(MOBILE_SIGNATURES) + r")\s?$", re.IGNORECASE
 )
 EXTERNAL_BANNER = re.compile(r"^\s{0,8}\**(?:" + "|".join(EXTERNAL_BANNERS) + r")", re.IGNORECASE)
+REPLY_ABOVE = re.compile(r"^\s{0,8}(?:" + "|".join(REPLY_ABOVE_MARKERS) + r")", re.IGNORECASE)
 QUOTE_LINE = re.compile(r"^\s{0,8}[A-Za-z]?>")
 SEPARATOR_LINE = re.compile(r"^\s{0,8}[" + re.escape(SEPARATOR_CHARS) + r"]{2,}\s?$|^\s{0,8}ᐧ\s?$")
 CODE_FENCE = re.compile(r"^\s{0,3}```")

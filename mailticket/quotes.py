@@ -5,7 +5,8 @@ then the sequence of line kinds decides which lines are new. Line kinds:
 
   e empty     q quoted ('>' prefix)   b attribution ("On <date>, <name> wrote:")
   h header    (part of a From:/Sent:/To:/Subject: block above a quoted mail)
-  c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone")
+  c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone",
+               "Please type your reply above this line")
   f forward   ("---------- Forwarded message ---------", "Begin forwarded message:")
   x banner    (a gateway's "CAUTION: This email originated from outside" above the text)
   t text
@@ -41,11 +42,12 @@ def split_reply(text: str) -> Reply:
 
 def split_reply_html(html: str) -> Reply:
     """Split an HTML-only reply: drop quoting elements, convert to text, then split."""
-    from mailticket.quotes_html import html_reply_text  # lazy: lxml/inscriptis are heavy
+    from mailticket.quotes_html import html_reply_parts  # lazy: lxml/inscriptis are heavy
 
-    text = html_reply_text(html)
+    text, removed = html_reply_parts(html)
     reply = split_reply(text)
-    return Reply(new=reply.new, quoted=reply.quoted, full=html)
+    quoted = "\n\n".join(part for part in (reply.quoted, removed) if part)
+    return Reply(new=reply.new, quoted=quoted, full=html)
 
 
 def _split(text: str, depth: int) -> Reply:
@@ -117,7 +119,7 @@ def line_kind(line: str) -> str:
         return "f"
     if qp.ORIGINAL_MESSAGE.match(line) or qp.SEPARATOR_LINE.match(line):
         return "c"
-    if qp.MOBILE_SIGNATURE.match(line):
+    if qp.MOBILE_SIGNATURE.match(line) or qp.REPLY_ABOVE.match(line):
         return "c"
     if qp.HEADER_LINE.match(line):
         return "h"
@@ -229,7 +231,8 @@ def _header_block_end(lines: list[str], kinds: list[str], start: int) -> int:
         elif kinds[k] == "e" or k - last > 1:
             break
     has_from = any(qp.FROM_KEY.match(key) for key in keys)
-    if len(keys) >= 3 or (len(keys) >= 2 and has_from):
+    distinct = len({key.lower() for key in keys})
+    if distinct >= 3 or (distinct >= 2 and has_from):
         return last + 1
     return 0
 
