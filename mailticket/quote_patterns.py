@@ -185,4 +185,6 @@ EXTERNAL_BANNER = re.compile(r"^\s{0,8}\**(?:" + "|".join(EXTERNAL_BANNERS) + r"
 REPLY_ABOVE = re.compile(r"^\s{0,8}(?:" + "|".join(REPLY_ABOVE_MARKERS) + r")", re.IGNORECASE)
 QUOTE_LINE = re.compile(r"^\s{0,8}[A-Za-z]?>")
 SEPARATOR_LINE = re.compile(r"^\s{0,8}[" + re.escape(SEPARATOR_CHARS) + r"]{2,}\s?$|^\s{0,8}ᐧ\s?$")
+SIGNATURE_DELIMITER = re.compile(r"^(?:--|—) ?$")  # "-- " (RFC 3676), "--", a lone em dash
+UNDERSCORE_LINE = re.compile(r"^\s{0,8}_{2,}\s?$")
 CODE_FENCE = re.compile(r"^\s{0,3}```")

@@ -5,8 +5,10 @@ then the sequence of line kinds decides which lines are new. Line kinds:
 
   e empty     q quoted ('>' prefix)   b attribution ("On <date>, <name> wrote:")
   h header    (part of a From:/Sent:/To:/Subject: block above a quoted mail)
-  c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone",
-               "Please type your reply above this line")
+  c cut       ("-----Original Message-----", "-- ", "Sent from my iPhone",
+               "Please type your reply above this line", a separator line that ends the text)
+  d separator (a line of ----, ____, ====: a cut only if history or nothing but a short
+               signature follows it, else text: writers use them as formatting too)
   f forward   ("---------- Forwarded message ---------", "Begin forwarded message:")
   x banner    (a gateway's "CAUTION: This email originated from outside" above the text)
   t text
@@ -22,6 +24,7 @@ MAX_ATTRIBUTION = 400    # characters of a (possibly wrapped) attribution line
 WRAP_LINES = 5           # lines an attribution may be wrapped over
 HEADER_WINDOW = 6        # lines in which a header block must show its keys
 MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
+SIGNATURE_LINES = 4      # non-empty lines after a ____ line that still look like a signature
 BANNER_LINES = 3         # non-empty lines at the top that may hold a gateway banner
 EDGE_LINES = 15_000      # lines looked at one by one at each end of a very long text
 
@@ -81,6 +84,7 @@ def classify(lines: list[str]) -> list[str]:
     _mark_banner(lines, kinds)
     _mark_attributions(lines, kinds)
     _mark_header_blocks(lines, kinds)
+    _settle_separators(lines, kinds)
     return kinds
 
 
@@ -117,8 +121,10 @@ def line_kind(line: str) -> str:
         return "q"
     if qp.FORWARD_MARKER.match(line):
         return "f"
-    if qp.ORIGINAL_MESSAGE.match(line) or qp.SEPARATOR_LINE.match(line):
+    if qp.ORIGINAL_MESSAGE.match(line) or qp.SIGNATURE_DELIMITER.match(line):
         return "c"
+    if qp.SEPARATOR_LINE.match(line):
+        return "d"
     if qp.MOBILE_SIGNATURE.match(line) or qp.REPLY_ABOVE.match(line):
         return "c"
     if qp.HEADER_LINE.match(line):
@@ -235,6 +241,40 @@ def _header_block_end(lines: list[str], kinds: list[str], start: int) -> int:
     if distinct >= 3 or (distinct >= 2 and has_from):
         return last + 1
     return 0
+
+
+def _settle_separators(lines: list[str], kinds: list[str]) -> None:
+    """Each separator line becomes a cut ('c') or plain text ('t')."""
+    after = _non_empty_counts_after(kinds)
+    for i, kind in enumerate(kinds):
+        if kind == "d":
+            cut = _history_follows(kinds, i) or _only_separators_follow(kinds, i, after) or (
+                qp.UNDERSCORE_LINE.match(lines[i][:MAX_LINE]) and after[i] <= SIGNATURE_LINES)
+            kinds[i] = "c" if cut else "t"
+
+
+def _non_empty_counts_after(kinds: list[str]) -> list[int]:
+    """For each line, how many non-empty lines follow it."""
+    counts = [0] * len(kinds)
+    seen = 0
+    for i in range(len(kinds) - 1, -1, -1):
+        counts[i] = seen
+        if kinds[i] != "e":
+            seen += 1
+    return counts
+
+
+def _history_follows(kinds: list[str], i: int) -> bool:
+    """Whether quoted history (headers, attribution, quote, a marker) comes right after line i."""
+    for kind in [k for k in kinds[i + 1:i + 1 + HEADER_WINDOW] if k != "e"][:2]:
+        if kind in ("h", "H", "b", "f", "c", "q"):
+            return True
+    return False
+
+
+def _only_separators_follow(kinds: list[str], i: int, after: list[int]) -> bool:
+    window = [k for k in kinds[i + 1:i + 1 + HEADER_WINDOW] if k != "e"]
+    return len(window) == after[i] and all(k in ("d", "c") for k in window)
 
 
 # --- deciding what is new ---------------------------------------------------------------

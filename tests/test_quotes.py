@@ -250,6 +250,22 @@ def test_separator_lines_inside_a_code_block_are_kept():
     assert split_reply(text).new == text
 
 
+def test_separator_lines_used_as_formatting_are_kept():
+    text = "Analysis:\n----\n\n1. Faster\n2. Smaller\n\n====\n\nThat is all for now, more tomorrow."
+    assert split_reply(text).new == text
+
+
+def test_separator_line_before_a_header_block_ends_the_new_text():
+    text = "Done.\n\n----------\nFrom: Bob <b@x.se>\nSent: Monday\nTo: Desk\nSubject: VPN\n\nOld text\n"
+    assert split_reply(text).new == "Done."
+
+
+def test_underscore_line_before_a_short_signature_ends_the_new_text():
+    reply = split_reply("Done.\n\n_______________\nPer Persson\nIT\n")
+    assert reply.new == "Done."
+    assert reply.quoted == "_______________\nPer Persson\nIT"
+
+
 def test_crlf_and_cr_line_ends_are_understood():
     text = "Fixed.\r\n\r\nOn Mon, 2 Mar 2026 at 10:00, Bob <b@x.se> wrote:\r\n> old\r\n"
     assert split_reply(text).new == "Fixed."
