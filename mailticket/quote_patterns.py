@@ -58,7 +58,8 @@ ORIGINAL_MESSAGE_WORDS = (
     "oprindelig meddelelse", "opprinnelig melding", "alkuperäinen viesti",
     "wiadomość oryginalna", "oryginalna wiadomość", "исходное сообщение",
     "původní zpráva", "mensagem original", "eredeti üzenet", "原始邮件", "元のメッセージ",
-    "reply message", "original mail",
+    "reply message", "original mail", "mail original", "ursprüngliche mail",
+    "originalnachricht", "originalt meddelande",
 )
 FORWARD_WORDS = (
     "forwarded message", "forwarded e-mail", "weitergeleitete nachricht",
@@ -73,7 +74,8 @@ FORWARD_INTRO_LINES = (
     "début du message réexpédié:", "inicio del mensaje reenviado:",
     "anfang der weitergeleiteten nachricht:", "inizio messaggio inoltrato:",
     "början på vidarebefordrat meddelande:", "start på videresendt besked:",
-    "begin doorgestuurd bericht:",
+    "begin doorgestuurd bericht:", "början på vidarebefordrat brev:",
+    "begyndelse på videresendt besked:", "start på videresendt melding:",
 )
 
 # "Sent from my iPhone" and its kin: a line like this ends the new text.
@@ -88,7 +90,8 @@ MOBILE_SIGNATURES = (
     r"von meinem [^\n]{1,60} gesendet[.!]?",
     r"gesendet (?:von|mit) (?:meinem|outlook|mail|yahoo|gmx|web\.de|[^\n]{1,40}(?:iphone|ipad|android|smartphone|mobil))[^\n]{0,60}",
     r"diese nachricht wurde von meinem [^\n]{1,80} gesendet\.?",
-    r"(?:sendt|skickat|sänt) fr[aå]n? (?:min|mitt) [^\n]{1,40}",
+    r"(?:sendt|skickat|sänt) fr[aå]n? (?:min|mitt|outlook|e-post|mail|yahoo) ?[^\n]{0,40}",
+    r"(?:hämta|få|hent) outlook (?:för|for) (?:ios|android)[^\n]{0,60}",
     r"verzonden (?:met|vanaf|van mijn) [^\n]{1,60}",
     r"enviado desde mi [^\n]{1,60}",
     r"enviado do meu [^\n]{1,60}",
