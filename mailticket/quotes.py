@@ -25,6 +25,7 @@ WRAP_LINES = 5           # lines an attribution may be wrapped over
 HEADER_WINDOW = 6        # lines in which a header block must show its keys
 MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
 SIGNATURE_LINES = 4      # non-empty lines after a ____ line that still look like a signature
+SENDER_WINDOW = 15       # lines below a forward marker searched for its From: line
 BANNER_LINES = 3         # non-empty lines at the top that may hold a gateway banner
 EDGE_LINES = 15_000      # lines looked at one by one at each end of a very long text
 
@@ -53,10 +54,33 @@ def split_reply_html(html: str) -> Reply:
     return Reply(new=reply.new, quoted=quoted, full=html)
 
 
+def embedded_sender(text: str) -> str | None:
+    """The From: value of the first mail embedded below a forward marker or header block.
+
+    For a forwarded mail this is the original sender ("Bob <bob@example.com>"); None when
+    the text embeds no mail with a From: line (or the client wrote none, as aerc does).
+    """
+    lines = _lines(text)
+    kinds = classify(lines)
+    for i, kind in enumerate(kinds):
+        if kind in ("f", "H") or (kind == "c" and qp.ORIGINAL_MESSAGE.match(lines[i][:MAX_LINE])):
+            return _from_value_near(lines, i)
+    return None
+
+
+def _from_value_near(lines: list[str], start: int) -> str | None:
+    for line in lines[start:start + SENDER_WINDOW]:
+        match = qp.HEADER_LINE.match(line[:MAX_LINE])
+        if match and qp.FROM_KEY.match(match.group(1)):
+            value = line[match.end():MAX_LINE].strip().strip("*").strip()
+            return value or None
+    return None
+
+
 def _split(text: str, depth: int) -> Reply:
     lines = _lines(text)
     kinds = classify(lines)
-    keep = new_line_indexes(lines, kinds, depth)
+    keep = _new_line_indexes(lines, kinds, depth)
     new = "\n".join(lines[i] for i in keep).strip()
     kept = set(keep)
     quoted = "\n".join(line for i, line in enumerate(lines) if i not in kept).strip()
@@ -136,7 +160,7 @@ def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
     ends = [_could_end_attribution(line) for line in lines]
     i = 0
     while i < len(lines):
-        span = attribution_span(lines, kinds, i, ends)
+        span = _attribution_span(lines, kinds, i, ends)
         if span > 1 and _later_start(lines, kinds, i, span, ends):
             i, span = i + 1, span - 1  # the line above is text, not the attribution's start
         if span:
@@ -159,10 +183,10 @@ def _later_start(lines: list[str], kinds: list[str], i: int, span: int, ends: li
     if qp.STRONG_OPENER.match(first) and qp.DIGIT.search(first):
         return False
     nxt = lines[i + 1][:MAX_LINE]
-    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1, ends) == span - 1
+    return bool(qp.OPENER_START.match(nxt)) and _attribution_span(lines, kinds, i + 1, ends) == span - 1
 
 
-def attribution_span(lines: list[str], kinds: list[str], start: int, ends: list[bool]) -> int:
+def _attribution_span(lines: list[str], kinds: list[str], start: int, ends: list[bool]) -> int:
     """How many lines from `start` form an attribution line (0 if none)."""
     first = lines[start][:MAX_LINE]
     if kinds[start] not in ("t", "h") or len(first) > MAX_ATTRIBUTION:
@@ -279,7 +303,7 @@ def _only_separators_follow(kinds: list[str], i: int, after: list[int]) -> bool:
 
 # --- deciding what is new ---------------------------------------------------------------
 
-def new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int]:
+def _new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int]:
     """Indexes of the lines that make up the new text."""
     cut = _first_cut(kinds)
     if cut is not None and not _has_text(kinds[:cut]):
@@ -314,7 +338,7 @@ def _forwarded_body(lines: list[str], kinds: list[str], cut: int, depth: int) ->
         start += 1
     if depth >= MAX_FORWARD_DEPTH:
         return list(range(start, len(lines)))
-    inner = new_line_indexes(lines[start:], kinds[start:], depth + 1)
+    inner = _new_line_indexes(lines[start:], kinds[start:], depth + 1)
     return [start + i for i in inner]
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bench.corpora_quotes import CORPORA, Case, github_timing_cases, matches, run_case
-from mailticket.quotes import Reply, classify, split_reply, split_reply_html
+from mailticket.quotes import Reply, classify, embedded_sender, split_reply, split_reply_html
 
 THRESHOLD = 90.0      # per-corpus percentage of exact matches
 CASE_LIMIT_S = 1.0    # no single case may take longer
@@ -236,6 +236,24 @@ def test_bare_forward_keeps_the_forwarded_body_as_new_text():
         "The VPN drops every ten minutes.\n"
     )
     assert split_reply(text).new == "The VPN drops every ten minutes."
+
+
+def test_embedded_sender_of_a_forward_is_the_original_from():
+    text = (
+        "Please handle.\n\n---------- Forwarded message ---------\n"
+        "*From:* Bob Berg <bob@example.com>\n*Date:* Tue, 3 Mar 2026\n*Subject:* VPN\n\nVPN is down.\n"
+    )
+    assert embedded_sender(text) == "Bob Berg <bob@example.com>"
+
+
+def test_embedded_sender_of_a_swedish_outlook_block():
+    text = "Se nedan.\n\nFrån: Anna Svensson <anna@example.se>\nSkickat: den 3 mars 2026\nTill: it@x.se\nÄmne: Skrivare\n\nHjälp"
+    assert embedded_sender(text) == "Anna Svensson <anna@example.se>"
+
+
+@pytest.mark.parametrize("text", ["", "Just a note.", "Hi\n\nOn Mon, 2 Mar 2026, Bob <b@x.se> wrote:\n> old"])
+def test_embedded_sender_is_none_without_an_embedded_mail(text):
+    assert embedded_sender(text) is None
 
 
 def test_gateway_caution_banner_is_not_new_text():
