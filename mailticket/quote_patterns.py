@@ -20,7 +20,7 @@ ATTRIBUTION_VERBS = (
     "kirjoitti",                                                # fi
     "napisał", "napisał(a)", "napisała", "napsal", "napsal(a)",  # pl, cs
     "написал", "написал(а)", "написала", "пише", "писал",         # ru, uk
-    "写道", "寫道", "が書きました", "님이 작성",                    # zh, ja, ko
+    "写道", "寫道", "が書きました", "のメッセージ", "のメール", "님이 작성", "작성",  # zh, ja, ko
     "írta", "yazdı", "scrise", "έγραψε", "כתב", "كتب",         # hu, tr, ro, el, he, ar
 )
 
@@ -31,6 +31,8 @@ ATTRIBUTION_OPENERS = (
 )
 # Languages that put the verb before the date ("X schrieb am <date> um <time> Uhr:").
 ATTRIBUTION_VERBS_BEFORE_DATE = ("schrieb am", "wrote on", "a écrit le", "skrev den")
+# Thunderbird in the Nordic languages puts the verb before the name: "Den <date>, skrev Anna:".
+ATTRIBUTION_VERBS_BEFORE_NAME = ("skrev",)
 
 # Keys of a header block that some clients write above the quoted mail (Outlook and others).
 FROM_KEYS = (
@@ -148,6 +150,9 @@ def ends_with_verb(text: str) -> bool:
 
 VERB_BEFORE_DATE = re.compile(
     r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_DATE) + r")\s[^\n]{1,80}?:\s?$", re.IGNORECASE
+)
+VERB_BEFORE_NAME = re.compile(
+    r"\s(?:" + _alternatives(ATTRIBUTION_VERBS_BEFORE_NAME) + r")\s[^:\n]{1,60}:\s?$", re.IGNORECASE
 )
 STRONG_OPENER = re.compile(
     r"^[-\s]{0,6}(?:" + _alternatives(ATTRIBUTION_OPENERS) + r")[\s.,]", re.IGNORECASE

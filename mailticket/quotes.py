@@ -191,11 +191,15 @@ def _attribution_span(lines: list[str], kinds: list[str], start: int, ends: list
     first = lines[start][:MAX_LINE]
     if kinds[start] not in ("t", "h") or len(first) > MAX_ATTRIBUTION:
         return 0
-    if qp.GMAIL_DATE_LINE.match(first):
-        return 1
     reach = WRAP_LINES if qp.OPENER_START.match(first) else 2
-    if not any(ends[start:start + reach]):
-        return 0
+    span = _wrapped_span(lines, kinds, start, reach, ends) if any(ends[start:start + reach]) else 0
+    if not span and qp.GMAIL_DATE_LINE.match(first):
+        return 1  # "2016-03-03 17:21 GMT+01:00 Some One" with no colon
+    return span
+
+
+def _wrapped_span(lines: list[str], kinds: list[str], start: int, reach: int, ends: list[bool]) -> int:
+    """Lines from `start` that, joined, end like an attribution (0 if none)."""
     joined = ""
     for offset in range(reach):
         k = start + offset
@@ -222,11 +226,19 @@ def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> boo
 
 def _ends_attribution(joined: str, kinds: list[str], k: int) -> bool:
     colon = joined.endswith((":", "："))
-    verb = qp.ends_with_verb(joined) or (colon and qp.VERB_BEFORE_DATE.search(joined[-120:]))
+    verb = qp.ends_with_verb(joined) or (colon and _verb_inside(joined))
     if verb:
         evidence = qp.DIGIT.search(joined) or qp.HAS_ADDRESS.search(joined)
         return bool(evidence) or _quote_follows(kinds, k)
     return colon and bool(qp.ADDRESS_COLON_END.search(joined[-260:]) and qp.TIME_OR_YEAR.search(joined))
+
+
+def _verb_inside(joined: str) -> bool:
+    """ "Anna schrieb am <date>:" or, after an opener, "Den <date>, skrev Anna:"."""
+    tail = joined[-120:]
+    if qp.VERB_BEFORE_DATE.search(tail):
+        return True
+    return bool(qp.STRONG_OPENER.match(joined) and qp.VERB_BEFORE_NAME.search(tail))
 
 
 def _quote_follows(kinds: list[str], k: int) -> bool:

@@ -155,6 +155,10 @@ def test_outlook_swedish_header_block():
     "W dniu 3.03.2026 o 10:15, Anna pisze napisał:",
     "2026-03-03 10:15 GMT+01:00 Anna <anna@example.com>:",
     "Anna <anna@example.com> wrote:",
+    "Den 2026-03-03 kl. 10:15, skrev Anna Svensson:",
+    "Anna Svensson <anna@example.se> skrev den 3 mars 2026 10:15:",
+    "Am 03.03.2026 um 10:15 schrieb Anna Berg\n<anna@example.de>:",
+    "2026/03/03 10:15、Taro <taro@example.jp> のメッセージ:",
     "-----Original Message-----",
     "-----Ursprüngliche Nachricht-----",
     "________________________________",
@@ -167,6 +171,16 @@ def test_quote_headers_in_many_languages_end_the_new_text(header):
 def test_attribution_without_date_needs_a_quote_below():
     text = "Here is what the manual says about it and what Bob wrote:\n\nRestart twice.\n"
     assert split_reply(text).new == text.strip()
+
+
+def test_sentence_with_skrev_and_a_number_is_not_a_quote_header():
+    text = "Per skrev 3 rader om felet:\n\nDisken är full.\n"
+    assert split_reply(text).new == text.strip()
+
+
+def test_gmail_date_attribution_wrapped_before_a_bottom_post():
+    text = "2014-10-17 11:28 GMT+03:00 Postmaster <\npostmaster@example.org>:\n\n> First\n>\n\nMy reply"
+    assert split_reply(text).new == "My reply"
 
 
 def test_log_lines_with_dates_are_not_quote_headers():
