@@ -2,14 +2,15 @@
 
 Gmail (div.gmail_quote), Apple Mail and Thunderbird (blockquote type=cite), Outlook
 (div#divRplyFwdMsg, #appendonsend and everything after them, the border-top header div),
-Yahoo (div.yahoo_quoted) and Thunderbird's cite prefix are removed before inscriptis turns
-what is left into text. Anything lxml cannot parse falls back to converting the whole HTML.
+Yahoo (div.yahoo_quoted), ProtonMail, Zimbra (#zwchr) and Thunderbird's cite prefix are
+removed before inscriptis turns what is left into text. HTML that lxml cannot take falls
+back to the text between its tags.
 """
 from __future__ import annotations
 
 import re
 
-from inscriptis import Inscriptis, get_text
+from inscriptis import Inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 from lxml import etree, html as lxml_html
@@ -21,11 +22,14 @@ QUOTE_XPATHS = (
     "//*[contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')]",
     "//*[contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')]",
     "//*[@id='OLK_SRC_BODY_SECTION']",
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' protonmail_quote ')]",
 )
 QUOTE_AND_AFTER_XPATHS = (
     "//*[@id='divRplyFwdMsg']",
     "//*[@id='appendonsend']",
     "//*[@id='stopSpelling']",
+    "//*[@id='zwchr']",
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' OutlookMessageHeader ')]",
     "//div[contains(translate(@style, ' ', ''), 'border-top:solid#E1E1E1')]",
     "//div[contains(translate(@style, ' ', ''), 'border-top:solid#B5C4DF')]",
 )
@@ -33,6 +37,7 @@ MAX_HTML = 5_000_000
 # The strict profile adds no indentation or padding of its own: the text reads as written.
 TEXT_CONFIG = ParserConfig(css=CSS_PROFILES["strict"])
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
+TAG = re.compile(r"<[^<>]{0,2000}>")
 
 
 def html_reply_parts(html: str) -> tuple[str, str]:
@@ -42,11 +47,16 @@ def html_reply_parts(html: str) -> tuple[str, str]:
         return "", ""
     try:
         tree = lxml_html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return get_text(html, TEXT_CONFIG), ""
-    removed = _remove_quotes(tree)
-    _rules_to_line_breaks(tree)
-    return Inscriptis(tree, TEXT_CONFIG).get_text(), "\n".join(removed).strip()
+        removed = _remove_quotes(tree)
+        _rules_to_line_breaks(tree)
+        return Inscriptis(tree, TEXT_CONFIG).get_text(), "\n".join(removed).strip()
+    except (etree.LxmlError, ValueError):
+        return _text_between_tags(html), ""
+
+
+def _text_between_tags(html: str) -> str:
+    """Last resort for HTML lxml rejects: drop the tags, keep the text."""
+    return TAG.sub(" ", html)
 
 
 def _remove_quotes(tree) -> list[str]:

@@ -340,6 +340,17 @@ def test_html_that_is_empty_or_broken_does_not_raise(html):
     assert isinstance(split_reply_html(html).new, str)
 
 
+def test_html_lxml_rejects_falls_back_to_the_text_between_tags():
+    reply = split_reply_html("\ud800<p>Please reset my password.</p>")  # a lone surrogate
+    assert "Please reset my password." in reply.new
+
+
+def test_html_horizontal_rule_before_a_header_block_ends_the_reply():
+    html = "<div>Hi<div>there</div><div>Bob<hr><b>From: </b>bob@example.com<br><b>To: </b>x@y.z<br>" \
+           "<b>Sent: </b>Friday<br><b>Subject: </b>Hello<br><p>Hello</p></div></div>"
+    assert split_reply_html(html).new == "Hi\nthere\nBob"
+
+
 # --- robustness and speed ------------------------------------------------------------------
 
 LINE_PIECES = st.sampled_from([
