@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bench.corpora_quotes import CORPORA, Case, github_timing_cases, matches, run_case
-from mailticket.quotes import Reply, classify, embedded_sender, split_reply, split_reply_html
+from mailticket.quote_lines import classify
+from mailticket.quotes import Reply, embedded_sender, split_reply, split_reply_html
 
 THRESHOLD = 90.0      # per-corpus percentage of exact matches
 CASE_LIMIT_S = 1.0    # no single case may take longer
