@@ -162,8 +162,11 @@ OPENER_START = re.compile(
     r"|^\W{0,4}\w{1,12}[.,]?\s\d|^\W{0,4}\d",
     re.IGNORECASE,
 )
+# Old Gmail, no verb and maybe no colon: "2016-03-03 17:21 GMT+01:00 Some One", "2013/7/20 Sam <s@x.org>"
 GMAIL_DATE_LINE = re.compile(
-    r"^\s{0,4}\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b[^\n]{0,120}?(?:GMT[+-]\d|@[\w.-]{1,100}>\s?:?\s?$)"
+    r"^\s{0,4}\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2} [^\d\n:=]{1,80}$"
+    r"|^\s{0,4}\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?: \d{1,2}:\d{2}(?: GMT[+-]\d{1,2}:\d{2})?)? "
+    r"[^\n:=<]{1,100}<[^<>@\s]{1,100}@[^<>\s]{1,100}>\s?:?\s?$"
 )
 TIME_OR_YEAR = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b")
 ADDRESS_COLON_END = re.compile(r"(?:@[\w.-]{1,200}|\))\s?>?\s?\)?\s?[:：]\s?$")

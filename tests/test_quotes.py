@@ -185,7 +185,11 @@ def test_gmail_date_attribution_wrapped_before_a_bottom_post():
 
 
 def test_log_lines_with_dates_are_not_quote_headers():
-    text = "The job failed:\n\n2026-03-03 10:15:01 ERROR disk full\n2026-03-03 10:15:02 WARN retrying\n"
+    text = (
+        "The job failed:\n\n2026-03-03 10:15:01 ERROR disk full\n2026-03-03 10:15:02 WARN retrying\n"
+        "2026-03-03 10:15 GMT+01:00 backup 2 of 3 failed\n2026-03-03 10:16:00 mail from <cron@example.com>\n\n"
+        "Can you look?"
+    )
     assert split_reply(text).new == text.strip()
 
 
