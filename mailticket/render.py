@@ -26,7 +26,8 @@ from jinja2 import (
     pass_context,
     select_autoescape,
 )
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from mailticket import render_format as fmt
 
@@ -66,14 +67,31 @@ class Rendered:
     html: str | None
 
 
+class _MailEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus one rule: a macro defined in a text template returns plain text
+    even when an HTML template calls it, so autoescaping still applies to its output.
+
+    (Jinja would otherwise mark such a macro's unescaped output as safe HTML.)
+    """
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        if isinstance(__obj, Macro) and __context.eval_ctx.autoescape and not __obj._default_autoescape:
+            if not __self.is_safe_callable(__obj):
+                raise SecurityError(f"{__obj!r} is not safely callable")
+            kwargs.pop("_block_vars", None)  # Jinja's internal keywords (see Context.call)
+            kwargs.pop("_loop_vars", None)
+            return str(__obj(*args, **kwargs))  # no eval context: the macro's own (off) autoescape
+        return super().call(__context, __obj, *args, **kwargs)
+
+
 def _none_as_empty(value):
     """Print None as nothing rather than the word 'None'."""
     return "" if value is None else value
 
 
-def _make_env(search_path: list[Path], locale: str, strict: bool) -> ImmutableSandboxedEnvironment:
+def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnvironment:
     """A sandboxed environment for one locale that looks templates up along ``search_path``."""
-    env = ImmutableSandboxedEnvironment(
+    env = _MailEnvironment(
         loader=ChoiceLoader([FileSystemLoader(str(p)) for p in search_path]),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined if strict else Undefined,
@@ -192,9 +210,12 @@ def _render_text(template, values: dict) -> tuple[str, str]:
         return iter(())
 
     context.blocks["subject"] = [capture_subject, *subject_block[1:]]
-    text = concat(template.root_render_func(context))
-    if not captured:  # the layout does not place the block: render it on its own
-        captured.append(concat(subject_block[0](context)))
+    try:
+        text = concat(template.root_render_func(context))
+        if not captured:  # the layout does not place the block: render it on its own
+            captured.append(concat(subject_block[0](context)))
+    except Exception:
+        template.environment.handle_exception()  # re-raises with template file names and lines
     return fmt.one_line(captured[0]), fmt.tidy_text(text)
 
 
