@@ -213,7 +213,7 @@ def test_english_mails_have_no_swedish_left(renderer, name):
 
 
 def test_unverified_note_carries_a_warning(renderer):
-    ctx = sample_context("note")
+    ctx = sample_context("note") | {"unverified": False}
     plain = renderer.render("note", "en", ctx)
     warned = renderer.render("note", "en", ctx | {"unverified": True})
     assert "could not be verified" not in plain.text + plain.html
