@@ -10,6 +10,7 @@ compiled as a template. Every environment is sandboxed, the HTML one autoescaped
 """
 
 import logging
+import re
 import traceback
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +31,7 @@ from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from mailticket import render_format as fmt
+from mailticket.template_context import sample_context
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +158,6 @@ class Renderer:
 
     def _check_by_rendering(self) -> list[str]:
         """Render every mail with a sample context, strictly, to find run-time errors."""
-        from mailticket.template_context import sample_context
-
         strict = {loc: _make_env(_search_path(self.override_dir, loc), loc, True) for loc in LOCALES}
         problems = []
         for locale in LOCALES:
@@ -252,7 +252,22 @@ def _check_source(path: Path, env) -> list[str]:
     has_subject = any(block.name == "subject" for block in tree.find_all(nodes.Block))
     if path.suffix == ".txt" and path.stem in TEMPLATE_NAMES and not has_subject:
         return [f"{path}:1: no {{% block subject %}}...{{% endblock %}}; the mail's subject comes from it"]
-    return []
+    return _check_html_is_mail_safe(path, source) if path.suffix == ".html" else []
+
+
+_NOT_FOR_MAIL = (
+    (re.compile(r"<script\b", re.I), "a <script>: mail clients drop scripts, and mail must not run code"),
+    (re.compile(r"""\bsrc\s*=\s*["']?\s*(https?:)?//""", re.I),
+     "an external image or resource: clients block them and they tell the sender who read the mail"),
+)
+
+
+def _check_html_is_mail_safe(path: Path, source: str) -> list[str]:
+    """Scripts and external images in an HTML override, by line."""
+    problems = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        problems += [f"{path}:{number}: {why}" for pattern, why in _NOT_FOR_MAIL if pattern.search(line)]
+    return problems
 
 
 def _shipped_partials() -> set[str]:

@@ -464,3 +464,11 @@ def test_reload_reads_edited_templates(tmp_path):
     assert r.render("closed", "en", sample_context("closed")).subject == "one"
     r.reload()
     assert r.render("closed", "en", sample_context("closed")).subject == "two"
+
+
+def test_check_reports_scripts_and_external_images_in_html(tmp_path):
+    page = tmp_path / "closed.html"
+    page.write_text('<p>ok</p>\n<script>x()</script>\n<img src="https://tracker.example/p.gif">\n<img src="cid:logo">\n')
+    problems = Renderer(tmp_path).check()
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{page}:2", f"{page}:3"]
+    assert "script" in problems[0] and "external image" in problems[1]
