@@ -1,0 +1,222 @@
+"""What the benchmarks share: the machine description, RESULTS.md, a lean SMTP sink, Dovecot
+appends in bulk, the bench config, and waiting for the daemon to finish a corpus."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout: mailticket/ and tests/ importable
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+# ---------------------------------------------------------------- the machine and the results file
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    return f"{os.cpu_count()} × {cpu}{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def command_line() -> str:
+    return "/work/venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def record(title: str, lines: list[str], *, load_before: str) -> None:
+    """Print the figures and append them, dated, with machine and command, to bench/RESULTS.md."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = [f"## {title} — {stamp}", "", f"- machine: {machine()}",
+             f"- load average (1/5/15 min) before: {load_before}; after: {load_average()}",
+             f"- command: `{command_line()}`", ""] + [f"- {line}" for line in lines] + [""]
+    text = "\n".join(block)
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach run appends its section; newest last.\n\n", encoding="utf-8")
+    with open(RESULTS, "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+# ---------------------------------------------------------------- a lean SMTP sink
+
+@dataclass
+class Arrival:
+    at: float          # time.monotonic() when DATA was accepted
+    mail_from: str
+    rcpt_tos: list[str]
+    in_reply_to: str   # the In-Reply-To header, "" when none
+
+
+@dataclass
+class LeanSink:
+    """An aiosmtpd sink that only notes envelope, In-Reply-To and the time (no MIME parsing, so the
+    sink costs the machine little while the daemon is measured)."""
+
+    port: int = 0
+    arrivals: list[Arrival] = field(default_factory=list)
+    fail_every: int = 0        # answer 451 to every n-th DATA (soak), 0 = never
+    _controller: object = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _count: int = 0
+
+    def start(self) -> "LeanSink":
+        from aiosmtpd.controller import Controller
+        from tests.servers.system import free_port
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                with sink._lock:
+                    sink._count += 1
+                    if sink.fail_every and sink._count % sink.fail_every == 0:
+                        return "451 4.3.0 bench sink: try again later"
+                head = envelope.content[:8192]
+                m = re.search(rb"^In-Reply-To:\s*(<[^>\r\n]*>)", head, re.M | re.I)
+                sink.arrivals.append(Arrival(time.monotonic(), envelope.mail_from, list(envelope.rcpt_tos),
+                                             m.group(1).decode("ascii", "replace") if m else ""))
+                return "250 2.0.0 OK"
+
+        self.port = self.port or free_port()
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def to(self, address: str) -> list[Arrival]:
+        return [a for a in list(self.arrivals) if address in a.rcpt_tos]
+
+
+# ---------------------------------------------------------------- Dovecot
+
+def start_dovecot():
+    from tests.conftest import new_mailbox_user
+    from tests.servers.dovecot import Dovecot, ensure_dovecot_installed
+    if not ensure_dovecot_installed():
+        sys.exit("Dovecot is not installed")
+    server = Dovecot().start()
+    return server, new_mailbox_user(server)
+
+
+def append_all(user, raws: list[bytes], folder: str = "INBOX", chunk: int = 200) -> None:
+    """APPEND every mail, ``chunk`` at a time in one MULTIAPPEND command."""
+    with user.server.client(user.name) as imap:
+        for i in range(0, len(raws), chunk):
+            imap.multiappend(folder, [r for r in raws[i:i + chunk]])
+
+
+# ---------------------------------------------------------------- the config of a bench run
+
+def bench_config(tmp: Path, *, user, sink, db_url: str | None = None, idle: bool = True, poll: str = "1s",
+                 batch_size: int = 200, extra: dict | None = None) -> Path:
+    """A config for the bench servers. Rate limits are raised: 10,000 requesters writing within
+    minutes would (rightly) trip the default global limit of 300 automatic mails per 10 minutes."""
+    from tests.harness import write_config
+    more = {"rate_limits": {"per_ticket": 1000, "per_sender_day": 1000, "global_10min": 10_000_000}}
+    more.update(extra or {})
+    path = write_config(tmp, user=user, sink=sink, db_url=db_url, extra=more)
+    text = path.read_text()
+    text = text.replace('poll_interval = "1s"', f'poll_interval = "{poll}"')
+    text = text.replace("idle = true", f"idle = {'true' if idle else 'false'}\nbatch_size = {batch_size}")
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- watching the daemon's database
+
+class DbWatch:
+    """Read-only counts from the daemon's database (SQLite file or PostgreSQL URL)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self.conn = sqlite3.connect(url.split("///", 1)[1], timeout=30)
+            self.conn.execute("PRAGMA query_only = 1")
+            self.mark = "?"
+        else:
+            import psycopg2
+            self.conn = psycopg2.connect(url.replace("postgresql://", "postgres://", 1))
+            self.conn.autocommit = True
+            self.mark = "%s"
+
+    def one(self, sql: str, *args):
+        try:
+            cur = self.conn.cursor()
+            cur.execute(sql.replace("?", self.mark), args)
+            row = cur.fetchone()
+            return row[0] if row else None
+        except Exception as exc:  # the daemon has not created the tables yet
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                if not self.url.startswith("sqlite"):
+                    self.conn.rollback() if not self.conn.autocommit else None
+                return None
+            raise
+
+    def progress(self) -> dict:
+        return {
+            "stored": self.one("SELECT COUNT(*) FROM inbound_mail") or 0,
+            "pending": self.one("SELECT COUNT(*) FROM inbound_mail WHERE state = 'received'") or 0,
+            "unmoved": self.one("SELECT COUNT(*) FROM inbound_mail WHERE moved = ?", False) or 0,
+            "tickets": self.one("SELECT COUNT(*) FROM ticket") or 0,
+            "queued": self.one("SELECT COUNT(*) FROM outbox WHERE status = 'queued'") or 0,
+            "sent": self.one("SELECT COUNT(*) FROM outbox WHERE status = 'sent'") or 0,
+            "acks": self.one("SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'") or 0,
+            "quarantined": self.one("SELECT COUNT(*) FROM inbound_mail WHERE state = 'quarantined'") or 0,
+        }
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def wait_finished(watch: DbWatch, sink: LeanSink, n: int, *, timeout: float, proc=None, every: float = 0.1,
+                  show: bool = True) -> dict:
+    """Until all ``n`` mails are processed and moved, nothing is queued and every sent mail has
+    reached the sink. Returns the last progress counts."""
+    deadline = time.monotonic() + timeout
+    last_show = 0.0
+    while True:
+        p = watch.progress()
+        done = (p["stored"] >= n and p["pending"] == 0 and p["unmoved"] == 0 and p["queued"] == 0
+                and len(sink.arrivals) >= p["sent"] > 0)
+        if done:
+            return p
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}: {p}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not finished after {timeout:.0f} s: {p}, sink {len(sink.arrivals)}")
+        if show and time.monotonic() - last_show > 5:
+            last_show = time.monotonic()
+            print(f"  … {p}, sink {len(sink.arrivals)}", file=sys.stderr, flush=True)
+        time.sleep(every)
+

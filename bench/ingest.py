@@ -1,0 +1,199 @@
+"""Ingest throughput, end to end, against a floor measured in the same run.
+
+    /work/venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record]
+
+1. The generated corpus (bench/corpus_gen.py) is APPENDed to a fresh Dovecot mailbox (MULTIAPPEND).
+2. Floor: the same mails fetched from the same Dovecot in FETCH batches, parsed with the standard
+   library (``BytesParser(policy=default)`` + the usual headers) and inserted one row each in one
+   transaction of the same database kind (SQLite WAL with synchronous=FULL, or PostgreSQL).
+3. End to end: ``mailticket run`` as a process, timed from its start until every mail is a ticket
+   or a reply on one, every mail is moved out of the inbox, and every queued mail (acknowledgements,
+   tier notices) has reached the SMTP sink.
+
+Prints mails/s for both and the ratio; appends the figures to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (DbWatch, LeanSink, append_all, bench_config, load_average, record,  # noqa: E402
+                          start_dovecot, wait_finished)
+from bench.corpus_gen import cached, summary  # noqa: E402
+
+
+# ---------------------------------------------------------------- the floor
+
+def floor(user, n: int, db_url: str, batch: int = 200) -> float:
+    """Seconds to fetch, parse (stdlib) and insert ``n`` mails in one transaction."""
+    t0 = time.perf_counter()
+    store = _FloorStore(db_url)
+    parser = BytesParser(policy=policy.default)
+    with user.server.client(user.name) as imap:
+        imap.select_folder("INBOX", readonly=True)
+        uids = sorted(imap.search("ALL"))
+        for i in range(0, len(uids), batch):
+            chunk = uids[i:i + batch]
+            data = imap.fetch(chunk, ["BODY.PEEK[]"])
+            for uid in chunk:
+                raw = data[uid][b"BODY[]"]
+                msg = parser.parsebytes(raw)
+                body = msg.get_body(("plain", "html"))
+                text = body.get_content() if body is not None else ""
+                store.add(uid, str(msg["Message-ID"]), str(msg["From"]), str(msg["Subject"]), text, raw)
+    store.commit()
+    seconds = time.perf_counter() - t0
+    if store.count() != n:
+        raise RuntimeError(f"floor stored {store.count()} of {n} mails")
+    return seconds
+
+
+class _FloorStore:
+    def __init__(self, url: str):
+        self.sqlite = url.startswith("sqlite")
+        if self.sqlite:
+            self.conn = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=wal")
+            self.conn.execute("PRAGMA synchronous=full")
+        else:
+            import psycopg2
+            self.conn = psycopg2.connect(url)
+        cur = self.conn.cursor()
+        cur.execute("CREATE TABLE floor_mail (uid BIGINT PRIMARY KEY, message_id TEXT, sender TEXT, subject TEXT,"
+                    " body TEXT, raw " + ("BLOB" if self.sqlite else "BYTEA") + ")")
+        if self.sqlite:
+            cur.execute("BEGIN")
+        else:
+            self.conn.commit()
+        self.cur = cur
+        self.sql = "INSERT INTO floor_mail VALUES " + ("(?, ?, ?, ?, ?, ?)" if self.sqlite else "(%s, %s, %s, %s, %s, %s)")
+
+    def add(self, *row) -> None:
+        self.cur.execute(self.sql, row)
+
+    def commit(self) -> None:
+        if self.sqlite:
+            self.cur.execute("COMMIT")
+        else:
+            self.conn.commit()
+
+    def count(self) -> int:
+        self.cur.execute("SELECT COUNT(*) FROM floor_mail")
+        n = self.cur.fetchone()[0]
+        self.conn.close()
+        return n
+
+
+# ---------------------------------------------------------------- end to end
+
+def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None,
+               timeout: float) -> tuple[float, dict]:
+    cfg = bench_config(tmp, user=user, sink=sink, db_url=db_url)
+    env = {}
+    if profile:
+        env["MAILTICKET_BENCH_PROFILE"] = profile
+    log = Path(f"/tmp/mt-bench-daemon-{os.getpid()}.log")
+    t0 = time.perf_counter()
+    proc = _start(cfg, env, log, profile)
+    watch = DbWatch(db_url)
+    try:
+        progress = wait_finished(watch, sink, n, timeout=timeout, proc=proc)
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except Exception:
+            proc.kill()
+        watch.close()
+    print(f"  daemon log: {log}", file=sys.stderr)
+    return seconds, progress
+
+
+def _start(cfg, env, log, profile):
+    import subprocess
+    from tests.harness import REPO, start_daemon_process
+    if not profile:
+        return start_daemon_process(cfg, env=env, log=log)
+    code = ("import cProfile, sys; from mailticket.cli import main; sys.argv=['mailticket','--config',%r,'run'];"
+            "p=cProfile.Profile(); p.enable()\ntry: main()\nfinally:\n p.disable(); p.dump_stats(%r)") % (str(cfg), profile)
+    out = open(log, "ab")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def fresh_db(tmp: Path, pg: bool, name: str) -> tuple[str, callable]:
+    if not pg:
+        return f"sqlite:///{tmp / (name + '.db')}", (lambda: None)
+    from tests.servers import postgres
+    url = postgres.postgres_url()
+    return url, (lambda: postgres.drop_database(url))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mails", type=int, default=10_000)
+    ap.add_argument("--pg", action="store_true", help="PostgreSQL (127.0.0.1:5432 or a throwaway cluster)")
+    ap.add_argument("--profile", help="write a cProfile of the daemon to this file")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    args = ap.parse_args()
+    load_before = load_average()
+    corpus = cached(args.mails)
+    raws = [m.raw for m in corpus]
+    print(f"corpus: {summary(corpus)}", file=sys.stderr)
+    server, user = start_dovecot()
+    sink = LeanSink().start()
+    cleanups = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="mt-bench-") as tmp:
+            tmp = Path(tmp)
+            t0 = time.perf_counter()
+            append_all(user, raws)
+            append_s = time.perf_counter() - t0
+            print(f"APPEND: {len(raws)} mails in {append_s:.1f} s", file=sys.stderr)
+            floor_url, drop = fresh_db(tmp, args.pg, "floor")
+            cleanups.append(drop)
+            floor_s = floor(user, len(raws), floor_url)
+            print(f"floor: {len(raws) / floor_s:.0f} mails/s", file=sys.stderr)
+            url, drop = fresh_db(tmp, args.pg, "mailticket")
+            cleanups.append(drop)
+            e2e_s, progress = end_to_end(tmp, user, sink, len(raws), url, profile=args.profile, timeout=args.timeout)
+            acks = sum(1 for a in sink.arrivals if a.in_reply_to and not a.rcpt_tos[0].endswith("@example.com"))
+            e2e_rate, floor_rate = len(raws) / e2e_s, len(raws) / floor_s
+            kind = "PostgreSQL" if args.pg else "SQLite"
+            lines = [
+                f"corpus: {summary(corpus)}",
+                f"storage: {kind}",
+                f"APPEND (MULTIAPPEND, 200 a command): {len(raws) / append_s:.0f} mails/s",
+                f"floor (FETCH + stdlib parse + one row each, one transaction): {floor_s:.1f} s = "
+                f"**{floor_rate:.0f} mails/s**",
+                f"end to end (daemon start → all tickets, all moved, all mail at the sink): {e2e_s:.1f} s = "
+                f"**{e2e_rate:.0f} mails/s**",
+                f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** (target ≤ 2.5×; target ≥ 400 mails/s)",
+                f"tickets {progress['tickets']}, mails sent {progress['sent']} (acknowledgements {progress['acks']}, "
+                f"at the sink {acks}), quarantined {progress['quarantined']}",
+            ]
+            if args.no_record:
+                print("\n".join(lines))
+            else:
+                record(f"Ingest throughput ({kind}, {len(raws)} mails)", lines, load_before=load_before)
+    finally:
+        sink.stop()
+        for c in cleanups:
+            c()
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Profile the processing of stored mail without servers: where does a mail's time go?
+
+    /work/venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40]
+
+Stores N corpus mails as if fetched (one group commit), then times ``intake.process_pending``
+(parse → classify → thread → apply → queue the mails) and the rendering of what was queued
+into SMTP bytes. Prints CPU seconds per mail (wall time says little on a busy machine) and the
+cProfile listing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus_gen import cached  # noqa: E402
+
+
+def prepare(tmp: Path, url: str | None):
+    from mailticket import db
+    from mailticket.config import load_config
+    from mailticket.desk import build_desk
+    from tests.harness import write_config
+    cfg_path = write_config(tmp, db_url=url, extra={"rate_limits": {"per_ticket": 1000, "per_sender_day": 1000,
+                                                                    "global_10min": 10_000_000}})
+    config = load_config(cfg_path)
+    db.connect(config.database.url)
+    return build_desk(config)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", nargs="?", type=int, default=2000)
+    ap.add_argument("--pg", action="store_true")
+    ap.add_argument("--sort", default="tottime")
+    ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+    from datetime import datetime, timezone
+    from mailticket import intake
+    from mailticket.mailbox import FetchedMail
+    corpus = cached(10_000)[:args.n]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = None
+        if args.pg:
+            from tests.servers import postgres
+            url = postgres.postgres_url()
+        desk = prepare(Path(tmp), url)
+        now = datetime.now(timezone.utc)
+        fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(corpus)]
+        for i in range(0, len(fetched), 200):
+            intake.store_batch(fetched[i:i + 200], "imap:INBOX", now)
+        prof = cProfile.Profile()
+        c0, w0 = time.process_time(), time.perf_counter()
+        if not args.no_profile:
+            prof.enable()
+        outcomes = intake.process_pending(desk, "bench")
+        prof.disable()
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        states = {}
+        for _, o in outcomes:
+            states[o.state] = states.get(o.state, 0) + 1
+        print(f"{len(outcomes)} mails: {states}")
+        print(f"CPU {cpu:.2f} s = {cpu / len(outcomes) * 1000:.2f} ms/mail ({len(outcomes) / cpu:.0f} mails/s of CPU); "
+              f"wall {wall:.2f} s{' (profiled)' if not args.no_profile else ''}")
+        if not args.no_profile:
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
+        if args.pg:
+            from mailticket.models import database_proxy
+            database_proxy.obj.close()
+            postgres.drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
