@@ -57,18 +57,18 @@ def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMa
 
 
 def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
+    """Process what is stored and unclaimed, ``limit`` mails to a transaction (group commit)."""
     outcomes = []
     while True:
         rows = claim_pending(worker, desk.clock.now(), limit)
         if not rows:
             return outcomes
-        for row in rows:
-            if stop is not None and stop.is_set():
-                # give the rest back at once, so a restart (or another daemon) takes them without waiting
-                InboundMail.update(claimed_by=None, claimed_until=None).where(
-                    InboundMail.claimed_by == worker, InboundMail.state == "received").execute()
-                return outcomes
-            outcomes.append((row, pipeline.process_one(desk, row)))
+        outcomes += pipeline.process_batch(desk, rows, stop=stop)
+        if stop is not None and stop.is_set():
+            # give the rest back at once, so a restart (or another daemon) takes them without waiting
+            InboundMail.update(claimed_by=None, claimed_until=None).where(
+                InboundMail.claimed_by == worker, InboundMail.state == "received").execute()
+            return outcomes
 
 
 def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
