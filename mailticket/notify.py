@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from . import outbox
+from .mailpolicy import POLICY
 from .models import Event, MessageRef, Outbox, Ticket
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Mailer:
     def compose(self, rendered, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
                 audience="requester", from_name=None, attachments=(), alternatives=()) -> EmailMessage:
         svc = self.config.service
-        msg = EmailMessage()
+        msg = EmailMessage(policy=POLICY)
         display = f"{from_name} via {svc.name}" if from_name else svc.name
         msg["From"] = mailbox(display, svc.address)
         msg["To"] = [mailbox(r.name, r.address) for r in to]

@@ -20,6 +20,7 @@ from .attachments import sanitize_filename
 from .charsets import decode_bytes, header_text
 from .errors import QuarantineError
 from .htmltext import html_to_text
+from .mailpolicy import POLICY
 from .mimeparts import Leaf, MimeWalk, walk_parts
 from .tnef import is_tnef, open_tnef
 
@@ -183,11 +184,12 @@ def parse_tree(data: bytes, notes: list[str]) -> email.message.EmailMessage:
 
 
 def use_default_policy(message: email.message.Message) -> None:
-    """policy.default on every part, for the caller (both policies store raw values alike)."""
+    """policy.default (remembering its parsed headers) on every part, for the caller (both policies
+    store raw values alike)."""
     todo = [message]
     while todo:
         part = todo.pop()
-        part.policy = policy.default
+        part.policy = POLICY
         if part.is_multipart():
             todo.extend(part.get_payload())
 
@@ -299,7 +301,7 @@ def parse_addresses(name: str, raw: str) -> list[Address]:
     if not raw.isascii():  # 8-bit bytes (not encoded-words): decode them first
         raw = header_text(raw.replace("=?", "=\u200b?"))[0].replace("=\u200b?", "=?")
     try:
-        header = policy.default.header_factory(name, raw)
+        header = POLICY.header_factory(name, raw)
         defective = bool(header.defects)
         found = [(a.display_name, a.addr_spec) for a in header.addresses]
     except Exception:  # the header value parser has failure modes of its own
