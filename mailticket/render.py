@@ -12,6 +12,7 @@ compiled as a template. Every environment is sandboxed, the HTML one autoescaped
 import logging
 import re
 import traceback
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -187,11 +188,19 @@ def _render_with(env, name: str, locale: str, context: dict) -> Rendered:
 
 
 def _exists(env, template_name: str) -> bool:
-    try:
-        env.loader.get_source(env, template_name)
-    except TemplateError:
-        return False
-    return True
+    """Whether ``env`` has the template; asked once per environment (a reload makes new ones),
+    since each question reads the file from disk."""
+    known = _EXISTS.setdefault(env, {})
+    if template_name not in known:
+        try:
+            env.loader.get_source(env, template_name)
+            known[template_name] = True
+        except TemplateError:
+            known[template_name] = False
+    return known[template_name]
+
+
+_EXISTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _render_text(template, values: dict) -> tuple[str, str]:
