@@ -75,8 +75,14 @@ def _initial(database: pw.Database) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
+def _indexes(database: pw.Database) -> None:
+    """Indexes added to the models after 0001 (create_tables(safe=True) adds only what is missing)."""
+    database.create_tables(models.ALL_MODELS, safe=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
+    ("0002_outbox_created_index", _indexes),
 ]
 
 
