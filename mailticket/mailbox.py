@@ -19,6 +19,8 @@ from .transport import tls_context
 
 log = logging.getLogger(__name__)
 
+RECHECK_AFTER = 1.0  # seconds of the first IDLE before a NOOP looks for mail that arrived as it began
+
 
 @dataclass(frozen=True)
 class FetchedMail:
@@ -134,17 +136,32 @@ class ImapSource:
                 stop.wait(min(0.25, seconds - waited))
                 waited += 0.25
             return False
+        # A mail that arrives while IDLE starts can go unannounced until the server's next periodic
+        # check (Dovecot: up to 30 s and more), so the first IDLE is cut short and a NOOP looks again.
+        first = min(seconds, RECHECK_AFTER)
+        if self._idle(first, stop, wake):
+            return True
+        if seconds <= first or stop.is_set() or wake.is_set():
+            return False
+        if _announces_new_mail(self._call(self.client.noop)[1]):
+            return True
+        return self._idle(seconds - first, stop, wake)
+
+    def _idle(self, seconds: float, stop: threading.Event, wake: threading.Event) -> bool:
+        """IDLE up to ``seconds``; True when the server announced mail (also in its answer to DONE)."""
         self._call(self.client.idle)
+        announced = False
         try:
             waited = 0.0
             while waited < seconds and not stop.is_set() and not wake.is_set():
-                responses = self._call(self.client.idle_check, timeout=0.25)
+                responses = self._call(self.client.idle_check, timeout=min(0.25, seconds))
                 waited += 0.25
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                    return True
-            return False
+                if _announces_new_mail(responses):
+                    announced = True
+                    break
         finally:
-            self._call(self.client.idle_done)
+            done = self._call(self.client.idle_done)
+        return announced or _announces_new_mail(done[1] if isinstance(done, tuple) else ())
 
     def noop(self) -> None:
         self._call(self.client.noop)
@@ -157,6 +174,10 @@ class ImapSource:
         except (OSError, IMAPClientError, ssl.SSLError, socket.timeout) as exc:
             self.close()
             raise MailboxError(f"IMAP {self.cfg.host}:{self.cfg.port}: {type(exc).__name__}: {exc}") from None
+
+
+def _announces_new_mail(responses) -> bool:
+    return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
 
 def _close(client) -> None:
