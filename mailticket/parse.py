@@ -241,13 +241,13 @@ class HeaderBlock:
         raw = self.first("message-id") or ""
         found = _ANGLE_ID.search(raw)
         value = found.group(1) if found else "".join(raw.split())
-        return _CONTROL.sub("", value).strip("<>")[:500]
+        return _clean_id(value).strip("<>")[:500]
 
     def ids(self, name: str, keep: int) -> tuple[str, ...]:
         """Message ids of In-Reply-To / References, without <>, last `keep` of them."""
         raw = " ".join(self.raw.get(name, []))
         found = _ANGLE_ID.findall(raw) or [t for t in raw.split() if "@" in t]
-        ids = [_CONTROL.sub("", i).strip("<>,;") for i in found]
+        ids = [_clean_id(i).strip("<>,;") for i in found]
         return tuple(dict.fromkeys(i for i in ids if i))[-keep:]
 
     def addresses(self, name: str) -> tuple[Address, ...]:
@@ -271,6 +271,12 @@ class HeaderBlock:
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         return when.astimezone(timezone.utc)
+
+
+def _clean_id(value: str) -> str:
+    """No control characters, and 8-bit bytes that are not UTF-8 (kept as surrogates by the
+    parser, which no database accepts) as U+FFFD."""
+    return _CONTROL.sub("", value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _unfold(value: str) -> str:

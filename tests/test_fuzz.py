@@ -285,6 +285,18 @@ def test_generated_mime_trees_long(pipe, raw):
     check(pipe, raw)
 
 
+@pytest.mark.parametrize("header", [b"Message-ID: <a\x80b@customer.example>",
+                                    b"References: <seed0@customer.example> <x\xff\xfe@y.example>",
+                                    b"In-Reply-To: <\xc3(@customer.example>"])
+def test_ids_with_bytes_that_are_not_utf8_are_processed(pipe, header):
+    """Found by the long fuzz run: a byte 0x80 in the Message-ID reached SQLite as a lone surrogate
+    ("surrogates not allowed") and the mail was quarantined as an internal error."""
+    raw = make_mail(message_id="<clean@customer.example>").replace(b"Message-ID: <clean@customer.example>", header)
+    check(pipe, raw)
+    from mailticket.models import InboundMail
+    assert InboundMail.select().order_by(InboundMail.id.desc()).get().state in ("processed", "duplicate")
+
+
 def test_a_bug_in_processing_would_be_caught(pipe, monkeypatch):
     """The check is not blind: an exception inside the pipeline shows as an internal-error quarantine."""
     from mailticket import pipeline
