@@ -4,7 +4,7 @@
 
 With IDLE (default) and, with --poll INTERVAL, with IDLE off (the daemon looks every INTERVAL).
 Each mail is appended when the previous one's acknowledgement has arrived, plus a random pause
-of 0-200 ms (so arrivals do not line up with the poll clock). Prints median, 90th and 99th
+(0-200 ms with IDLE; up to one interval when polling, so arrivals do not line up with the poll clock). Prints median, 90th and 99th
 percentile and the maximum; appends them to bench/RESULTS.md.
 """
 
@@ -34,17 +34,24 @@ def measure(user, sink: LeanSink, tmp: Path, raws: list[tuple[str, bytes]], *, i
     from tests.harness import DaemonThread
     cfg = bench_config(tmp, user=user, sink=sink, idle=idle, poll=poll)
     rng = random.Random(8)
+    # arrivals at random points of the poll cycle (one by one, they would line up with its start)
+    pause = 0.2 if idle else max(0.2, _seconds(poll))
     out = []
     with DaemonThread(cfg):
         time.sleep(1.0)  # connected and idling
         with user.server.client(user.name) as imap:
             for message_id, raw in raws:
-                time.sleep(rng.uniform(0, 0.2))
+                time.sleep(rng.uniform(0, pause))
                 t0 = time.monotonic()
                 imap.append("INBOX", raw)
                 got = _wait_ack(sink, f"<{message_id}>", timeout=120)
                 out.append(got - t0)
     return out
+
+
+def _seconds(text: str) -> float:
+    from mailticket.durations import parse_duration
+    return parse_duration(text).total_seconds()
 
 
 def _wait_ack(sink: LeanSink, in_reply_to: str, timeout: float) -> float:

@@ -130,12 +130,13 @@ class ImapSource:
     def wait(self, seconds: float, stop: threading.Event, wake: threading.Event) -> bool:
         """Wait up to ``seconds`` for new mail (IDLE where offered). True when the server said so."""
         if not self.can_idle:
-            self.noop()
             waited = 0.0
             while waited < seconds and not stop.is_set() and not wake.is_set():
                 stop.wait(min(0.25, seconds - waited))
                 waited += 0.25
-            return False
+            # the NOOP after the wait, not before it: the server shows a session mail that arrived
+            # meanwhile only at such a point, and the SEARCH that follows must see it
+            return _announces_new_mail(self._call(self.client.noop)[1])
         # A mail that arrives while IDLE starts can go unannounced until the server's next periodic
         # check (Dovecot: up to 30 s and more), so the first IDLE is cut short and a NOOP looks again.
         first = min(seconds, RECHECK_AFTER)

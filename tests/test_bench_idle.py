@@ -69,3 +69,18 @@ def test_announced_during_idle_ends_the_wait_without_noop(source, monkeypatch):
     source.client = FakeClient(checks=[[(b"OK", b"Still here")], [(2, b"EXISTS")]])
     assert source.wait(30, threading.Event(), threading.Event()) is True
     assert "NOOP" not in source.client.calls
+
+
+def test_polling_asks_the_server_after_the_wait_so_the_next_search_sees_new_mail(source):
+    """Found by bench/latency.py --poll: with the NOOP before the wait, a mail that arrived during
+    the wait stayed invisible to the next SEARCH, so every mail took two poll intervals."""
+    source.can_idle = False
+    source.client = FakeClient(noops=[[(4, b"EXISTS")]])
+    assert source.wait(0.25, threading.Event(), threading.Event()) is True
+    assert source.client.calls == ["NOOP"]
+
+
+def test_polling_with_nothing_new_says_so(source):
+    source.can_idle = False
+    source.client = FakeClient()
+    assert source.wait(0.25, threading.Event(), threading.Event()) is False
