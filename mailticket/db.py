@@ -65,6 +65,16 @@ def is_postgres(database: pw.Database | None = None) -> bool:
     return isinstance(database, pw.PostgresqlDatabase)
 
 
+def write_transaction(database: pw.Database | None = None):
+    """A transaction for read-then-write work. On SQLite it takes the write lock at once (BEGIN
+    IMMEDIATE): another connection that writes in between then makes us wait (busy_timeout)
+    instead of failing with "database is locked" half-way. On PostgreSQL a plain transaction."""
+    database = database or models.database_proxy.obj
+    if isinstance(database, pw.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 

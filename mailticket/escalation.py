@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import sla, slaclock, tickets
+from .db import is_postgres, write_transaction
 from .durations import format_duration
 from .models import SlaMark, Ticket
 from .notify import Recipient
@@ -39,12 +40,18 @@ def run_sla_check(desk, now: datetime) -> ScanResult:
     db = Ticket._meta.database
     for ticket in due_tickets(now):
         result.looked_at += 1
-        with db.atomic():
-            ticket = Ticket.get_by_id(ticket.id)
+        with write_transaction(db):
+            ticket = _locked(ticket.id)
             result.actions += check_ticket(desk, ticket, now)
     if result.actions:
         log.info("SLA check: %d ticket(s) looked at, %d action(s)", result.looked_at, result.actions)
     return result
+
+
+def _locked(ticket_id: int) -> Ticket:
+    """The ticket read afresh; on PostgreSQL its row is held, so another daemon's change waits."""
+    q = Ticket.select().where(Ticket.id == ticket_id)
+    return (q.for_update() if is_postgres() else q).get()
 
 
 def check_ticket(desk, ticket: Ticket, now: datetime) -> int:

@@ -19,6 +19,7 @@ from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
 from .correlate import find_ticket, reopen_decision
+from .db import is_postgres, write_transaction
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
@@ -51,12 +52,12 @@ def store_raw(raw: bytes, *, source: str, now: datetime, uidvalidity: int | None
 
 def process_one(desk, row: InboundMail) -> Outcome:
     """Process one stored mail; never raises for a problem of the mail itself."""
-    db = InboundMail._meta.database
     now = desk.clock.now()
     try:
-        with db.atomic():
-            outcome = _process(desk, row, now)
-            _finish(row, outcome, now)
+        outcome = _apply(desk, row, now)
+        if outcome.reason == HANDLED_ELSEWHERE:
+            log.info("stored mail %s (UID %s): %s", row.id, row.uid, HANDLED_ELSEWHERE)
+            return outcome
     except (pw.OperationalError, pw.InterfaceError):
         raise  # the database itself failed: the daemon retries the mail later
     except QuarantineError as exc:
@@ -66,6 +67,33 @@ def process_one(desk, row: InboundMail) -> Outcome:
         outcome = quarantine(desk, row, f"internal error: {type(exc).__name__}: {exc}", now)
     _log_outcome(row, outcome)
     return outcome
+
+
+HANDLED_ELSEWHERE = "already handled by another daemon"
+
+
+def _apply(desk, row, now) -> Outcome:
+    """Process and record the mail in one transaction that holds its row. Two daemons never both
+    process one mail: the second waits for the row, then finds it no longer "received". A unique
+    key taken meanwhile by another daemon (two copies of one mail at once) is tried once more."""
+    for attempt in (1, 2):
+        try:
+            with write_transaction(InboundMail._meta.database):
+                current = _lock_stored(row)
+                if current.state != "received":
+                    return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
+                outcome = _process(desk, row, now)
+                _finish(row, outcome, now)
+                return outcome
+        except pw.IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("stored mail %s: a concurrent change took one of its keys; trying it again", row.id)
+
+
+def _lock_stored(row) -> InboundMail:
+    q = InboundMail.select(InboundMail.state, InboundMail.ticket).where(InboundMail.id == row.id)
+    return (q.for_update() if is_postgres() else q).get()
 
 
 def _log_outcome(row, outcome):
@@ -83,10 +111,11 @@ def _finish(row, outcome, now):
 
 def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
-    db = InboundMail._meta.database
-    with db.atomic():
-        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
-            InboundMail.id == row.id).execute()
+    with write_transaction(InboundMail._meta.database):
+        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
+                InboundMail.id == row.id, InboundMail.state == "received").execute():
+            current = InboundMail.get_by_id(row.id)
+            return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
         desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
                          context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
                                   "sender": _header(row, "From"), "subject": _header(row, "Subject"),
@@ -126,7 +155,7 @@ def _process(desk, row, now) -> Outcome:
     if verdict.kind == "bounce":
         return _bounce(desk, row, parsed, verdict, now)
     claims = _token_claims(desk, parsed, now)
-    match = find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims)
+    match = _with_ticket_locked(find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims))
     if verdict.kind == "auto_reply":
         if match.ticket is None:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
@@ -143,6 +172,15 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _with_ticket_locked(match):
+    """On PostgreSQL, hold the matched ticket's row and read it afresh, so that two daemons changing
+    one ticket at once (a reply here, the SLA scan there) do not overwrite each other's change."""
+    if match.ticket is None or not is_postgres():
+        return match
+    import dataclasses
+    return dataclasses.replace(match, ticket=Ticket.select().where(Ticket.id == match.ticket.id).for_update().get())
 
 
 def _token_claims(desk, parsed, now) -> list:
