@@ -20,7 +20,7 @@ from email.policy import SMTP as SMTP_POLICY
 import peewee as pw
 
 from .config import OutboxConfig, RateLimits
-from .db import is_postgres
+from .db import is_postgres, write_transaction
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
 from .models import Outbox
 
@@ -81,7 +81,7 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
                   (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
-    with db.atomic():
+    with write_transaction(db):
         if is_postgres(db):
             due = due.for_update("FOR UPDATE SKIP LOCKED")
         ids = [row.id for row in due]
@@ -103,22 +103,47 @@ class DrainResult:
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
           on_failed=None) -> DrainResult:
-    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good."""
+    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
+
+    On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
+    others), so no other daemon can send it while this one lives, whatever the clocks say; if this
+    one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent."""
     result = DrainResult()
+    if is_postgres():
+        db = Outbox._meta.database
+        for _ in range(limit):
+            with db.atomic():
+                entry = _lock_next_due(now)
+                if entry is None:
+                    break
+                _send_one(transport, entry, now, cfg, result, on_failed)
+        return result
     for entry in claim_due(now, limit, worker):
-        try:
-            transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
-        except TemporaryDeliveryError as exc:
-            _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
-        except PermanentDeliveryError as exc:
-            _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
-        else:
-            Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
-                          claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
-            result.sent += 1
-            log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
-                     ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+        _send_one(transport, entry, now, cfg, result, on_failed)
     return result
+
+
+def _lock_next_due(now: datetime) -> Outbox | None:
+    return (Outbox.select()
+            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
+                   (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+            .order_by(Outbox.next_attempt_at, Outbox.id).limit(1)
+            .for_update("FOR UPDATE SKIP LOCKED").first())
+
+
+def _send_one(transport, entry, now, cfg, result, on_failed) -> None:
+    try:
+        transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
+    except TemporaryDeliveryError as exc:
+        _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
+    except PermanentDeliveryError as exc:
+        _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
+    else:
+        Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
+                      claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
+        result.sent += 1
+        log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
+                 ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
 
 
 def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):
