@@ -11,19 +11,18 @@ import logging
 import signal
 import threading
 import time
-from datetime import timedelta
 
 import peewee as pw
 import schedule
 
 from . import intake, lease, outbox, pipeline
+from .db import redact
 from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(seconds=30)
 MAX_BACKOFF = 60.0
 
 
@@ -49,6 +48,7 @@ class Daemon:
         self.source = ImapSource(self.config.imap) if self.config.imap else None
         self.listener = None
         self.ready = False
+        self.holds_lease = False
         self.backoff = 1.0
         self.scheduler = schedule.Scheduler()
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
@@ -66,7 +66,7 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
-        if not self.config.database.url.startswith("postgres"):
+        if not self._shared_database():
             intake.release_all_claims()  # SQLite means one daemon: what a killed one claimed is free again
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
@@ -87,7 +87,7 @@ class Daemon:
             self.listener.stop()
         if self.source is not None:
             self.source.close()
-            if self.config.database.url.startswith("postgres"):
+            if self._shared_database():
                 try:
                     lease.release(self.source.source, self.worker)
                 except pw.PeeweeException:
@@ -117,7 +117,7 @@ class Daemon:
         except MailboxError as exc:
             self._failed("mailbox", str(exc))
         except (pw.OperationalError, pw.InterfaceError) as exc:
-            self._failed("database", f"database: {exc}".strip())
+            self._failed("database", f"database {redact(self.config.database.url)}: {str(exc).strip()}")
             try:
                 self.config_db().close()
             except Exception:
@@ -143,9 +143,13 @@ class Daemon:
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
-            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop)
+            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop,
+                                       still_ours=self._holds_folder)
             got_mail = result.fetched > 0
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
+        elif self.source is not None:
+            self._mark_ready(f"standby: another daemon reads {self.config.imap.folder}; "
+                             "processing stored mail and sending")
         self.wake.clear()
         done = intake.process_pending(self.desk, self.worker, stop=self.stop)
         got_mail = got_mail or bool(done)
@@ -156,12 +160,19 @@ class Daemon:
         return got_mail
 
     def _holds_folder(self) -> bool:
-        if not self.config.database.url.startswith("postgres"):
+        """Take or renew the folder lease (PostgreSQL); without it, leave the folder to its holder."""
+        if not self._shared_database():
             return True
-        held = lease.acquire(self.source.source, self.worker, self.desk.clock.now(), LEASE_TTL)
+        held = lease.acquire(self.source.source, self.worker, self.desk.clock.now(), self.config.database.lease_ttl)
+        if held != self.holds_lease:
+            log.info("%s the lease on %s (worker %s)", "took" if held else "lost", self.source.source, self.worker)
+            self.holds_lease = held
         if not held and self.source.client is not None:
             self.source.close()
         return held
+
+    def _shared_database(self) -> bool:
+        return self.config.database.url.startswith("postgres")
 
     def drain(self):
         return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
@@ -195,6 +206,9 @@ class Daemon:
         if next_job is not None:
             seconds = max(0.05, min(seconds, next_job))
         seconds = min(seconds, self._next_outbox_in())
+        if self.source is not None and self._shared_database():
+            # the holder renews its lease well before it runs out; the others look again as often
+            seconds = min(seconds, self.config.database.lease_ttl.total_seconds() / 3)
         if self.source is not None and self.source.client is not None:
             self.source.wait(seconds, self.stop, self.wake)
         else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import pipeline
-from .db import is_postgres
+from .db import is_postgres, write_transaction
 from .models import InboundMail, KeyValue
 
 log = logging.getLogger(__name__)
@@ -37,20 +37,22 @@ def store_batch(mails, source: str, now: datetime) -> None:
                                received_at=now).on_conflict_ignore().execute()
 
 
-def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMail]:
-    """Stored mails waiting to be processed; with several daemons, each mail goes to one."""
+def claim_pending(worker: str, now: datetime, limit: int = 50, claim_for: timedelta = CLAIM_FOR) -> list[InboundMail]:
+    """Stored mails waiting to be processed; with several daemons, each mail goes to one. A claim
+    only shares out the work: a dead daemon's claims run out after ``claim_for``, and
+    ``pipeline.process_one`` holds the mail's row, so even an expired claim never processes it twice."""
     db = InboundMail._meta.database
     q = (InboundMail.select(InboundMail.id)
          .where(InboundMail.state == "received",
                 InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now))
          .order_by(InboundMail.id).limit(limit))
-    with db.atomic():
+    with write_transaction(db):
         if is_postgres(db):
             q = q.for_update("FOR UPDATE SKIP LOCKED")
         ids = [r.id for r in q]
         if not ids:
             return []
-        InboundMail.update(claimed_by=worker, claimed_until=now + CLAIM_FOR,
+        InboundMail.update(claimed_by=worker, claimed_until=now + claim_for,
                            attempts=InboundMail.attempts + 1).where(InboundMail.id.in_(ids)).execute()
     return list(InboundMail.select().where(InboundMail.id.in_(ids), InboundMail.claimed_by == worker)
                 .order_by(InboundMail.id))
@@ -58,8 +60,9 @@ def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMa
 
 def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
     outcomes = []
+    claim_for = desk.config.database.lease_ttl
     while True:
-        rows = claim_pending(worker, desk.clock.now(), limit)
+        rows = claim_pending(worker, desk.clock.now(), limit, claim_for)
         if not rows:
             return outcomes
         for row in rows:
@@ -71,8 +74,9 @@ def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
             outcomes.append((row, pipeline.process_one(desk, row)))
 
 
-def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
-    """One look at the folder: fetch what is new, store, process, move what is finished."""
+def imap_cycle(desk, source, worker: str, *, stop=None, still_ours=None) -> CycleResult:
+    """One look at the folder: fetch what is new, store, process, move what is finished.
+    ``still_ours()`` is asked before each batch (renewing the folder lease); False ends the cycle."""
     result = CycleResult()
     cfg = source.cfg
     uids = source.list_uids()
@@ -81,6 +85,8 @@ def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
     for i in range(0, len(new), cfg.batch_size):
         if stop is not None and stop.is_set():
             break
+        if i and still_ours is not None and not still_ours():
+            return result
         fetched = source.fetch(new[i:i + cfg.batch_size])
         store_batch(fetched, source.source, desk.clock.now())
         result.fetched += len(fetched)
