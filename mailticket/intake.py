@@ -76,23 +76,29 @@ def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
 
 def imap_cycle(desk, source, worker: str, *, stop=None, still_ours=None) -> CycleResult:
     """One look at the folder: fetch what is new, store, process, move what is finished.
-    ``still_ours()`` is asked before each batch (renewing the folder lease); False ends the cycle."""
+    ``still_ours()`` is asked before each fetch and move (renewing the folder lease); False ends
+    the cycle, so that a daemon whose lease ran out leaves the folder to the new holder."""
     result = CycleResult()
     cfg = source.cfg
+    ours = still_ours or (lambda: True)
     uids = source.list_uids()
     known = _stored_uids(source.source, source.uidvalidity, uids)
     new = [u for u in uids if u not in known]
     for i in range(0, len(new), cfg.batch_size):
         if stop is not None and stop.is_set():
             break
-        if i and still_ours is not None and not still_ours():
+        if i and not ours():
             return result
         fetched = source.fetch(new[i:i + cfg.batch_size])
         store_batch(fetched, source.source, desk.clock.now())
         result.fetched += len(fetched)
         result.outcomes += process_pending(desk, worker, stop=stop)
+        if not ours():
+            return result
         result.moved += move_finished(source, uids)
     result.outcomes += process_pending(desk, worker, stop=stop)
+    if not ours():
+        return result
     result.moved += move_finished(source, uids)
     mark_fetch_ok(desk.clock.now())
     return result
