@@ -144,6 +144,7 @@ def _process(desk, row, now) -> Outcome:
     if stripped:
         log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
                     ", ".join(stripped))
+    _one_at_a_time(row.message_id)
     ref = MessageRef.get_or_none(MessageRef.message_id == row.message_id)
     if ref is not None and ref.direction == "out":
         return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
@@ -172,6 +173,13 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _one_at_a_time(message_id: str) -> None:
+    """On PostgreSQL, two copies of one mail in two daemons wait for each other here, so the second
+    sees the first's MessageRef and is a duplicate (SQLite's write lock already does this)."""
+    if is_postgres():
+        InboundMail._meta.database.execute_sql("SELECT pg_advisory_xact_lock(1, hashtext(%s))", (message_id,))
 
 
 def _with_ticket_locked(match):
