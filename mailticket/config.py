@@ -468,7 +468,8 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     default_db = f"sqlite:///{service.data_dir / 'mailticket.db'}"
     url = db.string("url", default_db)
     if not url.startswith(("sqlite:", "postgres://", "postgresql://", "postgresext://")):
-        raise db.error("url", f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
+        from .db import redact
+        raise db.error("url", f"{redact(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
     lease_ttl = db.duration("lease_ttl", timedelta(seconds=30))
     if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
         raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")
