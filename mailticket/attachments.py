@@ -46,7 +46,7 @@ def fallback_filename(content_type: str) -> str:
 
 def _last_component(name: str) -> str:
     """What follows the last / or \\ (a mail may send a whole path)."""
-    return re.split(r"[/\\]", name.replace("\x00", ""))[-1]
+    return re.split(r"[/\\]", name)[-1]
 
 
 def _capped(name: str) -> str:

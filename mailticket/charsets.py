@@ -28,7 +28,7 @@ UNKNOWN_CHARSETS = {"", "unknown", "unknown-8bit", "x-unknown", "default", "char
 # Codecs that are not plain text charsets (escape decoders, IDNA, ...): never used for mail text.
 _REFUSED = ("escape", "idna", "punycode", "undefined", "rot", "mbcs", "oem", "unicode_internal")
 # Declared 8-bit Western charsets whose 0x80-0x9f bytes really mean Windows-1252.
-_CP1252_IMPOSTORS = {"latin_1", "iso8859_1", "ascii", "iso8859_15"}
+_CP1252_IMPOSTORS = {"iso8859-1", "ascii", "iso8859-15"}
 _C1_BYTES = re.compile(rb"[\x80-\x9f]")
 # When text is not valid in its declared charset, the charsets it is most often mixed up with.
 _RELATIVES = {

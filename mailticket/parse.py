@@ -420,6 +420,9 @@ def take_tnef(leaf: Leaf, body: Body, notes: list[str]) -> bool:
     except ValueError as exc:
         notes.append(f"winmail.dat kept unopened: {exc}")
         return False
+    if not (content.files or content.text or content.html):
+        notes.append("winmail.dat holds nothing readable: kept unopened")
+        return False
     for name, data in content.files:
         body.attachments.append(Attachment(
             sanitize_filename(name, "application/octet-stream"),
