@@ -40,6 +40,7 @@ class Limits:
     max_parts: int = 500          # MIME parts in the whole tree
     max_header_line: int = 16 * 1024  # characters of one physical header line
     max_references: int = 100     # ids kept from References / In-Reply-To (the last ones)
+    max_addresses: int = 1000     # addresses kept per address header (the first ones)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     data = prepare_bytes(raw, limits, notes)
     message = parse_tree(data, notes)  # compat32 while we read it: no header objects built
     walk = walk_parts(message, limits)
-    headers = HeaderBlock(message, notes)
+    headers = HeaderBlock(message, limits, notes)
     body = extract_body(walk, notes)
     use_default_policy(message)
     return ParsedMail(
@@ -213,8 +214,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 class HeaderBlock:
     """The top-level headers, decoded by hand (raw values, own charset fallbacks)."""
 
-    def __init__(self, message: email.message.Message, notes: list[str]):
-        self.notes = notes
+    def __init__(self, message: email.message.Message, limits: Limits, notes: list[str]):
+        self.notes, self.limits = notes, limits
         self.raw: dict[str, list[str]] = {}
         for name, value in message.raw_items():
             self.raw.setdefault(name.strip().lower(), []).append(_unfold(str(value)))
@@ -249,8 +250,12 @@ class HeaderBlock:
         return tuple(dict.fromkeys(i for i in ids if i))[-keep:]
 
     def addresses(self, name: str) -> tuple[Address, ...]:
-        values = self.raw.get(name, [])
-        return tuple(a for value in values for a in parse_addresses(name, value))
+        keep = self.limits.max_addresses
+        found = [a for value in self.raw.get(name, [])
+                 for a in parse_addresses(name, value, keep + 1)]
+        if len(found) > keep:
+            self.notes.append(f"{name}: more than {keep} addresses, only the first {keep} kept")
+        return tuple(found[:keep])
 
     def delivered_to(self) -> tuple[str, ...]:
         found = [a.address for name in ("delivered-to", "x-original-to", "envelope-to")
@@ -289,13 +294,14 @@ _MAILBOX = re.compile(_PLAIN_MAILBOX)
 _PLAIN_LIST = re.compile(rf"{_PLAIN_MAILBOX}(?:,{_PLAIN_MAILBOX})*,?\s*")
 
 
-def parse_addresses(name: str, raw: str) -> list[Address]:
-    """Addresses of one header; on any parse defect every address is marked defective."""
+def parse_addresses(name: str, raw: str, keep: int = 1000) -> list[Address]:
+    """Addresses of one header (at most `keep`); on any parse defect every address
+    is marked defective."""
     if raw.isascii() and len(raw) < 4096 and _PLAIN_LIST.fullmatch(raw):
         return [_address(_plain_name(m), m.group(1) or m.group(4), False)
                 for m in _MAILBOX.finditer(raw) if m.group(1) or m.group(4)]
     if len(raw) > MAX_STRICT_ADDRESS_HEADER:
-        return [_address(d, s, True) for d, s in simple_addresses(raw)]
+        return [_address(d, s, True) for d, s in simple_addresses(raw, keep)]
     if not raw.isascii():  # 8-bit bytes (not encoded-words): decode them first
         raw = header_text(raw.replace("=?", "=\u200b?"))[0].replace("=\u200b?", "=?")
     try:
@@ -314,11 +320,11 @@ def _plain_name(match: re.Match) -> str:
     return match.group(3) or ""
 
 
-def simple_addresses(raw: str) -> list[tuple[str, str]]:
+def simple_addresses(raw: str, keep: int = 1000) -> list[tuple[str, str]]:
     """(name, addr-spec) pairs by splitting on commas outside quotes and <>: no recursion,
     linear time; used when the strict parser cannot be trusted with the header."""
     pairs = []
-    for chunk in _split_outside_quotes(raw):
+    for chunk in _split_outside_quotes(raw)[:keep]:
         angle = re.search(r"<([^<>]*)>", chunk)
         spec = angle.group(1) if angle else chunk
         name = chunk[:angle.start()].strip().strip('"') if angle else ""
@@ -327,18 +333,12 @@ def simple_addresses(raw: str) -> list[tuple[str, str]]:
     return pairs
 
 
+_CHUNK = re.compile(r'(?:"(?:[^"\\]|\\.)*"?|<[^<>]*>?|[^",;<]+)+')
+
+
 def _split_outside_quotes(raw: str) -> list[str]:
-    chunks, start, quoted, angled = [], 0, False, False
-    for i, ch in enumerate(raw):
-        if ch == '"' and (i == 0 or raw[i - 1] != "\\"):
-            quoted = not quoted
-        elif not quoted and ch in "<>":
-            angled = ch == "<"
-        elif ch in ",;" and not quoted and not angled:
-            chunks.append(raw[start:i])
-            start = i + 1
-    chunks.append(raw[start:])
-    return chunks
+    """Pieces between commas/semicolons that are outside quotes and <>."""
+    return _CHUNK.findall(raw)
 
 
 def _address(display: str, spec: str, defective: bool) -> Address:
