@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .charsets import header_text
+from .charsets import decode_8bit, header_text
 
 _TOKEN = r"[!#$%&'+.^`|~\w-]+"
 _PARAM = rf';\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*'
@@ -45,8 +45,10 @@ def read_part_headers(part) -> PartHeaders:
 
 
 def _plain(pattern: re.Pattern, value: str):
-    """(value, params) when the header is plain (no RFC 2231, encoded-word or 8-bit); else None."""
-    if "*" in value or "=?" in value or not value.isascii():
+    """(value, params) when the header is plain (no RFC 2231 or encoded-word; raw 8-bit
+    bytes are decoded first); else None."""
+    value = decode_8bit(value)[0]
+    if "*" in value or "=?" in value:
         return None
     found = pattern.fullmatch(value)
     if not found:

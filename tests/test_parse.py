@@ -95,6 +95,12 @@ def test_raw_utf8_and_latin1_bytes_in_headers_are_decoded():
     assert parse_mail(latin).subject == "Fråga"
 
 
+def test_utf8_cut_mid_character_stays_utf8():
+    subject = "Картинка с очень длинным именем".encode() + "т".encode()[:1]
+    parsed = parse_mail(b"From: a@example.com\nSubject: " + subject + b"\n\nx\n")
+    assert parsed.subject == "Картинка с очень длинным именем\ufffd"
+
+
 def test_iso_gb2312_is_decoded_as_chinese_with_a_note():
     raw = mail("Subject: =?iso-gb2312?B?" + base64.b64encode("打印机".encode("gb2312")).decode()
                + "?=\nContent-Type: text/plain; charset=iso-gb2312",
@@ -208,6 +214,16 @@ def test_rfc2231_and_encoded_word_attachment_names_are_decoded():
                '--m\nContent-Type: application/octet-stream; name="=?utf-8?Q?l=C3=B6n.xlsx?="\n'
                "\nB\n--m--\n")
     assert [a.filename for a in parse_mail(raw).attachments] == ["räkning maj.pdf", "lön.xlsx"]
+
+
+def test_raw_8bit_attachment_names_are_decoded():
+    raw = mail('Content-Type: multipart/mixed; boundary="m"',
+               "--m\nContent-Type: text/plain\n\nx\n".encode() +
+               '--m\nContent-Type: text/plain\nContent-Disposition: attachment; '
+               'filename="Lönespec maj.txt"\n\nA\n'.encode("utf-8") +
+               '--m\nContent-Type: text/plain\nContent-Disposition: attachment; '
+               'filename=ciële.txt\n\nB\n--m--\n'.encode("latin-1"))
+    assert [a.filename for a in parse_mail(raw).attachments] == ["Lönespec maj.txt", "ciële.txt"]
 
 
 @pytest.mark.parametrize("name, ctype, expected", [
