@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.message
 import hashlib
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,7 +39,7 @@ class Limits:
     max_size: int = 25 * MiB      # bytes of the raw message
     max_depth: int = 20           # nesting of multipart / message parts
     max_parts: int = 500          # MIME parts in the whole tree
-    max_header_line: int = 16 * 1024  # characters of one physical header line
+    max_header_line: int = 32 * 1024  # bytes of one physical header line (RFC 5322: 998)
     max_references: int = 100     # ids kept from References / In-Reply-To (the last ones)
     max_addresses: int = 1000     # addresses kept per address header (the first ones)
 
@@ -130,6 +131,8 @@ def prepare_bytes(raw: bytes, limits: Limits, notes: list[str]) -> bytes:
     if data[:1] in (b"\n", b" ", b"\t"):
         data = data.lstrip(b" \t\n")
         notes.append("leading blank lines removed")
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise QuarantineError("not a mail: an Outlook .msg file (OLE compound document)")
     if not (_HEADER_LINE.match(data) or data.startswith(b"From ")):
         raise QuarantineError(f"not a mail: no header block at the start ({_first_line(data)!r})")
     nesting = len(_NESTING_TYPE.findall(data))
@@ -424,9 +427,8 @@ def take_tnef(leaf: Leaf, body: Body, notes: list[str]) -> bool:
         notes.append("winmail.dat holds nothing readable: kept unopened")
         return False
     for name, data in content.files:
-        body.attachments.append(Attachment(
-            sanitize_filename(name, "application/octet-stream"),
-            "application/octet-stream", data, None, False))
+        ctype = mimetypes.guess_type(name or "")[0] or "application/octet-stream"
+        body.attachments.append(Attachment(sanitize_filename(name, ctype), ctype, data, None, False))
     body.tnef_text.extend([content.text] if content.text else [])
     body.tnef_html.extend([content.html] if content.html else [])
     notes.append(f"winmail.dat opened: {len(content.files)} file(s)")

@@ -318,6 +318,7 @@ def test_tnef_winmail_dat_is_opened_into_its_files():
                + base64.encodebytes(tnef.read_bytes()).decode() + "--m--\n")
     parsed = parse_mail(raw)
     assert sorted(a.filename for a in parsed.attachments) == ["AUTHORS", "README"]
+    assert {a.content_type for a in parsed.attachments} == {"application/octet-stream"}
     assert all(a.data for a in parsed.attachments)
     assert parsed.text.strip() == "Outlook text"
 
@@ -412,7 +413,8 @@ def test_message_is_an_email_message_with_policy_default():
 @pytest.mark.parametrize("raw, reason", [
     (b"", "empty"),
     (b" \r\n\t\n", "empty"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "not a mail"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "not a mail: an Outlook .msg"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "not a mail: no header block"),
     (b"Hi team,\nthe printer is broken.\n", "not a mail"),
 ])
 def test_unusable_input_is_quarantined_with_a_reason(raw, reason):
