@@ -11,8 +11,20 @@ import os
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attachment of a mail; `filename` is for display only."""
+
+    filename: str          # sanitised display name, never a path
+    content_type: str
+    data: bytes
+    content_id: str | None  # without <>
+    inline: bool
+
 
 MAX_FILENAME = 150  # characters of a display name
 ATTACHMENT_DIR = "attachments"
@@ -59,7 +71,7 @@ def _capped(name: str) -> str:
     return name[:MAX_FILENAME].rstrip(" .")
 
 
-def store_attachment(data_dir: Path, att, now: datetime | None = None) -> str:
+def store_attachment(data_dir: Path, att: Attachment, now: datetime | None = None) -> str:
     """Write att.data atomically under a generated name; return its path relative to data_dir."""
     when = now or datetime.now(timezone.utc)
     rel = Path(ATTACHMENT_DIR, f"{when:%Y}", f"{when:%m}", secrets.token_hex(16))

@@ -467,6 +467,21 @@ def test_nesting_deeper_than_max_depth_is_quarantined_naming_the_limit():
     assert parse_mail(nested_multiparts(15)).text.strip() == "deep"
 
 
+def test_deep_nesting_over_a_big_body_is_refused_before_parsing_within_a_second():
+    raw = nested_multiparts(450).replace(b"deep\n", b"a line of text\n" * 100_000)
+    result, elapsed = seconds(parse_mail, raw)
+    assert elapsed < 1.0
+    assert isinstance(result, QuarantineError) and "max_depth 20" in str(result)
+
+
+def test_many_sibling_multiparts_are_not_mistaken_for_deep_nesting():
+    parts = "".join(f'--top\nContent-Type: multipart/alternative; boundary="alt{i}"\n\n'
+                    f"--alt{i}\nContent-Type: text/plain\n\npart {i}\n--alt{i}--\n"
+                    for i in range(40))
+    parsed = parse_mail(mail('Content-Type: multipart/mixed; boundary="top"', parts + "--top--\n"))
+    assert "part 0" in parsed.text and "part 39" in parsed.text
+
+
 def test_ten_thousand_sibling_parts_are_quarantined_within_a_second():
     parts = "".join(f"--m\nContent-Type: text/plain\n\npart {i}\n" for i in range(10_000))
     result, elapsed = seconds(parse_mail, mail('Content-Type: multipart/mixed; boundary="m"',

@@ -2,7 +2,6 @@
 
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
