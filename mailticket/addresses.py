@@ -13,6 +13,7 @@ from email import policy
 
 from .charsets import header_text
 
+MAX_NAME = 200  # characters of a display name kept
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -88,5 +89,5 @@ def _address(display: str, spec: str, defective: bool) -> Address:
     spec = _CONTROL.sub("", spec or "").strip().lower()
     usable = spec.count("@") == 1 and " " not in spec and not spec.startswith("@") \
         and not spec.endswith("@")
-    name = " ".join(_CONTROL.sub(" ", header_text(display or "")[0]).split())
+    name = " ".join(_CONTROL.sub(" ", header_text(display or "")[0]).split())[:MAX_NAME]
     return Address(name, spec if usable else "", defective or not usable)

@@ -446,6 +446,21 @@ def test_one_megabyte_address_header_is_handled_within_a_second():
     assert any("only the first 1000 kept" in note for note in parsed.notes)
 
 
+def test_megabyte_header_in_a_nested_part_within_a_second():
+    raw = mail('Content-Type: multipart/mixed; boundary="m"',
+               '--m\nContent-Type: application/pdf; name="' + "a" * 1_000_000 + '.pdf"\n'
+               "Content-Disposition: attachment\n\n%PDF\n--m--\n")
+    parsed, elapsed = seconds(parse_mail, raw)
+    assert elapsed < 1.0
+    [att] = parsed.attachments
+    assert att.content_type == "application/pdf" and len(att.filename) <= 150
+
+
+def test_display_names_are_capped():
+    sender = parse_mail(mail("Subject: x").replace(b"Anna <", b"A" * 5000 + b" <")).sender
+    assert sender.address == "anna@example.se" and len(sender.name) == 200
+
+
 def nested_multiparts(depth: int) -> bytes:
     """depth multiparts, each inside the one before."""
     head = "".join(f'--b{i}\nContent-Type: multipart/mixed; boundary="b{i + 1}"\n\n'
