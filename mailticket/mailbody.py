@@ -29,7 +29,7 @@ class Body:
     @property
     def text(self) -> str:
         """text/plain, else the HTML as text, else other text, else the TNEF body."""
-        if self.plain:
+        if self.plain and (any(p.strip() for p in self.plain) or not self.html_parts):
             return "\n\n".join(self.plain)
         if self.html_parts:
             return html_to_text("\n".join(self.html_parts))

@@ -164,6 +164,13 @@ def test_plain_text_is_preferred_over_html_which_is_kept():
     assert parsed.attachments == ()
 
 
+def test_empty_plain_alternative_gives_way_to_the_html():
+    raw = mail('Content-Type: multipart/alternative; boundary="b"',
+               "--b\nContent-Type: text/plain\n\n \n"
+               "--b\nContent-Type: text/html\n\n<p>The real text</p>\n--b--\n")
+    assert parse_mail(raw).text.strip() == "The real text"
+
+
 def test_html_only_mail_becomes_readable_text_without_style_or_script():
     html = ("<html><head><style>p {color: red}</style><script>alert(1)</script></head>"
             "<body><p>Hej,</p><p>min sk&auml;rm <b>flimrar</b>.</p>"
@@ -538,3 +545,31 @@ def test_arbitrary_bytes_never_raise_anything_but_quarantine(data):
             assert str(exc)
             continue
         assert "\x00" not in parsed.text and "\n" not in parsed.subject
+
+
+TEMPLATE = mail('Subject: =?utf-8?Q?R=C3=A4kning?=\nContent-Type: multipart/mixed; boundary="m"',
+                '--m\nContent-Type: multipart/alternative; boundary="a"\n\n'
+                "--a\nContent-Type: text/plain; charset=iso-8859-1\n\nHej d\xe5\n"
+                "--a\nContent-Type: text/html\n\n<p>Hej</p>\n--a--\n"
+                '--m\nContent-Type: application/pdf; name="r.pdf"\n'
+                "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
+                "--m\nContent-Type: message/rfc822\n\nFrom: b@example.com\n\ninner\n--m--\n"
+                .encode("latin-1"))
+TOKENS = [b"--", b"--m", b"--a--", b"=?", b"?=", b"\r", b"\n", b"\x00", b'"', b";", b"\\",
+          b"boundary=", b"Content-Type: multipart/mixed", b"=?utf-8?B?", b"*0*=", b"\xff", b":"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(TEMPLATE)), st.integers(0, 40),
+                          st.sampled_from(TOKENS)), max_size=6))
+def test_mutated_real_structures_never_raise_anything_but_quarantine(edits):
+    raw = TEMPLATE
+    for position, cut, token in edits:
+        raw = raw[:position] + token + raw[position + cut:]
+    try:
+        parsed = parse_mail(raw)
+    except QuarantineError as exc:
+        assert str(exc)
+        return
+    assert isinstance(parsed.text, str) and "\x00" not in parsed.text
+    assert all("/" not in a.filename and "\x00" not in a.filename for a in parsed.attachments)
