@@ -73,8 +73,9 @@ def score_parse(corpora_dir: Path) -> list[dict]:
     return rows
 
 
-def typical_mail() -> bytes:
-    """A 3 KB plain mail with Swedish text, a few Received lines and threading headers."""
+def typical_mail(html: bool = False) -> bytes:
+    """A 3 KB plain mail (5 KB with an HTML alternative) with Swedish text, a few
+    Received lines and threading headers."""
     msg = EmailMessage()
     msg["From"] = "Åsa Öberg <asa.oberg@example.se>"
     msg["To"] = "Support <support@example.com>"
@@ -86,7 +87,10 @@ def typical_mail() -> bytes:
     for i in range(8):
         msg["Received"] = (f"from mx{i}.example.net (mx{i}.example.net [192.0.2.{i}]) "
                            f"by mx.example.com with ESMTPS id {i}abc; Fri, 27 Nov 2026 08:00:0{i} +0100")
-    msg.set_content("Hej!\n\nSkrivaren på plan 3 fungerar inte. Den säger 'paper jam'.\n" * 14)
+    text = "Hej!\n\nSkrivaren på plan 3 fungerar inte. Den säger 'paper jam'.\n" * 20
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(f"<html><body><p>{text}</p></body></html>", subtype="html")
     return msg.as_bytes()
 
 
@@ -97,6 +101,16 @@ def throughput(raw: bytes, parse=parse_mail, seconds: float = 2.0) -> float:
         parse(raw)
         count += 1
     return count / (time.perf_counter() - start)
+
+
+def best_of_interleaved(raw: bytes, rounds: int = 5) -> tuple[float, float]:
+    """Best rate of parse_mail and of stdlib_read over alternating short runs (fair on a
+    busy machine)."""
+    ours, floor = 0.0, 0.0
+    for _ in range(rounds):
+        ours = max(ours, throughput(raw, parse_mail, 0.4))
+        floor = max(floor, throughput(raw, stdlib_read, 0.4))
+    return ours, floor
 
 
 def stdlib_read(raw: bytes) -> str:
@@ -120,10 +134,10 @@ def main(argv: list[str]) -> None:
     for r in rows:
         for path, reason in r["quarantined_mails"]:
             print(f"  {path}: {reason}")
-    raw = typical_mail()
-    ours, floor = throughput(raw), throughput(raw, stdlib_read)
-    print(f"on a {len(raw)}-byte plain mail: parse_mail {ours:.0f} mails/s, stdlib "
-          f"policy.default parse+body+from {floor:.0f} mails/s (ratio {ours / floor:.2f})")
+    for kind, raw in (("plain", typical_mail()), ("plain+HTML", typical_mail(html=True))):
+        ours, floor = best_of_interleaved(raw)
+        print(f"{len(raw)}-byte {kind} mail: parse_mail {ours:.0f} mails/s, stdlib "
+              f"policy.default parse+body+from {floor:.0f} mails/s (ratio {ours / floor:.2f})")
 
 
 if __name__ == "__main__":

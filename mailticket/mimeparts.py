@@ -143,8 +143,8 @@ def _resplit(part, heads: PartHeaders, walk: MimeWalk) -> list:
     if boundary:
         shell = (f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n').encode()
         try:
-            reparsed = BytesParser(policy=policy.default).parsebytes(
-                shell + body.encode("utf-8", "surrogateescape"))
+            parser = BytesParser(_class=email.message.EmailMessage, policy=policy.compat32)
+            reparsed = parser.parsebytes(shell + body.encode("utf-8", "surrogateescape"))
         except Exception:
             reparsed = None
         if reparsed is not None and isinstance(reparsed.get_payload(), list):
