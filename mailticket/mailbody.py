@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .attachments import Attachment, sanitize_filename
 from .charsets import decode_bytes
-from .htmltext import html_to_text
+from .htmltext import MAX_TEXT_HTML, html_to_text
 from .mimeparts import Leaf, MimeWalk
 from .tnef import is_tnef, open_tnef
 
@@ -53,6 +53,9 @@ def extract_body(walk: MimeWalk, notes: list[str]) -> FrozenBody:
     for leaf in walk.leaves:
         take_leaf(leaf, body, notes)
     notes.extend(walk.notes)
+    if not body.plain and body.html and len(body.html) > MAX_TEXT_HTML:
+        notes.append(f"HTML of {len(body.html)} characters: text taken from its first "
+                     f"{MAX_TEXT_HTML}")
     return FrozenBody(_clean(body.text, notes), _clean_opt(body.html, notes),
                       tuple(body.attachments))
 
