@@ -42,11 +42,17 @@ _EXTENSIONS = {"text/plain": ".txt", "text/html": ".html", "message/rfc822": ".e
 def sanitize_filename(name: str | None, content_type: str) -> str:
     """A display name with no path, no '..', no control characters, at most 150 characters."""
     base = _last_component(name or "")
-    base = unicodedata.normalize("NFC", _UNSAFE.sub("_", base))
+    base = unicodedata.normalize("NFC", _UNSAFE.sub("_", _visible(base)))
     base = _SPACES.sub(" ", _DOTS.sub(".", base)).strip(" ._")
     if not base or base.split(".")[0].lower() in _WINDOWS_DEVICES:
         return fallback_filename(content_type) if not base else f"_{base}"[:MAX_FILENAME]
     return _capped(base)
+
+
+def _visible(name: str) -> str:
+    """Without invisible format characters (bidi overrides such as U+202E can make
+    "gpj.exe" look like "exe.jpg")."""
+    return "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Zl", "Zp"))
 
 
 def fallback_filename(content_type: str) -> str:

@@ -244,6 +244,8 @@ def test_raw_8bit_attachment_names_are_decoded():
     ("CON.txt", "text/plain", "_CON.txt"),
     ("C:\\Users\\a\\report.docx", "application/octet-stream", "report.docx"),
     ('a<b>c:d"e|f?g*h.txt', "text/plain", "a_b_c_d_e_f_g_h.txt"),
+    ("invoice\u202egpj.exe", "application/octet-stream", "invoicegpj.exe"),
+    ("r\u00e4kning\u200b.pdf", "application/pdf", "räkning.pdf"),
 ])
 def test_sanitize_filename(name, ctype, expected):
     assert sanitize_filename(name, ctype) == expected
