@@ -2,7 +2,16 @@
 
 Robust to what real mail throws at it: unknown or lying charsets, broken encoded-words,
 CR-only line ends, multiparts that cannot be split, TNEF. Only input that is truly
-unusable, or that breaks a Limit, raises QuarantineError with the reason.
+unusable, or that breaks a Limit, raises QuarantineError with the reason; every repair
+is listed in ParsedMail.notes.
+
+How: the raw bytes are checked and repaired first (rawmail: size, "is it a mail at
+all", line ends, header line length, nesting pre-scan); the stdlib splits the MIME tree
+under policy.compat32 (fast, lenient); headers and parts are then decoded here with our
+own charset fallbacks (charsets, partheaders, addresses); finally the tree is handed
+over under policy.default, so `message["x"]` gives header objects to the caller.
+`text` is the text/plain body (several inline parts joined), else the HTML as text,
+else other text/*, else the TNEF body; `html` is the decoded HTML source.
 """
 
 from __future__ import annotations
