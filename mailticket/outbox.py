@@ -79,7 +79,7 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
     db = Outbox._meta.database
     due = (Outbox.select(Outbox.id)
            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
-                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now) | (Outbox.claimed_by == worker))
            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
     with write_transaction(db):
         if is_postgres(db):
@@ -95,6 +95,7 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
 class DrainResult:
     sent: int = 0
     retried: int = 0
+    postponed: int = 0
     failed: list = None
 
     def __post_init__(self):
@@ -109,33 +110,49 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     others), so no other daemon can send it while this one lives, whatever the clocks say; if this
     one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent."""
     result = DrainResult()
-    if is_postgres():
-        db = Outbox._meta.database
-        for _ in range(limit):
-            with db.atomic():
-                entry = _lock_next_due(now)
-                if entry is None:
+    try:
+        if is_postgres():
+            _drain_holding_rows(transport, now, cfg, limit, result, on_failed)
+        else:
+            entries = claim_due(now, limit, worker)
+            for i, entry in enumerate(entries):
+                if not _send_one(transport, entry, now, cfg, result, on_failed):
+                    _postpone(entries[i + 1:], now + backoff(1, cfg), result)
                     break
-                _send_one(transport, entry, now, cfg, result, on_failed)
-        return result
-    for entry in claim_due(now, limit, worker):
-        _send_one(transport, entry, now, cfg, result, on_failed)
+    finally:
+        transport.close()
     return result
 
 
-def _lock_next_due(now: datetime) -> Outbox | None:
+def _drain_holding_rows(transport, now, cfg, limit, result, on_failed) -> None:
+    db = Outbox._meta.database
+    for _ in range(limit):
+        with db.atomic():
+            entry = _lock_next_due(now).first()
+            if entry is None:
+                return
+            if _send_one(transport, entry, now, cfg, result, on_failed):
+                continue
+        with db.atomic():  # the server is down: what is due waits too (rows another daemon holds excepted)
+            _postpone(list(_lock_next_due(now).limit(limit)), now + backoff(1, cfg), result)
+        return
+
+
+def _lock_next_due(now: datetime):
     return (Outbox.select()
             .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
                    (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
-            .order_by(Outbox.next_attempt_at, Outbox.id).limit(1)
-            .for_update("FOR UPDATE SKIP LOCKED").first())
+            .order_by(Outbox.next_attempt_at, Outbox.id)
+            .for_update("FOR UPDATE SKIP LOCKED"))
 
 
-def _send_one(transport, entry, now, cfg, result, on_failed) -> None:
+def _send_one(transport, entry, now, cfg, result, on_failed) -> bool:
+    """Send one entry and record the result; False when the server is down (no use going on)."""
     try:
         transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
     except TemporaryDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
+        return not exc.server_down
     except PermanentDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
@@ -144,6 +161,15 @@ def _send_one(transport, entry, now, cfg, result, on_failed) -> None:
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+    return True
+
+
+def _postpone(entries, when: datetime, result: DrainResult) -> None:
+    """Not tried this time: give them back, due again at ``when``, without spending an attempt."""
+    if entries:
+        Outbox.update(next_attempt_at=when, claimed_by=None, claimed_until=None).where(
+            Outbox.id.in_([e.id for e in entries])).execute()
+        result.postponed += len(entries)
 
 
 def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):

@@ -226,6 +226,7 @@ def test_concurrent_workers_never_claim_the_same_stored_mail(db_url):
                 return got
             got += [r.id for r in rows]
             assert all(r.claimed_by == f"worker-{i}" for r in rows)
+            InboundMail.update(state="processed").where(InboundMail.id.in_([r.id for r in rows])).execute()
 
     claimed = _in_threads(4, worker)
     flat = [x for part in claimed for x in part]
@@ -237,8 +238,15 @@ def test_concurrent_workers_never_claim_the_same_stored_mail(db_url):
 def test_concurrent_workers_never_claim_the_same_outbox_entry(db_url):
     db.connect(db_url)
     _queued(150)
-    claimed = _in_threads(4, lambda i: [e.id for batch in iter(lambda: outbox.claim_due(T0, 9, f"w{i}"), [])
-                                        for e in batch])
+
+    def worker(i):
+        got = []
+        while batch := outbox.claim_due(T0, 9, f"w{i}"):
+            got += [e.id for e in batch]
+            Outbox.update(status="sent").where(Outbox.id.in_([e.id for e in batch])).execute()
+        return got
+
+    claimed = _in_threads(4, worker)
     flat = [x for part in claimed for x in part]
     assert len(flat) == len(set(flat)) == 150
 
@@ -264,6 +272,9 @@ class _SlowSink:
         with self.lock:
             self.sent.append(recipients[0])
 
+    def close(self):
+        pass
+
 
 def test_concurrent_drains_send_each_entry_once(db_url):
     db.connect(db_url)
@@ -286,6 +297,9 @@ def test_an_entry_being_sent_is_not_sent_by_another_daemon_whatever_its_clock_sa
         def send(self, *args):
             sending.set()
             release.wait(20)
+
+        def close(self):
+            pass
 
     cfg = OutboxConfig(max_attempts=3)
     first = threading.Thread(target=lambda: (outbox.drain(Blocking(), T0, cfg, worker="slow"),
