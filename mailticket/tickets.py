@@ -6,7 +6,7 @@ Each function runs inside the caller's transaction and queues the mails it cause
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import slaclock
 from .correlate import clean_subject, format_tag
@@ -180,7 +180,7 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
 
 
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
-             actor: str = "system", time_used: str = "") -> int:
+             actor: str = "system", time_used: timedelta | None = None) -> int:
     """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
     cfg = desk.config
     old = ticket.tier
@@ -203,7 +203,7 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     return new
 
 
-def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used: str = "") -> None:
+def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used: timedelta | None = None) -> None:
     history = [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
                for e in ticket.events.order_by(Event.at, Event.id)]
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
