@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+import peewee as pw
+
 from . import sla, slaclock, tickets
 from .models import SlaMark, Ticket
 from .notify import Recipient
@@ -38,9 +40,15 @@ def run_sla_check(desk, now: datetime) -> ScanResult:
     db = Ticket._meta.database
     for ticket in due_tickets(now):
         result.looked_at += 1
-        with db.atomic():
-            ticket = Ticket.get_by_id(ticket.id)
-            result.actions += check_ticket(desk, ticket, now)
+        try:
+            with db.atomic():
+                ticket = Ticket.get_by_id(ticket.id)
+                result.actions += check_ticket(desk, ticket, now)
+        except (pw.OperationalError, pw.InterfaceError):
+            raise  # the database is gone: the daemon's back-off handles it
+        except Exception:
+            # rolled back, marks included: retried next scan; the other tickets go on
+            log.exception("SLA check of ticket %d failed", ticket.id)
     if result.actions:
         log.info("SLA check: %d ticket(s) looked at, %d action(s)", result.looked_at, result.actions)
     return result
