@@ -302,3 +302,84 @@ def test_requester_hears_of_escalation_resolution_and_closing_in_their_thread(tm
     assert statuses[-2].startswith("new -> resolved") and statuses[-1].startswith("resolved -> closed")
     assert "auto-close after 2s" in statuses[-1]
     assert_each_once(smtp_sink)
+
+
+# ---------------------------------------------------------------- clocks, in process with a fake clock
+
+def _desk_at(tmp_path, sla):
+    from mailticket import db
+    from mailticket.clock import FakeClock
+    from mailticket.config import load_config
+    from mailticket.desk import build_desk
+    config = load_config(write_config(tmp_path, sla=sla, listener_port=1))
+    db.connect(config.database.url)
+    return build_desk(config, clock=FakeClock())
+
+
+def _open_ticket(desk) -> Ticket:
+    from mailticket import intake, pipeline
+    pipeline.store_raw(make_mail(message_id="<clock@customer.example>", date=desk.clock.now()), source="test",
+                       now=desk.clock.now())
+    intake.process_pending(desk, "test")
+    return Ticket.get()
+
+
+def _scan_at(desk, minutes_after: float, created) -> list[str]:
+    """Move the clock, scan, return the kinds of the mails the scan queued."""
+    from mailticket.escalation import run_sla_check
+    desk.clock._now = created + timedelta(minutes=minutes_after)
+    before = Outbox.select().count()
+    run_sla_check(desk, desk.clock.now())
+    return [o.kind for o in Outbox.select().order_by(Outbox.id).offset(before)]
+
+
+def test_pending_pauses_the_resolution_clock_and_open_runs_it_on(tmp_path):
+    from mailticket import slaclock, tickets
+    desk = _desk_at(tmp_path, {"warn_at": 0.5, "P3": {"first_response": "1h", "resolution": "10m"}})
+    ticket = _open_ticket(desk)
+    created = ticket.created_at
+    assert ticket.resolution_due == created + timedelta(minutes=10)
+    desk.clock.advance(60)                                   # 1 min: an agent answers
+    slaclock.first_response(ticket, desk.config, desk.clock.now())
+    tickets.set_status(desk, ticket, "open", desk.clock.now(), actor="alice@example.com")
+    desk.clock.advance(60)                                   # 2 min: waiting for the requester
+    tickets.set_status(desk, ticket, "pending", desk.clock.now(), actor="alice@example.com")
+    assert ticket.resolution_due is None
+    assert _scan_at(desk, 60, created) == []                 # an hour on: nothing, the clock stood still
+    ticket = Ticket.get()
+    desk.clock._now = created + timedelta(minutes=60)        # the requester answers after 58 min paused
+    tickets.set_status(desk, ticket, "open", desk.clock.now(), actor=REQUESTER)
+    assert ticket.resolution_due == created + timedelta(minutes=10 + 58)
+    assert ticket.next_check_at == created + timedelta(minutes=5 + 58)
+    assert _scan_at(desk, 62.9, created) == []
+    assert _scan_at(desk, 63, created) == ["warning"]
+    assert _scan_at(desk, 67.9, created) == []
+    assert _scan_at(desk, 68, created) == ["escalation", "escalated"]
+    assert Ticket.get().tier == 2
+
+
+def test_due_times_follow_a_priority_change(tmp_path):
+    from mailticket import slaclock
+    desk = _desk_at(tmp_path, {"P2": {"first_response": "30m", "resolution": "2h"},
+                               "P3": {"first_response": "1h", "resolution": "8h"}})
+    ticket = _open_ticket(desk)
+    created = ticket.created_at
+    assert (ticket.first_response_due, ticket.resolution_due) == (created + timedelta(hours=1),
+                                                                  created + timedelta(hours=8))
+    ticket.priority = "P2"
+    slaclock.on_priority(ticket, desk.config)
+    assert (ticket.first_response_due, ticket.resolution_due) == (created + timedelta(minutes=30),
+                                                                  created + timedelta(hours=2))
+    ticket.save()
+    assert _scan_at(desk, 22.5, created) == ["warning"]      # 75 % of the new 30 min target
+
+
+def test_business_hours_and_holidays_move_the_due_times(tmp_path):
+    """Mon 2 Nov 2026 09:00 UTC = 10:00 Stockholm; 8 working hours 08-17 Mon-Fri, Tue a holiday."""
+    desk = _desk_at(tmp_path, {"business_hours": {"start": "08:00", "end": "17:00", "holidays": ["2026-11-03"]},
+                               "P3": {"first_response": "4h", "resolution": "8h"}})
+    ticket = _open_ticket(desk)
+    assert ticket.created_at.isoformat() == "2026-11-02T09:00:00+00:00"
+    assert ticket.first_response_due.isoformat() == "2026-11-02T13:00:00+00:00"   # 14:00 local, same day
+    # 7 h left on Monday (10-17), Tuesday off, 1 h on Wednesday: 09:00 local = 08:00 UTC
+    assert ticket.resolution_due.isoformat() == "2026-11-04T08:00:00+00:00"
