@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import peewee as pw
 
@@ -75,7 +75,7 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
     used = clock.used(now, cal) if action.clock else None
     if action.kind == "warn":
         due = clock.due(cal)
-        left = due - now if due else None
+        left = max(due - now, timedelta(0)) if due else None
         desk.mailer.send("warning", to=tickets.tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
                          locale=cfg.locale_for_tier(ticket.tier), in_reply_to=ticket.thread_root,
                          context={"clock": action.clock, "due": due, "time_used": used, "time_left": left})
