@@ -6,7 +6,7 @@ Each function runs inside the caller's transaction and queues the mails it cause
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from . import slaclock
 from .correlate import clean_subject, format_tag
