@@ -28,10 +28,9 @@ class ScanResult:
 
 
 def due_tickets(now: datetime, limit: int = 1000):
-    """Tickets whose next check time has come; an index on (status, next_check_at) keeps this flat."""
-    return (Ticket.select().where(Ticket.status.in_(OPEN_STATES) | Ticket.breach_report_deadline.is_null(False),
-                                  Ticket.status != "closed",
-                                  Ticket.next_check_at.is_null() | (Ticket.next_check_at <= now))
+    """Tickets whose next check time has come (the index on next_check_at finds them; a ticket
+    with nothing left to watch has none), the longest-waiting first."""
+    return (Ticket.select().where(Ticket.next_check_at <= now, Ticket.status.in_(OPEN_STATES))
             .order_by(Ticket.next_check_at).limit(limit))
 
 
@@ -63,7 +62,7 @@ def check_ticket(desk, ticket: Ticket, now: datetime) -> int:
             continue  # another daemon did it
         state = perform(desk, ticket, state, action, now)
         done += 1
-    slaclock.save_state(ticket, state, policy)
+    slaclock.save_state(ticket, state, policy, now)
     ticket.save()
     return done
 

@@ -383,3 +383,19 @@ def test_business_hours_and_holidays_move_the_due_times(tmp_path):
     assert ticket.first_response_due.isoformat() == "2026-11-02T13:00:00+00:00"   # 14:00 local, same day
     # 7 h left on Monday (10-17), Tuesday off, 1 h on Wednesday: 09:00 local = 08:00 UTC
     assert ticket.resolution_due.isoformat() == "2026-11-04T08:00:00+00:00"
+
+
+def test_a_ticket_the_scan_is_done_with_is_not_due_at_every_scan(tmp_path):
+    """After the last escalation of a clock, the ticket waits for its next real moment (the
+    resolution warning), instead of being looked at again at every scan for ever."""
+    from mailticket.escalation import due_tickets, run_sla_check
+    desk = _desk_at(tmp_path, {"warn_at": 0.5, "P3": {"first_response": "10m", "resolution": "10h"}})
+    created = _open_ticket(desk).created_at
+    ladder = [_scan_at(desk, minute, created) for minute in (5, 10, 15, 20, 25, 30)]
+    assert ladder == [["warning"], ["escalation", "escalated"], ["warning"], ["escalation", "escalated"],
+                      ["warning"], ["escalation_manager"]]
+    assert Ticket.get().next_check_at == created + timedelta(hours=5)
+    later = created + timedelta(minutes=31)
+    assert list(due_tickets(later)) == []
+    assert run_sla_check(desk, later).looked_at == 0
+    assert _scan_at(desk, 5 * 60, created) == ["warning"]      # the resolution clock still speaks up
