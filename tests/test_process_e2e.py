@@ -294,7 +294,9 @@ def test_requester_hears_of_escalation_resolution_and_closing_in_their_thread(tm
         assert "<thread@customer.example>" in msg["References"], kind
     resolved = dict(to_requester)["resolved"].get_body(("plain",)).get_content()
     assert "The fuser was replaced." in resolved
-    assert "reply" in resolved.lower() and "not" in resolved.lower()   # "reply if it is not fixed"
+    resolved = " ".join(resolved.split())
+    assert "If it is not fixed, just reply to this mail and we will reopen it." in resolved
+    assert "the ticket closes by itself in 2 s" in resolved
     ticket = Ticket.get()
     assert (ticket.status, ticket.tier) == ("closed", 2)
     assert ticket.closed_at - ticket.resolved_at >= timedelta(seconds=2)
@@ -399,3 +401,21 @@ def test_a_ticket_the_scan_is_done_with_is_not_due_at_every_scan(tmp_path):
     assert list(due_tickets(later)) == []
     assert run_sla_check(desk, later).looked_at == 0
     assert _scan_at(desk, 5 * 60, created) == ["warning"]      # the resolution clock still speaks up
+
+
+def test_a_monitoring_system_gets_no_escalated_or_closed_notices(tmp_path, mailbox_user, smtp_sink):
+    """The requester of an alert incident is a machine: tiers hear of escalation, the machine hears nothing."""
+    dovecot = mailbox_user.server
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={
+        "monitoring": [{"name": "nagios", "from": "nagios@mon.example.com", "impact": "high"}]},
+        sla={"check_interval": "1s", "auto_close_after": "1s", "warn_at": 0.5,
+             "P2": {"first_response": "2s", "resolution": "1h"}})
+    dovecot.append(mailbox_user.name, "INBOX", _nagios("PROBLEM", "CRITICAL", "<m1@mon.example.com>"))
+    with DaemonThread(cfg):
+        wait_for_mail(smtp_sink, "escalation", "l2@example.com")
+        dovecot.append(mailbox_user.name, "INBOX", _nagios("RECOVERY", "OK", "<m2@mon.example.com>"))
+        wait_until(lambda: Ticket.get().status == "closed", what="incident closed after recovery")
+        time.sleep(0.5)
+    assert [r for _, r in kinds(smtp_sink) if r not in INTERNAL] == []
+    ticket = Ticket.get()
+    assert ticket.tier >= 2 and ticket.closed_at - ticket.resolved_at >= timedelta(seconds=1)
