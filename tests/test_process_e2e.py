@@ -326,10 +326,14 @@ def _open_ticket(desk) -> Ticket:
     return Ticket.get()
 
 
+def _set_clock(desk, moment) -> None:
+    desk.clock.advance(moment - desk.clock.now())
+
+
 def _scan_at(desk, minutes_after: float, created) -> list[str]:
     """Move the clock, scan, return the kinds of the mails the scan queued."""
     from mailticket.escalation import run_sla_check
-    desk.clock._now = created + timedelta(minutes=minutes_after)
+    _set_clock(desk, created + timedelta(minutes=minutes_after))
     before = Outbox.select().count()
     run_sla_check(desk, desk.clock.now())
     return [o.kind for o in Outbox.select().order_by(Outbox.id).offset(before)]
@@ -349,7 +353,7 @@ def test_pending_pauses_the_resolution_clock_and_open_runs_it_on(tmp_path):
     assert ticket.resolution_due is None
     assert _scan_at(desk, 60, created) == []                 # an hour on: nothing, the clock stood still
     ticket = Ticket.get()
-    desk.clock._now = created + timedelta(minutes=60)        # the requester answers after 58 min paused
+    _set_clock(desk, created + timedelta(minutes=60))        # the requester answers after 58 min paused
     tickets.set_status(desk, ticket, "open", desk.clock.now(), actor=REQUESTER)
     assert ticket.resolution_due == created + timedelta(minutes=10 + 58)
     assert ticket.next_check_at == created + timedelta(minutes=5 + 58)
