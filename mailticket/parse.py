@@ -69,6 +69,8 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     except (Exception, RecursionError):  # the stdlib choked inside a part: keep the best text there is
         notes.append("MIME parts unreadable: the whole body kept as plain text")
         message = _plain_shell(data)
+        for name in ("Content-Type", "Content-Transfer-Encoding"):
+            del message[name]
         body = extract_body(walk_parts(message, limits), notes)
     headers = HeaderBlock(message, limits, notes)
     use_default_policy(message)
