@@ -1,0 +1,300 @@
+"""Agents work from their mail client: conversations through the real pipeline (Dovecot in,
+the SMTP sink out), the attacks on "acting in an agent's name", and bad commands.
+
+The conversations run the daemon in a thread: a requester's mail is APPENDed, the tier's
+notification arrives at the sink, the agent's reply is built from that notification the way
+Outlook, Gmail and Thunderbird write one (the Reply-To address as To, In-Reply-To/References,
+the notification quoted below the new text) and APPENDed in turn.
+The attacks and bad input run the same pipeline in-process (store_raw + process_one) with a
+fake clock, which is faster and lets a token expire.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import random
+import re
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mailticket import db, pipeline
+from mailticket.clock import FakeClock
+from mailticket.config import load_config
+from mailticket.desk import build_desk
+from mailticket.models import Event, InboundMail, Outbox, Ticket
+from mailticket.rules import priority_for
+from tests.harness import DaemonThread, make_mail, wait_until, write_config
+
+SUPPORT = "support@example.com"
+ALICE = "Alice <alice@example.com>"
+ZONE = ZoneInfo("Europe/Stockholm")
+
+
+# ---------------------------------------------------------------- mail helpers
+
+def parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def plain_text(msg: EmailMessage) -> str:
+    return msg.get_body(("plain",)).get_content()
+
+
+def reply_address(msg: EmailMessage) -> str:
+    return msg["Reply-To"].addresses[0].addr_spec
+
+
+def crlf(msg: EmailMessage) -> bytes:
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def _quoted(text: str) -> str:
+    return "\n".join(("> " + line) if line else ">" for line in text.splitlines())
+
+
+def _reply_headers(msg: EmailMessage, notification: EmailMessage, sender: str, to: str | None, subject_prefix: str):
+    msg["From"] = sender
+    msg["To"] = to or reply_address(notification)
+    msg["Subject"] = f"{subject_prefix} {notification['Subject']}"
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = make_msgid(domain="example.com")
+    msg["In-Reply-To"] = notification["Message-ID"]
+    msg["References"] = " ".join(filter(None, [str(notification.get("References") or ""),
+                                               notification["Message-ID"]]))
+
+
+def gmail_reply(notification: EmailMessage, new_text: str, *, sender: str = ALICE, to: str | None = None) -> bytes:
+    """Gmail: new text, 'On <date> <name> <addr> wrote:', the notification quoted with '> ',
+    plain and HTML (gmail_quote blockquote)."""
+    msg = EmailMessage()
+    _reply_headers(msg, notification, sender, to, "Re:")
+    quoted = plain_text(notification)
+    attribution = (f"On Fri, Nov 27, 2026 at 9:00 AM Service Desk <{reply_address(notification)}> wrote:")
+    msg.set_content(f"{new_text}\n\n{attribution}\n\n{_quoted(quoted)}\n")
+    html_new = "".join(f"<div>{line or '<br>'}</div>" for line in new_text.splitlines())
+    msg.add_alternative(
+        f'<div dir="ltr">{html_new}</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+        f"{attribution.replace('<', '&lt;').replace('>', '&gt;')}<br></div>"
+        f'<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid '
+        f'rgb(204,204,204);padding-left:1ex"><pre>{quoted}</pre></blockquote></div>', subtype="html")
+    return crlf(msg)
+
+
+def outlook_reply(notification: EmailMessage, new_text: str, *, sender: str = ALICE, to: str | None = None) -> bytes:
+    """Outlook: new text, a rule of underscores, the From/Sent/To/Subject block, the
+    notification unquoted below it; HTML with divRplyFwdMsg."""
+    msg = EmailMessage()
+    _reply_headers(msg, notification, sender, to, "RE:")
+    block = (f"________________________________\nFrom: Service Desk <{reply_address(notification)}>\n"
+             f"Sent: Friday, November 27, 2026 09:00\nTo: Service desk <l1@example.com>\n"
+             f"Subject: {notification['Subject']}\n\n{plain_text(notification)}")
+    msg.set_content(f"{new_text}\n\n{block}\n")
+    msg["Thread-Index"] = "AdnBq8Zf3n2kYbQ5T0uV0c1xq8Zf3w=="
+    msg["X-MS-Has-Attach"] = ""
+    html_new = "".join(f'<div class="elementToProof">{line or "<br>"}</div>' for line in new_text.splitlines())
+    msg.add_alternative(
+        f"<html><body>{html_new}<div id=\"appendonsend\"></div><hr style=\"display:inline-block;width:98%\">"
+        f"<div id=\"divRplyFwdMsg\" dir=\"ltr\"><b>From:</b> Service Desk &lt;{reply_address(notification)}&gt;"
+        f"<br><b>Sent:</b> Friday, November 27, 2026 09:00<br><b>Subject:</b> {notification['Subject']}</div>"
+        f"<div><pre>{plain_text(notification)}</pre></div></body></html>", subtype="html")
+    return crlf(msg)
+
+
+def thunderbird_reply(notification: EmailMessage, new_text: str, *, sender: str = ALICE,
+                      to: str | None = None) -> bytes:
+    """Thunderbird: plain text only, 'On 27/11/2026 09:00, Service Desk wrote:' and '> ' quotes."""
+    msg = EmailMessage()
+    _reply_headers(msg, notification, sender, to, "Re:")
+    msg["User-Agent"] = "Mozilla Thunderbird"
+    msg.set_content(f"{new_text}\n\nOn 27/11/2026 09:00, Service Desk wrote:\n{_quoted(plain_text(notification))}\n",
+                    params={"format": "flowed"} if False else None)
+    return crlf(msg)
+
+
+CLIENTS = {"outlook": outlook_reply, "gmail": gmail_reply, "thunderbird": thunderbird_reply}
+
+
+# ---------------------------------------------------------------- the desk on real servers
+
+class LiveDesk:
+    """Dovecot in, the daemon in a thread, the sink out; helpers to talk to it."""
+
+    def __init__(self, tmp_path, user, sink, extra=None):
+        self.user, self.sink = user, sink
+        self.config_path = write_config(tmp_path, user=user, sink=sink, extra={
+            "rate_limits": {"per_sender_day": 100, "global_10min": 1000}, **(extra or {})})
+
+    def __enter__(self):
+        self.daemon = DaemonThread(self.config_path).__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.daemon.__exit__(*exc)
+
+    def deliver(self, raw: bytes) -> None:
+        self.user.server.append(self.user.name, "INBOX", raw)
+
+    def processed(self, n: int) -> None:
+        wait_until(lambda: InboundMail.select().where(InboundMail.state != "received").count() >= n,
+                   timeout=30, what=f"{n} mails processed")
+
+    def mails(self, rcpt: str, kind_subject: str | None = None) -> list[EmailMessage]:
+        out = [parse(m.data) for m in self.sink.received if rcpt in m.rcpt_tos]
+        return [m for m in out if kind_subject is None or kind_subject in str(m["Subject"])]
+
+    def wait_mail(self, rcpt: str, count: int = 1, contains: str | None = None) -> list[EmailMessage]:
+        return wait_until(lambda: (lambda found: found if len(found) >= count else None)(
+            [m for m in self.mails(rcpt) if contains is None or contains in str(m["Subject"]) + plain_text(m)]),
+            timeout=30, what=f"{count} mail(s) to {rcpt}" + (f" with {contains!r}" if contains else ""))
+
+    def wait_outbox_sent(self) -> None:
+        wait_until(lambda: not Outbox.select().where(Outbox.status == "queued").exists(), timeout=30,
+                   what="outbox drained")
+
+    def open_ticket(self, message_id: str, subject: str = "Printer broken",
+                    body: str = "The printer on floor 3 does not print.") -> tuple[Ticket, EmailMessage]:
+        """A requester's mail -> a ticket; returns it and the tier-1 notification."""
+        before = len(self.mails("l1@example.com"))
+        self.deliver(make_mail(message_id=message_id, subject=subject, body=body))
+        notes = wait_until(lambda: (lambda m: m if len(m) > before else None)(self.mails("l1@example.com")),
+                           timeout=30, what="the tier notification")
+        notification = notes[-1]
+        ticket = Ticket.get(Ticket.thread_root == message_id.strip("<>"))
+        assert f"[SD#{ticket.id}]" in notification["Subject"]
+        return ticket, notification
+
+
+@pytest.fixture
+def live(tmp_path, mailbox_user, smtp_sink):
+    with LiveDesk(tmp_path, mailbox_user, smtp_sink) as desk:
+        yield desk
+
+
+def events(ticket: Ticket, kind: str | None = None) -> list[Event]:
+    q = Event.select().where(Event.ticket == ticket)
+    if kind:
+        q = q.where(Event.kind == kind)
+    return list(q.order_by(Event.at, Event.id))
+
+
+# ---------------------------------------------------------------- public replies from three clients
+
+NEW_TEXT = "Hi Anna,\n\nI have restarted the print server. Please try again and tell me if it works.\n\nAlice"
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_agent_reply_reaches_the_requester_without_quoted_clutter(live, client):
+    root = f"<{client}-root@customer.example>"
+    ticket, notification = live.open_ticket(root)
+    assert ticket.status == "new" and ticket.first_response_at is None
+    assert reply_address(notification).startswith("support+t")
+    live.deliver(CLIENTS[client](notification, "#priority P2\n\n" + NEW_TEXT))
+    got = live.wait_mail("anna@customer.example", contains="restarted the print server")
+    reply = got[-1]
+    assert reply["From"].addresses[0].display_name == "Alice via Service Desk"
+    assert reply["From"].addresses[0].addr_spec == SUPPORT
+    assert reply["In-Reply-To"] == root
+    assert root in reply["References"]
+    assert f"[SD#{ticket.id}]" in reply["Subject"]
+    text = plain_text(reply)
+    assert "I have restarted the print server" in text and "Hi Anna," in text
+    for clutter in ("wrote:", "#priority", "> ", "________", "A new ticket has come in", "floor 3",
+                    "Sent: Friday"):
+        assert clutter not in text, f"{clutter!r} leaked into the requester's mail from {client}"
+    # the requester's copy never carries a token that lets anyone act as an agent
+    claim = live.daemon.desk.signer.verify(reply_address(reply).split("+", 1)[1].split("@")[0],
+                                           datetime.now(timezone.utc))
+    assert claim is not None and claim.purpose == "requester" and claim.ticket == ticket.id
+    html = reply.get_body(("html",))
+    if html is not None:
+        assert "floor 3" not in html.get_content() and "#priority" not in html.get_content()
+    ticket = Ticket.get_by_id(ticket.id)
+    assert ticket.first_response_at is not None and ticket.response_stopped_at is not None
+    assert ticket.status == "open" and ticket.priority == "P2"
+    kinds = [e.kind for e in events(ticket)]
+    assert "first_response" in kinds and "reply_out" in kinds
+    out = events(ticket, "reply_out")[-1]
+    assert out.actor == "alice@example.com" and out.text.strip() == NEW_TEXT
+
+
+# ---------------------------------------------------------------- internal notes
+
+def test_note_and_comment_address_stay_internal(live):
+    ticket, notification = live.open_ticket("<note-root@customer.example>")
+    live.wait_mail("anna@customer.example")  # the acknowledgement
+    live.deliver(thunderbird_reply(notification, "#note\nThe spooler log shows a corrupt driver.\nDo not tell the user yet."))
+    note = live.wait_mail("bob@example.com", contains="corrupt driver")[-1]
+    assert [a.addr_spec for a in note["To"].addresses] == ["bob@example.com"]
+    assert "Internal note" in note["Subject"] and f"[SD#{ticket.id}]" in note["Subject"]
+    assert "#note\nThe spooler" not in plain_text(note) and "Do not tell the user yet." in plain_text(note)
+    token = reply_address(note).split("+", 1)[1].split("@")[0]
+    assert live.daemon.desk.signer.verify(token, datetime.now(timezone.utc)).purpose == "note"
+    # Bob answers the note at its comment address: no #note needed, it stays internal too
+    live.deliver(gmail_reply(note, "I will reinstall the driver tonight.", sender="Bob <bob@example.com>"))
+    answer = live.wait_mail("alice@example.com", contains="reinstall the driver tonight")[-1]
+    assert [a.addr_spec for a in answer["To"].addresses] == ["alice@example.com"]
+    live.processed(3)
+    live.wait_outbox_sent()
+    assert len([m for m in live.sink.received if "anna@customer.example" in m.rcpt_tos]) == 1
+    assert [e.kind for e in Outbox.select().where(Outbox.rcpt_key == "anna@customer.example")] == ["acknowledgement"]
+    for m in live.sink.received:  # no internal text reached anyone outside the desk
+        if "corrupt driver" in m.data.decode(errors="replace") or "reinstall" in m.data.decode(errors="replace"):
+            assert set(m.rcpt_tos) <= {"alice@example.com", "bob@example.com"}
+    ticket = Ticket.get_by_id(ticket.id)
+    assert ticket.status == "new" and ticket.first_response_at is None
+    notes = events(ticket, "note")
+    assert [(n.actor, n.text.strip()) for n in notes] == [
+        ("alice@example.com", "The spooler log shows a corrupt driver.\nDo not tell the user yet."),
+        ("bob@example.com", "I will reinstall the driver tonight.")]
+    assert not any((n.data or {}).get("unverified") for n in notes)
+
+
+# ---------------------------------------------------------------- every command acts
+
+def _command_events(ticket):
+    return {e.text: e for e in events(ticket, "command")}
+
+
+def test_each_command_acts_and_is_in_the_history(live):
+    ticket, notification = live.open_ticket("<cmd-root@customer.example>")
+    started = datetime.now(timezone.utc) - timedelta(seconds=1)
+    live.deliver(outlook_reply(notification, "#assign me\n#impact high\n#urgency high\n#category network\n"
+                                             "#type request\n#status pending\n\nCould you send me the printer's name?"))
+    live.wait_mail("anna@customer.example", contains="printer's name")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.assignee, t.impact, t.urgency, t.category, t.type, t.status) == (
+        "alice@example.com", "high", "high", "network", "request", "pending")
+    assert t.priority == priority_for("high", "high", live.daemon.config.rules.matrix) == "P1"  # the matrix decides
+    assert t.resolution_paused_since is not None  # pending pauses the resolution clock
+    live.deliver(gmail_reply(notification, "#priority P3\n#assign bob@example.com\n#escalate needs the vendor"))
+    escalation = live.wait_mail("l2@example.com")[-1]
+    assert "needs the vendor" in plain_text(escalation), plain_text(escalation)
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.assignee, t.tier) == ("P3", "bob@example.com", 2)
+    live.deliver(thunderbird_reply(escalation, "#tier 3\n#status resolved\n\nThe vendor patch fixed it.",
+                                   sender="Carol <carol@example.com>"))
+    resolved = live.wait_mail("anna@customer.example", contains="vendor patch fixed it")[-1]
+    assert "#status" not in plain_text(resolved)
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.tier, t.status) == (3, "resolved") and t.resolved_at is not None
+    third = live.wait_mail("l3@example.com")[-1]
+    live.deliver(gmail_reply(third, "#status closed", sender="Dave <dave@example.com>"))
+    wait_until(lambda: Ticket.get_by_id(ticket.id).status == "closed", timeout=30, what="closed")
+    history = _command_events(ticket)
+    expected = {"#assign me": "alice", "#impact high": "alice", "#urgency high": "alice", "#category network": "alice",
+                "#type request": "alice", "#status pending": "alice", "#priority P3": "alice",
+                "#assign bob@example.com": "alice", "#escalate needs the vendor": "alice", "#tier 3": "carol",
+                "#status resolved": "carol", "#status closed": "dave"}
+    assert set(history) == set(expected)
+    for line, who in expected.items():
+        assert history[line].actor == f"{who}@example.com"
+        assert history[line].at >= started
+    statuses = [e.text.split(":")[0] for e in events(ticket, "status")]
+    assert statuses == ["new -> pending", "pending -> resolved", "resolved -> closed"]
+    assert [e.data["to_tier"] for e in events(ticket, "escalation")] == [2, 3]
+    assert not events(ticket, "command_error")
