@@ -298,3 +298,96 @@ def test_each_command_acts_and_is_in_the_history(live):
     assert statuses == ["new -> pending", "pending -> resolved", "resolved -> closed"]
     assert [e.data["to_tier"] for e in events(ticket, "escalation")] == [2, 3]
     assert not events(ticket, "command_error")
+
+
+# ---------------------------------------------------------------- #call
+
+def calendar_parts(msg: EmailMessage) -> list[EmailMessage]:
+    return [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+
+
+def test_call_sends_the_requester_a_parseable_invitation(live):
+    import icalendar
+    ticket, notification = live.open_ticket("<call-root@customer.example>")
+    day = (datetime.now(ZONE) + timedelta(days=3)).date()
+    live.deliver(gmail_reply(notification, f"#call {day:%Y-%m-%d} 14:00 45m\n\nI will call you about the printer."))
+    invite = live.wait_mail("anna@customer.example", contains="Call with Alice")[-1]
+    assert invite["From"].addresses[0].display_name == "Alice via Service Desk"
+    assert invite["In-Reply-To"] == "<call-root@customer.example>"
+    (part,) = calendar_parts(invite)
+    assert part.get_param("method") == "REQUEST"
+    cal = icalendar.Calendar.from_ical(part.get_content())
+    assert str(cal["METHOD"]) == "REQUEST"
+    (event,) = cal.walk("VEVENT")
+    assert str(event["ORGANIZER"]).lower() == "mailto:alice@example.com"
+    assert event["ORGANIZER"].params["CN"] == "Alice"
+    assert str(event["ATTENDEE"]).lower() == "mailto:anna@customer.example"
+    start, end = event.decoded("DTSTART"), event.decoded("DTEND")
+    assert event["DTSTART"].params["TZID"] == "Europe/Stockholm"  # the service's zone
+    assert start == datetime(day.year, day.month, day.day, 14, 0, tzinfo=ZONE)
+    assert end - start == timedelta(minutes=45)
+    assert [str(tz["TZID"]) for tz in cal.walk("VTIMEZONE")] == ["Europe/Stockholm"]
+    # the text of the same reply went to the requester as a normal reply, without the command
+    said = live.wait_mail("anna@customer.example", contains="I will call you about the printer")[-1]
+    assert "#call" not in plain_text(said) and not calendar_parts(said)
+    call = events(ticket, "call")
+    assert len(call) == 1 and call[0].actor == "alice@example.com"
+    assert [e.text for e in events(ticket, "command")] == [f"#call {day:%Y-%m-%d} 14:00 45m"]
+
+
+# ---------------------------------------------------------------- an agent forwards a user's mail
+
+def _gmail_forward() -> bytes:
+    return make_mail(sender=ALICE, subject="Fwd: VPN does not connect", message_id="<fwd-gmail@example.com>", body=(
+        "Can you log this for Erik?\n\n---------- Forwarded message ---------\n"
+        "From: Erik Lund <erik@customer.example>\nDate: Thu, 26 Nov 2026 at 16:12\n"
+        "Subject: VPN does not connect\nTo: Alice <alice@example.com>\n\n"
+        "Hi Alice, the VPN client says error 809.\n"))
+
+
+def _outlook_forward() -> bytes:
+    return make_mail(sender=ALICE, subject="FW: Screen flickers", message_id="<fwd-outlook@example.com>", body=(
+        "Please handle.\n\n________________________________\n"
+        "From: Frida Berg <frida@customer.example>\nSent: Thursday, November 26, 2026 4:12 PM\n"
+        "To: Alice <alice@example.com>\nSubject: Screen flickers\n\n"
+        "My second screen flickers since this morning.\n"))
+
+
+def _attached_forward() -> bytes:
+    inner = EmailMessage()
+    inner["From"] = "Gustav Ek <gustav@customer.example>"
+    inner["To"] = ALICE
+    inner["Subject"] = "Cannot log in to the portal"
+    inner["Date"] = "Thu, 26 Nov 2026 16:12:00 +0100"
+    inner["Message-ID"] = "<inner-gustav@customer.example>"
+    inner.set_content("The portal says my account is locked.\n")
+    outer = EmailMessage()
+    outer["From"] = ALICE
+    outer["To"] = SUPPORT
+    outer["Subject"] = "Cannot log in to the portal"
+    outer["Date"] = format_datetime(datetime.now(timezone.utc))
+    outer["Message-ID"] = "<fwd-attached@example.com>"
+    outer.set_content("See the attached mail from Gustav.\n")
+    outer.add_attachment(inner)
+    return crlf(outer)
+
+
+def test_forwarded_mails_open_tickets_for_the_original_senders(live):
+    for raw in (_gmail_forward(), _outlook_forward(), _attached_forward()):
+        live.deliver(raw)
+    for person in ("erik", "frida", "gustav"):
+        live.wait_mail(f"{person}@customer.example")
+    live.processed(3)
+    live.wait_outbox_sent()
+    got = {t.requester_address: t for t in Ticket.select()}
+    assert set(got) == {"erik@customer.example", "frida@customer.example", "gustav@customer.example"}
+    assert (got["erik@customer.example"].requester_name, got["frida@customer.example"].requester_name,
+            got["gustav@customer.example"].requester_name) == ("Erik Lund", "Frida Berg", "Gustav Ek")
+    assert "error 809" in got["erik@customer.example"].description
+    for address, ticket in got.items():
+        acks = live.mails(address)
+        assert len(acks) == 1 and f"[SD#{ticket.id}]" in acks[0]["Subject"]
+        assert "forwarded by agent alice@example.com" in [e.text for e in events(ticket, "note")]
+    # the agent who forwarded is no requester and gets no acknowledgement
+    assert not live.mails("alice@example.com")
+    assert len(live.mails("l1@example.com")) == 3
