@@ -391,3 +391,218 @@ def test_forwarded_mails_open_tickets_for_the_original_senders(live):
     # the agent who forwarded is no requester and gets no acknowledgement
     assert not live.mails("alice@example.com")
     assert len(live.mails("l1@example.com")) == 3
+
+
+# ================================================================ in-process: attacks and bad input
+
+START = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+
+
+class Bench:
+    """The same pipeline without the servers: store_raw + process_one, a fake clock, the outbox as output."""
+
+    def __init__(self, tmp_path, extra=None):
+        self.clock = FakeClock(START)
+        self.config = load_config(write_config(tmp_path, extra={
+            "rate_limits": {"per_sender_day": 100, "global_10min": 1000}, **(extra or {})}))
+        db.connect(self.config.database.url)
+        self.desk = build_desk(self.config, clock=self.clock)
+
+    def process(self, raw: bytes) -> pipeline.Outcome:
+        return pipeline.process_one(self.desk, pipeline.store_raw(raw, source="test", now=self.clock.now()))
+
+    def sent(self, rcpt: str | None = None, kind: str | None = None) -> list[Outbox]:
+        q = Outbox.select().order_by(Outbox.id)
+        if kind:
+            q = q.where(Outbox.kind == kind)
+        return [o for o in q if rcpt is None or rcpt in o.recipients]
+
+    def open_ticket(self, n: int | str = 1, sender="Anna Svensson <anna@customer.example>") -> tuple[Ticket, EmailMessage]:
+        root = f"<bench-{n}@customer.example>"
+        outcome = self.process(make_mail(sender=sender, message_id=root, subject=f"Printer {n} broken",
+                                         date=self.clock.now()))
+        assert outcome.state == "processed", outcome
+        ticket = Ticket.get_by_id(outcome.ticket)
+        (note,) = [o for o in self.sent(kind="new_ticket") if o.ticket_id == ticket.id]
+        return ticket, parse(bytes(note.raw))
+
+    def token_of(self, msg: EmailMessage) -> str:
+        return reply_address(msg).split("+", 1)[1].split("@")[0]
+
+
+@pytest.fixture
+def bench(tmp_path):
+    return Bench(tmp_path)
+
+
+def agent_mail(notification: EmailMessage | None, body: str, *, sender: str = ALICE, to: str = SUPPORT,
+               subject: str | None = None, headers: dict | None = None, in_reply_to: bool = True) -> bytes:
+    """A mail that says it is from an agent, about the ticket of ``notification``."""
+    return make_mail(sender=sender, to=to, subject=subject or f"Re: {notification['Subject']}", body=body,
+                     in_reply_to=notification["Message-ID"] if in_reply_to and notification else None,
+                     references=notification["Message-ID"] if in_reply_to and notification else None,
+                     headers=headers, date=START)
+
+
+def assert_untouched(bench, ticket: Ticket, *, status="new", priority="P3") -> None:
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.priority, t.assignee, t.tier, t.first_response_at) == (status, priority, None, 1, None)
+    assert not events(t, "command") and not events(t, "reply_out")
+    assert [o.kind for o in bench.sent(t.requester_address) if o.ticket_id == t.id] == ["acknowledgement"]
+
+
+def assert_unverified_note(bench, ticket: Ticket, text: str) -> None:
+    (note,) = events(ticket, "note")
+    assert note.data["unverified"] is True and note.actor == "alice@example.com"
+    assert text in note.text  # nothing of the mail is lost
+    warned = [o for o in bench.sent(kind="note") if o.ticket_id == ticket.id]
+    assert len(warned) == 1 and set(warned[0].recipients) <= {"bob@example.com", "l1@example.com"}
+    msg = parse(bytes(warned[0].raw))
+    assert "UNVERIFIED" in msg["Subject"] and text.splitlines()[-1] in plain_text(msg)
+
+
+FORGED = "#status closed\n#assign me\n\nAll fixed, closing this."
+
+
+# ---------------------------------------------------------------- nobody acts in an agent's name
+
+def test_forged_agent_from_with_a_command_changes_nothing(bench):
+    ticket, notification = bench.open_ticket()
+    assert bench.process(agent_mail(notification, FORGED)).state == "processed"
+    assert_untouched(bench, ticket)
+    assert_unverified_note(bench, ticket, FORGED)
+    # the subject tag alone is no better than the references
+    bench.process(agent_mail(notification, "#status resolved\n\nDone.", in_reply_to=False))
+    t = Ticket.get_by_id(ticket.id)
+    assert t.status == "new" and len(events(t, "note")) == 2 and all(n.data["unverified"] for n in events(t, "note"))
+
+
+A_R_REFUSED = {
+    "another server id": ["evil.example; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
+    "trusted id below a forged top": ["evil.example; spf=pass smtp.mailfrom=example.com",
+                                      "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
+    "forged pass below the trusted fail": ["mx.example.com; dkim=fail header.d=example.com; dmarc=fail header.from=example.com",
+                                           "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
+    "dkim of an unaligned domain": ["mx.example.com; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=example.com"],
+    "dmarc pass for another domain": ["mx.example.com; dmarc=pass header.from=evil.example"],
+    "spf only": ["mx.example.com; spf=pass smtp.mailfrom=example.com"],
+}
+
+
+def _with_auth_results(raw: bytes, values: list[str]) -> bytes:
+    """Authentication-Results on top of the header block, in the order given (the first is topmost)."""
+    return b"".join(b"Authentication-Results: " + v.encode() + b"\r\n" for v in values) + raw
+
+
+@pytest.mark.parametrize("case", sorted(A_R_REFUSED))
+def test_forged_authentication_results_change_nothing(bench, case):
+    ticket, notification = bench.open_ticket()
+    raw = _with_auth_results(agent_mail(notification, FORGED), A_R_REFUSED[case])
+    assert bench.process(raw).state == "processed"
+    assert_untouched(bench, ticket)
+    assert_unverified_note(bench, ticket, FORGED)
+
+
+def test_trusted_authentication_results_do_let_the_agent_act(bench):
+    """The control for the cases above: the same mail with the trusted server's verdict on top acts."""
+    ticket, notification = bench.open_ticket()
+    raw = _with_auth_results(agent_mail(notification, FORGED),
+                             ["mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com",
+                              "evil.example; dmarc=fail"])
+    bench.process(raw)
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.assignee) == ("closed", "alice@example.com")
+    assert not events(t, "note")
+
+
+def test_the_requesters_token_never_authorises_an_agent(bench):
+    ticket, notification = bench.open_ticket()
+    (ack,) = bench.sent("anna@customer.example", kind="acknowledgement")
+    ack = parse(bytes(ack.raw))
+    claim = bench.desk.signer.verify(bench.token_of(ack), START)
+    assert claim.purpose == "requester" and claim.ticket == ticket.id
+    bench.process(agent_mail(ack, FORGED, to=reply_address(ack), in_reply_to=False))
+    assert_untouched(bench, ticket)
+    assert_unverified_note(bench, ticket, FORGED)
+
+
+def test_every_mail_to_a_requester_carries_only_a_requester_token(bench):
+    """Even a mail that goes to an agent and a requester together (an agent on Cc) gets the weaker token."""
+    bench.open_ticket()
+    for entry in bench.sent():
+        msg = parse(bytes(entry.raw))
+        if msg["Reply-To"] is None:
+            continue
+        purpose = bench.desk.signer.verify(bench.token_of(msg), START).purpose
+        internal = all(bench.desk.mailer.is_internal(r) for r in entry.recipients)
+        assert purpose == ("reply" if internal else "requester"), (entry.kind, entry.recipients)
+
+
+def test_a_token_for_ticket_5_does_not_work_on_ticket_6(bench):
+    opened = [bench.open_ticket(n) for n in range(1, 7)]
+    (t5, n5), (t6, n6) = opened[4], opened[5]
+    assert (t5.id, t6.id) == (5, 6)
+    token5 = bench.token_of(n5)
+    # ticket 6's subject and thread, ticket 5's signed address: the token speaks only for ticket 5
+    outcome = bench.process(agent_mail(n6, "#priority P1", to=reply_address(n5)))
+    assert outcome.ticket == 5
+    assert Ticket.get_by_id(6).priority == "P3" and not events(t6, "command")
+    # the token rewritten to name ticket 6 fails its MAC: the mail is an unverified note on 6
+    forged = token5.replace("t5-", "t6-", 1)
+    assert bench.desk.signer.verify(forged, START) is None
+    bench.process(agent_mail(n6, FORGED, to=f"support+{forged}@example.com"))
+    assert_untouched(bench, t6)
+    assert_unverified_note(bench, t6, FORGED)
+
+
+def test_an_expired_token_is_refused(bench):
+    ticket, notification = bench.open_ticket()
+    token = bench.token_of(notification)
+    bench.clock.advance(bench.config.service.token_lifetime + timedelta(minutes=1))
+    assert bench.desk.signer.verify(token, bench.clock.now()) is None
+    bench.process(agent_mail(notification, FORGED, to=reply_address(notification)))
+    assert_untouched(bench, ticket)
+    assert_unverified_note(bench, ticket, FORGED)
+
+
+def test_100000_random_tokens_are_all_refused(bench):
+    signer, rng = bench.desk.signer, random.Random(5)
+    b32 = "abcdefghijklmnopqrstuvwxyz234567"
+    genuine = signer.make(5, "reply", START + timedelta(days=30))
+    assert signer.verify(genuine, START) is not None  # the control
+    expiry = genuine.split("-")[2]
+    refused = 0
+    for i in range(100_000):
+        kind = i % 4
+        if kind == 0:    # well formed, random MAC
+            token = f"t{rng.randint(1, 10**6)}-{rng.choice('rnq')}-{expiry}-{''.join(rng.choices(b32, k=16))}"
+        elif kind == 1:  # the genuine token with one character changed
+            pos = rng.randrange(len(genuine))
+            token = genuine[:pos] + rng.choice(b32.replace(genuine[pos], "") if genuine[pos] in b32 else b32) \
+                + genuine[pos + 1:]
+        elif kind == 2:  # the genuine MAC on another ticket, purpose or expiry
+            token = genuine.replace("t5-", f"t{rng.randint(6, 10**6)}-", 1) if rng.random() < .5 else \
+                genuine.replace("-r-", f"-{rng.choice('nq')}-", 1)
+        else:            # junk
+            token = "".join(rng.choices(b32 + "-t0189", k=rng.randint(1, 60)))
+        refused += signer.verify(token, START) is None
+    assert refused == 100_000
+
+
+@pytest.mark.parametrize("sender", [
+    "alice@example.com <evil@x.example>",
+    "Alice <alice@example.com>, Mallory <mallory@evil.example>",
+    "alice@example.com, mallory@evil.example",
+    "Alice <alice@example.com> mallory@evil.example",
+    '"Alice" <alice@example.com',
+])
+def test_a_from_with_parse_defects_never_maps_to_an_agent(bench, sender):
+    ticket, notification = bench.open_ticket()
+    raw = agent_mail(notification, FORGED, to=reply_address(notification))
+    raw = re.sub(rb"(?m)^From: .*\r\n", lambda _: b"From: " + sender.encode() + b"\r\n", raw, count=1)
+    assert parse(raw)["From"] is not None and sender.encode() in raw  # written as given, not repaired
+    bench.process(raw)
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.assignee) == ("new", None)
+    assert not events(t, "command") and not events(t, "reply_out")
+    assert [o.kind for o in bench.sent("anna@customer.example")] == ["acknowledgement"]
