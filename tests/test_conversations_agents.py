@@ -606,3 +606,223 @@ def test_a_from_with_parse_defects_never_maps_to_an_agent(bench, sender):
     assert (t.status, t.assignee) == ("new", None)
     assert not events(t, "command") and not events(t, "reply_out")
     assert [o.kind for o in bench.sent("anna@customer.example")] == ["acknowledgement"]
+
+
+# ---------------------------------------------------------------- our own headers from outside
+
+def test_inbound_headers_that_look_like_ours_are_stripped_and_have_no_power(bench, caplog):
+    first, notification = bench.open_ticket()
+    raw = make_mail(sender="Mallory <mallory@evil.example>", subject="Please add me", date=START,
+                    message_id="<mallory@evil.example>",
+                    headers={"X-Mailticket-Ticket": str(first.id), "x-mailticket-VERIFIED": "alice@example.com"})
+    outcome = bench.process(raw)
+    assert outcome.state == "processed" and outcome.ticket != first.id  # a new ticket, not first's thread
+    assert Ticket.get_by_id(outcome.ticket).requester_address == "mallory@evil.example"
+    assert "X-Mailticket-Ticket" in caplog.text and "x-mailticket-VERIFIED" in caplog.text
+    # an agent's forged "internal" header proves nothing either
+    bench.process(agent_mail(notification, FORGED, headers={"X-Mailticket-Ticket": str(first.id),
+                                                            "X-Mailticket-Verified": "yes"}))
+    assert_untouched(bench, first)
+    assert_unverified_note(bench, first, FORGED)
+
+
+def test_our_own_mail_coming_back_is_dropped(bench):
+    ticket, notification = bench.open_ticket()
+    (entry,) = [o for o in bench.sent(kind="new_ticket") if o.ticket_id == ticket.id]
+    outcome = bench.process(bytes(entry.raw))
+    assert (outcome.state, outcome.reason) == ("dropped", "our own outgoing mail came back")
+
+
+def test_our_loop_marker_still_catches_our_mail_under_a_new_message_id(bench):
+    """A list that re-sends our notification with its own Message-ID and From still carries our marker:
+    the marker is read before the inbound X-Mailticket-* headers are stripped."""
+    ticket, notification = bench.open_ticket()
+    msg = parse(bytes([o for o in bench.sent(kind="new_ticket") if o.ticket_id == ticket.id][0].raw))
+    del msg["Message-ID"], msg["From"]
+    msg["Message-ID"] = "<resent-by-list@lists.example.com>"
+    msg["From"] = "Service Desk via Staff <staff@lists.example.com>"
+    outcome = bench.process(crlf(msg))
+    assert outcome.state == "dropped" and "loop" in outcome.reason
+    assert Ticket.select().count() == 1 and len(events(ticket)) == len(events(Ticket.get_by_id(ticket.id)))
+
+
+def test_another_desks_loop_marker_does_not_drop_its_mail(bench):
+    """Another mailticket desk marks its mail with its own address: that is not our loop."""
+    raw = make_mail(sender="Vendor Desk <support@vendor.example>", subject="Your RMA", date=START,
+                    headers={"X-Mailticket-Loop": "support@vendor.example"})
+    outcome = bench.process(raw)
+    assert outcome.state == "processed" and Ticket.get_by_id(outcome.ticket).requester_address == "support@vendor.example"
+
+
+def test_a_copy_of_our_exact_loop_marker_drops_that_mail_and_keeps_it(bench):
+    """Decision: our marker (X-Mailticket-Loop naming our address) drops a mail even when a human
+    wrote it; only the writer's own mail is affected, it is kept (state dropped, reason) and logged."""
+    raw = make_mail(sender="Mallory <mallory@evil.example>", subject="Loop me", date=START,
+                    headers={"X-Mailticket-Loop": "support@example.com"})
+    outcome = bench.process(raw)
+    assert outcome.state == "dropped" and "loop marker" in outcome.reason
+    row = InboundMail.get(InboundMail.state == "dropped")
+    assert bytes(row.raw) == raw and "loop marker" in row.reason
+    assert Ticket.select().count() == 0 and not bench.sent()
+
+
+# ---------------------------------------------------------------- bad commands: a clear reply, nothing lost
+
+def _reply(bench, notification, body, *, sender=ALICE) -> tuple[bytes, EmailMessage]:
+    raw = agent_mail(notification, body, sender=sender, to=reply_address(notification))
+    outcome = bench.process(raw)
+    assert outcome.state == "processed", outcome
+    return raw, parse(raw)
+
+
+def command_errors(bench, ticket) -> list[EmailMessage]:
+    return [parse(bytes(o.raw)) for o in bench.sent("alice@example.com", kind="command_error")
+            if o.ticket_id == ticket.id]
+
+
+def to_requester(bench, ticket, kind="agent_reply") -> list[EmailMessage]:
+    return [parse(bytes(o.raw)) for o in bench.sent(ticket.requester_address, kind=kind) if o.ticket_id == ticket.id]
+
+
+def assert_one_error_reply(bench, ticket, mail: EmailMessage, *needles: str) -> str:
+    (error,) = command_errors(bench, ticket)
+    text = plain_text(error)
+    assert error["In-Reply-To"] == mail["Message-ID"] and [a.addr_spec for a in error["To"].addresses] == [
+        "alice@example.com"]
+    assert error["Auto-Submitted"] == "auto-replied"
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in the error reply:\n{text}"
+    assert bench.desk.signer.verify(bench.token_of(error), bench.clock.now()).purpose == "reply"
+    return text
+
+
+def test_a_command_in_the_middle_of_the_text_is_not_run_and_stays_in_the_text(bench):
+    ticket, notification = bench.open_ticket()
+    body = "Hello Anna,\n\nI looked at it.\n#status closed\nPlease restart the printer once more."
+    _, mail = _reply(bench, notification, body)
+    t = Ticket.get_by_id(ticket.id)
+    assert t.status == "open" and t.closed_at is None  # opened by the reply, not closed by the line
+    assert_one_error_reply(bench, ticket, mail, "#status closed", "commands must be at the top", "first lines of the reply")
+    (reply,) = to_requester(bench, ticket)
+    assert "Please restart the printer once more." in plain_text(reply) and "I looked at it." in plain_text(reply)
+    assert events(t, "reply_out")[-1].text.strip() == body
+    assert not events(t, "command")
+
+
+def test_an_unknown_command_is_named_and_the_valid_ones_still_apply(bench):
+    ticket, notification = bench.open_ticket()
+    _, mail = _reply(bench, notification, "#frobnicate now\n#status pending\n\nPlease send me the log file.")
+    t = Ticket.get_by_id(ticket.id)
+    assert t.status == "pending"
+    text = assert_one_error_reply(bench, ticket, mail, "#frobnicate now", "is not a command", "#status", "#assign",
+                                  "#call")
+    (reply,) = to_requester(bench, ticket)
+    assert "Please send me the log file." in plain_text(reply) and "#frobnicate" not in plain_text(reply)
+    assert [e.text for e in events(t, "command")] == ["#status pending"]
+    (err,) = events(t, "command_error")
+    assert "#frobnicate now" in err.text and err.actor == "alice@example.com"  # the line itself is kept
+    assert len(text) < 2000  # short
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("#call 2026-11-20 10:00", "in the past"),
+    ("#call 2026-11-27 08:30", "in the past"),      # earlier today in Stockholm (it is 09:00 there)
+    ("#call 2026-11-30 14:00 Mars/Olympus", "'Mars/Olympus' is not a time zone"),
+    ("#call 2026-11-30 14:00 +25:00", "is not a UTC offset"),
+    ("#call tomorrow afternoon", "is not a date"),
+    ("#call 2026-11-30 14:00 14h", "is not possible"),
+])
+def test_a_bad_call_sends_no_invitation_and_says_why(bench, line, problem):
+    ticket, notification = bench.open_ticket()
+    _, mail = _reply(bench, notification, f"{line}\n#priority P2\n\nLet us talk about it.")
+    assert_one_error_reply(bench, ticket, mail, line, problem, "#call YYYY-MM-DD HH:MM")
+    assert not to_requester(bench, ticket, kind="call_invitation") and not events(ticket, "call")
+    assert Ticket.get_by_id(ticket.id).priority == "P2"
+    (reply,) = to_requester(bench, ticket)
+    assert "Let us talk about it." in plain_text(reply) and "#call" not in plain_text(reply)
+
+
+def test_a_call_without_a_zone_is_in_the_services_zone(bench):
+    import icalendar
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#call 2026-11-30 14:00")
+    (invite,) = to_requester(bench, ticket, kind="call_invitation")
+    (part,) = calendar_parts(invite)
+    (event,) = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert event.decoded("DTSTART") == datetime(2026, 11, 30, 14, 0, tzinfo=ZONE)
+    assert event["DTSTART"].params["TZID"] == "Europe/Stockholm"
+    assert event.decoded("DTEND") - event.decoded("DTSTART") == timedelta(minutes=30)
+    assert not command_errors(bench, ticket) and not to_requester(bench, ticket)  # no text, no reply
+
+
+def test_assign_to_someone_who_is_not_an_agent_is_refused(bench):
+    ticket, notification = bench.open_ticket()
+    _, mail = _reply(bench, notification, "#assign mallory@evil.example\n#priority P2\n\nI am on it.")
+    t = Ticket.get_by_id(ticket.id)
+    assert t.assignee is None and t.priority == "P2"
+    assert_one_error_reply(bench, ticket, mail, "#assign mallory@evil.example", "mallory@evil.example is not an agent",
+                           "#assign me, or #assign ADDRESS of an agent")
+    assert "I am on it." in plain_text(to_requester(bench, ticket)[0])
+
+
+def test_several_bad_lines_make_one_reply_naming_each(bench):
+    ticket, notification = bench.open_ticket()
+    body = "#status sleeping\n#tier 7\n#type problem\n#impact high\n\nLooking into it.\n#priority P1"
+    _, mail = _reply(bench, notification, body)
+    assert_one_error_reply(bench, ticket, mail, "#status sleeping", "'sleeping' is not a status", "#tier 7",
+                           "'7' is not a tier", "#type problem", "#priority P1", "commands must be at the top")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.tier, t.type, t.impact, t.priority) == ("open", 1, "incident", "high", "P2")
+    out = events(t, "reply_out")[-1].text
+    assert "Looking into it." in out and "#priority P1" in out  # the misplaced line is kept in the text
+    (err,) = events(t, "command_error")
+    for line in ("#status sleeping", "#tier 7", "#type problem", "#priority P1"):
+        assert line in err.text
+
+
+def test_a_status_the_ticket_cannot_take_keeps_the_text_and_sends_it(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#status closed")
+    assert Ticket.get_by_id(ticket.id).status == "closed"
+    _, mail = _reply(bench, notification, "#status resolved\n\nThe root cause was a bad driver.")
+    t = Ticket.get_by_id(ticket.id)
+    assert t.status == "closed"
+    assert_one_error_reply(bench, ticket, mail, "#status resolved", "a closed ticket cannot become resolved")
+    (reply,) = to_requester(bench, ticket)  # the text is not lost with the command
+    assert "The root cause was a bad driver." in plain_text(reply)
+    assert not [e for e in events(t, "reply_out") if (e.data or {}).get("resolution")]
+
+
+def test_error_replies_are_rate_limited_but_every_mail_is_still_handled(bench):
+    ticket, notification = bench.open_ticket()
+    for i in range(6):
+        bench.clock.advance(timedelta(minutes=1))
+        _reply(bench, notification, f"#frobnicate {i}\n\nUpdate number {i}.")
+    limit = bench.config.rate_limits.per_ticket
+    assert len(command_errors(bench, ticket)) == limit < 6
+    t = Ticket.get_by_id(ticket.id)
+    assert len(events(t, "command_error")) == 6  # each is in the history even when not mailed
+    assert len([e for e in events(t, "suppressed") if "command_error" in e.text]) == 6 - limit
+    assert len(to_requester(bench, ticket)) == 6
+
+
+def test_a_failure_inside_a_command_rolls_the_whole_mail_back(bench, monkeypatch):
+    """Only a bad command is the agent's mistake; a failure while carrying one out (here a mail
+    that cannot be made) quarantines the mail with nothing half done, and the admin is told."""
+    ticket, notification = bench.open_ticket()
+    real_send = bench.desk.mailer.send
+
+    def send(kind, **kw):
+        if kind == "escalation":
+            raise ValueError("the escalation template broke")
+        return real_send(kind, **kw)
+
+    monkeypatch.setattr(bench.desk.mailer, "send", send)
+    outcome = bench.process(agent_mail(notification, "#priority P2\n#escalate vendor\n\nOn it.",
+                                       to=reply_address(notification)))
+    assert outcome.state == "quarantined" and "the escalation template broke" in outcome.reason
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.tier, t.priority, t.status, t.first_response_at) == (1, "P3", "new", None)
+    assert not events(t, "command") and not events(t, "escalation") and not command_errors(bench, ticket)
+    assert not to_requester(bench, ticket)
+    assert len(bench.sent("admin@example.com", kind="quarantine_alert")) == 1
