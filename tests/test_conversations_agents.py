@@ -116,7 +116,18 @@ def thunderbird_reply(notification: EmailMessage, new_text: str, *, sender: str 
     return crlf(msg)
 
 
-CLIENTS = {"outlook": outlook_reply, "gmail": gmail_reply, "thunderbird": thunderbird_reply}
+def outlook_html_reply(notification: EmailMessage, new_text: str, *, sender: str = ALICE,
+                       to: str | None = None) -> bytes:
+    """Outlook set to HTML only: no text/plain part at all."""
+    msg = parse(outlook_reply(notification, new_text, sender=sender, to=to))
+    html = msg.get_body(("html",)).get_content()
+    msg.clear_content()
+    msg.set_content(html, subtype="html")
+    return crlf(msg)
+
+
+CLIENTS = {"outlook": outlook_reply, "gmail": gmail_reply, "thunderbird": thunderbird_reply,
+           "outlook-html-only": outlook_html_reply}
 
 
 # ---------------------------------------------------------------- the desk on real servers
