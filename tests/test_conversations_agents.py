@@ -837,3 +837,36 @@ def test_a_failure_inside_a_command_rolls_the_whole_mail_back(bench, monkeypatch
     assert not events(t, "command") and not events(t, "escalation") and not command_errors(bench, ticket)
     assert not to_requester(bench, ticket)
     assert len(bench.sent("admin@example.com", kind="quarantine_alert")) == 1
+
+
+# ---------------------------------------------------------------- who gets the reply, in which thread
+
+def test_reply_goes_to_requester_and_participants_in_the_requesters_latest_thread(bench):
+    root = "<part-root@customer.example>"
+    outcome = bench.process(make_mail(message_id=root, date=START, cc="Bo Ek <bo@customer.example>, Bob <bob@example.com>"))
+    ticket = Ticket.get_by_id(outcome.ticket)
+    (note,) = [parse(bytes(o.raw)) for o in bench.sent(kind="new_ticket")]
+    _, agents_mail = _reply(bench, note, "First answer.")
+    first_at = Ticket.get_by_id(ticket.id).first_response_at
+    (ack,) = bench.sent("anna@customer.example", kind="acknowledgement")
+    bench.clock.advance(timedelta(hours=1))
+    follow = make_mail(message_id="<part-2@customer.example>", to=reply_address(parse(bytes(ack.raw))),
+                       subject=f"Re: [SD#{ticket.id}] Printer broken", in_reply_to=root, references=root,
+                       body="It still does not print.", date=bench.clock.now())
+    assert bench.process(follow).ticket == ticket.id
+    bench.clock.advance(timedelta(hours=1))
+    _reply(bench, note, "Second answer.")
+    replies = [o for o in bench.sent(kind="agent_reply") if o.ticket_id == ticket.id]
+    assert [sorted(o.recipients) for o in replies] == [["anna@customer.example", "bo@customer.example"]] * 2
+    first, second = (parse(bytes(o.raw)) for o in replies)
+    assert [a.addr_spec for a in second["To"].addresses] == ["anna@customer.example"]
+    assert [a.addr_spec for a in second["Cc"].addresses] == ["bo@customer.example"]
+    assert first["In-Reply-To"] == root and second["In-Reply-To"] == "<part-2@customer.example>"
+    assert root in second["References"] and "<part-2@customer.example>" in second["References"]
+    # the requester's thread holds no internal message ids (the agents' mails, the notifications)
+    internal = {f"<{o.message_id}>" for o in bench.sent() if o.kind in ("new_ticket", "requester_update")}
+    internal.add(agents_mail["Message-ID"])
+    assert len(internal) == 3 and all(i.startswith("<") and not i.startswith("<<") for i in internal)
+    assert not any(i in second["References"] for i in internal)
+    t = Ticket.get_by_id(ticket.id)
+    assert t.first_response_at == first_at and len(events(t, "first_response")) == 1
