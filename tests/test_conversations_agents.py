@@ -870,3 +870,40 @@ def test_reply_goes_to_requester_and_participants_in_the_requesters_latest_threa
     assert not any(i in second["References"] for i in internal)
     t = Ticket.get_by_id(ticket.id)
     assert t.first_response_at == first_at and len(events(t, "first_response")) == 1
+
+
+@pytest.mark.parametrize("headers,subject", [
+    ({"Auto-Submitted": "auto-replied"}, None),
+    ({"X-Autoreply": "yes"}, None),
+    ({}, "Automatic reply: {subject}"),
+    ({"Precedence": "auto_reply"}, "Out of office: {subject}"),
+])
+def test_an_agents_out_of_office_reply_to_a_notification_reaches_nobody(bench, headers, subject):
+    """The vacation responder answers the signed reply address: it must not become a public reply."""
+    ticket, notification = bench.open_ticket()
+    raw = agent_mail(notification, "I am out of office until Monday.\n#status closed",
+                     to=reply_address(notification), headers=headers,
+                     subject=subject.format(subject=notification["Subject"]) if subject else None)
+    outcome = bench.process(raw)
+    assert outcome.state == "processed" and outcome.ticket == ticket.id
+    assert_untouched(bench, ticket)
+    assert [e.kind for e in events(ticket, "auto_reply")] == ["auto_reply"]
+    assert not bench.sent("bob@example.com") and not command_errors(bench, ticket)
+
+
+@pytest.fixture
+def bench_any_db(tmp_path, db_url):
+    return Bench(tmp_path, extra={"database": {"url": db_url}})
+
+
+def test_forged_and_genuine_agent_mail_on_each_database(bench_any_db):
+    bench = bench_any_db
+    ticket, notification = bench.open_ticket()
+    bench.process(agent_mail(notification, FORGED))
+    assert_untouched(bench, ticket)
+    assert_unverified_note(bench, ticket, FORGED)
+    _, mail = _reply(bench, notification, "#frobnicate\n#status pending\n#assign me\n\nPlease send the log.")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.assignee) == ("pending", "alice@example.com") and t.first_response_at is not None
+    assert_one_error_reply(bench, ticket, mail, "#frobnicate", "is not a command")
+    assert "Please send the log." in plain_text(to_requester(bench, ticket)[0])
