@@ -7,6 +7,11 @@ Outlook, Gmail and Thunderbird write one (the Reply-To address as To, In-Reply-T
 the notification quoted below the new text) and APPENDed in turn.
 The attacks and bad input run the same pipeline in-process (store_raw + process_one) with a
 fake clock, which is faster and lets a token expire.
+
+Decision on our own headers from outside: every inbound X-Mailticket-* header is stripped before
+anything reads the mail, except that X-Mailticket-Loop is looked at first, and counts only when it
+names our own address (our mail coming back under a new Message-ID); another desk's marker does not
+drop its mail, and a human who copies our exact marker drops only their own mail (kept, logged).
 """
 
 from __future__ import annotations
@@ -111,8 +116,7 @@ def thunderbird_reply(notification: EmailMessage, new_text: str, *, sender: str 
     msg = EmailMessage()
     _reply_headers(msg, notification, sender, to, "Re:")
     msg["User-Agent"] = "Mozilla Thunderbird"
-    msg.set_content(f"{new_text}\n\nOn 27/11/2026 09:00, Service Desk wrote:\n{_quoted(plain_text(notification))}\n",
-                    params={"format": "flowed"} if False else None)
+    msg.set_content(f"{new_text}\n\nOn 27/11/2026 09:00, Service Desk wrote:\n{_quoted(plain_text(notification))}\n")
     return crlf(msg)
 
 
