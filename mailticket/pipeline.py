@@ -184,7 +184,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    if not known:
+    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)

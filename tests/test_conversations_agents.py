@@ -621,6 +621,9 @@ def test_a_from_with_parse_defects_never_maps_to_an_agent(bench, sender):
     assert (t.status, t.assignee) == ("new", None)
     assert not events(t, "command") and not events(t, "reply_out")
     assert [o.kind for o in bench.sent("anna@customer.example")] == ["acknowledgement"]
+    # kept (the tier sees it), but a broken From is never added to the people who get the replies
+    assert FORGED.splitlines()[-1] in " ".join(e.text for e in events(t))
+    assert [p.address for p in t.participants] == []
 
 
 # ---------------------------------------------------------------- our own headers from outside
