@@ -914,3 +914,38 @@ def test_forged_and_genuine_agent_mail_on_each_database(bench_any_db):
     assert (t.status, t.assignee) == ("pending", "alice@example.com") and t.first_response_at is not None
     assert_one_error_reply(bench, ticket, mail, "#frobnicate", "is not a command")
     assert "Please send the log." in plain_text(to_requester(bench, ticket)[0])
+
+
+# ---------------------------------------------------------------- more quoting styles (in-process)
+
+def _quote_styles(notification: EmailMessage) -> dict[str, str]:
+    addr, subject, text = reply_address(notification), notification["Subject"], plain_text(notification)
+    return {
+        "gmail wrapped attribution": f"On Fri, Nov 27, 2026 at 9:00 AM Service Desk <\n{addr}> wrote:\n\n{_quoted(text)}",
+        "apple mail": f"On 27 Nov 2026, at 09:00, Service Desk <{addr}> wrote:\n\n{_quoted(text)}",
+        "outlook swedish": (f"________________________________\nFrån: Service Desk <{addr}>\n"
+                            f"Skickat: den 27 november 2026 09:00\nTill: Service desk <l1@example.com>\n"
+                            f"Ämne: {subject}\n\n{text}"),
+        "outlook original message": (f"-----Original Message-----\nFrom: Service Desk <{addr}>\n"
+                                     f"Sent: Friday, November 27, 2026 9:00 AM\nTo: l1@example.com\n"
+                                     f"Subject: {subject}\n\n{text}"),
+        "thunderbird swedish": f"Den 2026-11-27 kl. 09:00, skrev Service Desk:\n{_quoted(text)}",
+        "german outlook": (f"-----Ursprüngliche Nachricht-----\nVon: Service Desk <{addr}>\n"
+                           f"Gesendet: Freitag, 27. November 2026 09:00\nAn: l1@example.com\n"
+                           f"Betreff: {subject}\n\n{text}"),
+    }
+
+
+QUOTE_STYLES = ("gmail wrapped attribution", "apple mail", "outlook swedish", "outlook original message",
+                "thunderbird swedish", "german outlook")
+
+
+@pytest.mark.parametrize("style", QUOTE_STYLES)
+def test_more_quoting_styles_leave_only_the_new_text(bench, style):
+    ticket, notification = bench.open_ticket()
+    quoted = _quote_styles(notification)[style]
+    _reply(bench, notification, "#assign me\n\n" + NEW_TEXT + "\n\n" + quoted)
+    (reply,) = to_requester(bench, ticket)
+    assert plain_text(reply).replace("\r\n", "\n").split("\n-- \n")[0].strip() == NEW_TEXT
+    assert events(ticket, "reply_out")[-1].text.strip() == NEW_TEXT
+    assert Ticket.get_by_id(ticket.id).assignee == "alice@example.com"
