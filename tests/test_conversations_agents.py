@@ -949,3 +949,25 @@ def test_more_quoting_styles_leave_only_the_new_text(bench, style):
     assert plain_text(reply).replace("\r\n", "\n").split("\n-- \n")[0].strip() == NEW_TEXT
     assert events(ticket, "reply_out")[-1].text.strip() == NEW_TEXT
     assert Ticket.get_by_id(ticket.id).assignee == "alice@example.com"
+
+
+# ---------------------------------------------------------------- forwards: who may open a ticket for whom
+
+def test_only_an_agents_forward_opens_the_ticket_for_the_original_sender(bench):
+    agent = bench.process(_gmail_forward())
+    assert Ticket.get_by_id(agent.ticket).requester_address == "erik@customer.example"
+    # a requester forwarding a colleague's mail stays the requester: nobody else opens tickets in Erik's name
+    raw = _gmail_forward().replace(b"From: Alice <alice@example.com>", b"From: Anna Svensson <anna@customer.example>") \
+        .replace(b"<fwd-gmail@example.com>", b"<fwd-by-anna@customer.example>")
+    user = bench.process(raw)
+    t = Ticket.get_by_id(user.ticket)
+    assert (t.requester_address, t.requester_name) == ("anna@customer.example", "Anna Svensson")
+    assert [o.kind for o in bench.sent("erik@customer.example")] == ["acknowledgement"]  # only the agent's
+
+
+def test_an_agents_forward_without_a_readable_sender_stays_the_agents(bench):
+    raw = make_mail(sender=ALICE, subject="Fwd: printer", message_id="<fwd-noheader@example.com>", date=START,
+                    body="Forwarded message from Erik on Thu 26 Nov:\n\nThe printer jams.\n")
+    t = Ticket.get_by_id(bench.process(raw).ticket)
+    assert t.requester_address == "alice@example.com" and "The printer jams." in t.description
+    assert not any("forwarded by agent" in e.text for e in events(t, "note"))
