@@ -242,7 +242,8 @@ def test_agent_reply_reaches_the_requester_without_quoted_clutter(live, client):
 def test_note_and_comment_address_stay_internal(live):
     ticket, notification = live.open_ticket("<note-root@customer.example>")
     live.wait_mail("anna@customer.example")  # the acknowledgement
-    live.deliver(thunderbird_reply(notification, "#note\nThe spooler log shows a corrupt driver.\nDo not tell the user yet."))
+    live.deliver(thunderbird_reply(notification,
+                                   "#note\nThe spooler log shows a corrupt driver.\nDo not tell the user yet."))
     note = live.wait_mail("bob@example.com", contains="corrupt driver")[-1]
     assert [a.addr_spec for a in note["To"].addresses] == ["bob@example.com"]
     assert "Internal note" in note["Subject"] and f"[SD#{ticket.id}]" in note["Subject"]
@@ -432,7 +433,8 @@ class Bench:
             q = q.where(Outbox.kind == kind)
         return [o for o in q if rcpt is None or rcpt in o.recipients]
 
-    def open_ticket(self, n: int | str = 1, sender="Anna Svensson <anna@customer.example>") -> tuple[Ticket, EmailMessage]:
+    def open_ticket(self, n: int | str = 1,
+                    sender="Anna Svensson <anna@customer.example>") -> tuple[Ticket, EmailMessage]:
         root = f"<bench-{n}@customer.example>"
         outcome = self.process(make_mail(sender=sender, message_id=root, subject=f"Printer {n} broken",
                                          date=self.clock.now()))
@@ -492,13 +494,14 @@ def test_forged_agent_from_with_a_command_changes_nothing(bench):
     assert t.status == "new" and len(events(t, "note")) == 2 and all(n.data["unverified"] for n in events(t, "note"))
 
 
+PASS = "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
 A_R_REFUSED = {
     "another server id": ["evil.example; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
-    "trusted id below a forged top": ["evil.example; spf=pass smtp.mailfrom=example.com",
-                                      "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
-    "forged pass below the trusted fail": ["mx.example.com; dkim=fail header.d=example.com; dmarc=fail header.from=example.com",
-                                           "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"],
-    "dkim of an unaligned domain": ["mx.example.com; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=example.com"],
+    "trusted id below a forged top": ["evil.example; spf=pass smtp.mailfrom=example.com", PASS],
+    "forged pass below the trusted fail": [
+        "mx.example.com; dkim=fail header.d=example.com; dmarc=fail header.from=example.com", PASS],
+    "dkim of an unaligned domain": [
+        "mx.example.com; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=example.com"],
     "dmarc pass for another domain": ["mx.example.com; dmarc=pass header.from=evil.example"],
     "spf only": ["mx.example.com; spf=pass smtp.mailfrom=example.com"],
 }
@@ -669,7 +672,8 @@ def test_another_desks_loop_marker_does_not_drop_its_mail(bench):
     raw = make_mail(sender="Vendor Desk <support@vendor.example>", subject="Your RMA", date=START,
                     headers={"X-Mailticket-Loop": "support@vendor.example"})
     outcome = bench.process(raw)
-    assert outcome.state == "processed" and Ticket.get_by_id(outcome.ticket).requester_address == "support@vendor.example"
+    assert outcome.state == "processed"
+    assert Ticket.get_by_id(outcome.ticket).requester_address == "support@vendor.example"
 
 
 def test_a_copy_of_our_exact_loop_marker_drops_that_mail_and_keeps_it(bench):
@@ -720,7 +724,8 @@ def test_a_command_in_the_middle_of_the_text_is_not_run_and_stays_in_the_text(be
     _, mail = _reply(bench, notification, body)
     t = Ticket.get_by_id(ticket.id)
     assert t.status == "open" and t.closed_at is None  # opened by the reply, not closed by the line
-    assert_one_error_reply(bench, ticket, mail, "#status closed", "commands must be at the top", "first lines of the reply")
+    assert_one_error_reply(bench, ticket, mail, "#status closed", "commands must be at the top",
+                           "first lines of the reply")
     (reply,) = to_requester(bench, ticket)
     assert "Please restart the printer once more." in plain_text(reply) and "I looked at it." in plain_text(reply)
     assert events(t, "reply_out")[-1].text.strip() == body
@@ -850,7 +855,8 @@ def test_a_failure_inside_a_command_rolls_the_whole_mail_back(bench, monkeypatch
 
 def test_reply_goes_to_requester_and_participants_in_the_requesters_latest_thread(bench):
     root = "<part-root@customer.example>"
-    outcome = bench.process(make_mail(message_id=root, date=START, cc="Bo Ek <bo@customer.example>, Bob <bob@example.com>"))
+    outcome = bench.process(make_mail(message_id=root, date=START,
+                                      cc="Bo Ek <bo@customer.example>, Bob <bob@example.com>"))
     ticket = Ticket.get_by_id(outcome.ticket)
     (note,) = [parse(bytes(o.raw)) for o in bench.sent(kind="new_ticket")]
     _, agents_mail = _reply(bench, note, "First answer.")
@@ -921,7 +927,8 @@ def test_forged_and_genuine_agent_mail_on_each_database(bench_any_db):
 def _quote_styles(notification: EmailMessage) -> dict[str, str]:
     addr, subject, text = reply_address(notification), notification["Subject"], plain_text(notification)
     return {
-        "gmail wrapped attribution": f"On Fri, Nov 27, 2026 at 9:00 AM Service Desk <\n{addr}> wrote:\n\n{_quoted(text)}",
+        "gmail wrapped attribution": (f"On Fri, Nov 27, 2026 at 9:00 AM Service Desk <\n{addr}> wrote:\n\n"
+                                      f"{_quoted(text)}"),
         "apple mail": f"On 27 Nov 2026, at 09:00, Service Desk <{addr}> wrote:\n\n{_quoted(text)}",
         "outlook swedish": (f"________________________________\nFrån: Service Desk <{addr}>\n"
                             f"Skickat: den 27 november 2026 09:00\nTill: Service desk <l1@example.com>\n"
