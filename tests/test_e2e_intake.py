@@ -161,3 +161,20 @@ def test_listener_refuses_with_451_when_the_mail_cannot_be_stored(tmp_path):
                 assert exc.smtp_code == 451
     finally:
         controller.stop()
+
+
+def test_a_mailbox_full_of_old_mail_mails_nobody(tmp_path, mailbox_user, smtp_sink):
+    from datetime import datetime, timedelta, timezone
+    dovecot = mailbox_user.server
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink)
+    old = datetime.now(timezone.utc) - timedelta(days=30)
+    for i in range(5):
+        dovecot.append(mailbox_user.name, "INBOX", make_mail(sender=f"old{i}@customer.example", date=old,
+                                                             message_id=f"<old{i}@customer.example>"))
+    dovecot.append(mailbox_user.name, "INBOX", make_mail(message_id="<fresh@customer.example>"))
+    with DaemonThread(cfg):
+        wait_until(lambda: dovecot.folder_count(mailbox_user.name, "Processed") == 6, timeout=20)
+        smtp_sink.wait_for(2, timeout=10)
+    assert Ticket.select().count() == 6
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.received) == ["anna@customer.example", "l1@example.com"]
+    assert Outbox.select().count() == 2
