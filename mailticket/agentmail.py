@@ -77,6 +77,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         public_reply(desk, ticket, agent, agent_name, body, now, row, parsed)
     elif resolution_text is not None:
         tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row, resolution=True)
+        if ticket.first_response_at is None:
+            tickets.event(ticket, now, "first_response", f"first response by {agent} (resolved)", actor=agent)
         slaclock.first_response(ticket, cfg, now)
     ticket.updated_at = now
     ticket.save()

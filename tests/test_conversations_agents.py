@@ -978,3 +978,30 @@ def test_an_agents_forward_without_a_readable_sender_stays_the_agents(bench):
     t = Ticket.get_by_id(bench.process(raw).ticket)
     assert t.requester_address == "alice@example.com" and "The printer jams." in t.description
     assert not any("forwarded by agent" in e.text for e in events(t, "note"))
+
+
+def test_resolving_with_text_sends_the_text_in_the_resolved_mail_and_counts_as_first_response(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#status resolved\n\nThe driver is reinstalled; it prints again.")
+    t = Ticket.get_by_id(ticket.id)
+    assert t.status == "resolved" and t.first_response_at == START and t.response_stopped_at == START
+    (resolved,) = to_requester(bench, ticket, kind="resolved")
+    assert "The driver is reinstalled; it prints again." in plain_text(resolved)
+    assert "#status" not in plain_text(resolved)
+    assert not to_requester(bench, ticket)  # one mail, not a reply and a resolved notice
+    assert events(t, "reply_out")[-1].data["resolution"] is True
+    assert [e.actor for e in events(t, "first_response")] == ["alice@example.com"]  # in the history too
+
+
+def test_commands_sent_to_the_comment_address_act_and_the_text_stays_internal(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#note\nAsked the vendor.")
+    (note,) = [parse(bytes(o.raw)) for o in bench.sent("bob@example.com", kind="note")]
+    assert bench.desk.signer.verify(bench.token_of(note), START).purpose == "note"
+    _reply(bench, note, "#status pending\n#priority P2\n\nWaiting for the vendor, do not chase the user.",
+           sender="Bob <bob@example.com>")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.status, t.priority, t.first_response_at) == ("pending", "P2", None)
+    assert not to_requester(bench, ticket)
+    assert events(t, "note")[-1].text.strip() == "Waiting for the vendor, do not chase the user."
+    assert [e.actor for e in events(t, "command")] == ["bob@example.com", "bob@example.com"]
