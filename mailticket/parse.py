@@ -19,7 +19,7 @@ from __future__ import annotations
 import email.message
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
@@ -80,7 +80,7 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
         in_reply_to=headers.ids("in-reply-to", limits.max_references),
         references=headers.ids("references", limits.max_references),
         subject=headers.subject(),
-        sender=(headers.addresses("from") or (Address("", "", True),))[0],
+        sender=first_sender(headers.addresses("from")),
         reply_to=headers.addresses("reply-to"),
         to=headers.addresses("to"),
         cc=headers.addresses("cc"),
@@ -92,6 +92,14 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
         notes=tuple(dict.fromkeys(notes)),
         size=len(raw),
     )
+
+
+def first_sender(found: tuple[Address, ...]) -> Address:
+    """The first From address; marked defective when there is none or more than one
+    (a From naming two people proves neither, so it never maps to an agent)."""
+    if not found:
+        return Address("", "", True)
+    return found[0] if len(found) == 1 else replace(found[0], defective=True)
 
 
 def generated_message_id(raw: bytes) -> str:
