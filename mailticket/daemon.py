@@ -193,6 +193,8 @@ class Daemon:
         if next_job is not None:
             seconds = max(0.05, min(seconds, next_job))
         seconds = min(seconds, self._next_outbox_in())
+        if self.notifier.watchdog_usec:  # come round (and ping) well within the watchdog period
+            seconds = min(seconds, self.notifier.watchdog_usec / 2e6)
         if self.source is not None and self.source.client is not None:
             self.source.wait(seconds, self.stop, self.wake)
         else:
