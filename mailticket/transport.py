@@ -76,7 +76,7 @@ class SmtpTransport:
             code, resp = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_string(creds.username, token, b64=True))
             if code != 235:
                 self.tokens.invalidate()
-                raise PermanentDeliveryError(f"XOAUTH2 login as {creds.username} refused: {code} {resp.decode(errors='replace')}")
+                raise TemporaryDeliveryError(f"XOAUTH2 login as {creds.username} refused: {code} {resp.decode(errors='replace')}")
             return
         password = creds.password.get()
         try:
