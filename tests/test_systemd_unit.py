@@ -93,7 +93,7 @@ def test_security_exposure_is_3_or_better(analyze, tmp_path):
 def test_security_score_falls_without_the_sandbox(analyze, tmp_path):
     """The score measures the sandbox lines: without them the same unit scores far worse."""
     sandbox = re.compile(r"^(Protect|Private|Restrict|NoNewPrivileges|CapabilityBoundingSet|SystemCall|"
-                         r"MemoryDeny|LockPersonality|DynamicUser|UMask|ProcSubset|DevicePolicy|IPAddress)", re.M)
+                         r"MemoryDeny|LockPersonality|User|Group|UMask|ProcSubset|DevicePolicy|IPAddress)", re.M)
     copy = copy_with_stand_in(tmp_path)
     bare = "\n".join(ln for ln in copy.read_text().splitlines() if not sandbox.match(ln))
     plain = tmp_path / "plain"
@@ -102,13 +102,28 @@ def test_security_score_falls_without_the_sandbox(analyze, tmp_path):
     assert exposure(analyze, plain / "mailticket.service") > MAX_EXPOSURE + 3
 
 
+def test_sysusers_file_makes_the_service_user(tmp_path):
+    """systemd-sysusers reads our file and would create the user the unit runs as."""
+    tool = shutil.which("systemd-sysusers")
+    if tool is None:
+        unavailable("systemd-sysusers is not installed (apt-get install systemd)")
+    conf = UNIT.with_name("mailticket.sysusers")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    done = subprocess.run([tool, f"--root={root}", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    passwd = (root / "etc" / "passwd").read_text()
+    [line] = [ln for ln in passwd.splitlines() if ln.startswith("mailticket:")]
+    assert line.split(":")[5:] == ["/var/lib/mailticket", "/usr/sbin/nologin"]
+
+
 def test_unit_has_what_an_admin_expects():
     s = settings(unit_text())
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["Restart"] == ["on-failure"]
     assert s["ExecStart"][0].split()[1:] == ["--config", "/etc/mailticket/mailticket.toml", "run"]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
-    assert s["StateDirectory"] == ["mailticket"] and s["DynamicUser"] == ["yes"]
+    assert s["StateDirectory"] == ["mailticket"] and s["User"] == ["mailticket"] and s["Group"] == ["mailticket"]
     assert {c.split(":")[0] for c in s["LoadCredential"]} == {"imap", "smtp"}
     for key, value in (("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("NoNewPrivileges", "yes"),
                        ("PrivateTmp", "yes")):
