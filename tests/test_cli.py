@@ -64,6 +64,19 @@ def test_every_command_has_help(command):
     assert "exit codes: 0 success" in done.stdout and "5 mail server unreachable" in done.stdout
 
 
+def test_every_argument_is_explained_and_every_command_has_examples():
+    import argparse
+
+    from mailticket.cli import build_parser
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    for name, sp in sub.choices.items():
+        assert "examples:\n  mailticket" in sp.epilog, name
+        for action in sp._actions:
+            assert action.help, f"mailticket {name}: {action.dest} has no help text"
+
+
 def test_top_level_help_lists_every_command():
     done = run_cli("--help")
     assert done.returncode == 0
