@@ -207,8 +207,8 @@ def score_bounces(corpora_dir: Path | str | None = None) -> list[dict]:
     root = Path(corpora_dir) if corpora_dir else default_corpora_dir()
     groups = {
         "sisimai (bsd+not)": sisimai_cases(root, "bsd"),
-        "sisimai dos (CRLF)": [c for c in sisimai_cases(root, "dos") if "/dos/" in str(c.path)],
-        "sisimai mac (CR)": [c for c in sisimai_cases(root, "mac") if "/mac/" in str(c.path)],
+        "sisimai dos (CRLF)": [c for c in sisimai_cases(root, "dos") if c.path.parent.name == "dos"],
+        "sisimai mac (CR)": [c for c in sisimai_cases(root, "mac") if c.path.parent.name == "mac"],
         "flufl.bounce": flufl_cases(root),
         "perl-bounceparser": perl_cases(root),
     }

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailticket.quotes import split_reply, split_reply_html  # noqa: E402
+import mailticket.quotes_html  # noqa: E402,F401  (imported here so no case pays for loading lxml)
 
 
 @dataclass(frozen=True)

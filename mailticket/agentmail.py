@@ -182,7 +182,7 @@ def send_call(desk, ticket, agent, agent_name, args, now) -> None:
         summary=f"[{cfg.service.tag_prefix}#{ticket.id}] {ticket.subject}",
         description=f"{cfg.service.name}: call about ticket {ticket.id} with {agent_name}",
         start=start, duration=duration, timezone=cfg.service.timezone, organizer_name=agent_name,
-        organizer_email=agent, attendee_name=ticket.requester_name, attendee_email=ticket.requester_address)
+        organizer_email=agent, attendee_name=ticket.requester_name, attendee_email=ticket.requester_address, now=now)
     desk.mailer.send("call_invitation", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,
                      ticket=ticket, from_name=agent_name, in_reply_to=ticket.thread_root, auto_submitted="no",
                      context={"agent_name": agent_name, "start": start, "end": start + duration,

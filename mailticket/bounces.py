@@ -20,14 +20,14 @@ _MSGID_RE = re.compile(r"^\s*(?:message-id|in-reply-to)\s*:\s*(<[^<>\s]+>)", re.
 
 _DAEMON_LOCALPARTS = frozenset({
     "mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon", "postmaster",
-    "mdaemon", "mail.delivery.system", "mail-delivery-system", "nobody", "root", "bounce",
-    "bounces", "bouncer", "mail-bounces", "smtp", "post_master", "mailadmin", "mailmaster", "mail", "daemon",
-    "mmdf", "majordomo-owner", "administrator", "notifications", "mail-bounce",
+    "post_master", "mdaemon", "mail.delivery.system", "mail-delivery-system", "bounce", "bounces",
+    "bouncer", "mail-bounces", "mail-bounce", "mmdf", "majordomo-owner",
 })
+_NEVER_FAILED_LOCALPARTS = frozenset({"mailer-daemon", "mailer_daemon", "mailerdaemon",
+                                      "mail-daemon", "maildaemon", "postmaster", "post_master"})
 _DAEMON_NAME = re.compile(
     r"mail ?delivery|mailer.?daemon|postmaster|delivery (status|subsystem|system)|"
-    r"mail (administrator|system)|system administrator|internet mail delivery|"
-    r"\bmta\b|bounce", re.I)
+    r"mail system|internet mail delivery", re.I)
 
 SUBJECT_PATTERNS = re.compile(
     r"undeliver|undelivered|returned mail|return(ed)? to sender|delivery (status|fail|notif|"
@@ -41,6 +41,13 @@ SUBJECT_PATTERNS = re.compile(
     r"mail failure|\berror\b|エラー|不達|配信",
     re.I)
 
+# A subject that *starts* like an MTA notice (a person's subject merely mentioning it does not).
+NOTICE_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?(?:undeliver|undelivered|returned mail|mail delivery|delivery "
+    r"(?:status|fail|notif|report|problem|error|warning|delayed)|failure notice|non[- ]?deliver|"
+    r"nondeliverable|mail could not|message (?:not delivered|could not)|could not deliver|"
+    r"delivery has failed|warning: could not|mail system error|メールエラー|エラー通知|不達)"
+    r"|\(delivery failed\)", re.I)
 BODY_PATTERNS = re.compile(
     r"could not be delivered|couldn't be delivered|wasn't delivered|was not delivered|"
     r"undeliverable|undelivered|delivery (to the following|has failed|failed|"
@@ -100,7 +107,9 @@ _ORIGINAL_MARKERS = re.compile(
     r"the original (?:message|headers) (?:is|are|was|were) (?:attached|below|included)"
     r"|original message headers?)",
     re.I | re.M)
-_ORIGINAL_HEADER_BLOCK = re.compile(r"^(?:Received: from |Return-Path: <)", re.M)
+_ORIGINAL_HEADER_BLOCK = re.compile(
+    r"^(?:Received: from |Return-Path: <|Content-Type:\s*(?:message/rfc822|text/rfc822-headers))",
+    re.M | re.I)
 _QUOTED_HEADER_LINE = re.compile(
     r"^\s*(?:>\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|received|delivered-to|"
     r"x-[\w-]+|message-id|in-reply-to|references|envelope-to|resent-[\w-]+|dkim-signature|"
@@ -134,8 +143,8 @@ class _Recipient:
 
 # --- delivery-status fields ---------------------------------------------------------------
 
-def _report_parts(msg: Message) -> list[Message]:
-    return [p for p in mv.walk(msg, into_messages=False) if mv.content_type(p) in _REPORT_PART_TYPES]
+def _report_parts(msg: Message, *, nested: bool = False) -> list[Message]:
+    return [p for p in mv.walk(msg, into_messages=nested) if mv.content_type(p) in _REPORT_PART_TYPES]
 
 
 def _report_text(part: Message) -> str:
@@ -198,10 +207,10 @@ def _recipients_from_fields(text: str) -> list[_Recipient]:
     return recipients
 
 
-def report_recipients(msg: Message) -> list[_Recipient]:
-    """Per-recipient fields of every delivery-status part (empty when there is none)."""
+def report_recipients(msg: Message, *, nested: bool = False) -> list[_Recipient]:
+    """Per-recipient fields of every delivery-status part; `nested` also looks in attached mails."""
     found: list[_Recipient] = []
-    for part in _report_parts(msg):
+    for part in _report_parts(msg, nested=nested):
         found.extend(_recipients_from_fields(_report_text(part)))
     return found
 
@@ -259,32 +268,58 @@ def sender_is_daemon(msg: Message) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Clues:
+    """What the bounce signals look at, computed once per mail."""
+
+    msg: Message
+    notice: str
+    subject_hit: bool
+    body_hit: bool
+    from_person: bool
+
+
+# Ordered (reason, signal) table for mails without an RFC 3464 part; the first that fires wins.
+_TEXT_SIGNALS = (
+    ("delivery-status fields in the text",
+     lambda c: not c.from_person and c.body_hit and bool(_recipients_from_fields(c.notice))),
+    ("sent by MAILER-DAEMON", lambda c: sender_is_mailer_daemon(c.msg)),
+    ("Amazon SES bounce notification", lambda c: amazon_ses_bounce(c.notice)),
+    ("MTA failure notice text", lambda c: not c.from_person and bool(STRONG_SIGNATURES.search(c.notice))),
+    ("sent by a postmaster/delivery system with a failure notice",
+     lambda c: (c.subject_hit or c.body_hit) and sender_is_daemon(c.msg)),
+    ("empty return path and a failure notice text", lambda c: c.body_hit and null_sender(c.msg)),
+    ("failure notice subject and text",
+     lambda c: not c.from_person and c.body_hit and bool(NOTICE_SUBJECT.search(mv.header(c.msg, "subject") or ""))),
+)
+
+_FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|wg|vb|tr|rv|enc|doorst|i|vs|fs)\s*:", re.I)
+_PERSONAL_CLIENT = re.compile(
+    r"thunderbird|outlook|apple mail|iphone mail|ipad mail|mutt|evolution|kmail|roundcube|"
+    r"alpine|aerc|s-nail|claws|sylpheed|seamonkey|gmail|mailmate|airmail|spark|k-9|fairemail", re.I)
+
+
+def written_by_person(msg: Message) -> bool:
+    """A forward, or a mail from a personal mail client: a person writing about a bounce."""
+    if _FORWARD_PREFIX.match(mv.header(msg, "subject") or ""):
+        return True
+    agents = mv.header_values(msg, "user-agent") + mv.header_values(msg, "x-mailer")
+    return any(_PERSONAL_CLIENT.search(agent) for agent in agents)
+
+
 def bounce_evidence(msg: Message) -> str | None:
     """Why this mail is a failure report, or None when it does not look like one."""
     if has_delivery_report(msg):
-        recipients = report_recipients(msg)
-        if recipients and all(r.action in _ACTION_SUCCESS for r in recipients):
-            return None
-        return "multipart/report delivery-status (RFC 3464)"
-    subject = mv.header(msg, "subject") or ""
+        return None if is_success_report(msg) else "multipart/report delivery-status (RFC 3464)"
     notice = notice_text(msg)
-    if _recipients_from_fields(notice) and BODY_PATTERNS.search(notice):
-        return "delivery-status fields in the text"
-    if STRONG_SIGNATURES.search(notice):
-        return "MTA failure notice text"
-    if sender_is_mailer_daemon(msg):
-        return "sent by MAILER-DAEMON"
-    if amazon_ses_bounce(notice):
-        return "Amazon SES bounce notification"
-    subject_hit = bool(SUBJECT_PATTERNS.search(subject))
-    body_hit = bool(BODY_PATTERNS.search(notice))
-    if sender_is_daemon(msg) and (subject_hit or body_hit):
-        return "sent by a postmaster/delivery system with a failure notice"
-    if body_hit and null_sender(msg):
-        return "empty return path and a failure notice text"
-    if subject_hit and body_hit:
-        return "failure notice subject and text"
-    return None
+    clues = _Clues(msg, notice, bool(SUBJECT_PATTERNS.search(mv.header(msg, "subject") or "")),
+                   bool(BODY_PATTERNS.search(notice)), written_by_person(msg))
+    return next((reason for reason, signal in _TEXT_SIGNALS if signal(clues)), None)
+
+
+def sender_is_postmaster(msg: Message) -> bool:
+    """From is MAILER-DAEMON@ or postmaster@ (any spelling of either)."""
+    return any(a.split("@")[0] in _NEVER_FAILED_LOCALPARTS for a in mv.addresses(msg, "from"))
 
 
 def sender_is_mailer_daemon(msg: Message) -> bool:
@@ -312,7 +347,8 @@ def amazon_ses_bounce(text: str) -> bool:
 
 # --- addresses, status, temporary ----------------------------------------------------------
 
-_LABELLED = r"(?:intended|failed|final|original|bad|unknown|invalid) recipients?(?: address)?"
+_LABELLED = (r"(?:(?:intended|failed|final|original|bad|unknown|invalid) recipients?(?: address)?"
+             r"|(?:unknown|invalid) (?:user|address|mailbox))")
 _LINE_PATTERNS = [
     re.compile(_LABELLED + r"\s*:\s*[<\"']?(" + ADDRESS + r")", re.I),      # 'Failed Recipient: a@b'
     re.compile(r"addressed to [<\"']?(" + ADDRESS + r")", re.I),
@@ -328,6 +364,18 @@ _LINE_PATTERNS = [
 ]
 
 
+_AOL_SCREEN_NAMES = re.compile(
+    r"following recipients could not be delivered[^\n]*:[ \t]*\n((?:[ \t]+[\w.-]+[ \t]*\n?)+)", re.I)
+
+
+def aol_recipients(msg: Message, notice: str) -> list[str]:
+    """AOL lists bare screen names under 'the following recipients could not be delivered'."""
+    if not any(a.endswith("aol.com") for a in mv.addresses(msg, "from")):
+        return []
+    found = _AOL_SCREEN_NAMES.search(notice)
+    return [f"{name.lower()}@aol.com" for name in found.group(1).split()] if found else []
+
+
 def _own_addresses(msg: Message) -> set[str]:
     own = set()
     for name in ("from", "to", "cc", "sender", "reply-to", "return-path", "delivered-to",
@@ -338,7 +386,7 @@ def _own_addresses(msg: Message) -> set[str]:
 
 def _plausible(address: str, excluded: set[str]) -> bool:
     local = address.split("@")[0]
-    return address not in excluded and local not in _DAEMON_LOCALPARTS
+    return address not in excluded and local not in _NEVER_FAILED_LOCALPARTS
 
 
 _ORIGINAL_ADDRESS_LINE = re.compile(
@@ -369,6 +417,9 @@ def _notice_lines_without_headers(notice: str) -> str:
 
 def text_recipients(msg: Message, notice: str) -> list[str]:
     """Failed addresses read from the notice text, best patterns first."""
+    screen_names = aol_recipients(msg, notice)
+    if screen_names:
+        return screen_names
     excluded = _own_addresses(msg)
     quoted = _original_header_addresses(msg)
     text = _notice_lines_without_headers(notice)
@@ -404,7 +455,7 @@ def _first_status(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
-def _diagnostic_line(notice: str, recipients: list[str]) -> str | None:
+def _diagnostic_line(notice: str) -> str | None:
     """The first line of the notice that names an SMTP reply code or status."""
     for line in notice.splitlines():
         if re.search(r"\b[45]\d\d\b|[45]\.\d{1,3}\.\d{1,3}", line) and len(line.strip()) > 3:
@@ -475,7 +526,8 @@ def parse_bounce(msg: Message) -> Bounce | None:
 def _read_bounce(msg: Message) -> Bounce:
     subject = mv.header(msg, "subject") or ""
     notice = notice_text(msg)
-    reported = report_recipients(msg) or _recipients_from_fields(notice)
+    reported = (report_recipients(msg) or _recipients_from_fields(notice)
+                or report_recipients(msg, nested=True))
     failed = [r for r in reported if r.action not in _ACTION_SUCCESS]
     if failed:
         recipients = _unique(r.address for r in failed)
@@ -487,12 +539,12 @@ def _read_bounce(msg: Message) -> Bounce:
         recipients = text_recipients(msg, notice)
         temporary = _text_is_temporary(subject, notice)
         status = _first_status(notice)
-        diagnostic = _diagnostic_line(notice, recipients)
+        diagnostic = _diagnostic_line(notice)
     return Bounce(
         recipients=recipients,
         temporary=temporary,
         status=status,
-        diagnostic=diagnostic or _diagnostic_line(notice, recipients),
+        diagnostic=diagnostic or _diagnostic_line(notice),
         original_message_id=original_message_id(msg),
         return_path_token=return_path_token(msg),
     )

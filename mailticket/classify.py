@@ -103,9 +103,16 @@ def challenge_response(msg: Message, ctx: Context) -> str | None:
     for name in _CHALLENGE_HEADERS:
         if mv.has_header(msg, name):
             return f"challenge-response header {name}"
+    if not _looks_machine_sent(msg):
+        return None
     text = bounces.notice_text(msg) + "\n" + _report_text(msg)
     found = _CHALLENGE_TEXT.search(text)
     return f"challenge-response request ('{found.group(0)[:40]}')" if found else None
+
+
+def _looks_machine_sent(msg: Message) -> bool:
+    """A delivery report, or a null/daemon sender: only then is challenge wording trusted."""
+    return bounces.has_delivery_report(msg) or bounces.null_sender(msg) or bounces.sender_is_daemon(msg)
 
 
 def _report_text(msg: Message) -> str:
@@ -224,7 +231,7 @@ def empty_return_path(msg: Message, ctx: Context) -> str | None:
 
 
 def mailer_daemon_sender(msg: Message, ctx: Context) -> str | None:
-    if bounces.sender_is_daemon(msg):
+    if bounces.sender_is_postmaster(msg):
         return f"sent by a mailer-daemon/postmaster ({', '.join(mv.addresses(msg, 'from'))[:80]})"
     return None
 
@@ -264,9 +271,8 @@ def classify(msg: Message, *, loop_marker: str = "X-Mailticket-Loop",
     for rule in rules:
         try:
             reason = rule.check(msg, ctx)
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the mail
+        except Exception:  # noqa: BLE001 - one broken rule must not stop the mail
             reason = None
-            _ = exc
         if reason:
             return Verdict(kind=rule.kind, reason=reason, rule=rule.name, suppress_autoreply=True)
     suppress = _asks_for_no_autoreply(msg)

@@ -21,6 +21,7 @@ Rules (the contract the lead relies on):
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone, tzinfo
+from email.errors import ObsoleteHeaderDefect
 from email.headerregistry import HeaderRegistry
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -115,7 +116,12 @@ _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 def parse_commands(text: str, *, now: datetime, timezone: str | None, agents: set[str],
                    categories: set[str] | None = None) -> Parsed:
-    """Split an agent's reply into commands, errors, and the text that remains."""
+    """Split an agent's reply into commands, errors, and the text that remains.
+
+    ``now`` (aware; naive is taken as UTC) judges ``#call`` times; ``timezone`` is the
+    service's IANA zone for a ``#call`` without one; ``agents`` are the addresses
+    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts."""
+    now = now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)
     ctx = _Context(now, timezone, frozenset(a.strip().lower() for a in agents),
                    None if categories is None else {c.lower(): c for c in categories})
     lines = text.splitlines(keepends=True)
@@ -142,9 +148,13 @@ def _end_of_command_block(lines: list[str]) -> int:
     for index, raw in enumerate(lines):
         if _command_match(raw):
             seen_command = True
-        elif raw.strip(_LEADING_SPACE + "\r\n"):
+        elif not _is_blank(raw):
             return index if seen_command else 0
     return len(lines) if seen_command else 0
+
+
+def _is_blank(raw: str) -> bool:
+    return not raw.strip().strip(_LEADING_SPACE).strip()
 
 
 def _command_match(raw: str) -> re.Match | None:
@@ -263,19 +273,31 @@ def _note(argument: str, ctx: _Context) -> dict:
 
 
 def strict_address(text: str) -> str | None:
-    """The one address in ``text`` (``a@b.c`` or ``Name <a@b.c>``), lower-cased;
-    None when it has parse defects, is not exactly one address, or lacks a domain."""
+    """The one address in ``text`` (``a@b.c`` or ``Name <a@b.c>``), lower-cased, or None;
+    see ``parse_address``."""
+    parsed = parse_address(text)
+    return parsed[1] if parsed else None
+
+
+_DOMAIN = re.compile(r"[^\W_][\w-]*(?:\.[\w-]+)+")
+
+
+def parse_address(text: str) -> tuple[str, str] | None:
+    """``(display name, lower-cased address)`` of the single address in ``text``.
+
+    None when the parser reports a defect (an obsolete period in a name is fine),
+    when there is not exactly one address, or the domain is not a dotted name."""
     try:
-        header = HeaderRegistry()("To", text)
+        header = HeaderRegistry()("From", text)
         addresses = header.addresses
     except Exception:  # the parser may raise on hostile input
         return None
-    if header.defects or len(addresses) != 1:
+    if any(not isinstance(d, ObsoleteHeaderDefect) for d in header.defects) or len(addresses) != 1:
         return None
     address = addresses[0]
-    if not address.username or "." not in address.domain or " " in address.addr_spec:
+    if not address.username or not _DOMAIN.fullmatch(address.domain) or " " in address.addr_spec:
         return None
-    return address.addr_spec.lower()
+    return address.display_name, address.addr_spec.lower()
 
 
 # --- #call ------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
+        if not self.config.database.url.startswith("postgres"):
+            intake.release_all_claims()  # SQLite means one daemon: what a killed one claimed is free again
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -174,7 +176,7 @@ class Daemon:
         with Outbox._meta.database.atomic():
             if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
                 self.desk.mailer.send("delivery_failure", to=[Recipient(self.config.service.admin_address)], now=now,
-                                      ticket=entry.ticket, reply_purpose=None,
+                                      ticket=entry.ticket, reply_purpose=None, automatic=True, rate_limited=True,
                                       context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
                                                "outbox_id": entry.id})
 

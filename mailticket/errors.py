@@ -36,7 +36,12 @@ class DeliveryError(MailticketError):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Retry later (4xx, connection refused, timeout)."""
+    """Retry later (4xx, connection refused, timeout). ``server_down``: the server could not be
+    reached or dropped the session, so the other queued mails need not be tried now either."""
+
+    def __init__(self, message: str, server_down: bool = False):
+        super().__init__(message)
+        self.server_down = server_down
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -16,7 +16,7 @@ from .models import InboundMail, KeyValue
 
 log = logging.getLogger(__name__)
 
-CLAIM_FOR = timedelta(minutes=10)
+CLAIM_FOR = timedelta(minutes=2)  # a dead daemon's claims run out after this
 
 
 @dataclass
@@ -37,7 +37,7 @@ def store_batch(mails, source: str, now: datetime) -> None:
                                received_at=now).on_conflict_ignore().execute()
 
 
-def claim_pending(worker: str, now: datetime, limit: int = 500) -> list[InboundMail]:
+def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMail]:
     """Stored mails waiting to be processed; with several daemons, each mail goes to one."""
     db = InboundMail._meta.database
     q = (InboundMail.select(InboundMail.id)
@@ -56,7 +56,7 @@ def claim_pending(worker: str, now: datetime, limit: int = 500) -> list[InboundM
                 .order_by(InboundMail.id))
 
 
-def process_pending(desk, worker: str, *, stop=None, limit: int = 500) -> list:
+def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
     outcomes = []
     while True:
         rows = claim_pending(worker, desk.clock.now(), limit)
@@ -128,3 +128,10 @@ def mark_fetch_ok(now: datetime) -> None:
 def record_error(key: str, message: str, now: datetime) -> None:
     KeyValue.insert(key=key, value=message[:2000], at=now).on_conflict(
         conflict_target=[KeyValue.key], update={KeyValue.value: message[:2000], KeyValue.at: now}).execute()
+
+
+def release_all_claims() -> None:
+    """At start of the only daemon (SQLite): claims left by a killed predecessor are void."""
+    from .models import Outbox
+    InboundMail.update(claimed_by=None, claimed_until=None).where(InboundMail.claimed_by.is_null(False)).execute()
+    Outbox.update(claimed_by=None, claimed_until=None).where(Outbox.claimed_by.is_null(False)).execute()

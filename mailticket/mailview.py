@@ -84,7 +84,7 @@ def addresses(msg: Message, name: str) -> list[str]:
         pairs = getaddresses(values)
     except Exception:  # noqa: BLE001
         pairs = [parseaddr(v) for v in values]
-    return [addr.strip().lower() for _, addr in pairs if "@" in addr or addr.strip()]
+    return [addr.strip().lower() for _, addr in pairs if addr.strip()]
 
 
 def display_names(msg: Message, name: str) -> list[str]:

@@ -33,7 +33,9 @@ import re
 from dataclasses import dataclass
 
 from mailticket.errors import ConfigError
-from mailticket.rules import ALWAYS_ALLOWED, DEFAULT_CATEGORIES, LEVELS, sender_matches
+from mailticket.rules import (
+    ALWAYS_ALLOWED, DEFAULT_CATEGORIES, LEVELS, parse_senders, sender_matches,
+)
 
 SOURCE_KEYS = {"name", "from", "subject", "category", "impact", "urgency"}
 RECOVERY_STATES = {"OK", "UP", "RECOVERY", "RESOLVED"}
@@ -90,25 +92,11 @@ def _load_source(raw, file: str, where: str, categories: set) -> MonitoringSourc
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("every monitoring source needs a name", file, f"{where}.name")
     return MonitoringSource(
-        name.strip(), _senders(raw.get("from"), file, f"{where}.from"),
+        name.strip(), parse_senders(raw.get("from"), file, f"{where}.from"),
         _subject(raw.get("subject"), file, f"{where}.subject"),
         _choice(raw, "category", "monitoring", categories, file, where),
         _choice(raw, "impact", "medium", LEVELS, file, where),
         _choice(raw, "urgency", "medium", LEVELS, file, where))
-
-
-def _senders(value, file: str, key: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise ConfigError("required: an address, @domain, or a list of them", file, key)
-    out = []
-    for i, item in enumerate(value):
-        item = item.strip().lower() if isinstance(item, str) else ""
-        if item.count("@") != 1 or item.endswith("@") or " " in item:
-            raise ConfigError(f"{value[i]!r} is neither an address nor @domain", file, f"{key}[{i}]")
-        out.append(item)
-    return tuple(out)
 
 
 def _subject(value, file: str, key: str) -> re.Pattern | None:

@@ -95,6 +95,7 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
 class DrainResult:
     sent: int = 0
     retried: int = 0
+    postponed: int = 0
     failed: list = None
 
     def __post_init__(self):
@@ -105,20 +106,35 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
           on_failed=None) -> DrainResult:
     """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good."""
     result = DrainResult()
-    for entry in claim_due(now, limit, worker):
-        try:
-            transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
-        except TemporaryDeliveryError as exc:
-            _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
-        except PermanentDeliveryError as exc:
-            _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
-        else:
-            Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
-                          claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
-            result.sent += 1
-            log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
-                     ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+    entries = claim_due(now, limit, worker)
+    try:
+        for i, entry in enumerate(entries):
+            try:
+                transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
+            except TemporaryDeliveryError as exc:
+                _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
+                if exc.server_down:  # no use trying the rest against a server that is not there
+                    _postpone(entries[i + 1:], now + backoff(1, cfg), result)
+                    break
+            except PermanentDeliveryError as exc:
+                _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
+            else:
+                Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
+                              claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
+                result.sent += 1
+                log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
+                         ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+    finally:
+        transport.close()
     return result
+
+
+def _postpone(entries, when: datetime, result: DrainResult) -> None:
+    """Not tried this time: give them back, due again at ``when``, without spending an attempt."""
+    if entries:
+        Outbox.update(next_attempt_at=when, claimed_by=None, claimed_until=None).where(
+            Outbox.id.in_([e.id for e in entries])).execute()
+        result.postponed += len(entries)
 
 
 def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):

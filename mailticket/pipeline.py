@@ -193,8 +193,9 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
     requester = (parsed.sender.name, parsed.sender.address)
     body = parsed.text
     if agent_tier is not None:
-        from .forwarded import original_sender
-        original = original_sender(parsed.message, parsed.text)
+        from .forwarded import is_forward, original_sender
+        original = original_sender(parsed.message, parsed.text) if is_forward(parsed.subject) or _has_attached_mail(
+            parsed.message) else None
         if original is not None and original[1]:
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
@@ -206,6 +207,13 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
         tickets.event(ticket, now, "note", note)
     _store_attachments(desk, row, parsed, ticket)
     return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else ""))
+
+
+def _has_attached_mail(msg) -> bool:
+    try:
+        return any(part.get_content_type() == "message/rfc822" for part in msg.walk())
+    except Exception:
+        return False
 
 
 def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:

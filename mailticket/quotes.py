@@ -1,25 +1,21 @@
 """Separate the new text of a reply from quoted history, forwarded mail and signatures.
 
-Pure and linear-time: each line is classified once with bounded patterns (quote_patterns),
-then the sequence of line kinds decides which lines are new. Line kinds:
-
-  e empty     q quoted ('>' prefix)   b attribution ("On <date>, <name> wrote:")
-  h header    (part of a From:/Sent:/To:/Subject: block above a quoted mail)
-  c cut       (separator line, "-----Original Message-----", "-- ", "Sent from my iPhone")
-  f forward   ("---------- Forwarded message ---------", "Begin forwarded message:")
-  t text
+Pure and linear-time. quote_lines gives each line a kind (text, quote, attribution, header
+block, cut, forward, banner); the sequence of kinds decides which lines are new:
+top-posting keeps what is above the first quote header or cut, bottom-posting and inline
+replies keep the unquoted lines below an opening attribution, a bare forward keeps the
+forwarded body. HTML-only replies are cleaned and converted first (quotes_html).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mailticket import quote_patterns as qp
+from mailticket.quote_lines import MAX_ATTRIBUTION, MAX_LINE, classify
 
-MAX_LINE = 2000          # characters of one line the patterns look at
-MAX_ATTRIBUTION = 400    # characters of a (possibly wrapped) attribution line
-WRAP_LINES = 5           # lines an attribution may be wrapped over
-HEADER_WINDOW = 6        # lines in which a header block must show its keys
 MAX_FORWARD_DEPTH = 3    # forwards inside forwards that are unwrapped
+SENDER_WINDOW = 15       # lines below a forward marker searched for its From: line
+EDGE_LINES = 15_000      # lines looked at one by one at each end of a very long text
 
 
 @dataclass(frozen=True)
@@ -38,166 +34,71 @@ def split_reply(text: str) -> Reply:
 
 def split_reply_html(html: str) -> Reply:
     """Split an HTML-only reply: drop quoting elements, convert to text, then split."""
-    from mailticket.quotes_html import html_reply_text  # lazy: lxml/inscriptis are heavy
+    from mailticket.quotes_html import html_reply_parts  # lazy: lxml/inscriptis are heavy
 
-    text = html_reply_text(html)
+    text, removed = html_reply_parts(html)
     reply = split_reply(text)
-    return Reply(new=reply.new, quoted=reply.quoted, full=html)
+    quoted = "\n\n".join(part for part in (reply.quoted, removed) if part)
+    return Reply(new=reply.new, quoted=quoted, full=html)
+
+
+def embedded_sender(text: str) -> str | None:
+    """The From: value of the first mail embedded below a forward marker or header block.
+
+    For a forwarded mail this is the original sender ("Bob <bob@example.com>"); None when
+    the text embeds no mail with a From: line (or the client wrote none, as aerc does).
+    """
+    lines = _lines(text)
+    kinds = classify(lines)
+    for i, kind in enumerate(kinds):
+        if kind in ("f", "H") or (kind == "c" and qp.ORIGINAL_MESSAGE.match(lines[i][:MAX_LINE])):
+            return _from_value_near(lines, i)
+    return None
+
+
+def _from_value_near(lines: list[str], start: int) -> str | None:
+    for line in lines[start:start + SENDER_WINDOW]:
+        match = qp.HEADER_LINE.match(line[:MAX_LINE])
+        if match and qp.FROM_KEY.match(match.group(1)):
+            value = line[match.end():MAX_LINE].strip().strip("*").strip()
+            return value or None
+    return None
 
 
 def _split(text: str, depth: int) -> Reply:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _lines(text)
     kinds = classify(lines)
-    keep = new_line_indexes(lines, kinds, depth)
+    keep = _new_line_indexes(lines, kinds, depth)
     new = "\n".join(lines[i] for i in keep).strip()
     kept = set(keep)
     quoted = "\n".join(line for i, line in enumerate(lines) if i not in kept).strip()
     return Reply(new=new, quoted=quoted, full=text)
 
 
-# --- classification -------------------------------------------------------------------
+def _lines(text: str) -> list[str]:
+    """The lines of a text; in a very long text the middle is kept whole as one line.
 
-def classify(lines: list[str]) -> list[str]:
-    """One kind letter per line (see the module docstring)."""
-    kinds = _classify_single_lines(lines)
-    _mark_attributions(lines, kinds)
-    _mark_header_blocks(lines, kinds)
-    return kinds
-
-
-def _classify_single_lines(lines: list[str]) -> list[str]:
-    kinds = []
-    in_code = False
-    for line in lines:
-        head = line[:MAX_LINE]
-        if qp.CODE_FENCE.match(head):
-            in_code = not in_code
-        kinds.append("t" if in_code else line_kind(head))
-    return kinds
+    Joining the result with newlines gives the text back, so nothing is lost; only the
+    first and last EDGE_LINES lines are looked at one by one, which bounds the work.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if len(lines) <= 2 * EDGE_LINES + 1:
+        return lines
+    middle = "\n".join(lines[EDGE_LINES:-EDGE_LINES])
+    return lines[:EDGE_LINES] + [middle] + lines[-EDGE_LINES:]
 
 
-def line_kind(line: str) -> str:
-    """The kind of one line taken on its own."""
-    if not line.strip():
-        return "e"
-    if qp.QUOTE_LINE.match(line):
-        return "q"
-    if qp.FORWARD_MARKER.match(line):
-        return "f"
-    if qp.ORIGINAL_MESSAGE.match(line) or qp.SEPARATOR_LINE.match(line):
-        return "c"
-    if qp.MOBILE_SIGNATURE.match(line):
-        return "c"
-    if qp.HEADER_LINE.match(line):
-        return "h"
-    return "t"
 
+# --- deciding what is new ----------------------------------------------------------------
 
-def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
-    i = 0
-    while i < len(lines):
-        span = attribution_span(lines, kinds, i)
-        if span > 1 and _later_start(lines, kinds, i, span):
-            i, span = i + 1, span - 1  # the line above is text, not the attribution's start
-        if span:
-            for k in range(i, i + span):
-                kinds[k] = "b"
-            i += span
-        else:
-            i += 1
-
-
-def _later_start(lines: list[str], kinds: list[str], i: int, span: int) -> bool:
-    """Whether the attribution found at line i really starts on the next line."""
-    nxt = lines[i + 1][:MAX_LINE]
-    return bool(qp.OPENER_START.match(nxt)) and attribution_span(lines, kinds, i + 1) == span - 1
-
-
-def attribution_span(lines: list[str], kinds: list[str], start: int) -> int:
-    """How many lines from `start` form an attribution line (0 if none)."""
-    first = lines[start][:MAX_LINE]
-    if kinds[start] not in ("t", "h") or len(first) > MAX_ATTRIBUTION:
-        return 0
-    if qp.GMAIL_DATE_LINE.match(first):
-        return 1
-    reach = WRAP_LINES if qp.OPENER_START.match(first) else 2
-    joined = ""
-    for offset in range(reach):
-        k = start + offset
-        if k >= len(lines) or not _may_continue(lines, kinds, start, k):
-            return 0
-        joined = (joined + " " + lines[k].strip()).strip()
-        if len(joined) > MAX_ATTRIBUTION:
-            return 0
-        if lines[k].strip() and _ends_attribution(joined, lines, kinds, k):
-            return offset + 1
-    return 0
-
-
-def _may_continue(lines: list[str], kinds: list[str], start: int, k: int) -> bool:
-    """Whether line k may be part of an attribution that starts at `start`."""
-    if k == start:
-        return True
-    if kinds[k] == "q":
-        return len(lines[k].strip()) <= 12  # a wrapped tail such as "> wrote:" or ">:"
-    return kinds[k] in ("t", "e", "h")
-
-
-def _ends_attribution(joined: str, lines: list[str], kinds: list[str], k: int) -> bool:
-    verb = qp.VERB_END.search(joined) or qp.VERB_BEFORE_DATE.search(joined)
-    if verb:
-        evidence = qp.DIGIT.search(joined) or qp.HAS_ADDRESS.search(joined)
-        return bool(evidence) or _quote_follows(kinds, k)
-    return bool(qp.ADDRESS_COLON_END.search(joined) and qp.TIME_OR_YEAR.search(joined))
-
-
-def _quote_follows(kinds: list[str], k: int) -> bool:
-    for kind in kinds[k + 1:k + 4]:
-        if kind != "e":
-            return kind == "q"
-    return False
-
-
-def _mark_header_blocks(lines: list[str], kinds: list[str]) -> None:
-    """Turn the first line of each real header block into 'H'; lone header lines become text."""
-    i = 0
-    while i < len(kinds):
-        if kinds[i] == "h":
-            end = _header_block_end(lines, kinds, i)
-            if end:
-                kinds[i] = "H"
-                i = end
-                continue
-            kinds[i] = "t"
-        i += 1
-
-
-def _header_block_end(lines: list[str], kinds: list[str], start: int) -> int:
-    """Index after the header block starting at `start`, or 0 if it is not a block."""
-    keys = []
-    last = start
-    for k in range(start, min(len(kinds), start + HEADER_WINDOW)):
-        if kinds[k] == "h":
-            keys.append(qp.HEADER_LINE.match(lines[k][:MAX_LINE]).group(1))
-            last = k
-        elif kinds[k] == "e" or k - last > 1:
-            break
-    has_from = any(qp.FROM_KEY.match(key) for key in keys)
-    if len(keys) >= 3 or (len(keys) >= 2 and has_from):
-        return last + 1
-    return 0
-
-
-# --- deciding what is new ---------------------------------------------------------------
-
-def new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int]:
+def _new_line_indexes(lines: list[str], kinds: list[str], depth: int) -> list[int]:
     """Indexes of the lines that make up the new text."""
     cut = _first_cut(kinds)
     if cut is not None and not _has_text(kinds[:cut]):
         if kinds[cut] in ("f", "H") or (kinds[cut] == "c" and _header_follows(kinds, cut)):
             return _forwarded_body(lines, kinds, cut, depth)
     region = list(range(cut if cut is not None else len(kinds)))
-    return _new_in_region(lines, kinds, region)
+    return [i for i in _new_in_region(lines, kinds, region) if kinds[i] != "x"]
 
 
 def _first_cut(kinds: list[str]) -> int | None:
@@ -208,7 +109,7 @@ def _first_cut(kinds: list[str]) -> int | None:
 
 
 def _has_text(kinds: list[str]) -> bool:
-    return any(kind not in ("e", "c") for kind in kinds)
+    return any(kind not in ("e", "c", "x") for kind in kinds)
 
 
 def _header_follows(kinds: list[str], cut: int) -> bool:
@@ -221,32 +122,17 @@ def _header_follows(kinds: list[str], cut: int) -> bool:
 def _forwarded_body(lines: list[str], kinds: list[str], cut: int, depth: int) -> list[int]:
     """A mail that is only a forward: its new text is the forwarded body, split again."""
     start = cut + 1
-    while start < len(kinds) and (kinds[start] in ("e", "h", "H") or _header_continues(lines, kinds, start)):
+    while start < len(kinds) and (kinds[start] in ("e", "h", "H") or _header_continues(kinds, start)):
         start += 1
     if depth >= MAX_FORWARD_DEPTH:
         return list(range(start, len(lines)))
-    body = _split("\n".join(lines[start:]), depth + 1).new
-    return _indexes_of_text(lines, start, body)
+    inner = _new_line_indexes(lines[start:], kinds[start:], depth + 1)
+    return [start + i for i in inner]
 
 
-def _header_continues(lines: list[str], kinds: list[str], i: int) -> bool:
-    """A wrapped header value: a text line right after a header line, before the body."""
+def _header_continues(kinds: list[str], i: int) -> bool:
+    """A wrapped header value: a text line between two header lines."""
     return kinds[i] == "t" and kinds[i - 1] in ("h", "H") and i + 1 < len(kinds) and kinds[i + 1] in ("h", "H")
-
-
-def _indexes_of_text(lines: list[str], start: int, body: str) -> list[int]:
-    """Indexes of lines from `start` whose run equals `body` (the split of a forward)."""
-    wanted = body.split("\n")
-    if not body:
-        return []
-    for i in range(start, len(lines) - len(wanted) + 1):
-        if lines[i].rstrip() == wanted[0].rstrip() and _run_matches(lines, i, wanted):
-            return list(range(i, i + len(wanted)))
-    return list(range(start, len(lines)))
-
-
-def _run_matches(lines: list[str], i: int, wanted: list[str]) -> bool:
-    return all(lines[i + n].strip() == w.strip() for n, w in enumerate(wanted))
 
 
 def _new_in_region(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
@@ -254,13 +140,18 @@ def _new_in_region(lines: list[str], kinds: list[str], region: list[int]) -> lis
     text_before = attributions and any(kinds[i] == "t" for i in region[:attributions[0]])
     if attributions and not text_before:
         return [i for i in region if kinds[i] in ("t", "e", "h")]          # bottom / inline posting
-    if attributions and _text_after_quote(kinds, attributions[0], len(region)):
+    if _single_attribution(kinds, attributions) and _text_after_quote(kinds, attributions[0], len(region)):
         return _drop_trailing_quote([i for i in region if kinds[i] != "b"], kinds)  # interleaved
     if attributions:
         region = region[:attributions[0]]
     if not any(kinds[i] in ("t", "h") for i in region):
         return _quote_only(lines, kinds, region)
     return _drop_trailing_quote(region, kinds)
+
+
+def _single_attribution(kinds: list[str], attributions: list[int]) -> bool:
+    """Whether the attribution lines form one run (one quoted mail, not a chain)."""
+    return bool(attributions) and attributions[-1] - attributions[0] == len(attributions) - 1
 
 
 def _text_after_quote(kinds: list[str], attribution: int, end: int) -> bool:
@@ -291,6 +182,6 @@ def _drop_trailing_quote(indexes: list[int], kinds: list[str]) -> list[int]:
 def _quote_only(lines: list[str], kinds: list[str], region: list[int]) -> list[int]:
     """A mail with nothing but a quote keeps it, unless it is a quoted reply chain."""
     for i in region:
-        if kinds[i] == "q" and qp.VERB_END.search(lines[i][:MAX_ATTRIBUTION]):
+        if kinds[i] == "q" and qp.ends_with_verb(lines[i][:MAX_ATTRIBUTION]):
             return []
     return region

@@ -10,6 +10,7 @@ compiled as a template. Every environment is sandboxed, the HTML one autoescaped
 """
 
 import logging
+import re
 import traceback
 from dataclasses import dataclass
 from functools import partial
@@ -26,9 +27,11 @@ from jinja2 import (
     pass_context,
     select_autoescape,
 )
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from mailticket import render_format as fmt
+from mailticket.template_context import sample_context
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +69,31 @@ class Rendered:
     html: str | None
 
 
+class _MailEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus one rule: a macro defined in a text template returns plain text
+    even when an HTML template calls it, so autoescaping still applies to its output.
+
+    (Jinja would otherwise mark such a macro's unescaped output as safe HTML.)
+    """
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        if isinstance(__obj, Macro) and __context.eval_ctx.autoescape and not __obj._default_autoescape:
+            if not __self.is_safe_callable(__obj):
+                raise SecurityError(f"{__obj!r} is not safely callable")
+            kwargs.pop("_block_vars", None)  # Jinja's internal keywords (see Context.call)
+            kwargs.pop("_loop_vars", None)
+            return str(__obj(*args, **kwargs))  # no eval context: the macro's own (off) autoescape
+        return super().call(__context, __obj, *args, **kwargs)
+
+
 def _none_as_empty(value):
     """Print None as nothing rather than the word 'None'."""
     return "" if value is None else value
 
 
-def _make_env(search_path: list[Path], locale: str, strict: bool) -> ImmutableSandboxedEnvironment:
+def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnvironment:
     """A sandboxed environment for one locale that looks templates up along ``search_path``."""
-    env = ImmutableSandboxedEnvironment(
+    env = _MailEnvironment(
         loader=ChoiceLoader([FileSystemLoader(str(p)) for p in search_path]),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined if strict else Undefined,
@@ -138,8 +158,6 @@ class Renderer:
 
     def _check_by_rendering(self) -> list[str]:
         """Render every mail with a sample context, strictly, to find run-time errors."""
-        from mailticket.template_context import sample_context
-
         strict = {loc: _make_env(_search_path(self.override_dir, loc), loc, True) for loc in LOCALES}
         problems = []
         for locale in LOCALES:
@@ -192,9 +210,12 @@ def _render_text(template, values: dict) -> tuple[str, str]:
         return iter(())
 
     context.blocks["subject"] = [capture_subject, *subject_block[1:]]
-    text = concat(template.root_render_func(context))
-    if not captured:  # the layout does not place the block: render it on its own
-        captured.append(concat(subject_block[0](context)))
+    try:
+        text = concat(template.root_render_func(context))
+        if not captured:  # the layout does not place the block: render it on its own
+            captured.append(concat(subject_block[0](context)))
+    except Exception:
+        template.environment.handle_exception()  # re-raises with template file names and lines
     return fmt.one_line(captured[0]), fmt.tidy_text(text)
 
 
@@ -231,7 +252,22 @@ def _check_source(path: Path, env) -> list[str]:
     has_subject = any(block.name == "subject" for block in tree.find_all(nodes.Block))
     if path.suffix == ".txt" and path.stem in TEMPLATE_NAMES and not has_subject:
         return [f"{path}:1: no {{% block subject %}}...{{% endblock %}}; the mail's subject comes from it"]
-    return []
+    return _check_html_is_mail_safe(path, source) if path.suffix == ".html" else []
+
+
+_NOT_FOR_MAIL = (
+    (re.compile(r"<script\b", re.I), "a <script>: mail clients drop scripts, and mail must not run code"),
+    (re.compile(r"""\bsrc\s*=\s*["']?\s*(https?:)?//""", re.I),
+     "an external image or resource: clients block them and they tell the sender who read the mail"),
+)
+
+
+def _check_html_is_mail_safe(path: Path, source: str) -> list[str]:
+    """Scripts and external images in an HTML override, by line."""
+    problems = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        problems += [f"{path}:{number}: {why}" for pattern, why in _NOT_FOR_MAIL if pattern.search(line)]
+    return problems
 
 
 def _shipped_partials() -> set[str]:

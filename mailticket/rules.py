@@ -222,20 +222,20 @@ def _load_rule(raw, file: str, where: str, categories: frozenset[str]) -> Rule:
 
 
 def _senders(raw: dict, file: str, where: str) -> tuple[str, ...] | None:
-    if "from" not in raw:
-        return None
-    value = raw["from"]
+    return parse_senders(raw["from"], file, f"{where}.from") if "from" in raw else None
+
+
+def parse_senders(value, file: str, key: str) -> tuple[str, ...]:
+    """A ``from`` value: an address, ``@domain``, or a non-empty list of them (lower-cased)."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise ConfigError("must be an address, @domain, or a non-empty list of them",
-                          file, f"{where}.from")
+        raise ConfigError("must be an address, @domain, or a non-empty list of them", file, key)
     out = []
     for i, item in enumerate(value):
         item = item.strip().lower() if isinstance(item, str) else ""
-        if "@" not in item or " " in item or item.endswith("@") or (item.count("@") != 1):
-            raise ConfigError(f"{value[i]!r} is neither an address nor @domain",
-                              file, f"{where}.from[{i}]")
+        if item.count("@") != 1 or item.endswith("@") or " " in item:
+            raise ConfigError(f"{value[i]!r} is neither an address nor @domain", file, f"{key}[{i}]")
         out.append(item)
     return tuple(out)
 

@@ -61,9 +61,19 @@ class Calendar:
     start: time = time(0)
     end: time | None = None          # None = midnight at the end of the day ("24:00")
     holidays: frozenset[date] = frozenset()
+    _windows: dict = field(default_factory=dict, compare=False, repr=False)
+    _before: "_PrefixSums" = field(default_factory=lambda: _PrefixSums(), compare=False,
+                                   repr=False)
 
     def window(self, day: date) -> tuple[datetime, datetime] | None:
-        """The working window of a local day in UTC, or None for a day off."""
+        """The working window of a local day in UTC, or None for a day off (memoised)."""
+        try:
+            return self._windows[day]
+        except KeyError:
+            win = self._windows[day] = self._compute_window(day)
+            return win
+
+    def _compute_window(self, day: date) -> tuple[datetime, datetime] | None:
         if day.weekday() not in self.days or day in self.holidays:
             return None
         opens = datetime.combine(day, self.start, self.tz).astimezone(UTC)
@@ -72,6 +82,38 @@ class Calendar:
         else:
             closes = datetime.combine(day, self.end, self.tz)
         return opens, closes.astimezone(UTC)
+
+    def day_length(self, day: date) -> timedelta:
+        """Working time of one whole local day."""
+        win = self.window(day)
+        return win[1] - win[0] if win else ZERO
+
+    def working_before(self, day: date) -> timedelta | None:
+        """Working time of the days before ``day``, counted from the first day ever asked
+        (memoised prefix sums); None when ``day`` is over MAX_DAYS from the known range."""
+        return self._before.at(day.toordinal(), self.day_length)
+
+
+class _PrefixSums:
+    """Cumulative working time per day ordinal over a growing range [lo, hi]."""
+
+    def __init__(self):
+        self.sums: dict[int, timedelta] = {}
+        self.lo = self.hi = None
+
+    def at(self, n: int, day_length) -> timedelta | None:
+        if self.lo is None:
+            self.lo = self.hi = n
+            self.sums[n] = ZERO
+        if not self.lo - MAX_DAYS <= n <= self.hi + MAX_DAYS:
+            return None
+        while n > self.hi:
+            self.sums[self.hi + 1] = self.sums[self.hi] + day_length(date.fromordinal(self.hi))
+            self.hi += 1
+        while n < self.lo:
+            self.sums[self.lo - 1] = self.sums[self.lo] - day_length(date.fromordinal(self.lo - 1))
+            self.lo -= 1
+        return self.sums[n]
 
 
 @lru_cache(maxsize=64)
@@ -115,15 +157,25 @@ def working_time_between(a: datetime, b: datetime, calendar: Calendar) -> timede
         return ZERO
     if not calendar.business:
         return b - a
-    total, day, last = ZERO, _local_day(a, calendar), _local_day(b, calendar)
+    first, last = _local_day(a, calendar), _local_day(b, calendar)
+    if (last - first).days > 2:
+        start, end = calendar.working_before(first + timedelta(days=1)), calendar.working_before(last)
+        if start is not None and end is not None:
+            return _clipped(calendar, first, a, b) + (end - start) + _clipped(calendar, last, a, b)
+    total, day = ZERO, first
     while day <= last:
-        win = calendar.window(day)
-        if win:
-            opens, closes = max(win[0], a), min(win[1], b)
-            if closes > opens:
-                total += closes - opens
+        total += _clipped(calendar, day, a, b)
         day += timedelta(days=1)
     return total
+
+
+def _clipped(calendar: Calendar, day: date, a: datetime, b: datetime) -> timedelta:
+    """The working time of one day that lies between a and b."""
+    win = calendar.window(day)
+    if not win:
+        return ZERO
+    opens, closes = max(win[0], a), min(win[1], b)
+    return closes - opens if closes > opens else ZERO
 
 
 # ---------------------------------------------------------------- clocks
@@ -151,7 +203,7 @@ class Clock:
         return replace(self, paused_total=self.paused_total + spent, paused_since=None)
 
     def stop(self, now: datetime) -> Clock:
-        """Stopped for good (first response given, ticket resolved); a pause ends at ``now``."""
+        """Stopped for good (first response, resolution); a pause in progress stays uncounted."""
         if self.stopped_at:
             return self
         return replace(self, stopped_at=now)
@@ -473,13 +525,19 @@ def due_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Ac
 
 def _clock_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Action]:
     cal = policy.calendar_for(state.priority)
-    found = [(name, getattr(state, attr), check(getattr(state, attr), now, cal, policy.warn_at))
-             for name, attr in (("first_response", "response"), ("resolution", "resolution"))]
+    sent = state.already_sent
+    found = [(name, clock, check(clock, now, cal, policy.warn_at))
+             for name, clock in (("first_response", state.response),
+                                 ("resolution", state.resolution))
+             # a clock with both its keys sent at this tier has nothing left to say
+             if not (f"breach:{name}:tier{state.tier}" in sent
+                     and warn_key(name, state.tier, policy) in sent)]
     breached = [(n, c) for n, c, s in found
                 if s == "breach" and f"breach:{n}:tier{state.tier}" not in state.already_sent]
     # A scan that comes after the warning point was missed still warns the owning tier first.
     warned = [(n, c) for n, c, s in found if s == "warning"] + breached
-    warnings = [_warning(state, n, c, now, cal, policy) for n, c in warned]
+    warnings = [_warning(state, n, c, now, cal, policy) for n, c in warned
+                if warn_key(n, state.tier, policy) not in state.already_sent]
     return warnings + (_breach_actions(state, breached, now, cal) if breached else [])
 
 

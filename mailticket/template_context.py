@@ -115,7 +115,7 @@ _EXTRA_CHANGES = {
     "requester_update": {"body": "It still prints blank pages, also after a restart."},
     "reopened": {"body": "Sorry, it is back: blank pages again since lunch."},
     "resolved": {"body": "We replaced the toner cartridge. Test prints look fine now."},
-    "note": {"body": "Toner ordered, arrives tomorrow."},
+    "note": {"body": "Toner ordered, arrives tomorrow.", "unverified": True},
     "warning": {"time_used": timedelta(hours=18), "time_left": timedelta(hours=6), "due": NOW + timedelta(hours=6)},
 }
 _SECURITY = ("security_alert", "breach_deadline_warning")

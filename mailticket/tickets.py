@@ -175,12 +175,13 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
           old=old, new=status)
     if notify and status in ("resolved", "closed"):
         to, cc = requester_recipients(ticket)
-        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket, context={"body": body or ""},
+        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
+                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
                          in_reply_to=ticket.thread_root, automatic=True)
 
 
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
-             actor: str = "system", time_used: str = "") -> int:
+             actor: str = "system", time_used=None) -> int:
     """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
     cfg = desk.config
     old = ticket.tier
@@ -203,12 +204,12 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     return new
 
 
-def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used: str = "") -> None:
+def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
     history = [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
                for e in ticket.events.order_by(Event.at, Event.id)]
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
-                     context={"from_tier": 3, "to_tier": "manager", "reason": reason, "time_used": time_used,
+                     context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
                               "history": history})
     event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)

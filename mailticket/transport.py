@@ -23,32 +23,67 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 class SmtpTransport:
-    """Delivers over SMTP; raises Temporary/PermanentDeliveryError so the outbox knows to retry or stop."""
+    """Delivers over SMTP, one session for a whole drain; raises Temporary/PermanentDeliveryError
+    so the outbox knows to retry or to stop."""
 
     def __init__(self, cfg: SmtpConfig):
         self.cfg = cfg
         self.tokens = TokenSource(cfg.credentials.oauth2_token_command) if cfg.credentials.auth == "oauth2" else None
+        self._smtp: smtplib.SMTP | None = None
 
     def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
+        where = f"{self.cfg.host}:{self.cfg.port}"
         try:
-            with self._connect() as smtp:
-                self._login(smtp)
-                refused = smtp.sendmail(mail_from, recipients, raw)
-        except smtplib.SMTPResponseException as exc:
-            raise _classify(exc.smtp_code, exc.smtp_error) from None
+            if self._smtp is None:
+                self._smtp = self._open()
+            self._smtp.sendmail(mail_from, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
+            self._reset()
             codes = [code for code, _ in exc.recipients.values()]
             text = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
             if all(500 <= c < 600 for c in codes):
                 raise PermanentDeliveryError(f"all recipients refused: {text}") from None
             raise TemporaryDeliveryError(f"recipients refused: {text}") from None
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            raise _classify(exc.smtp_code, exc.smtp_error) from None
         except ssl.SSLCertVerificationError as exc:
-            raise TemporaryDeliveryError(f"TLS certificate of {self.cfg.host} not trusted: {exc.verify_message}") from None
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, smtplib.SMTPNotSupportedError,
-                smtplib.SMTPException, OSError) as exc:
-            raise TemporaryDeliveryError(f"{self.cfg.host}:{self.cfg.port}: {exc or type(exc).__name__}") from None
-        if refused:  # some recipients refused, the rest accepted: the accepted ones must not get a duplicate
-            pass
+            self.close()
+            raise TemporaryDeliveryError(f"{where}: TLS certificate not trusted: {exc.verify_message}",
+                                         server_down=True) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise TemporaryDeliveryError(f"{where}: {exc or type(exc).__name__}", server_down=True) from None
+        except TemporaryDeliveryError:
+            self.close()
+            raise
+
+    def _reset(self) -> None:
+        """After a refused mail the session goes on; if RSET fails, the next mail reconnects."""
+        try:
+            self._smtp.rset()
+        except Exception:
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except Exception:
+                try:
+                    self._smtp.close()
+                except Exception:
+                    pass
+        self._smtp = None
+
+    def _open(self) -> smtplib.SMTP:
+        smtp = self._connect()
+        try:
+            self._login(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
     def _connect(self) -> smtplib.SMTP:
         cfg, timeout = self.cfg, self.cfg.timeout.total_seconds()
@@ -61,7 +96,7 @@ class SmtpTransport:
                 smtp.close()
                 raise TemporaryDeliveryError(
                     f"{cfg.host}:{cfg.port} does not offer STARTTLS; refusing to go on in clear text "
-                    "(security = \"starttls\")")
+                    "(security = \"starttls\")", server_down=True)
             smtp.starttls(context=tls_context(cfg.ca_file))
             smtp.ehlo()
         return smtp
@@ -76,7 +111,8 @@ class SmtpTransport:
             code, resp = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_string(creds.username, token, b64=True))
             if code != 235:
                 self.tokens.invalidate()
-                raise TemporaryDeliveryError(f"XOAUTH2 login as {creds.username} refused: {code} {resp.decode(errors='replace')}")
+                raise TemporaryDeliveryError(f"XOAUTH2 login as {creds.username} refused: {code} "
+                                             f"{resp.decode(errors='replace')}", server_down=True)
             return
         password = creds.password.get()
         try:
@@ -84,7 +120,7 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             raise TemporaryDeliveryError(
                 f"login as {creds.username} refused by {self.cfg.host}: {exc.smtp_code} "
-                f"{exc.smtp_error.decode(errors='replace')}") from None
+                f"{exc.smtp_error.decode(errors='replace')}", server_down=True) from None
 
 
 def xoauth2_string(user: str, token: str, b64: bool = False) -> str:
@@ -110,6 +146,9 @@ class MaildirTransport:
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def close(self) -> None:
+        pass
+
     def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
         try:
             for sub in ("tmp", "new", "cur"):
@@ -123,4 +162,5 @@ class MaildirTransport:
                 os.fsync(fh.fileno())
             os.rename(tmp, self.path / "new" / name)
         except OSError as exc:
-            raise TemporaryDeliveryError(f"cannot write to maildir {self.path}: {exc.strerror}") from None
+            raise TemporaryDeliveryError(f"cannot write to maildir {self.path}: {exc.strerror}",
+                                         server_down=True) from None

@@ -59,7 +59,12 @@ def server_cert(tmp_path_factory) -> certs.ServerCert:
 def _started_dovecot(**options) -> Dovecot:
     if not ensure_dovecot_installed():
         unavailable("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
-    return Dovecot(**options).start()
+    server = Dovecot(**options)
+    try:
+        return server.start()
+    except BaseException:
+        server.close()  # the error message already holds the log tail
+        raise
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +106,8 @@ def new_mailbox_user(server: Dovecot) -> MailboxUser:
 @pytest.fixture
 def mailbox_user(dovecot) -> MailboxUser:
     """A fresh, empty mailbox on the session's Dovecot (tests do not share mail)."""
+    if not dovecot.running():  # an earlier test stopped it and failed before restarting
+        dovecot.start()
     return new_mailbox_user(dovecot)
 
 

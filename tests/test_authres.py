@@ -1,4 +1,5 @@
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 
@@ -20,7 +21,7 @@ GMAIL_STYLE = (
 )
 
 
-def mail(*auth_results: str, extra: str = "") -> "EmailMessage":
+def mail(*auth_results: str, extra: str = "") -> EmailMessage:
     headers = "".join(f"Authentication-Results: {value}\r\n" for value in auth_results)
     raw = (
         f"{headers}{extra}From: Alice <alice@example.com>\r\nTo: support@example.com\r\n"

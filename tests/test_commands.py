@@ -53,6 +53,17 @@ def test_without_commands_the_body_is_the_text_unchanged():
         assert (parsed.commands, parsed.errors, parsed.body) == ([], [], text)
 
 
+def test_unicode_blank_lines_count_as_blank():
+    parsed = parse("\u3000\n#status open\n\u200b\u00a0\n#type request\n\u2003\nHello")
+    assert [c.name for c in parsed.commands] == ["status", "type"]
+    assert parsed.body == "Hello"
+
+
+def test_a_naive_now_is_taken_as_utc():
+    args = only_command("#call 2026-11-27 10:30", now=NOW.replace(tzinfo=None)).args
+    assert args["start"] == datetime(2026, 11, 27, 9, 30, tzinfo=timezone.utc)
+
+
 def test_crlf_line_ends_are_kept():
     parsed = parse("#status open\r\n\r\nHello\r\nBye\r\n")
     assert parsed.body == "Hello\r\nBye\r\n"
@@ -174,7 +185,8 @@ def test_assign_without_a_value_is_refused():
 
 
 @pytest.mark.parametrize("value", ["bob", "bob@", "bob@@example.com", "a@example.com, b@example.com",
-                                   "<bob@example.com", "bob@localhost", "", "Bob <bob@exa mple.com>"])
+                                   "<bob@example.com", "bob@localhost", "", "Bob <bob@exa mple.com>",
+                                   "bob@[192.0.2.1]", "Smith, Bob <bob@example.com>", "bob@example.com>"])
 def test_strict_address_refuses_defects(value):
     assert strict_address(value) is None
 
@@ -182,6 +194,7 @@ def test_strict_address_refuses_defects(value):
 def test_strict_address_accepts_plain_and_named():
     assert strict_address(" Bob@Example.COM ") == "bob@example.com"
     assert strict_address('"Bob, IT" <bob@example.com>') == "bob@example.com"
+    assert strict_address("Bob B. Builder <bob@example.com>") == "bob@example.com"  # obsolete period is fine
 
 
 def test_escalate_with_and_without_reason():

@@ -279,7 +279,7 @@ def test_load_and_match_sources():
 @pytest.mark.parametrize("data,key,words", [
     ({"monitoring": [{"name": "n", "from": "a@b.c", "subject": "(broken"}]}, "monitoring[0].subject",
      "broken regular expression"),
-    ({"monitoring": [{"name": "n"}]}, "monitoring[0].from", "required"),
+    ({"monitoring": [{"name": "n"}]}, "monitoring[0].from", "non-empty list"),
     ({"monitoring": [{"name": "n", "from": ["nobody"]}]}, "monitoring[0].from[0]", "neither"),
     ({"monitoring": [{"from": "a@b.c"}]}, "monitoring[0].name", "needs a name"),
     ({"monitoring": [{"name": "n", "from": "a@b.c"}, {"name": "n", "from": "a@b.c"}]},

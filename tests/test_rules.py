@@ -167,3 +167,9 @@ def test_config_errors_name_file_and_key(data, key, words):
         load_rules(data, F)
     assert exc.value.file == F and exc.value.key == key
     assert words in exc.value.problem
+
+
+def test_service_section_must_be_a_table():
+    with pytest.raises(ConfigError) as exc:
+        load_rules({"service": "x"}, F)
+    assert exc.value.key == "service.categories"

@@ -138,6 +138,38 @@ def test_a_stopped_instance_refuses_connections_and_a_zombie_counts_as_dead():
     child.wait()
 
 
+def _blocked(port):
+    blocker = socket.socket()
+    blocker.bind((system.LOOPBACK, port))
+    blocker.listen()
+    return blocker
+
+
+def test_a_port_taken_before_the_first_start_is_replaced():
+    if not conftest.ensure_dovecot_installed():
+        conftest.unavailable("Dovecot is not installed")
+    server = Dovecot()
+    taken = server.imap_port
+    with _blocked(taken):
+        try:
+            server.start()
+            assert server.imap_port != taken
+            server.add_user("porter", "pw")
+            assert server.folder_count("porter") == 0
+        finally:
+            server.close()
+
+
+def test_a_port_taken_before_a_restart_is_an_error_naming_the_cause(dovecot):
+    dovecot.stop()
+    try:
+        with _blocked(dovecot.lmtp_port), pytest.raises(RuntimeError, match="in use"):
+            dovecot.start()
+    finally:
+        dovecot.start()
+    assert dovecot.running()
+
+
 # -- Dovecot: XOAUTH2 / OAUTHBEARER ------------------------------------------------------------
 
 def test_xoauth2_and_oauthbearer_accept_an_issued_token(dovecot_oauth2):
@@ -212,6 +244,15 @@ def test_sink_stall_mode_makes_a_short_timeout_client_give_up(smtp_sink):
     smtp_sink.mode, smtp_sink.stall_seconds = "stall", 3.0
     with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
         _send(smtp_sink, timeout=0.5)
+
+
+def test_sink_replaces_a_port_taken_before_it_starts():
+    sink = SmtpSink()
+    taken = sink.port
+    with _blocked(taken), sink:
+        assert sink.port != taken
+        _send(sink)
+        assert len(sink.wait_for(1, timeout=5)) == 1
 
 
 def test_sink_refuses_an_unknown_mode(smtp_sink):

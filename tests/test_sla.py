@@ -85,6 +85,27 @@ def test_add_and_between_agree(start, minutes):
     assert working_time_between(start, due, cal) == timedelta(minutes=minutes)
 
 
+ODD_CALENDAR = load_policy(
+    {"business_hours": {"days": ["mon", "sat", "sun"], "start": "01:30", "end": "24:00",
+                        "holidays": ["2026-03-29", "2026-10-24..2026-10-26"]}},
+    "Europe/Stockholm", F).business
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31),
+                      timezones=st.just(UTC)),
+       span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=500)))
+def test_long_spans_equal_the_day_by_day_sum(a, span):
+    cal = ODD_CALENDAR  # shared, so the memoised prefix sums grow both ways between examples
+    b, total, day = a + span, timedelta(0), a.astimezone(STHLM).date()
+    while day <= b.astimezone(STHLM).date():
+        win = cal.window(day)
+        if win and min(win[1], b) > max(win[0], a):
+            total += min(win[1], b) - max(win[0], a)
+        day += timedelta(days=1)
+    assert working_time_between(a, b, cal) == total
+
+
 def test_naive_datetimes_are_refused(cal):
     with pytest.raises(ValueError, match="naive"):
         add_working_time(datetime(2026, 1, 1), H, cal)
@@ -395,3 +416,20 @@ def test_unknown_time_zone():
     with pytest.raises(ConfigError) as exc:
         load_policy({}, "Mars/Olympus", F)
     assert exc.value.key == "service.timezone"
+
+
+def test_calendar_without_working_time_is_refused():
+    from datetime import date
+    from mailticket.sla import Calendar
+    every_day = frozenset(date(2026, 1, 1) + timedelta(days=i) for i in range(3800))
+    cal = Calendar(STHLM, True, frozenset({0}), holidays=every_day)
+    with pytest.raises(ValueError, match="no working time"):
+        add_working_time(local(2026, 1, 1), H, cal)
+
+
+def test_spans_far_from_the_memoised_range_are_still_exact():
+    cal = load_policy(HOURS, "Europe/Stockholm", F).business
+    assert working_time_between(local(2026, 11, 23, 8), local(2026, 11, 30, 8), cal) == 45 * H
+    # 1990 is over ten years from the days already summed: counted day by day instead
+    assert cal.working_before(local(1990, 1, 1).date()) is None
+    assert working_time_between(local(1990, 1, 1, 8), local(1990, 1, 8, 8), cal) == 45 * H

@@ -1,3 +1,4 @@
+import base64
 import os
 import random
 import re
@@ -105,13 +106,12 @@ def test_upper_case_token_still_verifies(signer):
 
 def test_100000_random_tokens_are_all_refused(signer):
     rng = random.Random(20261127)
-    b32 = "abcdefghijklmnopqrstuvwxyz234567"
     real = signer.make(42, "reply", LATER)
     expiry = real.split("-")[2]
     started = time.perf_counter()
     accepted = 0
     for i in range(100_000):
-        mac = "".join(rng.choice(b32) for _ in range(16))
+        mac = base64.b32encode(rng.randbytes(10)).decode().lower()
         if i % 2:
             token = f"t{rng.randrange(1, 10**6)}-{rng.choice('rn')}-{expiry}-{mac}"
         else:

@@ -32,6 +32,7 @@ PACKAGES = ("dovecot-imapd", "dovecot-lmtpd")
 PROBE_USER = "probe"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+PORT_RETRIES = 3
 
 
 def dovecot_installed() -> bool:
@@ -66,9 +67,8 @@ class Dovecot:
     def __init__(self, cert_names=certs.LOCAL_NAMES, oauth2: bool = False):
         self.dir = Path(tempfile.mkdtemp(prefix="dc.", dir="/tmp"))
         self.dir.chmod(0o755)
-        self.imap_port = system.free_port()
-        self.imaps_port = system.free_port()
-        self.lmtp_port = system.free_port()
+        self._started_once = False
+        self._pick_ports()
         self._cert = certs.make_certs(self.dir, tuple(cert_names))
         self.ca_file = str(self._cert.ca_file)
         self.token_authority = TokenAuthority() if oauth2 else None
@@ -83,22 +83,45 @@ class Dovecot:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> "Dovecot":
-        """Write the config, start the master and wait until a LOGIN succeeds."""
+        """Write the config, start the master and wait until a LOGIN succeeds.
+
+        On the first start a port taken meanwhile (another test process) is replaced by a
+        fresh one; a restart keeps its ports, so clients can reconnect.
+        """
         if self.token_authority is not None:
             self.token_authority.start()
-        self.config_file.write_text(self._config())
-        with open(self.dir / "start.out", "ab") as out:
+        for _ in range(PORT_RETRIES):
+            self.config_file.write_text(self._config())
+            if self._run_master():
+                self._started_once = True
+                self._wait_ready()
+                return self
+            if self._started_once or "Address already in use" not in self._diagnostics():
+                break
+            self._pick_ports()
+        raise RuntimeError(f"dovecot -c {self.config_file} failed: {self._diagnostics()}")
+
+    def running(self) -> bool:
+        """True while the master process is alive."""
+        pid = self.pid()
+        return pid is not None and system.is_alive(pid)
+
+    def _run_master(self) -> bool:
+        """Start the master (it daemonises); True if it accepted the config and ports."""
+        with open(self.dir / "start.out", "wb") as out:
             done = subprocess.run([DOVECOT, "-c", str(self.config_file)],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        if done.returncode != 0:
-            raise RuntimeError(f"dovecot -c {self.config_file} failed: {self._diagnostics()}")
-        self._wait_ready()
-        return self
+        return done.returncode == 0
+
+    def _pick_ports(self) -> None:
+        self.imap_port = system.free_port()
+        self.imaps_port = system.free_port()
+        self.lmtp_port = system.free_port()
 
     def stop(self) -> None:
         """SIGTERM the master and wait until it is gone (a zombie counts as gone)."""
         pid = self.pid()
-        if pid is not None and system.is_alive(pid):
+        if self.running():
             os.kill(pid, signal.SIGTERM)
             if not system.wait_dead(pid, STOP_TIMEOUT):
                 os.kill(pid, signal.SIGKILL)
@@ -119,7 +142,11 @@ class Dovecot:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Dovecot":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.close()

@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from tests.servers import system
 
 MODES = ("ok", "tempfail", "reject", "drop", "stall")
+PORT_RETRIES = 3
 
 
 @dataclass
@@ -106,9 +107,20 @@ class SmtpSink:
 
     def start(self) -> "SmtpSink":
         """Serve in a background thread until stop()."""
-        self._controller = _SinkController(self)
-        self._controller.start()
-        return self
+        for attempt in range(PORT_RETRIES):
+            if not system.port_is_free(self.port):  # aiosmtpd would wait ready_timeout
+                self.port = system.free_port()
+            controller = _SinkController(self)
+            try:
+                controller.start()
+            except OSError:  # the port was taken after we picked it: pick another
+                if attempt == PORT_RETRIES - 1:
+                    raise
+                self.port = system.free_port()
+                continue
+            self._controller = controller
+            return self
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Stop serving (stalled sessions are cancelled)."""

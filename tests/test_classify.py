@@ -1,0 +1,361 @@
+"""classify(): one test per rule, the acknowledgement decision, and robustness."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.header import Header
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.corpora_bounces import default_corpora_dir, load_message
+from mailticket.bounces import parse_bounce
+from mailticket.classify import RULES, Verdict, classify, normalise_line_ends
+
+CORPORA = default_corpora_dir()
+needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
+                                   "(set MAILTICKET_CORPORA)")
+
+PLAIN = "From: Anna Svensson <anna@example.org>\nTo: support@example.com\nSubject: Printer broken\n"
+
+
+def parse(text: str, *, compat32: bool = False) -> Message:
+    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    if compat32:
+        return email.message_from_bytes(raw)
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def mail(extra_headers: str = "", body: str = "The printer on floor 2 is broken.\n",
+         base: str = PLAIN, **kw) -> Message:
+    return parse(base + extra_headers + "\n" + body, **kw)
+
+
+both_policies = pytest.mark.parametrize("compat32", [False, True], ids=["default", "compat32"])
+
+
+# --- human mail ------------------------------------------------------------------------------
+
+@both_policies
+def test_plain_mail_is_human_and_acknowledged(compat32):
+    verdict = classify(mail(compat32=compat32))
+    assert (verdict.kind, verdict.rule, verdict.suppress_autoreply) == ("human", "human", False)
+    assert verdict.may_acknowledge
+
+
+@pytest.mark.parametrize("value", ["No", "no", "  NO  ", "no (sent by a person)", "(comment) no"])
+def test_auto_submitted_no_is_human(value):
+    verdict = classify(mail(f"Auto-Submitted: {value}\n"))
+    assert verdict.kind == "human" and verdict.may_acknowledge
+
+
+@pytest.mark.parametrize("value", ["All", "OOF", "AutoReply", "DR, OOF, AutoReply", "oof"])
+def test_auto_response_suppress_is_human_without_acknowledgement(value):
+    verdict = classify(mail(f"X-Auto-Response-Suppress: {value}\n"))
+    assert verdict.kind == "human"
+    assert verdict.rule == "auto_response_suppress"
+    assert "X-Auto-Response-Suppress" in verdict.reason
+    assert verdict.suppress_autoreply and not verdict.may_acknowledge
+
+
+def test_auto_response_suppress_of_receipts_only_still_acknowledged():
+    verdict = classify(mail("X-Auto-Response-Suppress: DR, RN, NRN\n"))
+    assert verdict.kind == "human" and verdict.may_acknowledge
+
+
+@pytest.mark.parametrize("subject", ["Out of office tomorrow, printer broken",
+                                     "Vacation request for next week", "Auto loan form"])
+def test_human_subjects_that_mention_absence_stay_human(subject):
+    base = PLAIN.replace("Subject: Printer broken", f"Subject: {subject}")
+    assert classify(mail(base=base)).kind == "human"
+
+
+# --- the rules, one by one -------------------------------------------------------------------
+
+@pytest.mark.parametrize("header, kind, rule", [
+    ("Auto-Submitted: auto-replied\n", "auto_reply", "auto_submitted_replied"),
+    ("auto-submitted: Auto-Replied (vacation)\n", "auto_reply", "auto_submitted_replied"),
+    ("Auto-Submitted: auto-generated\n", "auto_generated", "auto_submitted"),
+    ("Auto-Submitted: auto-notified; owner-email=x@y\n", "auto_generated", "auto_submitted"),
+    ("X-Autoreply: yes\n", "auto_reply", "autoreply_header"),
+    ("X-Autorespond: on vacation\n", "auto_reply", "autoreply_header"),
+    ("Precedence: auto_reply\n", "auto_reply", "precedence_auto_reply"),
+    ("Precedence: bulk\n", "auto_generated", "precedence_bulk"),
+    ("precedence: BULK\n", "auto_generated", "precedence_bulk"),
+    ("PRECEDENCE: Junk\n", "auto_generated", "precedence_bulk"),
+    ("Precedence: list\n", "auto_generated", "precedence_bulk"),
+    ("List-Id: Staff news <news.example.org>\n", "auto_generated", "list_headers"),
+    ("list-unsubscribe: <mailto:leave@example.org>\n", "auto_generated", "list_headers"),
+    ("Return-Path: <>\n", "auto_generated", "empty_return_path"),
+])
+def test_header_rules(header, kind, rule):
+    verdict = classify(mail(header))
+    assert (verdict.kind, verdict.rule) == (kind, rule)
+    assert verdict.suppress_autoreply and not verdict.may_acknowledge
+    assert verdict.reason
+
+
+def test_reason_names_rfc3834():
+    assert classify(mail("Auto-Submitted: auto-replied\n")).reason == "Auto-Submitted: auto-replied (RFC 3834)"
+
+
+def test_precedence_reason_names_value_in_lowercase():
+    assert classify(mail("Precedence: BULK\n")).reason == "Precedence: bulk"
+
+
+@pytest.mark.parametrize("subject", ["Automatic reply: Printer broken", "AUTO: Anna is out of the office",
+                                     "Out of Office: Printer broken", "Re: Printer (Automatic Response)",
+                                     "[Automatyczna odpowiedź] test", "Autosvar: Printer broken",
+                                     "Abwesenheitsnotiz: Drucker"])
+def test_out_of_office_subjects(subject):
+    base = PLAIN.replace("Subject: Printer broken", f"Subject: {subject}")
+    verdict = classify(mail(base=base))
+    assert (verdict.kind, verdict.rule) == ("auto_reply", "out_of_office_subject")
+
+
+def test_loop_marker_header_any_case():
+    verdict = classify(mail("x-mailticket-loop: desk-1\n"))
+    assert (verdict.kind, verdict.rule) == ("loop", "loop_marker")
+    assert "X-Mailticket-Loop" in verdict.reason
+
+
+def test_custom_loop_marker():
+    message = mail("X-Our-Desk: yes\n")
+    assert classify(message).kind == "human"
+    assert classify(message, loop_marker="X-Our-Desk").kind == "loop"
+
+
+def test_own_address_sender_is_loop():
+    base = PLAIN.replace("anna@example.org", "Support@Example.com")
+    verdict = classify(mail(base=base), own_addresses=frozenset({"support@example.com"}))
+    assert (verdict.kind, verdict.rule) == ("loop", "own_address")
+
+
+def test_loop_marker_wins_over_list_header():
+    assert classify(mail("List-Id: <x.example.org>\nX-Mailticket-Loop: 1\n")).rule == "loop_marker"
+
+
+MAILER_DAEMON_TEXT = """From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: support@example.com
+Subject: Mail delivery failed: returning message to sender
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  gone@example.net
+    SMTP error from remote mail server after RCPT TO:<gone@example.net>:
+    550 5.1.1 User unknown
+"""
+
+
+@both_policies
+def test_mailer_daemon_sender_is_bounce(compat32):
+    verdict = classify(parse(MAILER_DAEMON_TEXT, compat32=compat32))
+    assert verdict.kind == "bounce" and not verdict.may_acknowledge
+
+
+def test_mailer_daemon_without_failure_text_is_still_not_human():
+    verdict = classify(parse("From: MAILER-DAEMON@mx.example.org\nSubject: hello\n\nhi\n"))
+    assert verdict.kind == "bounce" and "MAILER-DAEMON" in verdict.reason
+
+
+def test_postmaster_note_without_failure_text_is_auto_generated():
+    verdict = classify(parse("From: postmaster@example.org\nSubject: Welcome\n\nYour new mailbox.\n"))
+    assert (verdict.kind, verdict.rule) == ("auto_generated", "mailer_daemon")
+
+
+def report(report_type: str, second_part: str) -> str:
+    return (f"From: mailer@example.org\nTo: support@example.com\nSubject: Report\nMIME-Version: 1.0\n"
+            f"Content-Type: multipart/report; report-type={report_type}; boundary=XX\n\n"
+            f"--XX\nContent-Type: text/plain\n\nA report.\n\n--XX\n{second_part}\n--XX--\n")
+
+
+DSN_FAILED = "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n" \
+             "Final-Recipient: rfc822; Gone@Example.net\nAction: failed\nStatus: 5.1.1\n"
+DSN_DELIVERED = DSN_FAILED.replace("failed", "delivered").replace("5.1.1", "2.0.0")
+
+
+@both_policies
+def test_multipart_report_delivery_status_is_bounce(compat32):
+    verdict = classify(parse(report("delivery-status", DSN_FAILED), compat32=compat32))
+    assert (verdict.kind, verdict.rule) == ("bounce", "bounce")
+    assert "multipart/report" in verdict.reason
+
+
+def test_success_report_is_auto_generated_not_bounce():
+    verdict = classify(parse(report("delivery-status", DSN_DELIVERED)))
+    assert (verdict.kind, verdict.rule) == ("auto_generated", "delivery_success")
+
+
+@pytest.mark.parametrize("report_type, words", [("disposition-notification", "MDN"),
+                                                ("feedback-report", "ARF")])
+def test_other_reports_are_auto_generated(report_type, words):
+    verdict = classify(parse(report(report_type, "Content-Type: text/plain\n\nx\n")))
+    assert (verdict.kind, verdict.rule) == ("auto_generated", "other_report")
+    assert words in verdict.reason
+
+
+def test_challenge_response_is_not_a_bounce():
+    text = report("delivery-status", DSN_FAILED.replace(
+        "Status: 5.1.1", "Status: 4.7.0\nDiagnostic-Code: X-Boxbe-Notice; Sender not pre-approved."))
+    verdict = classify(parse(text))
+    assert (verdict.kind, verdict.rule) == ("auto_generated", "challenge_response")
+
+
+def test_challenge_wording_from_a_person_is_human():
+    verdict = classify(mail(body="The firewall change requires confirmation from my manager.\n"))
+    assert verdict.kind == "human"
+
+
+@pytest.mark.parametrize("sender", ["administrator@customer.example", "root@host.example",
+                                    "System Administrator <it@customer.example>",
+                                    "notifications@customer.example"])
+def test_people_with_admin_like_addresses_are_human(sender):
+    base = PLAIN.replace("Anna Svensson <anna@example.org>", sender).replace(
+        "Printer broken", "My mailbox is full and mail is undeliverable")
+    verdict = classify(mail(base=base, body="Mail to me bounces with 'mailbox full'. Please help.\n"))
+    assert verdict.kind == "human" and verdict.may_acknowledge, verdict
+
+
+# --- the table and the contract ----------------------------------------------------------------
+
+def test_rules_have_unique_names_and_known_kinds():
+    names = [rule.name for rule in RULES]
+    assert len(names) == len(set(names))
+    assert {rule.kind for rule in RULES} <= {"auto_reply", "auto_generated", "bounce", "loop"}
+
+
+def test_verdict_is_frozen():
+    verdict = classify(mail())
+    with pytest.raises(AttributeError):
+        verdict.kind = "bounce"  # type: ignore[misc]
+
+
+def test_a_broken_rule_is_skipped_not_raised():
+    from mailticket.classify import Rule
+
+    def explode(msg, ctx):
+        raise RuntimeError("boom")
+
+    verdict = classify(mail("List-Id: <x>\n"), rules=(Rule("explode", "loop", explode),) + RULES)
+    assert verdict.rule == "list_headers"
+
+
+# --- robustness --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b"\n\n",
+    b"garbage without headers",
+    b"Subject: =?utf-8?q?broken\nFrom: <<<@@@>>>\n\nx",
+    b"From: \xe5\xe4\xf6 <a@b>\nSubject: \xff\xfe\nAuto-Submitted: \xc3\xa5\n\nbody \xff",
+    b"From: a@b\nContent-Type: multipart/report; report-type=delivery-status\n\nno boundary",
+    b"From: a@b\nContent-Type: multipart/mixed; boundary=Q\n\n--Q\nContent-Type: message/rfc822\n\n--Q--",
+    b"Precedence:\nAuto-Submitted:\nReturn-Path:\nList-Id:\n\n",
+    b"Content-Type: text/plain; charset=x-unknown-charset\nFrom: MAILER-DAEMON@x\n\n\xff\xfe",
+], ids=range(9))
+@both_policies
+def test_never_raises_on_malformed_mail(raw, compat32):
+    message = parse(raw, compat32=compat32)
+    verdict = classify(message)
+    assert isinstance(verdict, Verdict) and verdict.kind in {"human", "auto_reply", "auto_generated",
+                                                             "bounce", "loop"}
+    parse_bounce(message)
+
+
+def test_header_objects_of_compat32_are_read():
+    message = email.message.Message()
+    message["From"] = Header("Åsa <asa@example.org>", "utf-8")
+    message["Precedence"] = Header("bulk")
+    message.set_payload("hello")
+    assert classify(message).rule == "precedence_bulk"
+
+
+def test_raw_utf8_subject_is_read():
+    base = PLAIN.replace("Subject: Printer broken", "Subject: Automatisk svar: Skrivaren är trasig")
+    verdict = classify(parse(base.encode("utf-8") + b"\nhej\n"))
+    assert verdict.kind == "auto_reply"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["Auto-Submitted", "Precedence", "List-Id", "Return-Path",
+                                           "From", "Subject", "X-Autoreply", "Content-Type",
+                                           "X-Auto-Response-Suppress", "X-Mailticket-Loop"]),
+                          st.text(max_size=40)), max_size=6),
+       st.text(max_size=200))
+def test_only_plain_human_mail_may_be_acknowledged(headers, body):
+    lines = "".join(f"{name}: {' '.join(value.split())}\n" for name, value in headers)
+    message = parse((lines + "\n" + body).encode("utf-8", "surrogatepass"))
+    verdict = classify(message)
+    assert verdict.may_acknowledge == (verdict.kind == "human" and not verdict.suppress_autoreply)
+    if verdict.kind != "human":
+        assert verdict.suppress_autoreply
+
+
+# --- line ends -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [b"A: 1\r\nB: 2\r\n\r\nbody\r\n", b"A: 1\rB: 2\r\rbody\r",
+                                 b"A: 1\nB: 2\n\nbody\n"])
+def test_normalise_line_ends(raw):
+    assert normalise_line_ends(raw) == b"A: 1\nB: 2\n\nbody\n"
+
+
+def test_cr_only_mail_is_classified_after_normalising():
+    raw = b"From: a@example.org\rPrecedence: bulk\rSubject: x\r\rbody\r"
+    assert classify(parse(normalise_line_ends(raw))).rule == "precedence_bulk"
+
+
+# --- corpora: every mail goes through without an exception -----------------------------------
+
+ROBUSTNESS = ["cpython-test_email", "ruby-mail", "flanker", "spamscope-mail-parser",
+              "nodemailer-mailparser", "django-helpdesk", "mimekit", "roundup", "realclients"]
+
+
+def _robustness_files() -> list[Path]:
+    if not CORPORA.is_dir():
+        return []
+    files = []
+    for folder in ROBUSTNESS:
+        files.extend(p for p in sorted((CORPORA / folder).rglob("*"))
+                     if p.is_file() and p.suffix.lower() in {".eml", ".msg", ".txt", ""}
+                     and p.stat().st_size < 5_000_000)
+    return files
+
+
+@needs_corpora
+def test_robustness_corpora_never_raise():
+    files = _robustness_files()
+    assert len(files) > 100
+    for path in files:
+        message = load_message(path)
+        assert isinstance(classify(message), Verdict), path
+        parse_bounce(message)
+
+
+def _roundup_auto_cases() -> list[tuple[str, bool]]:
+    labels = CORPORA / "roundup" / "labels.json"
+    if not labels.is_file():
+        return []
+    import json
+    cases = json.loads(labels.read_text())["cases"]
+    return [(c["file"], c["expect"].startswith("IGNORE")) for c in cases
+            if c["expect"].startswith(("IGNORE", "process normally"))]
+
+
+@needs_corpora
+def test_roundup_labelled_auto_mail():
+    """roundup's labelled samples: Auto-Generated and an 'Out of office AutoReply' subject are
+    ignored, 'Auto-submitted:   No  ' is processed like a human mail."""
+    cases = _roundup_auto_cases()
+    assert len(cases) == 3
+    for name, ignored in cases:
+        verdict = classify(load_message(CORPORA / "roundup" / name))
+        assert (not verdict.may_acknowledge) == ignored, (name, verdict)
+        assert (verdict.kind == "human") == (not ignored), (name, verdict)
