@@ -139,20 +139,20 @@ class Daemon:
 
     def cycle(self) -> bool:
         """Fetch and process, check the clocks when due, drain the outbox. True if new mail came in."""
-        got_mail = False
+        got_mail, processed = False, 0
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
             result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop)
-            got_mail = result.fetched > 0
+            got_mail, processed = result.fetched > 0, len(result.outcomes)
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
         self.wake.clear()
         done = intake.process_pending(self.desk, self.worker, stop=self.stop)
-        got_mail = got_mail or bool(done)
+        got_mail, processed = got_mail or bool(done), processed + len(done)
         if not self.stop.is_set():
             self.scheduler.run_pending()
-        self.drain()
-        self.notifier.status(self._status_line())
+        drained = self.drain()
+        self.notifier.status(self._status_line(processed, drained.sent if drained else 0))
         return got_mail
 
     def _holds_folder(self) -> bool:
@@ -212,11 +212,15 @@ class Daemon:
             return 3600.0
         return max(0.05, (nxt.next_attempt_at - self.desk.clock.now()).total_seconds())
 
-    def _status_line(self) -> str:
+    def _status_line(self, processed: int = 0, sent: int = 0) -> str:
+        """What systemctl status shows: where it listens, what the last turn did, what waits."""
         from .models import InboundMail, Outbox
         queued = Outbox.select().where(Outbox.status == "queued").count()
         quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
-        return f"idle; {queued} mail(s) queued to send, {quarantined} in quarantine"
+        where = (f"watching {self.config.imap.folder} on {self.config.imap.host}" if self.config.imap
+                 else f"listening on {self.config.listener.host}:{self.config.listener.port}")
+        return (f"{where}; last turn: {processed} mail(s) processed, {sent} sent; "
+                f"{queued} mail(s) queued to send, {quarantined} in quarantine")
 
     # ------------------------------------------------------------ SIGHUP
 
