@@ -165,7 +165,7 @@ class Daemon:
 
     def drain(self):
         return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                            on_failed=self._tell_admin_failed)
+                            on_failed=self._tell_admin_failed, stop=self.stop)
 
     def _tell_admin_failed(self, entry) -> None:
         if entry.kind in ("delivery_failure", "quarantine_alert"):

@@ -229,6 +229,34 @@ def test_sigterm_while_idle_exits_0_quickly(tmp_path, smtp_sink, services):
     assert code == 0 and took < STOP_LIMIT
 
 
+def test_sigterm_while_sending_to_a_slow_server_stops_after_the_mail_in_hand(tmp_path, smtp_sink, services):
+    """Six mails queued, the SMTP server takes 3 s each: SIGTERM waits for one, not for six."""
+    from mailticket import pipeline
+    from mailticket.config import load_config
+    from mailticket.desk import build_desk
+    from mailticket.models import Outbox
+    from tests.servers.system import free_port
+    cfg = write_config(tmp_path, sink=smtp_sink, listener_port=free_port(), extra={"smtp": {"timeout": "20s"}})
+    _db(tmp_path)
+    desk = build_desk(load_config(cfg))
+    for i in range(3):
+        row = pipeline.store_raw(make_mail(subject=f"Slow {i}", message_id=f"<slow{i}@customer.example>"),
+                                 source="listener", now=desk.clock.now())
+        pipeline.process_one(desk, row)
+    assert Outbox.select().where(Outbox.status == "queued").count() == 6
+    smtp_sink.stall_seconds = 3.0
+    smtp_sink.mode = "stall"
+    svc = services(cfg, tmp_path / "daemon.log")
+    svc.wait_log("ready: listening on 127.0.0.1")
+    time.sleep(1.0)  # the first mail is on its way
+    code, _ = svc.terminate()
+    assert code == 0
+    sent = Outbox.select().where(Outbox.status == "sent").count()
+    assert 1 <= sent < 6 and len(smtp_sink.received) == sent
+    left = list(Outbox.select().where(Outbox.status == "queued"))
+    assert len(left) == 6 - sent and all(o.claimed_by is None and o.attempts == 0 for o in left)
+
+
 # ---------------------------------------------------------------- SIGHUP
 
 def _rules(subject_regex: str, priority: str) -> str:
