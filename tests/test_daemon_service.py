@@ -54,6 +54,70 @@ def notify_socket():
     ns.close()
 
 
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a server; cut() resets every connection and refuses new ones
+    (a mail server that went away), restore() accepts again on the same port."""
+
+    def __init__(self, target_port: int):
+        import threading
+        self.target = target_port
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.port = None
+        self.restore()
+
+    def restore(self):
+        import threading
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("127.0.0.1", self.port or 0))
+        lst.listen()
+        self.port = lst.getsockname()[1]
+        self.listener = lst
+        threading.Thread(target=self._accept, args=(lst,), daemon=True).start()
+
+    def _accept(self, lst):
+        import threading
+        while True:
+            try:
+                client, _ = lst.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        import struct
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                    c.close()
+                except OSError:
+                    pass
+            self.conns.clear()
+
+    def close(self):
+        self.cut()
+
+
 class Service:
     """The daemon process with its stderr captured to a file."""
 
@@ -152,23 +216,31 @@ def test_no_ready_while_the_mailbox_refuses_login(tmp_path, mailbox_user, smtp_s
 
 def test_watchdog_stops_when_the_loop_stops_making_progress(tmp_path, mailbox_user, smtp_sink, notify_socket,
                                                             services):
-    """When the mail server goes away the loop fails every turn: no WATCHDOG, a STATUS that says why."""
-    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink)
-    svc = services(cfg, tmp_path / "daemon.log",
-                   env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "4000000"})
-    notify_socket.wait_for(lambda ls: "READY=1" in ls, what="READY=1")
-    mailbox_user.server.stop()
+    """When the mail server goes away the loop fails every turn: no WATCHDOG, a STATUS that says why,
+    the process stays up, and WATCHDOG comes back when the server does."""
+    proxy = TcpProxy(mailbox_user.server.imap_port)
     try:
+        cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={"imap": {"port": proxy.port}})
+        svc = services(cfg, tmp_path / "daemon.log",
+                       env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "4000000"})
+        notify_socket.wait_for(lambda ls: "READY=1" in ls, what="READY=1")
+        time.sleep(0.5)  # in the middle of an IDLE
+        proxy.cut()
         notify_socket.wait_for(lambda ls: any(ln.startswith("STATUS=mailbox failing") for ln in ls),
                                what="STATUS=mailbox failing")
         before = len(notify_socket.collect())
         time.sleep(2.5)
         after = notify_socket.collect()[before:]
         assert "WATCHDOG=1" not in after, after
+        assert any(ln.startswith("STATUS=mailbox failing") for ln in after), after  # still trying, still saying why
+        assert svc.proc.poll() is None, svc.text()
+        proxy.restore()
+        notify_socket.wait_for(lambda ls: "WATCHDOG=1" in ls[before:], timeout=60,
+                               what="WATCHDOG=1 again after recovery")
+        assert svc.terminate()[0] == 0
+        assert "Traceback" not in svc.text()
     finally:
-        mailbox_user.server.start()
-    notify_socket.wait_for(lambda ls: "WATCHDOG=1" in ls[before:], timeout=60, what="WATCHDOG=1 again after recovery")
-    assert svc.terminate()[0] == 0
+        proxy.close()
 
 
 def test_wait_between_polls_is_shorter_than_the_watchdog_period(tmp_path, mailbox_user, smtp_sink, notify_socket,
