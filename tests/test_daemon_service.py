@@ -8,13 +8,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness import make_mail, start_daemon_process, wait_until, write_config
+from tests.harness import REPO, make_mail, start_daemon_process, wait_until, write_config
 
 STOP_LIMIT = 10.0  # "exit 0 within a few seconds"
 
@@ -423,3 +424,13 @@ def test_log_lines_name_the_mail_and_never_the_password(tmp_path, mailbox_user, 
         assert secret not in log
     # one line per event: every line starts with a level
     assert all(ln.split(" ", 1)[0] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") for ln in lines if ln), log
+
+
+def test_a_traceback_is_logged_on_one_line():
+    code = ("import logging; from mailticket.logsetup import configure; configure(); log = logging.getLogger('x')\n"
+            "try:\n    raise ValueError('bad\\nmail')\nexcept ValueError:\n"
+            "    log.exception('mail <m@x> (UID 7) failed')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    [line] = done.stderr.splitlines()
+    assert line.startswith("ERROR x: mail <m@x> (UID 7) failed | Traceback (most recent call last):")
+    assert line.endswith("ValueError: bad | mail")
