@@ -447,6 +447,8 @@ def test_check_config_shipped_example_passes():
     ({"smtp": {"host": "smtp.example.com", "security": "none"}}, "smtp.security", "clear text"),
     ({"imap": {"host": "imap.example.com", "auth": "oauth2"}}, "imap.oauth2_token_command", "is required"),
     ({"rules": [{"name": "x", "priority": "P9"}]}, "rules", "P9"),
+    ({"smtp": {"host": "smtp.example.com", "password_file": "/x", "password_credential": "smtp"}},
+     "smtp.password_credential", "give only one of password_file, password_credential"),
 ])
 def test_check_config_bad_file_names_file_and_key(tmp_path, extra, key, words):
     path = write_config(tmp_path, extra=extra)
