@@ -55,7 +55,7 @@ def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -
 
 def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
                 acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
-                alert_key: str | None = None, body: str | None = None) -> Ticket:
+                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
     cfg = desk.config
     name, address = requester
     tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
@@ -83,13 +83,13 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
-    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason)
+    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier)
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
     return ticket
 
 
-def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason):
+def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True):
     cfg, mailer = desk.config, desk.mailer
     if acknowledge:
         sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
@@ -99,6 +99,9 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
         event(ticket, now, "not-acknowledged", ack_skip_reason or "no acknowledgement")
+    if not notify_tier:
+        event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
+        return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
