@@ -154,9 +154,10 @@ class Daemon:
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
-            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop)
-            got_mail, processed = result.fetched > 0, len(result.outcomes)
+            # ready once the mailbox answered, not after a first backlog of thousands of mails
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
+            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop, on_batch=self._batch_done)
+            got_mail, processed = result.fetched > 0, len(result.outcomes)
         self.wake.clear()
         done = intake.process_pending(self.desk, self.worker, stop=self.stop)
         got_mail, processed = got_mail or bool(done), processed + len(done)
@@ -165,6 +166,11 @@ class Daemon:
         drained = self.drain()
         self.notifier.status(self._status_line(processed, drained.sent if drained else 0))
         return got_mail
+
+    def _batch_done(self, done: int, total: int) -> None:
+        """A batch of a long backlog is processed: that is progress, so the watchdog hears of it."""
+        self.notifier.watchdog()
+        self.notifier.status(f"processing new mail in {self.config.imap.folder}: {done} of {total}")
 
     def _holds_folder(self) -> bool:
         if not self.config.database.url.startswith("postgres"):
