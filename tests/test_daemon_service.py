@@ -200,6 +200,25 @@ def test_ready_watchdog_and_status_reach_the_notify_socket(tmp_path, mailbox_use
     assert "STOPPING=1" in notify_socket.collect()
 
 
+def test_a_backlog_is_processed_in_batches_each_reported_to_the_watchdog(tmp_path, mailbox_user, smtp_sink,
+                                                                         notify_socket, services):
+    """READY comes when the mailbox answers, not after the whole backlog (which may take longer than
+    TimeoutStartSec); each batch is progress: a WATCHDOG and a STATUS that counts."""
+    dovecot = mailbox_user.server
+    for i in range(12):
+        dovecot.append(mailbox_user.name, "INBOX", make_mail(subject=f"Backlog {i}", message_id=f"<bl{i}@x.example>"))
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={"imap": {"batch_size": 5}})
+    svc = services(cfg, tmp_path / "daemon.log",
+                   env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "60000000"})
+    lines = notify_socket.wait_for(lambda ls: "STATUS=processing new mail in INBOX: 12 of 12" in ls,
+                                   what="the last batch reported")
+    batches = [lines.index(f"STATUS=processing new mail in INBOX: {n} of 12") for n in (5, 10, 12)]
+    assert lines.index("READY=1") < batches[0]
+    for at in batches:
+        assert lines[at - 1] == "WATCHDOG=1", lines
+    assert svc.terminate()[0] == 0
+
+
 def test_no_ready_while_the_mailbox_refuses_login(tmp_path, mailbox_user, smtp_sink, notify_socket, services):
     wrong = "Wrong-Secret-4711"
     cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink,
