@@ -495,6 +495,20 @@ def test_check_config_connect_wrong_passwords(tmp_path, mailbox_user, smtp_sink_
     assert "Wrong-Imap-1" not in done.stdout + done.stderr and "Wrong-Smtp-1" not in done.stdout + done.stderr
 
 
+def test_check_config_connect_with_the_credential_directory(tmp_path, mailbox_user):
+    """As docs/operations.md tells an admin: CREDENTIALS_DIRECTORY pointed at the credential files."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "imap").write_text(mailbox_user.password)
+    path = write_config(tmp_path, user=mailbox_user)
+    path.write_text(path.read_text().replace(f'password = "{mailbox_user.password}"', 'password_credential = "imap"'))
+    done = run_cli("check-config", "--connect", config=path, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert (done.returncode, done.stdout) == (0, f"{path}: OK\n"), done.stdout + done.stderr
+    without = run_cli("check-config", "--connect", config=path, env={"CREDENTIALS_DIRECTORY": ""})
+    assert without.returncode == 1
+    assert without.stdout.startswith("imap: credential 'imap' asked for, but CREDENTIALS_DIRECTORY is not set")
+
+
 def test_check_config_connect_unreachable_servers(tmp_path):
     from tests.servers.system import free_port
     path = write_config(tmp_path, db_url="postgresql://mailticket@127.0.0.1:1/none", extra={
