@@ -142,12 +142,12 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
                 tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
             else:
                 tickets.escalate(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}", actor=agent)
-                _restart_clocks(ticket, now)
+                _restart_clocks(ticket, now, cfg.sla)
         elif name == "tier":
             if args["value"] != ticket.tier:
                 tickets.escalate(desk, ticket, now, to_tier=args["value"], reason=f"#tier {args['value']} by {agent}",
                                  actor=agent)
-                _restart_clocks(ticket, now)
+                _restart_clocks(ticket, now, cfg.sla)
         elif name in ("category", "type"):
             old = getattr(ticket, name)
             setattr(ticket, name, args["value"])
@@ -164,12 +164,13 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
     return None
 
 
-def _restart_clocks(ticket, now) -> None:
-    """A new tier gets its own window for the clocks still running."""
+def _restart_clocks(ticket, now, policy) -> None:
+    """A new tier gets its own window for the clocks still running (and the scan a new moment)."""
     for attr in ("response", "resolution"):
         if getattr(ticket, f"{attr}_stopped_at") is None:
             setattr(ticket, f"{attr}_started_at", now)
             setattr(ticket, f"{attr}_paused_seconds", 0)
+    slaclock.refresh(ticket, policy)
 
 
 def send_call(desk, ticket, agent, agent_name, args, now) -> None:

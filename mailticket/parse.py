@@ -26,6 +26,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
 from .addresses import Address, parse_addresses
+from .errors import QuarantineError
 from .attachments import Attachment, sanitize_filename
 from .charsets import header_text
 from .mailbody import extract_body
@@ -61,9 +62,17 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     notes: list[str] = []
     data = prepare_bytes(raw, limits, notes)
     message = parse_tree(data, notes)  # compat32 while we read it: no header objects built
-    walk = walk_parts(message, limits)
+    try:
+        body = extract_body(walk_parts(message, limits), notes)
+    except QuarantineError:
+        raise
+    except (Exception, RecursionError):  # the stdlib choked inside a part: keep the best text there is
+        notes.append("MIME parts unreadable: the whole body kept as plain text")
+        message = _plain_shell(data)
+        for name in ("Content-Type", "Content-Transfer-Encoding"):
+            del message[name]
+        body = extract_body(walk_parts(message, limits), notes)
     headers = HeaderBlock(message, limits, notes)
-    body = extract_body(walk, notes)
     use_default_policy(message)
     return ParsedMail(
         message=message,
