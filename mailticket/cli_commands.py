@@ -61,7 +61,7 @@ def check_config(args) -> int:
     if args.connect:
         problems += _connect_checks(config)
     for p in problems:
-        print(p)
+        print(" ".join(p.split()))  # one line per problem, even when a driver's message has several
     if problems:
         return EXIT_PROBLEM
     print(f"{config.file}: OK")

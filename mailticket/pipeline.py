@@ -85,7 +85,8 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
     db = InboundMail._meta.database
     with db.atomic():
-        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
+        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
+                           message_id=row.message_id).where(
             InboundMail.id == row.id).execute()
         desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
                          context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
