@@ -254,6 +254,9 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
     detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
     if entry.ticket_id:
+        # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
+        MessageRef.insert(message_id=row.message_id, ticket=entry.ticket_id, direction="in", audience="internal",
+                          at=now).on_conflict_ignore().execute()
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
