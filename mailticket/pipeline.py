@@ -199,7 +199,8 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
     ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
-    decision = cfg.rules_decide(requester[1], parsed.subject, body)
+    # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
+    decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
                                  inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body)
     if note:
