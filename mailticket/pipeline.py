@@ -8,7 +8,8 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import peewee as pw
@@ -22,7 +23,7 @@ from .correlate import find_ticket, reopen_decision
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
-from .parse import parse_mail
+from .parse import Address, parse_mail
 from .quotes import split_reply
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,10 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
     sender = parsed.sender
     if not sender.address:
-        raise QuarantineError("no usable sender address in From")
+        sender = _recovered_sender(bytes(row.raw))
+        if sender is None:
+            raise QuarantineError("no usable sender address in From")
+        parsed = replace(parsed, sender=sender)
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:
         from .agentmail import handle_agent_mail
@@ -143,6 +147,19 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
+_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _recovered_sender(raw: bytes) -> Address | None:
+    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
+    marked defective so it never counts as an agent."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    line = _RAW_FROM.search(head)
+    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
+    return Address("", found.group(0).lower(), True) if found else None
 
 
 def _token_claims(desk, parsed, now) -> list:
