@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailticket: mail server: {exc}", file=sys.stderr)
         return EXIT_MAILSERVER
     except _database_errors() as exc:
-        print(f"mailticket: database: {exc}", file=sys.stderr)
+        from .db import describe_error
+        print(f"mailticket: database: {describe_error(exc)}", file=sys.stderr)
         return EXIT_DATABASE
     except KeyboardInterrupt:
         return 130

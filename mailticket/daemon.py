@@ -17,6 +17,7 @@ import peewee as pw
 import schedule
 
 from . import intake, lease, outbox, pipeline
+from .db import describe_error, redact
 from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .sdnotify import Notifier
@@ -66,8 +67,7 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
-        if not self.config.database.url.startswith("postgres"):
-            intake.release_all_claims()  # SQLite means one daemon: what a killed one claimed is free again
+        self._release_stale_claims()
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -80,6 +80,17 @@ class Daemon:
             self.shutdown()
         log.info("stopped")
         return 0
+
+    def _release_stale_claims(self) -> None:
+        """SQLite means one daemon: what a killed predecessor claimed is free again."""
+        if self.config.database.url.startswith("postgres"):
+            return
+        while not self.stop.is_set():
+            try:
+                intake.release_all_claims()
+                return
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
 
     def shutdown(self) -> None:
         self.notifier.stopping()
@@ -117,7 +128,7 @@ class Daemon:
         except MailboxError as exc:
             self._failed("mailbox", str(exc))
         except (pw.OperationalError, pw.InterfaceError) as exc:
-            self._failed("database", f"database: {exc}".strip())
+            self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
             try:
                 self.config_db().close()
             except Exception:

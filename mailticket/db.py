@@ -103,3 +103,13 @@ def apply_migrations(database: pw.Database) -> list[str]:
             applied.append(name)
             log.info("database migration %s applied", name)
     return applied
+
+
+def describe_error(exc: BaseException) -> str:
+    """The cause worth telling the admin. SQLite rolls back by itself on a full disk, so the ORM's
+    own rollback then fails with 'no transaction is active' and hides 'database or disk is full'."""
+    message = str(exc).strip() or type(exc).__name__
+    cause = exc.__context__
+    if "no transaction is active" in message and cause is not None:
+        return describe_error(cause)
+    return message

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import sla, slaclock, tickets
-from .durations import format_duration
 from .models import SlaMark, Ticket
 from .notify import Recipient
 
@@ -65,10 +64,10 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
     cfg, policy = desk.config, desk.config.sla
     cal = policy.calendar_for(ticket.priority)
     clock = state.response if action.clock == "first_response" else state.resolution
-    used = format_duration(clock.used(now, cal)) if action.clock else ""
+    used = clock.used(now, cal) if action.clock else None
     if action.kind == "warn":
         due = clock.due(cal)
-        left = format_duration(due - now) if due else ""
+        left = max(due - now, timedelta(0)) if due else None
         desk.mailer.send("warning", to=tickets.tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
                          locale=cfg.locale_for_tier(ticket.tier), in_reply_to=ticket.thread_root,
                          context={"clock": action.clock, "due": due, "time_used": used, "time_left": left})
@@ -85,7 +84,7 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
         tickets.set_status(desk, ticket, "closed", now, actor="system", why=action.reason)
         return slaclock.state_of(ticket, policy)
     if action.kind == "breach_deadline_warning":
-        left = format_duration(ticket.breach_report_deadline - now)
+        left = ticket.breach_report_deadline - now
         desk.mailer.send("breach_deadline_warning", to=[Recipient(cfg.service.security_address)], now=now,
                          ticket=ticket, context={"breach_report_deadline": ticket.breach_report_deadline,
                                                  "time_left": left})

@@ -42,7 +42,8 @@ def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMa
     db = InboundMail._meta.database
     q = (InboundMail.select(InboundMail.id)
          .where(InboundMail.state == "received",
-                InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now))
+                InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now)
+                | (InboundMail.claimed_by == worker))  # its own, left by an error: take them again
          .order_by(InboundMail.id).limit(limit))
     with db.atomic():
         if is_postgres(db):

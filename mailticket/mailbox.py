@@ -101,6 +101,7 @@ class ImapSource:
     # ------------------------------------------------------------ reading and moving
 
     def list_uids(self) -> list[int]:
+        self.noop()  # lets the server announce mail that arrived since the last command
         criteria = ["UNDELETED"] if self.can_move else ["UNSEEN", "UNDELETED"]
         return sorted(self._call(self.client.search, criteria))
 

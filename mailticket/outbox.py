@@ -79,7 +79,7 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
     db = Outbox._meta.database
     due = (Outbox.select(Outbox.id)
            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
-                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now) | (Outbox.claimed_by == worker))
            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
     with db.atomic():
         if is_postgres(db):

@@ -219,7 +219,8 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
     # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
     decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
-                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body)
+                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
+                                 notify_tier=not _is_old(cfg, parsed, now))
     if note:
         tickets.event(ticket, now, "note", note)
     _store_attachments(desk, row, parsed, ticket)
@@ -233,10 +234,15 @@ def _has_attached_mail(msg) -> bool:
         return False
 
 
+def _is_old(cfg, parsed, now) -> bool:
+    """Mail older than ack_max_age (a mailbox full of old mail) is logged without mailing anyone."""
+    return parsed.date is not None and now - parsed.date > cfg.service.ack_max_age
+
+
 def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
     if not verdict.may_acknowledge:
         return False, f"no acknowledgement: {verdict.reason or 'the sender asked for no automatic answers'}"
-    if parsed.date is not None and now - parsed.date > cfg.service.ack_max_age:
+    if _is_old(cfg, parsed, now):
         return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
     if tickets._is_ours(cfg, address):
         return False, "no acknowledgement: the requester is one of our own addresses"
