@@ -3,9 +3,10 @@
     python -m bench.corpora [CORPORA_DIR]
 
 Per corpus folder: files, parsed (parse_mail took it), quarantined (by the pipeline), what the
-pipeline made of the rest, the reply-stripping score (bench.corpora_quotes), the bounce score
-(bench.corpora_bounces), the parse score (bench.corpora_parse, when present), and the slowest
-case with its time. The pipeline runs in-process on a throw-away SQLite database.
+pipeline made of the rest (processed, duplicate, dropped), the parse score (bench.corpora_parse,
+when present: files that look like mails, and how many of those parse_mail quarantined), the
+reply-stripping score (bench.corpora_quotes: % exact), the bounce score (bench.corpora_bounces:
+% of bounces recognised, % of non-bounces misread), and the slowest case with its time. The pipeline runs in-process on a throw-away SQLite database.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def combine(corpora_dir: Path | str | None = None, only: list[str] | None = None
             row["bounces_pct"] = b["bounces_recognised_pct"] if b else None
             row["non_bounces_misread_pct"] = b["non_bounces_misread_pct"] if b else None
             row["parse_mails"] = p["mails"] if p else None
-            row["parse_quarantined_mails"] = p["quarantined"] if p else None
+            row["parse_quarantined_mails"] = len(p["quarantined_mails"]) if p else None
             for other_ms, other_case in ((q and q["slowest_ms"], q and q["slowest_case"]),
                                          (b and b["slowest_ms"], b and "bounce scoring"),
                                          (p and p["slowest_ms"], p and p["slowest"])):
@@ -122,7 +123,8 @@ def combine(corpora_dir: Path | str | None = None, only: list[str] | None = None
 
 COLUMNS = [("corpus", "corpus", 32), ("files", "files", 6), ("parsed", "parsed", 7),
            ("quarantined", "quar.", 6), ("processed", "proc.", 6), ("duplicate", "dup.", 5),
-           ("dropped", "drop.", 6), ("quotes_pct", "quotes%", 8), ("bounces_pct", "bounce%", 8),
+           ("dropped", "drop.", 6), ("parse_mails", "mails", 6), ("parse_quarantined_mails", "m.quar.", 8),
+           ("quotes_pct", "quotes%", 8), ("bounces_pct", "bounce%", 8),
            ("non_bounces_misread_pct", "misread%", 9), ("slowest_ms", "slowest ms", 11), ("slowest", "slowest case", 0)]
 
 
