@@ -440,3 +440,37 @@ def test_our_own_outgoing_mail_coming_back_is_dropped(desk):
     assert deliver(desk, bytes(notice.raw)).state == "dropped"
     assert Outbox.select().count() == sent_before and Ticket.select().count() == 1
     assert MessageRef.get(MessageRef.message_id == notice.message_id).direction == "out"
+
+
+def test_after_a_new_linked_ticket_her_next_reply_stays_on_the_new_ticket(desk):
+    from mailticket import tickets
+    ticket, ack = open_first_ticket(desk)
+    resolved = _resolve_by_agent(desk, ticket)
+    with Ticket._meta.database.atomic():
+        tickets.set_status(desk, Ticket.get_by_id(ticket), "closed", desk.clock.now(), actor="system", notify=False)
+    desk.clock.advance(timedelta(days=30))
+    first = deliver(desk, gmail_reply(resolved, "Broken again.", to="support@example.com", date=desk.clock.now()))
+    new_ack = mails("acknowledgement", "anna@customer.example")[-1]
+    assert str(first.ticket) in new_ack["Subject"]
+    # her answer to the new acknowledgement carries the whole old thread in References
+    desk.clock.advance(timedelta(hours=1))
+    out = deliver(desk, gmail_reply(new_ack, "More details: paper jam.", to="support@example.com",
+                                    date=desk.clock.now()))
+    assert (out.state, out.ticket) == ("processed", first.ticket)
+    assert Ticket.select().count() == 2 and Ticket.get_by_id(ticket).status == "closed"
+
+
+def test_an_outlook_answer_to_the_agents_public_reply_lands_on_the_ticket(desk):
+    ticket, ack = open_first_ticket(desk)
+    notice = mails("new_ticket", "l1@example.com")[-1]
+    deliver(desk, reply_mail(notice, sender="Alice <alice@example.com>", subject="Re: " + notice["Subject"],
+                             body="Please switch it off and on again.", date=desk.clock.now()))
+    public = [m for m in Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id)
+              if "anna@customer.example" in m.recipients and m.kind != "acknowledgement"]
+    assert public, "the agent's reply reached the requester"
+    reply = email.message_from_bytes(bytes(public[-1].raw), policy=email.policy.default)
+    assert "switch it off and on again" in text_of(reply)
+    out = deliver(desk, outlook_reply(reply, "Done, it works now. Thanks!"))
+    assert (out.state, out.ticket) == ("processed", ticket)
+    seen = text_of(mails("requester_update", "l1@example.com")[-1])
+    assert "Done, it works now." in seen and "switch it off" not in seen

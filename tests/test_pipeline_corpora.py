@@ -300,3 +300,60 @@ def test_the_bench_table_combines_pipeline_counts_and_scores_with_their_threshol
     assert rows["flufl.bounce"]["processed"] == 0
     text = table(list(rows.values()))
     assert text.splitlines()[0].startswith("corpus") and "flufl.bounce" in text and "ESCAPED" not in text
+
+
+# ---------------------------------------------------------------- attachments, limits, automatic mail
+
+TNEF_DIR = CORPORA / "mimekit" / "UnitTests" / "TestData" / "tnef"
+
+
+def test_an_inline_cid_image_is_kept_with_its_content_id(desk):
+    from email.message import EmailMessage
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Anna <anna@customer.example>", "support@example.com", "Screenshot"
+    msg["Message-ID"] = "<cid1@customer.example>"
+    msg.set_content("See the screenshot.")
+    msg.add_alternative('<p>See the screenshot.</p><img src="cid:shot1@customer.example">', subtype="html")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    msg.get_payload()[1].add_related(png, maintype="image", subtype="png", cid="<shot1@customer.example>",
+                                     filename="screen.png", disposition="inline")
+    outcome, _ = run(desk, msg.as_bytes(), 1)
+    assert outcome.state == "processed"
+    att = Attachment.get(Attachment.ticket == outcome.ticket)
+    assert att.content_id and "shot1@customer.example" in att.content_id and att.inline
+    assert (Path(desk.data_dir) / att.path).read_bytes() == png
+    _assert_attachments_stay_inside(desk)
+
+
+@pytest.mark.skipif(not TNEF_DIR.is_dir(), reason=f"TNEF corpus not found at {TNEF_DIR}")
+def test_a_winmail_dat_is_opened_and_its_files_stored(desk):
+    from email.message import EmailMessage
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Anna <anna@customer.example>", "support@example.com", "Outlook files"
+    msg.set_content("Files attached.")
+    msg.add_attachment((TNEF_DIR / "attachments.tnef").read_bytes(), maintype="application", subtype="ms-tnef",
+                       filename="winmail.dat")
+    outcome, _ = run(desk, msg.as_bytes(), 1)
+    assert outcome.state == "processed"
+    names = sorted(a.filename for a in Attachment.select().where(Attachment.ticket == outcome.ticket))
+    expected = sorted(n for n in (TNEF_DIR / "attachments.list").read_text().split() if not n.startswith("body."))
+    assert names == expected
+    _assert_attachments_stay_inside(desk)
+
+
+def test_a_mail_over_the_size_limit_is_quarantined_naming_the_limit(desk):
+    raw = make_mail(body="x" * (26 * 1024 * 1024), date=desk.clock.now())
+    outcome, _ = run(desk, raw, 1)
+    assert outcome.state == "quarantined" and "max_size" in outcome.reason
+    assert len(bytes(InboundMail.get().raw)) == len(raw)  # kept, not lost
+
+
+@pytest.mark.parametrize("header", [{"Auto-Submitted": "auto-generated"}, {"Precedence": "bulk"},
+                                    {"X-Autoreply": "yes"}, {"Auto-Submitted": "auto-replied"}])
+def test_automatic_mail_is_never_acknowledged(desk, header):
+    raw = make_mail(sender="Robot <noreply@vendor.example>", subject="Your weekly report", headers=header,
+                    date=desk.clock.now())
+    outcome, _ = run(desk, raw, 1)
+    assert outcome.state in ("processed", "dropped")
+    assert not Outbox.select().where(Outbox.kind == "acknowledgement").exists()
+    assert not Outbox.select().where(Outbox.recipients.contains("noreply@vendor.example")).exists()
