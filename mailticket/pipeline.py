@@ -19,7 +19,7 @@ from .attachments import store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
-from .correlate import find_ticket, reopen_decision
+from .correlate import Match, find_ticket, reopen_decision
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
@@ -129,6 +129,10 @@ def _process(desk, row, now) -> Outcome:
     claims = _token_claims(desk, parsed, now)
     match = find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims)
     if verdict.kind == "auto_reply":
+        if match.ticket is None:  # RFC 3834 responders answer our return path, often without tag or headers
+            entry = _outbox_by_return_path(desk, parsed)
+            if entry is not None and entry.ticket_id:
+                match = Match(entry.ticket, "return-path")
         if match.ticket is None:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
         tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
@@ -266,13 +270,7 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     if entry is None and bounce is not None and bounce.original_message_id:
         entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
     if entry is None:
-        for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
-            local = a.partition("@")[0]
-            if "+" in local:
-                mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
-                entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
-                if entry:
-                    break
+        entry = _outbox_by_return_path(desk, parsed)
     if entry is None:
         return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
     recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
@@ -290,6 +288,18 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
                          ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
                                                        "outbox_id": entry.id}, reply_purpose=None)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def _outbox_by_return_path(desk, parsed) -> Outbox | None:
+    """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
+    for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+        local = a.partition("@")[0]
+        if "+" in local:
+            mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
+            entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+            if entry:
+                return entry
+    return None
 
 
 def pending(limit: int = 500) -> list[InboundMail]:
