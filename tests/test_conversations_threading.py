@@ -474,3 +474,22 @@ def test_an_outlook_answer_to_the_agents_public_reply_lands_on_the_ticket(desk):
     assert (out.state, out.ticket) == ("processed", ticket)
     seen = text_of(mails("requester_update", "l1@example.com")[-1])
     assert "Done, it works now." in seen and "switch it off" not in seen
+
+
+def test_an_rfc3834_vacation_sent_to_our_return_path_is_recorded_on_the_ticket(desk):
+    ticket, ack = open_first_ticket(desk)
+    sent_before = Outbox.select().count()
+    # RFC 3834 responders answer the envelope sender and often keep neither the subject tag nor In-Reply-To
+    raw = make_mail(sender=ANNA, to=outbox_row(ack).mail_from, subject="Out of office", body="Back on Monday.",
+                    headers={"Auto-Submitted": "auto-replied"}, date=desk.clock.now())
+    out = deliver(desk, raw)
+    assert (out.state, out.ticket) == ("processed", ticket)
+    assert events(ticket, "auto_reply") and Outbox.select().count() == sent_before
+
+
+def test_our_own_mail_coming_back_under_a_new_message_id_is_dropped_as_a_loop(desk):
+    ticket, ack = open_first_ticket(desk)
+    raw = bytes(outbox_row(ack).raw).replace(b"Message-ID: <mt.", b"Message-ID: <list-rewrote.", 1)
+    out = deliver(desk, raw)
+    assert out.state == "dropped" and "loop" in out.reason
+    assert Ticket.select().count() == 1 and len(mails("acknowledgement")) == 1
