@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -493,3 +494,45 @@ def test_our_own_mail_coming_back_under_a_new_message_id_is_dropped_as_a_loop(de
     out = deliver(desk, raw)
     assert out.state == "dropped" and "loop" in out.reason
     assert Ticket.select().count() == 1 and len(mails("acknowledgement")) == 1
+
+
+# ---------------------------------------------------------------- replies written by real mail clients
+
+def _realclients():
+    from tests.test_pipeline_corpora import CORPORA
+    return CORPORA / "realclients"
+
+
+_QUOTE_LINE = re.compile(r"^\s*>|wrote:\s*$|^-+ ?Original Message ?-+$", re.M)
+
+
+@pytest.mark.skipif(not _realclients().is_dir(), reason="realclients corpus not found")
+def test_replies_written_by_mutt_neomutt_s_nail_aerc_and_alpine_land_on_their_ticket_without_quotes(desk):
+    """realclients/in/*.eml stand for mails we sent on five tickets; every client's reply must find its own."""
+    base = _realclients()
+    ticket_of = {}
+    for i, sent in enumerate(sorted((base / "in").glob("*.eml"))):
+        out = deliver(desk, make_mail(sender="Bob <bob@customer.test>", subject=f"Problem {i}",
+                                      date=desk.clock.now(), message_id=f"<start{i}@customer.test>"))
+        ours = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)["Message-ID"].strip("<>")
+        MessageRef.create(message_id=ours, ticket=out.ticket, direction="out", at=desk.clock.now())
+        ticket_of[ours] = out.ticket
+    replies = sorted(p for p in (base / "out").glob("*/*.eml") if "-reply" in p.name)
+    assert len(replies) >= 30
+    wrong, cluttered = [], []
+    for path in replies:
+        raw = path.read_bytes()
+        parent = email.message_from_bytes(raw, policy=email.policy.default)["In-Reply-To"].strip().strip("<>")
+        out = deliver(desk, raw)
+        if (out.state, out.ticket) != ("processed", ticket_of[parent]):
+            wrong.append(f"{path.parent.name}/{path.name}: {out}")
+            continue
+        text = Event.select().where(Event.inbound == InboundMail.get(InboundMail.state == "processed",
+                                                                    InboundMail.raw == raw)).where(
+            Event.kind == "reply_in").get().text
+        if not text.strip() or _QUOTE_LINE.search(text):
+            cluttered.append(f"{path.parent.name}/{path.name}: {text[:200]!r}")
+    print(f"\nrealclients: {len(replies)} replies, {len(wrong)} on a wrong ticket, {len(cluttered)} with quote clutter")
+    assert wrong == []
+    assert cluttered == []
+    assert Ticket.select().count() == len(ticket_of)
