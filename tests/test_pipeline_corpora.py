@@ -357,3 +357,11 @@ def test_automatic_mail_is_never_acknowledged(desk, header):
     assert outcome.state in ("processed", "dropped")
     assert not Outbox.select().where(Outbox.kind == "acknowledgement").exists()
     assert not Outbox.select().where(Outbox.recipients.contains("noreply@vendor.example")).exists()
+
+
+def test_mime_nesting_deeper_than_max_depth_is_quarantined_and_shallower_is_read(desk):
+    deep, _ = run(desk, nested_parts(30), 1)
+    assert deep.state == "quarantined" and "max_depth" in deep.reason, deep.reason
+    shallow, _ = run(desk, nested_parts(19).replace(b"Message-ID: <", b"Message-ID: <shallow", 1), 2)
+    assert shallow.state == "processed"
+    assert Ticket.get_by_id(shallow.ticket).description.strip() == "deep"
