@@ -264,9 +264,11 @@ def test_a_colleague_answering_our_mail_becomes_a_participant(desk):
     assert "urgent" in text_of(mails("requester_update", "l1@example.com")[0])
 
 
-def test_a_stranger_with_only_the_tag_opens_a_new_linked_ticket(desk):
+@pytest.mark.parametrize("subject", ["Re: [SD#{n}] I have this too", "回复：AW: [SD#{n}] I have this too",
+                                     "[SD#{n}] RE: I have this too", "SV: SV: I have this too [SD#{n}]"])
+def test_a_stranger_with_only_the_tag_opens_a_new_linked_ticket(desk, subject):
     ticket, ack = open_first_ticket(desk)
-    raw = make_mail(sender="Eve <eve@elsewhere.example>", subject=f"Re: [SD#{ticket}] I have this too",
+    raw = make_mail(sender="Eve <eve@elsewhere.example>", subject=subject.format(n=ticket),
                     body="My printer is also broken.", date=desk.clock.now())
     out = deliver(desk, raw)
     assert out.state == "processed" and out.ticket != ticket
