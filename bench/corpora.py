@@ -94,30 +94,39 @@ def _parse_scores(corpora_dir: Path) -> dict[str, dict]:
     return {row["corpus"]: row for row in score_parse(corpora_dir)}
 
 
+def _quiet_pipeline_rows(corpora_dir: Path, only: list[str] | None) -> list[dict]:
+    """run_pipeline for each folder on one throw-away database, with the quarantine tracebacks muted."""
+    logger = logging.getLogger("mailticket")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mailticket-bench-") as tmp:
+            desk = _pipeline_desk(Path(tmp))
+            return [{"corpus": folder.name, **run_pipeline(folder, desk)}
+                    for folder in corpus_folders(corpora_dir, only)]
+    finally:
+        logger.setLevel(level)
+
+
 def combine(corpora_dir: Path | str | None = None, only: list[str] | None = None) -> list[dict]:
     """One row per corpus folder with the pipeline counts and every score that applies to it."""
     corpora_dir = Path(corpora_dir or default_corpora_dir())
     quotes = {QUOTE_FOLDERS[r["name"]]: r for r in score_quotes(corpora_dir)}
     bounces = {BOUNCE_FOLDERS[r["corpus"]]: r for r in score_bounces(corpora_dir) if r["corpus"] in BOUNCE_FOLDERS}
     parse = _parse_scores(corpora_dir)
-    logging.getLogger("mailticket").setLevel(logging.CRITICAL)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="mailticket-bench-") as tmp:
-        desk = _pipeline_desk(Path(tmp))
-        for folder in corpus_folders(corpora_dir, only):
-            row = {"corpus": folder.name, **run_pipeline(folder, desk)}
-            q, b, p = quotes.get(folder.name), bounces.get(folder.name), parse.get(folder.name)
-            row["quotes_pct"] = q["percent"] if q else None
-            row["bounces_pct"] = b["bounces_recognised_pct"] if b else None
-            row["non_bounces_misread_pct"] = b["non_bounces_misread_pct"] if b else None
-            row["parse_mails"] = p["mails"] if p else None
-            row["parse_quarantined_mails"] = len(p["quarantined_mails"]) if p else None
-            for other_ms, other_case in ((q and q["slowest_ms"], q and q["slowest_case"]),
-                                         (b and b["slowest_ms"], b and "bounce scoring"),
-                                         (p and p["slowest_ms"], p and p["slowest"])):
-                if other_ms and other_ms > row["slowest_ms"]:
-                    row["slowest_ms"], row["slowest"] = other_ms, other_case
-            rows.append(row)
+    rows = _quiet_pipeline_rows(corpora_dir, only)
+    for row in rows:
+        q, b, p = quotes.get(row["corpus"]), bounces.get(row["corpus"]), parse.get(row["corpus"])
+        row["quotes_pct"] = q["percent"] if q else None
+        row["bounces_pct"] = b["bounces_recognised_pct"] if b else None
+        row["non_bounces_misread_pct"] = b["non_bounces_misread_pct"] if b else None
+        row["parse_mails"] = p["mails"] if p else None
+        row["parse_quarantined_mails"] = len(p["quarantined_mails"]) if p else None
+        for other_ms, other_case in ((q and q["slowest_ms"], q and q["slowest_case"]),
+                                     (b and b["slowest_ms"], b and "bounce scoring"),
+                                     (p and p["slowest_ms"], p and p["slowest"])):
+            if other_ms and other_ms > row["slowest_ms"]:
+                row["slowest_ms"], row["slowest"] = other_ms, other_case
     return rows
 
 

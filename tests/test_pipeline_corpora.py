@@ -67,8 +67,8 @@ def run(desk, raw: bytes, uid: int) -> tuple[pipeline.Outcome, float]:
 
 @pytest.mark.skipif(not CORPORA.is_dir(), reason=f"mail corpora not found at {CORPORA} (set MAILTICKET_CORPORA)")
 @pytest.mark.parametrize("corpus", CORPUS_NAMES)
-def test_every_corpus_file_goes_through_the_pipeline(desk, corpus, capsys):
-    logging.getLogger("mailticket").setLevel(logging.CRITICAL)  # 2000 quarantine tracebacks help nobody here
+def test_every_corpus_file_goes_through_the_pipeline(desk, corpus, capsys, caplog):
+    caplog.set_level(logging.CRITICAL, logger="mailticket")  # 2000 quarantine tracebacks help nobody here
     files = sorted(p for p in (CORPORA / corpus).rglob("*") if p.is_file())
     states, escaped, mail_quarantined = Counter(), [], []
     slowest = (0.0, "")
