@@ -1,6 +1,6 @@
 """Conversations through the real pipeline: every reply is built from the mail the outbox holds,
 the way Outlook, Gmail, Apple Mail, Thunderbird and other clients write it, and goes through
-store_raw + process_one (SQLite, FakeClock, the real renderer and templates)."""
+store_raw + process_one (SQLite and PostgreSQL, FakeClock, the real renderer and templates)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ CRLF = email.policy.default.clone(linesep="\r\n")
 
 
 @pytest.fixture
-def desk(tmp_path):
-    cfg = load_config(write_config(tmp_path, extra={
+def desk(tmp_path, db_url):
+    cfg = load_config(write_config(tmp_path, db_url=db_url, extra={
         "service": {"reopen_window": "14d"},
         "rate_limits": {"global_10min": 1000, "per_sender_day": 1000, "per_ticket": 1000}}))
     db.connect(cfg.database.url)
