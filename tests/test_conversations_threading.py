@@ -538,3 +538,12 @@ def test_replies_written_by_mutt_neomutt_s_nail_aerc_and_alpine_land_on_their_ti
     assert wrong == []
     assert cluttered == []
     assert Ticket.select().count() == len(ticket_of)
+
+
+def test_a_ccd_colleague_writing_a_new_mail_with_only_the_tag_lands_on_the_ticket(desk):
+    ticket, ack = open_first_ticket(desk, cc="Carl Berg <carl@customer.example>")
+    raw = make_mail(sender="Carl Berg <carl@customer.example>", subject=f"[SD#{ticket}] photo of the display",
+                    body="The display shows E-203 here too.", date=desk.clock.now())
+    out = deliver(desk, raw)
+    assert (out.state, out.ticket, out.reason) == ("processed", ticket, "threaded by tag")
+    assert Ticket.select().count() == 1 and events(ticket, "reply_in")[-1].actor == "carl@customer.example"
