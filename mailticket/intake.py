@@ -72,8 +72,9 @@ def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
             outcomes.append((row, pipeline.process_one(desk, row)))
 
 
-def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
-    """One look at the folder: fetch what is new, store, process, move what is finished."""
+def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None) -> CycleResult:
+    """One look at the folder: fetch what is new, store, process, move what is finished.
+    ``on_batch(done, total)`` is called after each batch (the daemon tells systemd it is alive)."""
     result = CycleResult()
     cfg = source.cfg
     uids = source.list_uids()
@@ -87,6 +88,8 @@ def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
         result.fetched += len(fetched)
         result.outcomes += process_pending(desk, worker, stop=stop)
         result.moved += move_finished(source, uids)
+        if on_batch is not None:
+            on_batch(min(i + cfg.batch_size, len(new)), len(new))
     result.outcomes += process_pending(desk, worker, stop=stop)
     result.moved += move_finished(source, uids)
     mark_fetch_ok(desk.clock.now())

@@ -103,12 +103,16 @@ class DrainResult:
 
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
-          on_failed=None) -> DrainResult:
-    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good."""
+          on_failed=None, stop=None) -> DrainResult:
+    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
+    When ``stop`` (an Event) is set, the mail in hand is finished and the rest given back, due now."""
     result = DrainResult()
     entries = claim_due(now, limit, worker)
     try:
         for i, entry in enumerate(entries):
+            if stop is not None and stop.is_set():
+                _postpone(entries[i:], now, result)
+                break
             try:
                 transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
             except TemporaryDeliveryError as exc:

@@ -86,7 +86,8 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
     db = InboundMail._meta.database
     with db.atomic():
-        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
+        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
+                           message_id=row.message_id).where(
             InboundMail.id == row.id).execute()
         desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
                          context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
@@ -112,6 +113,11 @@ def _process(desk, row, now) -> Outcome:
     cfg = desk.config
     parsed = parse_mail(bytes(row.raw))
     row.message_id = parsed.message_id[:250]
+    # Our loop marker is read before the X-Mailticket-* headers are stripped, and only when it
+    # names our own address: it catches our mail coming back under a new Message-ID and From
+    # (a list re-sending it), while another desk's marker or any other header of ours written
+    # by someone else has no effect. A human who copies our exact marker only drops their own mail.
+    looped = _carries_our_loop_marker(parsed.message, cfg.service.address)
     stripped = strip_internal_headers(parsed.message)
     if stripped:
         log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
@@ -121,6 +127,8 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
     if ref is not None:
         return Outcome("duplicate", ref.ticket_id, f"already processed (ticket {ref.ticket_id})")
+    if looped:
+        return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
     verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
     if verdict.kind == "loop":
         return Outcome("dropped", None, f"loop: {verdict.reason}")
@@ -166,6 +174,11 @@ def _recovered_sender(raw: bytes) -> Address | None:
     return Address("", found.group(0).lower(), True) if found else None
 
 
+def _carries_our_loop_marker(msg, own_address: str) -> bool:
+    values = msg.get_all(LOOP_HEADER) or []
+    return any(str(v).strip().lower() == own_address.lower() for v in values)
+
+
 def _token_claims(desk, parsed, now) -> list:
     from .tokens import token_from_addresses
     addresses = [a.address for a in (*parsed.to, *parsed.cc)] + list(parsed.delivered_to)
@@ -193,7 +206,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    if not known:
+    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
