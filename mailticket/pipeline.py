@@ -8,7 +8,8 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import peewee as pw
@@ -18,11 +19,11 @@ from .attachments import store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
-from .correlate import find_ticket, reopen_decision
+from .correlate import Match, find_ticket, reopen_decision
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
-from .parse import parse_mail
+from .parse import Address, parse_mail
 from .quotes import split_reply
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,20 @@ def _process(desk, row, now) -> Outcome:
     claims = _token_claims(desk, parsed, now)
     match = find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims)
     if verdict.kind == "auto_reply":
+        if match.ticket is None:  # RFC 3834 responders answer our return path, often without tag or headers
+            entry = _outbox_by_return_path(desk, parsed)
+            if entry is not None and entry.ticket_id:
+                match = Match(entry.ticket, "return-path")
         if match.ticket is None:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
         tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
         return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
     sender = parsed.sender
     if not sender.address:
-        raise QuarantineError("no usable sender address in From")
+        sender = _recovered_sender(bytes(row.raw))
+        if sender is None:
+            raise QuarantineError("no usable sender address in From")
+        parsed = replace(parsed, sender=sender)
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:
         from .agentmail import handle_agent_mail
@@ -151,6 +159,19 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
+_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _recovered_sender(raw: bytes) -> Address | None:
+    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
+    marked defective so it never counts as an agent."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    line = _RAW_FROM.search(head)
+    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
+    return Address("", found.group(0).lower(), True) if found else None
 
 
 def _carries_our_loop_marker(msg, own_address: str) -> bool:
@@ -212,7 +233,8 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
     ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
-    decision = cfg.rules_decide(requester[1], parsed.subject, body)
+    # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
+    decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
                                  inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
                                  notify_tier=not _is_old(cfg, parsed, now))
@@ -261,18 +283,15 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     if entry is None and bounce is not None and bounce.original_message_id:
         entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
     if entry is None:
-        for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
-            local = a.partition("@")[0]
-            if "+" in local:
-                mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
-                entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
-                if entry:
-                    break
+        entry = _outbox_by_return_path(desk, parsed)
     if entry is None:
         return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
     recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
     detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
     if entry.ticket_id:
+        # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
+        MessageRef.insert(message_id=row.message_id, ticket=entry.ticket_id, direction="in", audience="internal",
+                          at=now).on_conflict_ignore().execute()
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
@@ -282,6 +301,18 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
                          ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
                                                        "outbox_id": entry.id}, reply_purpose=None)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def _outbox_by_return_path(desk, parsed) -> Outbox | None:
+    """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
+    for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+        local = a.partition("@")[0]
+        if "+" in local:
+            mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
+            entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+            if entry:
+                return entry
+    return None
 
 
 def pending(limit: int = 500) -> list[InboundMail]:

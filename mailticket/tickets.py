@@ -15,6 +15,7 @@ from .notify import Recipient
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION_LIMIT = 100_000  # characters of the first mail kept as the ticket's description
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 # allowed moves of the status machine (agents may also close from any state)
 TRANSITIONS = {
@@ -68,7 +69,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         type=decision.type, status="new", tier=tier, priority=decision.priority, impact=decision.impact,
         urgency=decision.urgency, category=decision.category,
         subject=clean_subject(parsed.subject, cfg.service.tag_prefix)[:500],
-        description=(body if body is not None else parsed.text)[:100_000], requester_name=name[:200],
+        description=(body if body is not None else parsed.text)[:DESCRIPTION_LIMIT], requester_name=name[:200],
         requester_address=address, decided_by=decision.rule_name, security=decision.security,
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
         tier_since=now, thread_root=parsed.message_id)
