@@ -21,7 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpora_bounces import default_corpora_dir, score_bounces  # noqa: E402
+from bench.corpora_bounces import score_bounces  # noqa: E402
+from bench.corpora_path import find_corpora  # noqa: E402
 from bench.corpora_quotes import score_quotes  # noqa: E402
 from mailticket.errors import QuarantineError  # noqa: E402
 from mailticket.parse import parse_mail  # noqa: E402
@@ -110,7 +111,7 @@ def _quiet_pipeline_rows(corpora_dir: Path, only: list[str] | None) -> list[dict
 
 def combine(corpora_dir: Path | str | None = None, only: list[str] | None = None) -> list[dict]:
     """One row per corpus folder with the pipeline counts and every score that applies to it."""
-    corpora_dir = Path(corpora_dir or default_corpora_dir())
+    corpora_dir = Path(corpora_dir or find_corpora())
     quotes = {QUOTE_FOLDERS[r["name"]]: r for r in score_quotes(corpora_dir)}
     bounces = {BOUNCE_FOLDERS[r["corpus"]]: r for r in score_bounces(corpora_dir) if r["corpus"] in BOUNCE_FOLDERS}
     parse = _parse_scores(corpora_dir)
@@ -148,7 +149,7 @@ def table(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    corpora = Path(sys.argv[1]) if len(sys.argv) > 1 else default_corpora_dir()
+    corpora = Path(sys.argv[1]) if len(sys.argv) > 1 else find_corpora()
     if not corpora.is_dir():
         sys.exit(f"corpora not found: {corpora} (set MAILTICKET_CORPORA or pass the folder)")
     print(table(combine(corpora)))

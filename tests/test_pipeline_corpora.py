@@ -5,7 +5,6 @@ every mail ends processed, duplicate, dropped or quarantined with a reason."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from mailticket.config import load_config
 from mailticket.desk import build_desk
 from mailticket.models import Attachment, Event, InboundMail, Outbox, Ticket
 from tests.harness import make_mail, write_config
+from bench.corpora_path import find_corpora
 
 FINAL_STATES = {"processed", "duplicate", "dropped", "quarantined"}
 # a mail whose header block has a From line with an address: it has a sender and must become a ticket
@@ -30,16 +30,6 @@ def has_sender(raw: bytes) -> bool:
     head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
     return bool(HEADER_START.match(head) and FROM_WITH_ADDRESS.search(head))
 
-
-def find_corpora() -> Path:
-    """MAILTICKET_CORPORA, else the nearest shared/corpora beside the repository or above it."""
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    root = Path(__file__).resolve().parents[1]
-    for base in (root / "..", *root.parents):
-        if (base / "shared" / "corpora").is_dir():
-            return base / "shared" / "corpora"
-    return root / ".." / "shared" / "corpora"
 
 
 CORPORA = find_corpora()
