@@ -11,7 +11,6 @@ Also prints parse_mail throughput on a typical 3 KB plain mail.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -24,16 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailticket.errors import QuarantineError  # noqa: E402
 from mailticket.parse import parse_mail  # noqa: E402
+from bench.corpora_path import find_corpora
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")
 
-
-def default_corpora() -> Path:
-    """MAILTICKET_CORPORA, else the first ../shared/corpora above this file."""
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    candidates = [p.parent / "shared" / "corpora" for p in Path(__file__).resolve().parents]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def looks_like_mail(raw: bytes) -> bool:
@@ -121,7 +114,7 @@ def stdlib_read(raw: bytes) -> str:
 
 
 def main(argv: list[str]) -> None:
-    corpora = Path(argv[1]) if len(argv) > 1 else default_corpora()
+    corpora = Path(argv[1]) if len(argv) > 1 else find_corpora()
     rows = score_parse(corpora)
     print(f"{'corpus':32} {'files':>6} {'mails':>6} {'parsed':>7} {'quar.':>6} {'slowest ms':>11}")
     for r in rows:

@@ -61,7 +61,7 @@ def check_config(args) -> int:
     if args.connect:
         problems += _connect_checks(config)
     for p in problems:
-        print(p)
+        print(" ".join(p.split()))  # one line per problem, even when a driver's message has several
     if problems:
         return EXIT_PROBLEM
     print(f"{config.file}: OK")
@@ -234,12 +234,18 @@ def report(args) -> int:
     since = None
     if args.since:
         try:
-            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            since = _local_midnight(args.since, config.service.timezone)
         except ValueError:
             print(f"mailticket report: --since {args.since!r} is not a date like 2026-11-01", file=sys.stderr)
             return EXIT_USAGE
     print(run_report(config, since=since, fmt=args.format))
     return EXIT_OK
+
+
+def _local_midnight(day: str, tz_name: str) -> datetime:
+    """``--since 2026-11-02`` is the start of that day where the desk is, not in UTC."""
+    from zoneinfo import ZoneInfo
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZoneInfo(tz_name))
 
 
 # ---------------------------------------------------------------- outbox / quarantine

@@ -257,6 +257,9 @@ def _check_address(value: str, error, name) -> str:
 
 
 def _secret(sec: _Section, prefix: str = "password") -> Secret:
+    given = [k for k in (prefix, f"{prefix}_file", f"{prefix}_env", f"{prefix}_credential") if k in sec.data]
+    if len(given) > 1:
+        raise sec.error(given[1], f"give only one of {', '.join(given)}: which one would be used is not obvious")
     return Secret(
         value=sec.string(prefix),
         file=sec.string(f"{prefix}_file"),

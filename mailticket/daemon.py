@@ -149,25 +149,31 @@ class Daemon:
 
     def cycle(self) -> bool:
         """Fetch and process, check the clocks when due, drain the outbox. True if new mail came in."""
-        got_mail = False
+        got_mail, processed = False, 0
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
-            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop,
-                                       still_ours=self._holds_folder)
-            got_mail = result.fetched > 0
+            # ready once the mailbox answered, not after a first backlog of thousands of mails
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
+            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop, on_batch=self._batch_done,
+                                       still_ours=self._holds_folder)
+            got_mail, processed = result.fetched > 0, len(result.outcomes)
         elif self.source is not None:
             self._mark_ready(f"standby: another daemon reads {self.config.imap.folder}; "
                              "processing stored mail and sending")
         self.wake.clear()
         done = intake.process_pending(self.desk, self.worker, stop=self.stop)
-        got_mail = got_mail or bool(done)
+        got_mail, processed = got_mail or bool(done), processed + len(done)
         if not self.stop.is_set():
             self.scheduler.run_pending()
-        self.drain()
-        self.notifier.status(self._status_line())
+        drained = self.drain()
+        self.notifier.status(self._status_line(processed, drained.sent if drained else 0))
         return got_mail
+
+    def _batch_done(self, done: int, total: int) -> None:
+        """A batch of a long backlog is processed: that is progress, so the watchdog hears of it."""
+        self.notifier.watchdog()
+        self.notifier.status(f"processing new mail in {self.config.imap.folder}: {done} of {total}")
 
     def _holds_folder(self) -> bool:
         """Take or renew the folder lease (PostgreSQL); without it, leave the folder to its holder."""
@@ -186,7 +192,7 @@ class Daemon:
 
     def drain(self):
         return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                            on_failed=self._tell_admin_failed)
+                            on_failed=self._tell_admin_failed, stop=self.stop)
 
     def _tell_admin_failed(self, entry) -> None:
         if entry.kind in ("delivery_failure", "quarantine_alert"):
@@ -219,6 +225,8 @@ class Daemon:
         if self.source is not None and self._shared_database():
             # the holder renews its lease well before it runs out; the others look again as often
             seconds = min(seconds, self.config.database.lease_ttl.total_seconds() / 3)
+        if self.notifier.watchdog_usec:  # come round (and ping) well within the watchdog period
+            seconds = min(seconds, self.notifier.watchdog_usec / 2e6)
         if self.source is not None and self.source.client is not None:
             self.source.wait(seconds, self.stop, self.wake)
         else:
@@ -234,11 +242,15 @@ class Daemon:
             return 3600.0
         return max(0.05, (nxt.next_attempt_at - self.desk.clock.now()).total_seconds())
 
-    def _status_line(self) -> str:
+    def _status_line(self, processed: int = 0, sent: int = 0) -> str:
+        """What systemctl status shows: where it listens, what the last turn did, what waits."""
         from .models import InboundMail, Outbox
         queued = Outbox.select().where(Outbox.status == "queued").count()
         quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
-        return f"idle; {queued} mail(s) queued to send, {quarantined} in quarantine"
+        where = (f"watching {self.config.imap.folder} on {self.config.imap.host}" if self.config.imap
+                 else f"listening on {self.config.listener.host}:{self.config.listener.port}")
+        return (f"{where}; last turn: {processed} mail(s) processed, {sent} sent; "
+                f"{queued} mail(s) queued to send, {quarantined} in quarantine")
 
     # ------------------------------------------------------------ SIGHUP
 

@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import peewee as pw
+
 from . import sla, slaclock, tickets
 from .db import is_postgres, write_transaction
 from .models import SlaMark, Ticket
@@ -27,10 +29,9 @@ class ScanResult:
 
 
 def due_tickets(now: datetime, limit: int = 1000):
-    """Tickets whose next check time has come; an index on (status, next_check_at) keeps this flat."""
-    return (Ticket.select().where(Ticket.status.in_(OPEN_STATES) | Ticket.breach_report_deadline.is_null(False),
-                                  Ticket.status != "closed",
-                                  Ticket.next_check_at.is_null() | (Ticket.next_check_at <= now))
+    """Tickets whose next check time has come (the index on next_check_at finds them; a ticket
+    with nothing left to watch has none), the longest-waiting first."""
+    return (Ticket.select().where(Ticket.next_check_at <= now, Ticket.status.in_(OPEN_STATES))
             .order_by(Ticket.next_check_at).limit(limit))
 
 
@@ -39,9 +40,15 @@ def run_sla_check(desk, now: datetime) -> ScanResult:
     db = Ticket._meta.database
     for ticket in due_tickets(now):
         result.looked_at += 1
-        with write_transaction(db):
-            ticket = _locked(ticket.id)
-            result.actions += check_ticket(desk, ticket, now)
+        try:
+            with write_transaction(db):
+                ticket = _locked(ticket.id)
+                result.actions += check_ticket(desk, ticket, now)
+        except (pw.OperationalError, pw.InterfaceError):
+            raise  # the database is gone: the daemon's back-off handles it
+        except Exception:
+            # rolled back, marks included: retried next scan; the other tickets go on
+            log.exception("SLA check of ticket %d failed", ticket.id)
     if result.actions:
         log.info("SLA check: %d ticket(s) looked at, %d action(s)", result.looked_at, result.actions)
     return result
@@ -62,7 +69,7 @@ def check_ticket(desk, ticket: Ticket, now: datetime) -> int:
             continue  # another daemon did it
         state = perform(desk, ticket, state, action, now)
         done += 1
-    slaclock.save_state(ticket, state, policy)
+    slaclock.save_state(ticket, state, policy, now)
     ticket.save()
     return done
 

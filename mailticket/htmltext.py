@@ -7,6 +7,7 @@ import html as html_entities
 import re
 
 from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 
 # Above this many characters the layout-aware converter is too slow for one mail
@@ -16,7 +17,10 @@ MAX_LAYOUT_HTML = 300_000
 # 0.4 s per million characters of tag soup); the full HTML stays available.
 MAX_TEXT_HTML = 1_000_000
 
-_CONFIG = ParserConfig(display_links=True)
+# inscriptis' default ("relaxed") profile indents every <div> by two spaces per level: mail
+# clients build paragraphs from nested divs, so the text came out indented. Divs get no padding.
+_CSS = {**CSS_PROFILES["relaxed"], "div": CSS_PROFILES["strict"]["div"]}
+_CONFIG = ParserConfig(css=_CSS, display_links=True)
 _SAME_LINK = re.compile(r"\[([^\]\n]{1,2000})\]\(\1\)")
 _TAG_NAME = re.compile(r"/?([a-z][a-z0-9]{0,15})")
 _SKIPPED = ("script", "style", "head", "title")

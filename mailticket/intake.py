@@ -75,8 +75,9 @@ def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
             outcomes.append((row, pipeline.process_one(desk, row)))
 
 
-def imap_cycle(desk, source, worker: str, *, stop=None, still_ours=None) -> CycleResult:
+def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None, still_ours=None) -> CycleResult:
     """One look at the folder: fetch what is new, store, process, move what is finished.
+    ``on_batch(done, total)`` is called after each batch (the daemon tells systemd it is alive).
     ``still_ours()`` is asked before each fetch and move (renewing the folder lease); False ends
     the cycle, so that a daemon whose lease ran out leaves the folder to the new holder."""
     result = CycleResult()
@@ -97,6 +98,8 @@ def imap_cycle(desk, source, worker: str, *, stop=None, still_ours=None) -> Cycl
         if not ours():
             return result
         result.moved += move_finished(source, uids)
+        if on_batch is not None:
+            on_batch(min(i + cfg.batch_size, len(new)), len(new))
     result.outcomes += process_pending(desk, worker, stop=stop)
     if not ours():
         return result

@@ -103,8 +103,9 @@ class DrainResult:
 
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
-          on_failed=None) -> DrainResult:
+          on_failed=None, stop=None) -> DrainResult:
     """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
+    When ``stop`` (an Event) is set, the mail in hand is finished and the rest given back, due now.
 
     On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
     others), so no other daemon can send it while this one lives, whatever the clocks say; if this
@@ -112,10 +113,13 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     result = DrainResult()
     try:
         if is_postgres():
-            _drain_holding_rows(transport, now, cfg, limit, result, on_failed)
+            _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
         else:
             entries = claim_due(now, limit, worker)
             for i, entry in enumerate(entries):
+                if stop is not None and stop.is_set():
+                    _postpone(entries[i:], now, result)
+                    break
                 if not _send_one(transport, entry, now, cfg, result, on_failed):
                     _postpone(entries[i + 1:], now + backoff(1, cfg), result)
                     break
@@ -124,9 +128,11 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     return result
 
 
-def _drain_holding_rows(transport, now, cfg, limit, result, on_failed) -> None:
+def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> None:
     db = Outbox._meta.database
     for _ in range(limit):
+        if stop is not None and stop.is_set():
+            return  # nothing is claimed: the rest stays due for whoever sends next
         with db.atomic():
             entry = _lock_next_due(now).first()
             if entry is None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import email.message
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
 from .addresses import Address, parse_addresses
+from .errors import QuarantineError
 from .attachments import Attachment, sanitize_filename
 from .charsets import header_text
 from .mailbody import extract_body
@@ -61,9 +62,17 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     notes: list[str] = []
     data = prepare_bytes(raw, limits, notes)
     message = parse_tree(data, notes)  # compat32 while we read it: no header objects built
-    walk = walk_parts(message, limits)
+    try:
+        body = extract_body(walk_parts(message, limits), notes)
+    except QuarantineError:
+        raise
+    except (Exception, RecursionError):  # the stdlib choked inside a part: keep the best text there is
+        notes.append("MIME parts unreadable: the whole body kept as plain text")
+        message = _plain_shell(data)
+        for name in ("Content-Type", "Content-Transfer-Encoding"):
+            del message[name]
+        body = extract_body(walk_parts(message, limits), notes)
     headers = HeaderBlock(message, limits, notes)
-    body = extract_body(walk, notes)
     use_default_policy(message)
     return ParsedMail(
         message=message,
@@ -71,7 +80,7 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
         in_reply_to=headers.ids("in-reply-to", limits.max_references),
         references=headers.ids("references", limits.max_references),
         subject=headers.subject(),
-        sender=(headers.addresses("from") or (Address("", "", True),))[0],
+        sender=first_sender(headers.addresses("from")),
         reply_to=headers.addresses("reply-to"),
         to=headers.addresses("to"),
         cc=headers.addresses("cc"),
@@ -83,6 +92,14 @@ def parse_mail(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
         notes=tuple(dict.fromkeys(notes)),
         size=len(raw),
     )
+
+
+def first_sender(found: tuple[Address, ...]) -> Address:
+    """The first From address; marked defective when there is none or more than one
+    (a From naming two people proves neither, so it never maps to an agent)."""
+    if not found:
+        return Address("", "", True)
+    return found[0] if len(found) == 1 else replace(found[0], defective=True)
 
 
 def generated_message_id(raw: bytes) -> str:

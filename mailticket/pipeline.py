@@ -8,7 +8,8 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import peewee as pw
@@ -18,12 +19,12 @@ from .attachments import store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
-from .correlate import find_ticket, reopen_decision
+from .correlate import Match, find_ticket, reopen_decision
 from .db import is_postgres, write_transaction
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
-from .parse import parse_mail
+from .parse import Address, parse_mail
 from .quotes import split_reply
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def _finish(row, outcome, now):
 def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
     with write_transaction(InboundMail._meta.database):
-        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
+        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
+                                  message_id=row.message_id).where(
                 InboundMail.id == row.id, InboundMail.state == "received").execute():
             current = InboundMail.get_by_id(row.id)
             return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
@@ -140,6 +142,11 @@ def _process(desk, row, now) -> Outcome:
     cfg = desk.config
     parsed = parse_mail(bytes(row.raw))
     row.message_id = parsed.message_id[:250]
+    # Our loop marker is read before the X-Mailticket-* headers are stripped, and only when it
+    # names our own address: it catches our mail coming back under a new Message-ID and From
+    # (a list re-sending it), while another desk's marker or any other header of ours written
+    # by someone else has no effect. A human who copies our exact marker only drops their own mail.
+    looped = _carries_our_loop_marker(parsed.message, cfg.service.address)
     stripped = strip_internal_headers(parsed.message)
     if stripped:
         log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
@@ -150,6 +157,8 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
     if ref is not None:
         return Outcome("duplicate", ref.ticket_id, f"already processed (ticket {ref.ticket_id})")
+    if looped:
+        return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
     verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
     if verdict.kind == "loop":
         return Outcome("dropped", None, f"loop: {verdict.reason}")
@@ -158,13 +167,20 @@ def _process(desk, row, now) -> Outcome:
     claims = _token_claims(desk, parsed, now)
     match = _with_ticket_locked(find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims))
     if verdict.kind == "auto_reply":
+        if match.ticket is None:  # RFC 3834 responders answer our return path, often without tag or headers
+            entry = _outbox_by_return_path(desk, parsed)
+            if entry is not None and entry.ticket_id:
+                match = Match(entry.ticket, "return-path")
         if match.ticket is None:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
         tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
         return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
     sender = parsed.sender
     if not sender.address:
-        raise QuarantineError("no usable sender address in From")
+        sender = _recovered_sender(bytes(row.raw))
+        if sender is None:
+            raise QuarantineError("no usable sender address in From")
+        parsed = replace(parsed, sender=sender)
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:
         from .agentmail import handle_agent_mail
@@ -189,6 +205,24 @@ def _with_ticket_locked(match):
         return match
     import dataclasses
     return dataclasses.replace(match, ticket=Ticket.select().where(Ticket.id == match.ticket.id).for_update().get())
+
+
+_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
+_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _recovered_sender(raw: bytes) -> Address | None:
+    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
+    marked defective so it never counts as an agent."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    line = _RAW_FROM.search(head)
+    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
+    return Address("", found.group(0).lower(), True) if found else None
+
+
+def _carries_our_loop_marker(msg, own_address: str) -> bool:
+    values = msg.get_all(LOOP_HEADER) or []
+    return any(str(v).strip().lower() == own_address.lower() for v in values)
 
 
 def _token_claims(desk, parsed, now) -> list:
@@ -218,7 +252,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    if not known:
+    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
@@ -245,7 +279,8 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
     ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
-    decision = cfg.rules_decide(requester[1], parsed.subject, body)
+    # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
+    decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
                                  inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
                                  notify_tier=not _is_old(cfg, parsed, now))
@@ -294,18 +329,15 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     if entry is None and bounce is not None and bounce.original_message_id:
         entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
     if entry is None:
-        for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
-            local = a.partition("@")[0]
-            if "+" in local:
-                mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
-                entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
-                if entry:
-                    break
+        entry = _outbox_by_return_path(desk, parsed)
     if entry is None:
         return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
     recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
     detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
     if entry.ticket_id:
+        # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
+        MessageRef.insert(message_id=row.message_id, ticket=entry.ticket_id, direction="in", audience="internal",
+                          at=now).on_conflict_ignore().execute()
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
@@ -315,6 +347,18 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
                          ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
                                                        "outbox_id": entry.id}, reply_purpose=None)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def _outbox_by_return_path(desk, parsed) -> Outbox | None:
+    """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
+    for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+        local = a.partition("@")[0]
+        if "+" in local:
+            mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
+            entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+            if entry:
+                return entry
+    return None
 
 
 def pending(limit: int = 500) -> list[InboundMail]:

@@ -15,6 +15,7 @@ from .notify import Recipient
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION_LIMIT = 100_000  # characters of the first mail kept as the ticket's description
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 # allowed moves of the status machine (agents may also close from any state)
 TRANSITIONS = {
@@ -45,6 +46,11 @@ def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset()) -> tup
     return to, cc
 
 
+def tells_requester(ticket: Ticket) -> bool:
+    """Automatic notices go to the requester, unless that is a monitoring system (an alert incident)."""
+    return not ticket.alert_key
+
+
 def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -> None:
     if not address or address == ticket.requester_address:
         return
@@ -63,7 +69,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         type=decision.type, status="new", tier=tier, priority=decision.priority, impact=decision.impact,
         urgency=decision.urgency, category=decision.category,
         subject=clean_subject(parsed.subject, cfg.service.tag_prefix)[:500],
-        description=(body if body is not None else parsed.text)[:100_000], requester_name=name[:200],
+        description=(body if body is not None else parsed.text)[:DESCRIPTION_LIMIT], requester_name=name[:200],
         requester_address=address, decided_by=decision.rule_name, security=decision.security,
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
         tier_since=now, thread_root=parsed.message_id)
@@ -176,7 +182,7 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
     ticket.save()
     event(ticket, now, "status", f"{old} -> {status}" + (f": {why}" if why else ""), actor=actor,
           old=old, new=status)
-    if notify and status in ("resolved", "closed"):
+    if notify and status in ("resolved", "closed") and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
         desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
                          context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
@@ -199,7 +205,7 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
     desk.mailer.send("escalation", to=tier_recipients(desk, new), now=now, ticket=ticket, context=ctx,
                      locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root)
-    if new > old:
+    if new > old and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
         desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,
                          automatic=True, rate_limited=True)

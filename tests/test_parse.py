@@ -1,24 +1,16 @@
 """parse_mail on raw bytes: charsets, HTML, attachments, broken MIME, limits."""
 
 import base64
-import os
 import time
 from datetime import datetime, timezone
 from email import policy
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from mailticket.errors import QuarantineError
 from mailticket.parse import Address, Limits, parse_mail, sanitize_filename
-
-def find_corpora() -> Path:
-    """MAILTICKET_CORPORA, else the first ../shared/corpora above this file."""
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    candidates = [p.parent / "shared" / "corpora" for p in Path(__file__).resolve().parents]
-    return next((c for c in candidates if c.is_dir()), candidates[1])
+from bench.corpora_path import find_corpora
 
 
 CORPORA = find_corpora()

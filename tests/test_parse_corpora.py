@@ -6,7 +6,6 @@ A file counts as a mail when its first line is a header field ("Name: value") or
 TNEF blobs) are parsed too and may be quarantined as "not a mail".
 """
 
-import os
 import re
 import time
 from pathlib import Path
@@ -16,16 +15,10 @@ import pytest
 from mailticket.errors import QuarantineError
 from mailticket.parse import parse_mail
 from mailticket.tnef import open_tnef
+from bench.corpora_path import find_corpora
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")
 
-
-def find_corpora() -> Path:
-    """MAILTICKET_CORPORA, else the first ../shared/corpora above this file."""
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    candidates = [p.parent / "shared" / "corpora" for p in Path(__file__).resolve().parents]
-    return next((c for c in candidates if c.is_dir()), candidates[1])
 
 
 CORPORA = find_corpora()
