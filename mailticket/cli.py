@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import cli_commands as c
     cmd("run", c.run, "run the daemon in the foreground (logs to stderr)")
-    sp = cmd("check-config", c.check_config, "validate the config file and templates; name every problem")
+    sp = cmd("check-config", c.check_config, "validate the config file and templates; each problem named with its file and key")
     sp.add_argument("--connect", action="store_true", help="also log in to the IMAP and SMTP servers and the database")
     sp = cmd("poll", c.poll, "process the inbox now and exit")
     sp.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
