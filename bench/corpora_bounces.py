@@ -11,7 +11,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from mailticket.bounces import parse_bounce
 from mailticket.classify import classify, normalise_line_ends
+from bench.corpora_path import find_corpora
 
 SISIMAI_OWN_STATUS = re.compile(r"^[245]\.0\.9\d\d$")
 SISIMAI_NOT_BOUNCE = {"vacation": "vacation", "feedback": "other", "delivered": "other"}
@@ -35,17 +35,6 @@ PERL_DELAY_WARNINGS = {"warning-8"}
 PERL_SPAM_NOT_SCORED = {"spam-bogus-email-in-report", "spam-lots-of-bogus-addresses",
                         "spam-with-image"}
 
-
-def default_corpora_dir() -> Path:
-    """MAILTICKET_CORPORA, else the nearest shared/corpora beside the project or above it."""
-    env = os.environ.get("MAILTICKET_CORPORA")
-    if env:
-        return Path(env)
-    project = Path(__file__).resolve().parents[1]
-    for parent in project.parents:
-        if (parent / "shared" / "corpora").is_dir():
-            return parent / "shared" / "corpora"
-    return project.parent / "shared" / "corpora"
 
 
 def load_message(path: Path) -> Message:
@@ -204,7 +193,7 @@ def _count_extraction(score: Score, case: Case, found) -> None:
 
 def score_bounces(corpora_dir: Path | str | None = None) -> list[dict]:
     """One row per corpus (sisimai bsd/dos/mac, flufl.bounce, perl-bounceparser)."""
-    root = Path(corpora_dir) if corpora_dir else default_corpora_dir()
+    root = Path(corpora_dir) if corpora_dir else find_corpora()
     groups = {
         "sisimai (bsd+not)": sisimai_cases(root, "bsd"),
         "sisimai dos (CRLF)": [c for c in sisimai_cases(root, "dos") if c.path.parent.name == "dos"],

@@ -7,7 +7,6 @@ split_reply_html on every case and reports exact matches and the slowest case pe
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -22,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from mailticket.quotes import split_reply, split_reply_html  # noqa: E402
 import mailticket.quotes_html  # noqa: E402,F401  (imported here so no case pays for loading lxml)
+from bench.corpora_path import find_corpora
 
 
 @dataclass(frozen=True)
@@ -172,20 +172,9 @@ def _print_table(rows: list[dict]) -> None:
               f"{row['slowest_ms']:>12}  {row['slowest_case']}")
 
 
-def default_corpora_dir() -> Path:
-    """$MAILTICKET_CORPORA, else <repo>/../shared/corpora, else the nearest ancestor's shared/corpora."""
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    root = Path(__file__).resolve().parents[1]
-    for base in (root / "..", *root.parents):
-        candidate = base / "shared" / "corpora"
-        if candidate.is_dir():
-            return candidate
-    return root / ".." / "shared" / "corpora"
-
 
 if __name__ == "__main__":
-    corpora = Path(sys.argv[1]) if len(sys.argv) > 1 else default_corpora_dir()
+    corpora = Path(sys.argv[1]) if len(sys.argv) > 1 else find_corpora()
     if not corpora.is_dir():
         sys.exit(f"corpora not found: {corpora} (set MAILTICKET_CORPORA or pass the folder)")
     _print_table(score_quotes(corpora))

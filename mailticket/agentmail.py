@@ -11,7 +11,7 @@ import logging
 
 from . import slaclock, tickets
 from .authres import trusted_verdict
-from .commands import parse_commands
+from .commands import VALID, parse_commands
 from .models import MessageRef, Ticket
 from .notify import Recipient
 from .quotes import split_reply
@@ -56,19 +56,20 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     for command in result.commands:
         if command.name == "note":
             continue
-        if command.name == "status" and command.args.get("value") == "resolved" and body and not is_note:
-            resolution_text = body
-        problem = apply_command(desk, ticket, command, agent, agent_name, now, resolution_text, parsed)
+        resolving = command.name == "status" and command.args.get("value") == "resolved" and body and not is_note
+        problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed)
         if problem:
             errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
-                           "valid": ""})
+                           "valid": VALID.get(command.name, "")})
+        elif resolving:
+            resolution_text = body  # it went to the requester with the resolved mail
     if errors:
         desk.mailer.send("command_error", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
                          context={"errors": errors}, locale=cfg.locale_for_tier(ticket.tier),
                          in_reply_to=parsed.message_id, auto_submitted="auto-replied", automatic=True,
                          rate_limited=True)
-        tickets.event(ticket, now, "command_error", "; ".join(f"line {e['line_no']}: {e['problem']}" for e in errors),
-                      actor=agent)
+        tickets.event(ticket, now, "command_error",
+                      "; ".join(f"line {e['line_no']} {e['line']!r}: {e['problem']}" for e in errors), actor=agent)
     if is_note:
         tickets.event(ticket, now, "note", body, actor=agent, inbound=row, verified_by=how)
         _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified=False)
@@ -76,6 +77,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         public_reply(desk, ticket, agent, agent_name, body, now, row, parsed)
     elif resolution_text is not None:
         tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row, resolution=True)
+        if ticket.first_response_at is None:
+            tickets.event(ticket, now, "first_response", f"first response by {agent} (resolved)", actor=agent)
         slaclock.first_response(ticket, cfg, now)
     ticket.updated_at = now
     ticket.save()
@@ -118,58 +121,62 @@ def _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified)
 def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text, parsed) -> str | None:
     """Apply one valid command; returns a problem to tell the agent, or None. Recorded in the history."""
     cfg, name, args = desk.config, command.name, command.args
-    try:
-        if name == "status":
+    if name == "status":
+        try:
             tickets.set_status(desk, ticket, args["value"], now, actor=agent, why=f"#status by {agent}",
                                body=resolution_text)
-        elif name == "priority":
-            old = ticket.priority
-            ticket.priority = args["value"]
-            slaclock.on_priority(ticket, cfg)
-            tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent)
-        elif name in ("impact", "urgency"):
-            setattr(ticket, name, args["value"])
-            old = ticket.priority
-            ticket.priority = priority_for(ticket.impact, ticket.urgency, cfg.rules.matrix)
-            slaclock.on_priority(ticket, cfg)
-            tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
-        elif name == "assign":
-            who = agent if args.get("me") or args.get("address") in (None, "me") else args["address"]
-            ticket.assignee = who
-            tickets.event(ticket, now, "assign", f"assigned to {who}", actor=agent)
-        elif name == "escalate":
-            if ticket.tier >= 3:
-                tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
-            else:
-                tickets.escalate(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}", actor=agent)
-                _restart_clocks(ticket, now)
-        elif name == "tier":
-            if args["value"] != ticket.tier:
-                tickets.escalate(desk, ticket, now, to_tier=args["value"], reason=f"#tier {args['value']} by {agent}",
-                                 actor=agent)
-                _restart_clocks(ticket, now)
-        elif name in ("category", "type"):
-            old = getattr(ticket, name)
-            setattr(ticket, name, args["value"])
-            tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
-        elif name == "call":
-            send_call(desk, ticket, agent, agent_name, args, now)
+        except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
+            return str(exc)
+    elif name == "priority":
+        old = ticket.priority
+        ticket.priority = args["value"]
+        slaclock.on_priority(ticket, cfg)
+        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent)
+    elif name in ("impact", "urgency"):
+        setattr(ticket, name, args["value"])
+        old = ticket.priority
+        ticket.priority = priority_for(ticket.impact, ticket.urgency, cfg.rules.matrix)
+        slaclock.on_priority(ticket, cfg)
+        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
+    elif name == "assign":
+        who = agent if args.get("me") or args.get("address") in (None, "me") else args["address"]
+        ticket.assignee = who
+        tickets.event(ticket, now, "assign", f"assigned to {who}", actor=agent)
+    elif name == "escalate":
+        if ticket.tier >= 3:
+            tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
         else:
-            return f"#{name} is not handled"
-    except ValueError as exc:
-        return str(exc)
+            tickets.escalate(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}", actor=agent)
+            _restart_clocks(ticket, now, cfg.sla)
+    elif name == "tier":
+        if args["value"] != ticket.tier:
+            tickets.escalate(desk, ticket, now, to_tier=args["value"], reason=f"#tier {args['value']} by {agent}",
+                             actor=agent)
+            _restart_clocks(ticket, now, cfg.sla)
+    elif name in ("category", "type"):
+        old = getattr(ticket, name)
+        setattr(ticket, name, args["value"])
+        tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
+    elif name == "call":
+        try:
+            send_call(desk, ticket, agent, agent_name, args, now)
+        except ValueError as exc:  # an address the invitation cannot carry
+            return f"no invitation could be made: {exc}"
+    else:
+        return f"#{name} is not handled"
     tickets.event(ticket, now, "command", command.line.strip(), actor=agent)
     ticket.updated_at = now
     ticket.save()
     return None
 
 
-def _restart_clocks(ticket, now) -> None:
-    """A new tier gets its own window for the clocks still running."""
+def _restart_clocks(ticket, now, policy) -> None:
+    """A new tier gets its own window for the clocks still running (and the scan a new moment)."""
     for attr in ("response", "resolution"):
         if getattr(ticket, f"{attr}_stopped_at") is None:
             setattr(ticket, f"{attr}_started_at", now)
             setattr(ticket, f"{attr}_paused_seconds", 0)
+    slaclock.refresh(ticket, policy)
 
 
 def send_call(desk, ticket, agent, agent_name, args, now) -> None:

@@ -11,8 +11,20 @@ import os
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attachment of a mail; `filename` is for display only."""
+
+    filename: str          # sanitised display name, never a path
+    content_type: str
+    data: bytes
+    content_id: str | None  # without <>
+    inline: bool
+
 
 MAX_FILENAME = 150  # characters of a display name
 ATTACHMENT_DIR = "attachments"
@@ -30,11 +42,17 @@ _EXTENSIONS = {"text/plain": ".txt", "text/html": ".html", "message/rfc822": ".e
 def sanitize_filename(name: str | None, content_type: str) -> str:
     """A display name with no path, no '..', no control characters, at most 150 characters."""
     base = _last_component(name or "")
-    base = unicodedata.normalize("NFC", _UNSAFE.sub("_", base))
+    base = unicodedata.normalize("NFC", _UNSAFE.sub("_", _visible(base)))
     base = _SPACES.sub(" ", _DOTS.sub(".", base)).strip(" ._")
     if not base or base.split(".")[0].lower() in _WINDOWS_DEVICES:
         return fallback_filename(content_type) if not base else f"_{base}"[:MAX_FILENAME]
     return _capped(base)
+
+
+def _visible(name: str) -> str:
+    """Without invisible format characters (bidi overrides such as U+202E can make
+    "gpj.exe" look like "exe.jpg")."""
+    return "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Zl", "Zp"))
 
 
 def fallback_filename(content_type: str) -> str:
@@ -46,7 +64,7 @@ def fallback_filename(content_type: str) -> str:
 
 def _last_component(name: str) -> str:
     """What follows the last / or \\ (a mail may send a whole path)."""
-    return re.split(r"[/\\]", name.replace("\x00", ""))[-1]
+    return re.split(r"[/\\]", name)[-1]
 
 
 def _capped(name: str) -> str:
@@ -59,7 +77,7 @@ def _capped(name: str) -> str:
     return name[:MAX_FILENAME].rstrip(" .")
 
 
-def store_attachment(data_dir: Path, att, now: datetime | None = None) -> str:
+def store_attachment(data_dir: Path, att: Attachment, now: datetime | None = None) -> str:
     """Write att.data atomically under a generated name; return its path relative to data_dir."""
     when = now or datetime.now(timezone.utc)
     rel = Path(ATTACHMENT_DIR, f"{when:%Y}", f"{when:%m}", secrets.token_hex(16))

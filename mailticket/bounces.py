@@ -245,7 +245,7 @@ def notice_text(msg: Message) -> str:
             if ctype == "text/html":
                 text = re.sub(r"<[^>]+>", " ", text)
             texts.append(text)
-    return _cut_original(("\n".join(texts))[:200_000])
+    return _cut_original(("\n".join(texts))[:50_000])
 
 
 def _cut_original(text: str) -> str:

@@ -28,7 +28,7 @@ UNKNOWN_CHARSETS = {"", "unknown", "unknown-8bit", "x-unknown", "default", "char
 # Codecs that are not plain text charsets (escape decoders, IDNA, ...): never used for mail text.
 _REFUSED = ("escape", "idna", "punycode", "undefined", "rot", "mbcs", "oem", "unicode_internal")
 # Declared 8-bit Western charsets whose 0x80-0x9f bytes really mean Windows-1252.
-_CP1252_IMPOSTORS = {"latin_1", "iso8859_1", "ascii", "iso8859_15"}
+_CP1252_IMPOSTORS = {"iso8859-1", "ascii", "iso8859-15"}
 _C1_BYTES = re.compile(rb"[\x80-\x9f]")
 # When text is not valid in its declared charset, the charsets it is most often mixed up with.
 _RELATIVES = {
@@ -79,12 +79,18 @@ def guess_decode(data: bytes, relatives: tuple[str, ...] = ()) -> tuple[str, str
     Windows-1252, else Latin-1."""
     if data.isascii() and not relatives:
         return data.decode("ascii"), "ascii"
-    for codec in ("utf-8", *relatives, "cp1252"):
+    for codec in ("utf-8", *relatives):
         try:
             return data.decode(codec), codec
         except UnicodeDecodeError:
             pass
-    return data.decode("latin-1"), "latin-1"
+    mostly_utf8 = data.decode("utf-8", "replace")
+    if _mostly_utf8(data, mostly_utf8.count("\ufffd")):  # UTF-8 cut mid-character, say
+        return mostly_utf8, "utf-8 (invalid bytes replaced)"
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
 
 
 def _renamed(label: str | None, codec: str, notes: list[str]) -> list[str]:
@@ -108,11 +114,28 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,60})\?([bBqQ])\?([^?]*?)\?=")
 _BETWEEN_WORDS = re.compile(r"\s+")
 
 
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _mostly_utf8(data: bytes, invalid: int) -> bool:
+    """Many valid UTF-8 sequences and only a few invalid bytes."""
+    if invalid > max(2, len(data) // 1000):
+        return False
+    return len(_UTF8_SEQUENCE.findall(data)) >= 3 * invalid
+
+
+def decode_8bit(raw: str) -> tuple[str, str | None]:
+    """Surrogate-escaped 8-bit bytes in a header value decoded; (text, charset used or None)."""
+    if not _has_escaped_bytes(raw):
+        return raw, None
+    return guess_decode(raw.encode("utf-8", "surrogateescape"))
+
+
 def header_text(raw: str) -> tuple[str, list[str]]:
     """A raw header value (may hold surrogate-escaped 8-bit bytes) to display text."""
     notes: list[str] = []
-    if _has_escaped_bytes(raw):
-        raw, used = guess_decode(raw.encode("ascii", "surrogateescape"))
+    raw, used = decode_8bit(raw)
+    if used:
         notes.append(f"8-bit header decoded as {used}")
     if "=?" not in raw:
         return raw, notes

@@ -61,7 +61,7 @@ def check_config(args) -> int:
     if args.connect:
         problems += _connect_checks(config)
     for p in problems:
-        print(p)
+        print(" ".join(p.split()))  # one line per problem, even when a driver's message has several
     if problems:
         return EXIT_PROBLEM
     print(f"{config.file}: OK")
@@ -197,16 +197,28 @@ def show(args) -> int:
         for a in atts:
             print(f"  {a.filename} ({a.content_type}, {a.size} bytes) -> {a.path}")
     print("\nHistory:")
+    for at, _, line, detail in _history(t, args.raw):
+        print(f"  {_fmt(at)}  {line}")
+        if detail.strip():
+            print(_indent(detail, 6))
+    return EXIT_OK
+
+
+def _history(t, raw: bool):
+    """Events and outgoing mail of a ticket, in time order: (at, order, line, detail)."""
+    from .models import Event, Outbox
+    rows = []
     for e in t.events.order_by(Event.at, Event.id):
         flag = " [UNVERIFIED]" if (e.data or {}).get("unverified") else ""
-        text = e.text.strip()
-        first, _, rest = text.partition("\n")
-        print(f"  {_fmt(e.at)}  {e.kind:16} {e.actor}{flag}: {first}")
-        if rest.strip():
-            print(_indent(rest, 6))
-        if args.raw and e.inbound_id:
-            print(_indent(bytes(e.inbound.raw).decode("utf-8", "replace"), 6))
-    return EXIT_OK
+        first, _, rest = e.text.strip().partition("\n")
+        if raw and e.inbound_id:
+            rest += "\n" + bytes(e.inbound.raw).decode("utf-8", "replace")
+        rows.append((e.at, (0, e.id), f"{e.kind:16} {e.actor}{flag}: {first}", rest))
+    for o in Outbox.select().where(Outbox.ticket == t).order_by(Outbox.id):
+        state = o.status + (f" ({o.last_error[:80]})" if o.status == "failed" and o.last_error else "")
+        rows.append((o.created_at, (1, o.id), f"{'mail out':16} {o.kind} to {', '.join(o.recipients)}: {state}",
+                     ""))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
 def _indent(text: str, n: int = 2) -> str:
@@ -222,12 +234,18 @@ def report(args) -> int:
     since = None
     if args.since:
         try:
-            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            since = _local_midnight(args.since, config.service.timezone)
         except ValueError:
             print(f"mailticket report: --since {args.since!r} is not a date like 2026-11-01", file=sys.stderr)
             return EXIT_USAGE
     print(run_report(config, since=since, fmt=args.format))
     return EXIT_OK
+
+
+def _local_midnight(day: str, tz_name: str) -> datetime:
+    """``--since 2026-11-02`` is the start of that day where the desk is, not in UTC."""
+    from zoneinfo import ZoneInfo
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZoneInfo(tz_name))
 
 
 # ---------------------------------------------------------------- outbox / quarantine

@@ -16,7 +16,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 from .errors import ConfigError
 
 LOCALES = ("en", "sv")
@@ -149,6 +149,7 @@ class TierConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str
+    lease_ttl: timedelta = timedelta(seconds=30)  # several daemons on PostgreSQL: IMAP folder lease and claims
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,9 @@ def _check_address(value: str, error, name) -> str:
 
 
 def _secret(sec: _Section, prefix: str = "password") -> Secret:
+    given = [k for k in (prefix, f"{prefix}_file", f"{prefix}_env", f"{prefix}_credential") if k in sec.data]
+    if len(given) > 1:
+        raise sec.error(given[1], f"give only one of {', '.join(given)}: which one would be used is not obvious")
     return Secret(
         value=sec.string(prefix),
         file=sec.string(f"{prefix}_file"),
@@ -463,11 +467,15 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     if unknown:
         raise ConfigError(f"unknown section (valid: {', '.join(sorted(TOP_KEYS))})", file, unknown[0])
     service = _service(data.get("service", {}), file, base)
-    db = _Section(data.get("database", {}), file, "database", {"url"})
+    db = _Section(data.get("database", {}), file, "database", {"url", "lease_ttl"})
     default_db = f"sqlite:///{service.data_dir / 'mailticket.db'}"
     url = db.string("url", default_db)
     if not url.startswith(("sqlite:", "postgres://", "postgresql://", "postgresext://")):
-        raise db.error("url", f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
+        from .db import redact
+        raise db.error("url", f"{redact(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
+    lease_ttl = db.duration("lease_ttl", timedelta(seconds=30))
+    if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
+        raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")
     imap = _imap(data["imap"], file) if "imap" in data else None
     smtp = _smtp(data["smtp"], file) if "smtp" in data else None
     listener = _listener(data.get("listener"), file, default_enabled=imap is None)
@@ -475,7 +483,7 @@ def build_config(data: dict, file: str, base: Path) -> Config:
         raise ConfigError("no inbox: configure [imap] or enable [listener]", file, "imap")
     ruleset = rules.load_rules(data, file)
     return Config(
-        file=file, service=service, database=DatabaseConfig(url), imap=imap, smtp=smtp, listener=listener,
+        file=file, service=service, database=DatabaseConfig(url, lease_ttl), imap=imap, smtp=smtp, listener=listener,
         outbox=_outbox(data.get("outbox"), file, base, service.data_dir, smtp is not None),
         rate_limits=_rate_limits(data.get("rate_limits"), file),
         tiers=_tiers(data.get("tiers"), file, service.domain),

@@ -11,19 +11,18 @@ import logging
 import signal
 import threading
 import time
-from datetime import timedelta
 
 import peewee as pw
 import schedule
 
 from . import intake, lease, outbox, pipeline
+from .db import describe_error, redact
 from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(seconds=30)
 MAX_BACKOFF = 60.0
 
 
@@ -49,6 +48,7 @@ class Daemon:
         self.source = ImapSource(self.config.imap) if self.config.imap else None
         self.listener = None
         self.ready = False
+        self.holds_lease = False
         self.backoff = 1.0
         self.scheduler = schedule.Scheduler()
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
@@ -66,8 +66,7 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
-        if not self.config.database.url.startswith("postgres"):
-            intake.release_all_claims()  # SQLite means one daemon: what a killed one claimed is free again
+        self._release_stale_claims()
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -81,13 +80,24 @@ class Daemon:
         log.info("stopped")
         return 0
 
+    def _release_stale_claims(self) -> None:
+        """SQLite means one daemon: what a killed predecessor claimed is free again."""
+        if self._shared_database():
+            return
+        while not self.stop.is_set():
+            try:
+                intake.release_all_claims()
+                return
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
+
     def shutdown(self) -> None:
         self.notifier.stopping()
         if self.listener is not None:
             self.listener.stop()
         if self.source is not None:
             self.source.close()
-            if self.config.database.url.startswith("postgres"):
+            if self._shared_database():
                 try:
                     lease.release(self.source.source, self.worker)
                 except pw.PeeweeException:
@@ -117,7 +127,7 @@ class Daemon:
         except MailboxError as exc:
             self._failed("mailbox", str(exc))
         except (pw.OperationalError, pw.InterfaceError) as exc:
-            self._failed("database", f"database: {exc}".strip())
+            self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
             try:
                 self.config_db().close()
             except Exception:
@@ -139,33 +149,50 @@ class Daemon:
 
     def cycle(self) -> bool:
         """Fetch and process, check the clocks when due, drain the outbox. True if new mail came in."""
-        got_mail = False
+        got_mail, processed = False, 0
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
-            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop)
-            got_mail = result.fetched > 0
+            # ready once the mailbox answered, not after a first backlog of thousands of mails
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
+            result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop, on_batch=self._batch_done,
+                                       still_ours=self._holds_folder)
+            got_mail, processed = result.fetched > 0, len(result.outcomes)
+        elif self.source is not None:
+            self._mark_ready(f"standby: another daemon reads {self.config.imap.folder}; "
+                             "processing stored mail and sending")
         self.wake.clear()
         done = intake.process_pending(self.desk, self.worker, stop=self.stop)
-        got_mail = got_mail or bool(done)
+        got_mail, processed = got_mail or bool(done), processed + len(done)
         if not self.stop.is_set():
             self.scheduler.run_pending()
-        self.drain()
-        self.notifier.status(self._status_line())
+        drained = self.drain()
+        self.notifier.status(self._status_line(processed, drained.sent if drained else 0))
         return got_mail
 
+    def _batch_done(self, done: int, total: int) -> None:
+        """A batch of a long backlog is processed: that is progress, so the watchdog hears of it."""
+        self.notifier.watchdog()
+        self.notifier.status(f"processing new mail in {self.config.imap.folder}: {done} of {total}")
+
     def _holds_folder(self) -> bool:
-        if not self.config.database.url.startswith("postgres"):
+        """Take or renew the folder lease (PostgreSQL); without it, leave the folder to its holder."""
+        if not self._shared_database():
             return True
-        held = lease.acquire(self.source.source, self.worker, self.desk.clock.now(), LEASE_TTL)
+        held = lease.acquire(self.source.source, self.worker, self.desk.clock.now(), self.config.database.lease_ttl)
+        if held != self.holds_lease:
+            log.info("%s the lease on %s (worker %s)", "took" if held else "lost", self.source.source, self.worker)
+            self.holds_lease = held
         if not held and self.source.client is not None:
             self.source.close()
         return held
 
+    def _shared_database(self) -> bool:
+        return self.config.database.url.startswith("postgres")
+
     def drain(self):
         return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                            on_failed=self._tell_admin_failed)
+                            on_failed=self._tell_admin_failed, stop=self.stop)
 
     def _tell_admin_failed(self, entry) -> None:
         if entry.kind in ("delivery_failure", "quarantine_alert"):
@@ -195,6 +222,11 @@ class Daemon:
         if next_job is not None:
             seconds = max(0.05, min(seconds, next_job))
         seconds = min(seconds, self._next_outbox_in())
+        if self.source is not None and self._shared_database():
+            # the holder renews its lease well before it runs out; the others look again as often
+            seconds = min(seconds, self.config.database.lease_ttl.total_seconds() / 3)
+        if self.notifier.watchdog_usec:  # come round (and ping) well within the watchdog period
+            seconds = min(seconds, self.notifier.watchdog_usec / 2e6)
         if self.source is not None and self.source.client is not None:
             self.source.wait(seconds, self.stop, self.wake)
         else:
@@ -210,11 +242,15 @@ class Daemon:
             return 3600.0
         return max(0.05, (nxt.next_attempt_at - self.desk.clock.now()).total_seconds())
 
-    def _status_line(self) -> str:
+    def _status_line(self, processed: int = 0, sent: int = 0) -> str:
+        """What systemctl status shows: where it listens, what the last turn did, what waits."""
         from .models import InboundMail, Outbox
         queued = Outbox.select().where(Outbox.status == "queued").count()
         quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
-        return f"idle; {queued} mail(s) queued to send, {quarantined} in quarantine"
+        where = (f"watching {self.config.imap.folder} on {self.config.imap.host}" if self.config.imap
+                 else f"listening on {self.config.listener.host}:{self.config.listener.port}")
+        return (f"{where}; last turn: {processed} mail(s) processed, {sent} sent; "
+                f"{queued} mail(s) queued to send, {quarantined} in quarantine")
 
     # ------------------------------------------------------------ SIGHUP
 

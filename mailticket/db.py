@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -51,7 +52,8 @@ def _sqlite(url: str) -> pw.SqliteDatabase:
 
 
 def redact(url: str) -> str:
-    """The URL without a password, for messages and logs."""
+    """The URL without a password (user:PASSWORD@ or ?password=), for messages and logs."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         cred, host = rest.rsplit("@", 1)
@@ -60,9 +62,24 @@ def redact(url: str) -> str:
     return url
 
 
+def _real(database) -> pw.Database:
+    """The database itself, also when given the models' DatabaseProxy (``Model._meta.database``)."""
+    database = database or models.database_proxy
+    return database.obj if isinstance(database, pw.DatabaseProxy) else database
+
+
 def is_postgres(database: pw.Database | None = None) -> bool:
-    database = database or models.database_proxy.obj
-    return isinstance(database, pw.PostgresqlDatabase)
+    return isinstance(_real(database), pw.PostgresqlDatabase)
+
+
+def write_transaction(database: pw.Database | None = None):
+    """A transaction for read-then-write work. On SQLite it takes the write lock at once (BEGIN
+    IMMEDIATE): another connection that writes in between then makes us wait (busy_timeout)
+    instead of failing with "database is locked" half-way. On PostgreSQL a plain transaction."""
+    database = _real(database)
+    if isinstance(database, pw.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
 
 
 def now_utc() -> datetime:
@@ -94,18 +111,34 @@ def pending_migrations(database: pw.Database) -> list[str]:
 
 
 def apply_migrations(database: pw.Database) -> list[str]:
-    """Apply every migration not yet recorded, each in its own transaction. Safe to run concurrently
-    on PostgreSQL (an advisory lock serialises daemons starting together)."""
+    """Apply every migration not yet recorded, all in one transaction: a failing one leaves the schema
+    as it was. Safe to run concurrently (an advisory lock on PostgreSQL, the write lock on SQLite
+    serialise daemons starting together)."""
     applied = []
-    with database.atomic():
+    with write_transaction(database):
         if is_postgres(database):
             database.execute_sql("SELECT pg_advisory_xact_lock(424242)")
         database.create_tables([models.SchemaMigration], safe=True)
         for name, step in MIGRATIONS:
             if models.SchemaMigration.get_or_none(models.SchemaMigration.name == name):
                 continue
-            step(database)
+            try:
+                with database.atomic():
+                    step(database)
+            except pw.PeeweeException as exc:
+                raise DatabaseError(f"database migration {name} failed, nothing of it applied: "
+                                    f"{str(exc).strip()}") from exc
             models.SchemaMigration.create(name=name, applied_at=now_utc())
             applied.append(name)
             log.info("database migration %s applied", name)
     return applied
+
+
+def describe_error(exc: BaseException) -> str:
+    """The cause worth telling the admin. SQLite rolls back by itself on a full disk, so the ORM's
+    own rollback then fails with 'no transaction is active' and hides 'database or disk is full'."""
+    message = str(exc).strip() or type(exc).__name__
+    cause = exc.__context__
+    if "no transaction is active" in message and cause is not None:
+        return describe_error(cause)
+    return message

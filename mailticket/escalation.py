@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import peewee as pw
 
 from . import sla, slaclock, tickets
-from .durations import format_duration
+from .db import is_postgres, write_transaction
 from .models import SlaMark, Ticket
 from .notify import Recipient
 
@@ -27,10 +29,9 @@ class ScanResult:
 
 
 def due_tickets(now: datetime, limit: int = 1000):
-    """Tickets whose next check time has come; an index on (status, next_check_at) keeps this flat."""
-    return (Ticket.select().where(Ticket.status.in_(OPEN_STATES) | Ticket.breach_report_deadline.is_null(False),
-                                  Ticket.status != "closed",
-                                  Ticket.next_check_at.is_null() | (Ticket.next_check_at <= now))
+    """Tickets whose next check time has come (the index on next_check_at finds them; a ticket
+    with nothing left to watch has none), the longest-waiting first."""
+    return (Ticket.select().where(Ticket.next_check_at <= now, Ticket.status.in_(OPEN_STATES))
             .order_by(Ticket.next_check_at).limit(limit))
 
 
@@ -39,12 +40,24 @@ def run_sla_check(desk, now: datetime) -> ScanResult:
     db = Ticket._meta.database
     for ticket in due_tickets(now):
         result.looked_at += 1
-        with db.atomic():
-            ticket = Ticket.get_by_id(ticket.id)
-            result.actions += check_ticket(desk, ticket, now)
+        try:
+            with write_transaction(db):
+                ticket = _locked(ticket.id)
+                result.actions += check_ticket(desk, ticket, now)
+        except (pw.OperationalError, pw.InterfaceError):
+            raise  # the database is gone: the daemon's back-off handles it
+        except Exception:
+            # rolled back, marks included: retried next scan; the other tickets go on
+            log.exception("SLA check of ticket %d failed", ticket.id)
     if result.actions:
         log.info("SLA check: %d ticket(s) looked at, %d action(s)", result.looked_at, result.actions)
     return result
+
+
+def _locked(ticket_id: int) -> Ticket:
+    """The ticket read afresh; on PostgreSQL its row is held, so another daemon's change waits."""
+    q = Ticket.select().where(Ticket.id == ticket_id)
+    return (q.for_update() if is_postgres() else q).get()
 
 
 def check_ticket(desk, ticket: Ticket, now: datetime) -> int:
@@ -56,7 +69,7 @@ def check_ticket(desk, ticket: Ticket, now: datetime) -> int:
             continue  # another daemon did it
         state = perform(desk, ticket, state, action, now)
         done += 1
-    slaclock.save_state(ticket, state, policy)
+    slaclock.save_state(ticket, state, policy, now)
     ticket.save()
     return done
 
@@ -65,10 +78,10 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
     cfg, policy = desk.config, desk.config.sla
     cal = policy.calendar_for(ticket.priority)
     clock = state.response if action.clock == "first_response" else state.resolution
-    used = format_duration(clock.used(now, cal)) if action.clock else ""
+    used = clock.used(now, cal) if action.clock else None
     if action.kind == "warn":
         due = clock.due(cal)
-        left = format_duration(due - now) if due else ""
+        left = max(due - now, timedelta(0)) if due else None
         desk.mailer.send("warning", to=tickets.tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
                          locale=cfg.locale_for_tier(ticket.tier), in_reply_to=ticket.thread_root,
                          context={"clock": action.clock, "due": due, "time_used": used, "time_left": left})
@@ -85,7 +98,7 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
         tickets.set_status(desk, ticket, "closed", now, actor="system", why=action.reason)
         return slaclock.state_of(ticket, policy)
     if action.kind == "breach_deadline_warning":
-        left = format_duration(ticket.breach_report_deadline - now)
+        left = ticket.breach_report_deadline - now
         desk.mailer.send("breach_deadline_warning", to=[Recipient(cfg.service.security_address)], now=now,
                          ticket=ticket, context={"breach_report_deadline": ticket.breach_report_deadline,
                                                  "time_left": left})

@@ -38,6 +38,8 @@ def check_health(config, now: datetime, *, max_fetch_age: timedelta, max_queue_a
         problems.append(f"{failed} outgoing mail(s) failed (see `mailticket outbox`, retry with --retry)")
     age = oldest_queued_age(now)
     if age is not None and age > max_queue_age:
+        oldest = Outbox.select().where(Outbox.status == "queued").order_by(Outbox.created_at).first()
+        why = f"last error: {oldest.last_error}" if oldest and oldest.last_error else "is the SMTP server reachable?"
         problems.append(f"outgoing mail waiting for {format_duration(age)} (limit {format_duration(max_queue_age)}; "
-                        "is the SMTP server reachable?)")
+                        f"{why})")
     return problems

@@ -46,7 +46,7 @@ def open_source(path: Path):
 
 def import_path(desk, path: Path, progress: bool = False) -> ImportResult:
     box = open_source(path)
-    keys = list(box.keys())
+    keys = in_date_order(box)
     result = ImportResult()
     real_clock = desk.clock
     desk.clock = _AtClock(real_clock)
@@ -72,21 +72,48 @@ def import_path(desk, path: Path, progress: bool = False) -> ImportResult:
     return result
 
 
-def _import_one(desk, raw: bytes, now: datetime, result: ImportResult) -> None:
-    headers = BytesHeaderParser().parsebytes(raw[:65536])
-    mid = str(headers.get("Message-ID", "")).strip().strip("<>")
-    if mid and MessageRef.get_or_none(MessageRef.message_id == mid):
-        result.skipped += 1
-        return
+def _headers(raw: bytes):
+    return BytesHeaderParser().parsebytes(raw[:65536])
+
+
+def _date_of(headers) -> datetime | None:
     try:
         when = parsedate_to_datetime(str(headers.get("Date", "")))
-        desk.clock.at = when if when.tzinfo and when < now else None
     except (TypeError, ValueError, IndexError):
-        desk.clock.at = None
+        return None
+    return when if when.tzinfo else None
+
+
+def in_date_order(box) -> list:
+    """The keys sorted by each mail's Date (a maildir has no order; a reply must come after its
+    original); mails without a usable date keep their place at the end."""
+    dated = []
+    for i, key in enumerate(box.keys()):
+        when = _date_of(_headers(box.get_bytes(key)))
+        dated.append((when is None, when.timestamp() if when else 0.0, i, key))
+    return [key for *_, key in sorted(dated)]
+
+
+def _known(mid: str) -> bool:
+    """Seen before: processed (a MessageRef) or kept in quarantine from an earlier run."""
+    return bool(MessageRef.get_or_none(MessageRef.message_id == mid)
+                or InboundMail.get_or_none(InboundMail.message_id == mid, InboundMail.state == "quarantined"))
+
+
+def _import_one(desk, raw: bytes, now: datetime, result: ImportResult) -> None:
+    headers = _headers(raw)
+    mid = str(headers.get("Message-ID", "")).strip().strip("<>")
+    if mid and _known(mid):
+        result.skipped += 1
+        return
+    when = _date_of(headers)
+    desk.clock.at = when if when and when < now else None
     row = pipeline.store_raw(raw, source="import", now=desk.clock.now())
     outcome = pipeline.process_one(desk, row)
     if outcome.state == "quarantined":
         result.quarantined += 1
+        if mid:  # remembered even when the mail could not be parsed, so a second import skips it
+            InboundMail.update(message_id=mid).where(InboundMail.id == row.id, InboundMail.message_id.is_null()).execute()
     elif outcome.state == "duplicate":
         result.skipped += 1
     elif outcome.reason == "new ticket" or outcome.reason.startswith("new ticket"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import pipeline
-from .db import is_postgres
+from .db import is_postgres, write_transaction
 from .models import InboundMail, KeyValue
 
 log = logging.getLogger(__name__)
@@ -37,20 +37,23 @@ def store_batch(mails, source: str, now: datetime) -> None:
                                received_at=now).on_conflict_ignore().execute()
 
 
-def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMail]:
-    """Stored mails waiting to be processed; with several daemons, each mail goes to one."""
+def claim_pending(worker: str, now: datetime, limit: int = 50, claim_for: timedelta = CLAIM_FOR) -> list[InboundMail]:
+    """Stored mails waiting to be processed; with several daemons, each mail goes to one. A claim
+    only shares out the work: a dead daemon's claims run out after ``claim_for``, and
+    ``pipeline.process_one`` holds the mail's row, so even an expired claim never processes it twice."""
     db = InboundMail._meta.database
     q = (InboundMail.select(InboundMail.id)
          .where(InboundMail.state == "received",
-                InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now))
+                InboundMail.claimed_until.is_null() | (InboundMail.claimed_until < now)
+                | (InboundMail.claimed_by == worker))  # its own, left by an error: take them again
          .order_by(InboundMail.id).limit(limit))
-    with db.atomic():
+    with write_transaction(db):
         if is_postgres(db):
             q = q.for_update("FOR UPDATE SKIP LOCKED")
         ids = [r.id for r in q]
         if not ids:
             return []
-        InboundMail.update(claimed_by=worker, claimed_until=now + CLAIM_FOR,
+        InboundMail.update(claimed_by=worker, claimed_until=now + claim_for,
                            attempts=InboundMail.attempts + 1).where(InboundMail.id.in_(ids)).execute()
     return list(InboundMail.select().where(InboundMail.id.in_(ids), InboundMail.claimed_by == worker)
                 .order_by(InboundMail.id))
@@ -59,8 +62,9 @@ def claim_pending(worker: str, now: datetime, limit: int = 50) -> list[InboundMa
 def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
     """Process what is stored and unclaimed, ``limit`` mails to a transaction (group commit)."""
     outcomes = []
+    claim_for = desk.config.database.lease_ttl
     while True:
-        rows = claim_pending(worker, desk.clock.now(), limit)
+        rows = claim_pending(worker, desk.clock.now(), limit, claim_for)
         if not rows:
             return outcomes
         outcomes += pipeline.process_batch(desk, rows, stop=stop)
@@ -71,22 +75,34 @@ def process_pending(desk, worker: str, *, stop=None, limit: int = 50) -> list:
             return outcomes
 
 
-def imap_cycle(desk, source, worker: str, *, stop=None) -> CycleResult:
-    """One look at the folder: fetch what is new, store, process, move what is finished."""
+def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None, still_ours=None) -> CycleResult:
+    """One look at the folder: fetch what is new, store, process, move what is finished.
+    ``on_batch(done, total)`` is called after each batch (the daemon tells systemd it is alive).
+    ``still_ours()`` is asked before each fetch and move (renewing the folder lease); False ends
+    the cycle, so that a daemon whose lease ran out leaves the folder to the new holder."""
     result = CycleResult()
     cfg = source.cfg
+    ours = still_ours or (lambda: True)
     uids = source.list_uids()
     known = _stored_uids(source.source, source.uidvalidity, uids)
     new = [u for u in uids if u not in known]
     for i in range(0, len(new), cfg.batch_size):
         if stop is not None and stop.is_set():
             break
+        if i and not ours():
+            return result
         fetched = source.fetch(new[i:i + cfg.batch_size])
         store_batch(fetched, source.source, desk.clock.now())
         result.fetched += len(fetched)
         result.outcomes += process_pending(desk, worker, stop=stop)
+        if not ours():
+            return result
         result.moved += move_finished(source, uids)
+        if on_batch is not None:
+            on_batch(min(i + cfg.batch_size, len(new)), len(new))
     result.outcomes += process_pending(desk, worker, stop=stop)
+    if not ours():
+        return result
     result.moved += move_finished(source, uids)
     mark_fetch_ok(desk.clock.now())
     return result

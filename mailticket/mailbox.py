@@ -103,6 +103,7 @@ class ImapSource:
     # ------------------------------------------------------------ reading and moving
 
     def list_uids(self) -> list[int]:
+        self.noop()  # lets the server announce mail that arrived since the last command
         criteria = ["UNDELETED"] if self.can_move else ["UNSEEN", "UNDELETED"]
         return sorted(self._call(self.client.search, criteria))
 
@@ -121,11 +122,23 @@ class ImapSource:
         """Move processed mail out of the inbox; mark it \\Seen where the server lacks MOVE."""
         if not uids:
             return
-        if self.can_move:
-            self._call(self.client.move, uids, folder)
-        else:
-            self._call(self.client.copy, uids, folder)
-            self._call(self.client.add_flags, uids, [imapclient.SEEN])
+        self._call(self._move_unless_gone, uids, folder)
+
+    def _move_unless_gone(self, uids: list[int], folder: str) -> None:
+        """Another daemon may have moved these UIDs already (two holders of a lapsed lease): the
+        server then answers NO [EXPUNGEISSUED]; the mail is where it should be, so that is done."""
+        try:
+            if self.can_move:
+                self.client.move(uids, folder)
+            else:
+                self.client.copy(uids, folder)
+                self.client.add_flags(uids, [imapclient.SEEN])
+        except IMAPClientError as exc:
+            if "EXPUNGEISSUED" not in str(exc) and "no longer exist" not in str(exc):
+                raise
+            log.info("UID(s) %s already gone from %s (moved by another daemon?): %s", _uid_list(uids),
+                     self.cfg.folder, _text(exc))
+            self.client.noop()  # take in the server's EXPUNGE news
 
     def wait(self, seconds: float, stop: threading.Event, wake: threading.Event) -> bool:
         """Wait up to ``seconds`` for new mail (IDLE where offered). True when the server said so."""
@@ -189,6 +202,10 @@ def _close(client) -> None:
             client.shutdown()
         except Exception:
             pass
+
+
+def _uid_list(uids: list[int]) -> str:
+    return ",".join(map(str, uids[:10])) + (f",... ({len(uids)})" if len(uids) > 10 else "")
 
 
 def _text(exc) -> str:

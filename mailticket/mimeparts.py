@@ -32,7 +32,6 @@ class Leaf:
     content_id: str | None
     disposition: str | None
     data: bytes
-    in_alternative: bool
 
     @property
     def inline(self) -> bool:
@@ -56,12 +55,12 @@ class MimeWalk:
 def walk_parts(message: email.message.Message, limits) -> MimeWalk:
     """All leaves in document order; QuarantineError when max_parts or max_depth is broken."""
     walk = MimeWalk()
-    stack = [(message, 0, False)]
+    stack = [(message, 0)]
     while stack:
-        part, depth, in_alternative = stack.pop()
+        part, depth = stack.pop()
         _count(walk, depth, limits)
-        children, child_alt = _visit(part, depth, in_alternative, walk, limits)
-        stack.extend((child, depth + 1, child_alt) for child in reversed(children))
+        children = _visit(part, depth, walk, limits)
+        stack.extend((child, depth + 1) for child in reversed(children))
     return walk
 
 
@@ -73,22 +72,21 @@ def _count(walk: MimeWalk, depth: int, limits) -> None:
         raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
 
 
-def _visit(part, depth: int, in_alternative: bool, walk: MimeWalk, limits) -> tuple[list, bool]:
-    """(children to walk into, whether they are alternatives), or ([], False) after
-    recording the part as a leaf."""
+def _visit(part, depth: int, walk: MimeWalk, limits) -> list:
+    """The children to walk into, or [] after recording the part as a leaf."""
     heads = read_part_headers(part)
     ctype = heads.content_type
     payload = part.get_payload() if part.is_multipart() else None
     if isinstance(payload, list) and ctype.startswith("multipart/"):
-        return payload, ctype == "multipart/alternative"
+        return payload
     if isinstance(payload, list):  # message/rfc822, message/delivery-status, ...
         _count_enclosed(payload, depth, walk, limits)
-        walk.leaves.append(_leaf(part, heads, _serialised(payload), in_alternative))
-        return [], False
+        walk.leaves.append(_leaf(heads, _serialised(payload)))
+        return []
     if ctype.startswith("multipart/"):
-        return _resplit(part, heads, walk), False
-    walk.leaves.append(_leaf(part, heads, _payload_bytes(part, walk), in_alternative))
-    return [], False
+        return _resplit(part, heads, walk)
+    walk.leaves.append(_leaf(heads, _payload_bytes(part, walk)))
+    return []
 
 
 def _count_enclosed(payload: list, depth: int, walk: MimeWalk, limits) -> None:
@@ -102,10 +100,10 @@ def _count_enclosed(payload: list, depth: int, walk: MimeWalk, limits) -> None:
             todo.extend((sub, level + 1) for sub in inner)
 
 
-def _leaf(part, heads: PartHeaders, data: bytes, in_alternative: bool) -> Leaf:
+def _leaf(heads: PartHeaders, data: bytes) -> Leaf:
     return Leaf(content_type=heads.content_type, charset=heads.charset,
                 filename=heads.filename, content_id=heads.content_id,
-                disposition=heads.disposition, data=data, in_alternative=in_alternative)
+                disposition=heads.disposition, data=data)
 
 
 # ---------------------------------------------------------------- payloads
@@ -145,8 +143,8 @@ def _resplit(part, heads: PartHeaders, walk: MimeWalk) -> list:
     if boundary:
         shell = (f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n').encode()
         try:
-            reparsed = BytesParser(policy=policy.default).parsebytes(
-                shell + body.encode("utf-8", "surrogateescape"))
+            parser = BytesParser(_class=email.message.EmailMessage, policy=policy.compat32)
+            reparsed = parser.parsebytes(shell + body.encode("utf-8", "surrogateescape"))
         except Exception:
             reparsed = None
         if reparsed is not None and isinstance(reparsed.get_payload(), list):
@@ -155,7 +153,7 @@ def _resplit(part, heads: PartHeaders, walk: MimeWalk) -> list:
             return reparsed.get_payload()
     walk.notes.append("multipart that cannot be split: its raw body kept as text")
     data = body.encode("utf-8", "surrogateescape")
-    walk.leaves.append(Leaf("text/plain", heads.charset, None, None, None, data, False))
+    walk.leaves.append(Leaf("text/plain", heads.charset, None, None, None, data))
     return []
 
 

@@ -36,9 +36,15 @@ def clean_header(value: str | None, limit: int = 900) -> str:
     return _CONTROL.sub(" ", value or "").strip()[:limit]
 
 
+_SPECIALS = re.compile(r'[<>()\[\]:;@\\,"]+')
+
+
 def mailbox(name: str | None, address: str) -> HAddress | str:
-    """A display name + address that can never inject a header."""
-    name = clean_header(name, 200).replace('"', "'")
+    """A display name + address that can never inject a header or smuggle in an address.
+
+    RFC 5322 specials are taken out of the name: the standard library's header folding can
+    drop the quotes around a long name, and then ``<x>`` in it would become the address."""
+    name = " ".join(_SPECIALS.sub(" ", clean_header(name, 200)).split())
     try:
         return HAddress(display_name=name, addr_spec=address)
     except (ValueError, IndexError, TypeError):

@@ -20,7 +20,7 @@ from email.policy import SMTP as SMTP_POLICY
 import peewee as pw
 
 from .config import OutboxConfig, RateLimits
-from .db import is_postgres
+from .db import is_postgres, write_transaction
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
 from .models import Outbox
 
@@ -87,9 +87,9 @@ def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[O
     db = Outbox._meta.database
     due = (Outbox.select(Outbox.id)
            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
-                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now) | (Outbox.claimed_by == worker))
            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
-    with db.atomic():
+    with write_transaction(db):
         if is_postgres(db):
             due = due.for_update("FOR UPDATE SKIP LOCKED")
         ids = [row.id for row in due]
@@ -111,30 +111,71 @@ class DrainResult:
 
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
-          on_failed=None) -> DrainResult:
-    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good."""
+          on_failed=None, stop=None) -> DrainResult:
+    """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
+    When ``stop`` (an Event) is set, the mail in hand is finished and the rest given back, due now.
+
+    On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
+    others), so no other daemon can send it while this one lives, whatever the clocks say; if this
+    one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent."""
     result = DrainResult()
-    entries = claim_due(now, limit, worker)
     try:
-        for i, entry in enumerate(entries):
-            try:
-                transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
-            except TemporaryDeliveryError as exc:
-                _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
-                if exc.server_down:  # no use trying the rest against a server that is not there
+        if is_postgres():
+            _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
+        else:
+            entries = claim_due(now, limit, worker)
+            for i, entry in enumerate(entries):
+                if stop is not None and stop.is_set():
+                    _postpone(entries[i:], now, result)
+                    break
+                if not _send_one(transport, entry, now, cfg, result, on_failed):
                     _postpone(entries[i + 1:], now + backoff(1, cfg), result)
                     break
-            except PermanentDeliveryError as exc:
-                _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
-            else:
-                Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
-                              claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
-                result.sent += 1
-                log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
-                         ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
     finally:
         transport.close()
     return result
+
+
+def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> None:
+    db = Outbox._meta.database
+    for _ in range(limit):
+        if stop is not None and stop.is_set():
+            return  # nothing is claimed: the rest stays due for whoever sends next
+        with db.atomic():
+            entry = _lock_next_due(now).first()
+            if entry is None:
+                return
+            if _send_one(transport, entry, now, cfg, result, on_failed):
+                continue
+        with db.atomic():  # the server is down: what is due waits too (rows another daemon holds excepted)
+            _postpone(list(_lock_next_due(now).limit(limit)), now + backoff(1, cfg), result)
+        return
+
+
+def _lock_next_due(now: datetime):
+    return (Outbox.select()
+            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
+                   (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now))
+            .order_by(Outbox.next_attempt_at, Outbox.id)
+            .for_update("FOR UPDATE SKIP LOCKED"))
+
+
+def _send_one(transport, entry, now, cfg, result, on_failed) -> bool:
+    """Send one entry and record the result; False when the server is down (no use going on)."""
+    try:
+        transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
+    except TemporaryDeliveryError as exc:
+        _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
+        return not exc.server_down
+    except PermanentDeliveryError as exc:
+        _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
+    else:
+        Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
+                      claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
+        result.sent += 1
+        log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
+                 ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
+    return True
 
 
 def _postpone(entries, when: datetime, result: DrainResult) -> None:

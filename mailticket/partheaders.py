@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .charsets import header_text
+from .charsets import decode_8bit, header_text
 
 _TOKEN = r"[!#$%&'+.^`|~\w-]+"
 _PARAM = rf';\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*'
@@ -16,6 +16,11 @@ _PARAMS = re.compile(_PARAM)
 _TYPE = re.compile(r"^\s*([!#$%&'*+.^`|~\w-]+/[!#$%&'*+.^`|~\w-]+)")
 _RAW_NAME = re.compile(r"""\b(?:file)?name\*?(?:0\*?)?\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.I)
 _QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+# A part header longer than this is read by simple regexes on its first MAX_VALUE
+# characters (the parameter parsers are too slow on megabyte values).
+MAX_VALUE = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ def read_part_headers(part) -> PartHeaders:
     raw = {}
     for name, value in part.raw_items():
         raw.setdefault(name.lower(), str(value))
+    if any(len(value) > MAX_VALUE for value in raw.values()):
+        return _read_by_regex(raw)
     ctype_raw, disp_raw = raw.get("content-type"), raw.get("content-disposition", "")
     plain_type = _plain(_PLAIN_TYPE, ctype_raw) if ctype_raw is not None else None
     plain_disp = _plain(_PLAIN_DISPOSITION, disp_raw) if disp_raw else (None, {})
@@ -45,8 +52,10 @@ def read_part_headers(part) -> PartHeaders:
 
 
 def _plain(pattern: re.Pattern, value: str):
-    """(value, params) when the header is plain (no RFC 2231, encoded-word or 8-bit); else None."""
-    if "*" in value or "=?" in value or not value.isascii():
+    """(value, params) when the header is plain (no RFC 2231 or encoded-word; raw 8-bit
+    bytes are decoded first); else None."""
+    value = decode_8bit(value)[0]
+    if "*" in value or "=?" in value:
         return None
     found = pattern.fullmatch(value)
     if not found:
@@ -65,6 +74,19 @@ def _read_by_stdlib(part, disp_raw: str, raw: dict) -> PartHeaders:
     return PartHeaders(_stdlib_type(part, raw.get("content-type", "")), _stdlib_param(part, "charset"),
                        _stdlib_filename(part, raw), _disposition(disp_raw),
                        _content_id(raw.get("content-id", "")))
+
+
+def _read_by_regex(raw: dict) -> PartHeaders:
+    """Type, charset and name found by regex in the first MAX_VALUE characters."""
+    ctype_raw = raw.get("content-type", "")[:MAX_VALUE]
+    disp_raw = raw.get("content-disposition", "")[:MAX_VALUE]
+    found_type = _TYPE.match(ctype_raw)
+    charset = re.search(r"charset\s*=\s*\"?([\w.:-]+)", ctype_raw, re.I)
+    name = _RAW_NAME.search(disp_raw + ";" + ctype_raw)
+    return PartHeaders(found_type.group(1).lower() if found_type else "text/plain",
+                       charset.group(1) if charset else None,
+                       _decoded((name.group(1) or name.group(2)) if name else None),
+                       _disposition(disp_raw), _content_id(raw.get("content-id", "")[:1000]))
 
 
 def _stdlib_type(part, raw_type: str) -> str:

@@ -8,7 +8,8 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import peewee as pw
@@ -18,11 +19,12 @@ from .attachments import store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
-from .correlate import find_ticket, reopen_decision
+from .correlate import Match, find_ticket, reopen_decision
+from .db import is_postgres, write_transaction
 from .errors import QuarantineError
 from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
-from .parse import parse_mail
+from .parse import Address, parse_mail
 from .quotes import split_reply
 
 log = logging.getLogger(__name__)
@@ -59,15 +61,15 @@ def process_one(desk, row: InboundMail) -> Outcome:
 def process_batch(desk, rows: list[InboundMail], *, stop=None) -> list[tuple[InboundMail, Outcome]]:
     """Process several stored mails with one commit (group commit: one fsync for the batch).
 
-    Each mail runs in a savepoint of its own, so a mail that fails is rolled back and quarantined
-    alone and the others go on. A database failure rolls the whole batch back: the mails stay
-    stored and are processed again later, and nothing was moved or sent for them (the IMAP move
-    and the outbox drain come after this commit). Outcomes are logged once they are committed.
-    Stops early when ``stop`` is set; the rows not reached are not in the result.
+    Each mail runs in a savepoint of its own (the transactions of ``_apply`` and ``quarantine``
+    nest), so a mail that fails is rolled back and quarantined alone and the others go on. A
+    database failure rolls the whole batch back: the mails stay stored and are processed again
+    later, and nothing was moved or sent for them (the IMAP move and the outbox drain come after
+    this commit). Outcomes are logged once they are committed. Stops early when ``stop`` is set;
+    the rows not reached are not in the result.
     """
-    db = InboundMail._meta.database
     done = []
-    with db.atomic():
+    with write_transaction(InboundMail._meta.database):
         for row in rows:
             if stop is not None and stop.is_set():
                 break
@@ -78,12 +80,11 @@ def process_batch(desk, rows: list[InboundMail], *, stop=None) -> list[tuple[Inb
 
 
 def _attempt(desk, row: InboundMail) -> Outcome:
-    db = InboundMail._meta.database
     now = desk.clock.now()
     try:
-        with db.atomic():
-            outcome = _process(desk, row, now)
-            _finish(row, outcome, now)
+        outcome = _apply(desk, row, now)
+        if outcome.reason == HANDLED_ELSEWHERE:
+            return outcome
     except (pw.OperationalError, pw.InterfaceError):
         raise  # the database itself failed: the daemon retries the mail later
     except QuarantineError as exc:
@@ -94,7 +95,37 @@ def _attempt(desk, row: InboundMail) -> Outcome:
     return outcome
 
 
+HANDLED_ELSEWHERE = "already handled by another daemon"
+
+
+def _apply(desk, row, now) -> Outcome:
+    """Process and record the mail in one transaction that holds its row. Two daemons never both
+    process one mail: the second waits for the row, then finds it no longer "received". A unique
+    key taken meanwhile by another daemon (two copies of one mail at once) is tried once more."""
+    for attempt in (1, 2):
+        try:
+            with write_transaction(InboundMail._meta.database):
+                current = _lock_stored(row)
+                if current.state != "received":
+                    return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
+                outcome = _process(desk, row, now)
+                _finish(row, outcome, now)
+                return outcome
+        except pw.IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("stored mail %s: a concurrent change took one of its keys; trying it again", row.id)
+
+
+def _lock_stored(row) -> InboundMail:
+    q = InboundMail.select(InboundMail.state, InboundMail.ticket).where(InboundMail.id == row.id)
+    return (q.for_update() if is_postgres() else q).get()
+
+
 def _log_outcome(row, outcome):
+    if outcome.reason == HANDLED_ELSEWHERE:
+        log.info("stored mail %s (UID %s): %s", row.id, row.uid, HANDLED_ELSEWHERE)
+        return
     what = f"mail <{row.message_id}>" if row.message_id else f"stored mail {row.id}"
     uid = f" (UID {row.uid})" if row.uid is not None else ""
     ticket = f" ticket {outcome.ticket}" if outcome.ticket else ""
@@ -109,10 +140,12 @@ def _finish(row, outcome, now):
 
 def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
-    db = InboundMail._meta.database
-    with db.atomic():
-        InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None).where(
-            InboundMail.id == row.id).execute()
+    with write_transaction(InboundMail._meta.database):
+        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
+                                  message_id=row.message_id).where(
+                InboundMail.id == row.id, InboundMail.state == "received").execute():
+            current = InboundMail.get_by_id(row.id)
+            return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
         desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
                          context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
                                   "sender": _header(row, "From"), "subject": _header(row, "Subject"),
@@ -137,30 +170,45 @@ def _process(desk, row, now) -> Outcome:
     cfg = desk.config
     parsed = parse_mail(bytes(row.raw))
     row.message_id = parsed.message_id[:250]
+    # Our loop marker is read before the X-Mailticket-* headers are stripped, and only when it
+    # names our own address: it catches our mail coming back under a new Message-ID and From
+    # (a list re-sending it), while another desk's marker or any other header of ours written
+    # by someone else has no effect. A human who copies our exact marker only drops their own mail.
+    looped = _carries_our_loop_marker(parsed.message, cfg.service.address)
     stripped = strip_internal_headers(parsed.message)
     if stripped:
         log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
                     ", ".join(stripped))
+    _one_at_a_time(row.message_id)
     ref = MessageRef.get_or_none(MessageRef.message_id == row.message_id)
     if ref is not None and ref.direction == "out":
         return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
     if ref is not None:
         return Outcome("duplicate", ref.ticket_id, f"already processed (ticket {ref.ticket_id})")
+    if looped:
+        return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
     verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
     if verdict.kind == "loop":
         return Outcome("dropped", None, f"loop: {verdict.reason}")
     if verdict.kind == "bounce":
         return _bounce(desk, row, parsed, verdict, now)
     claims = _token_claims(desk, parsed, now)
-    match = find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims)
+    match = _with_ticket_locked(find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims))
     if verdict.kind == "auto_reply":
+        if match.ticket is None:  # RFC 3834 responders answer our return path, often without tag or headers
+            entry = _outbox_by_return_path(desk, parsed)
+            if entry is not None and entry.ticket_id:
+                match = Match(entry.ticket, "return-path")
         if match.ticket is None:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
         tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
         return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
     sender = parsed.sender
     if not sender.address:
-        raise QuarantineError("no usable sender address in From")
+        sender = _recovered_sender(bytes(row.raw))
+        if sender is None:
+            raise QuarantineError("no usable sender address in From")
+        parsed = replace(parsed, sender=sender)
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:
         from .agentmail import handle_agent_mail
@@ -169,6 +217,40 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _one_at_a_time(message_id: str) -> None:
+    """On PostgreSQL, two copies of one mail in two daemons wait for each other here, so the second
+    sees the first's MessageRef and is a duplicate (SQLite's write lock already does this)."""
+    if is_postgres():
+        InboundMail._meta.database.execute_sql("SELECT pg_advisory_xact_lock(1, hashtext(%s))", (message_id,))
+
+
+def _with_ticket_locked(match):
+    """On PostgreSQL, hold the matched ticket's row and read it afresh, so that two daemons changing
+    one ticket at once (a reply here, the SLA scan there) do not overwrite each other's change."""
+    if match.ticket is None or not is_postgres():
+        return match
+    import dataclasses
+    return dataclasses.replace(match, ticket=Ticket.select().where(Ticket.id == match.ticket.id).for_update().get())
+
+
+_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
+_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _recovered_sender(raw: bytes) -> Address | None:
+    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
+    marked defective so it never counts as an agent."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    line = _RAW_FROM.search(head)
+    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
+    return Address("", found.group(0).lower(), True) if found else None
+
+
+def _carries_our_loop_marker(msg, own_address: str) -> bool:
+    values = msg.get_all(LOOP_HEADER) or []
+    return any(str(v).strip().lower() == own_address.lower() for v in values)
 
 
 def _token_claims(desk, parsed, now) -> list:
@@ -198,7 +280,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    if not known:
+    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
@@ -225,9 +307,11 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
     ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
-    decision = cfg.rules_decide(requester[1], parsed.subject, body)
+    # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
+    decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
-                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body)
+                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
+                                 notify_tier=not _is_old(cfg, parsed, now))
     if note:
         tickets.event(ticket, now, "note", note)
     _store_attachments(desk, row, parsed, ticket)
@@ -241,10 +325,15 @@ def _has_attached_mail(msg) -> bool:
         return False
 
 
+def _is_old(cfg, parsed, now) -> bool:
+    """Mail older than ack_max_age (a mailbox full of old mail) is logged without mailing anyone."""
+    return parsed.date is not None and now - parsed.date > cfg.service.ack_max_age
+
+
 def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
     if not verdict.may_acknowledge:
         return False, f"no acknowledgement: {verdict.reason or 'the sender asked for no automatic answers'}"
-    if parsed.date is not None and now - parsed.date > cfg.service.ack_max_age:
+    if _is_old(cfg, parsed, now):
         return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
     if tickets._is_ours(cfg, address):
         return False, "no acknowledgement: the requester is one of our own addresses"
@@ -268,18 +357,15 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     if entry is None and bounce is not None and bounce.original_message_id:
         entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
     if entry is None:
-        for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
-            local = a.partition("@")[0]
-            if "+" in local:
-                mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
-                entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
-                if entry:
-                    break
+        entry = _outbox_by_return_path(desk, parsed)
     if entry is None:
         return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
     recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
     detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
     if entry.ticket_id:
+        # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
+        MessageRef.insert(message_id=row.message_id, ticket=entry.ticket_id, direction="in", audience="internal",
+                          at=now).on_conflict_ignore().execute()
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
@@ -289,6 +375,18 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
                          ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
                                                        "outbox_id": entry.id}, reply_purpose=None)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def _outbox_by_return_path(desk, parsed) -> Outbox | None:
+    """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
+    for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+        local = a.partition("@")[0]
+        if "+" in local:
+            mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
+            entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+            if entry:
+                return entry
+    return None
 
 
 def pending(limit: int = 500) -> list[InboundMail]:

@@ -206,8 +206,15 @@ def _load_rule(raw, file: str, where: str, categories: frozenset[str]) -> Rule:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("every rule needs a name", file, f"{where}.name")
+    try:
+        return _build_rule(raw, name.strip(), file, where, categories)
+    except ConfigError as exc:  # the admin knows the rule by its name, not its index
+        raise ConfigError(f"rule {name.strip()!r}: {exc.problem}", file, exc.key) from None
+
+
+def _build_rule(raw: dict, name: str, file: str, where: str, categories: frozenset[str]) -> Rule:
     return Rule(
-        name=name.strip(),
+        name=name,
         senders=_senders(raw, file, where),
         vip=_optional_bool(raw, "vip", file, where),
         subject=_regex(raw, "subject", file, where),
@@ -266,7 +273,7 @@ def _choice(raw: dict, key: str, valid, file: str, where: str):
     value = raw[key]
     if isinstance(value, bool) or value not in valid:
         shown = ", ".join(str(v) for v in valid)
-        raise ConfigError(f"{value!r} is not valid; valid: {shown}", file, f"{where}.{key}")
+        raise ConfigError(f"{key} {value!r} is not valid; valid: {shown}", file, f"{where}.{key}")
     return value
 
 

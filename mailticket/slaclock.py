@@ -35,10 +35,11 @@ def state_of(ticket: Ticket, policy) -> sla.TicketState:
         already_sent=marks, resolved_at=ticket.resolved_at, breach_report_deadline=ticket.breach_report_deadline)
 
 
-def save_state(ticket: Ticket, state: sla.TicketState, policy) -> None:
+def save_state(ticket: Ticket, state: sla.TicketState, policy, now: datetime | None = None) -> None:
+    """Store the clocks; ``now`` = the scan that just did everything due up to now."""
     _store(ticket, "response", state.response)
     _store(ticket, "resolution", state.resolution)
-    refresh(ticket, policy)
+    refresh(ticket, policy, after=now)
 
 
 def start(ticket: Ticket, config, now: datetime, decision) -> None:
@@ -51,8 +52,11 @@ def start(ticket: Ticket, config, now: datetime, decision) -> None:
     refresh(ticket, policy)
 
 
-def refresh(ticket: Ticket, policy) -> None:
-    """Due times and the next moment the scan must look at this ticket."""
+def refresh(ticket: Ticket, policy, after: datetime | None = None) -> None:
+    """Due times and the next moment the scan must look at this ticket (None: nothing left to do).
+
+    ``after``: the moment of a scan that has just acted on everything due until then; earlier
+    moments are done and left out, so a warned or breached ticket does not stay due for ever."""
     cal = policy.calendar_for(ticket.priority)
     response, resolution = _clock(ticket, "response", policy), _clock(ticket, "resolution", policy)
     ticket.first_response_due = response.due(cal) if not response.stopped_at else None
@@ -70,8 +74,8 @@ def refresh(ticket: Ticket, policy) -> None:
     if ticket.breach_report_deadline and ticket.status != "closed":
         for before in policy.breach_report_warn_before:
             moments.append(ticket.breach_report_deadline - before)
-    future_or_past = sorted(moments)
-    ticket.next_check_at = future_or_past[0] if future_or_past else None
+    moments = sorted(m for m in moments if after is None or m > after)
+    ticket.next_check_at = moments[0] if moments else None
 
 
 def on_status(ticket: Ticket, config, old: str, new: str, now: datetime) -> None:

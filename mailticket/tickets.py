@@ -15,6 +15,7 @@ from .notify import Recipient
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION_LIMIT = 100_000  # characters of the first mail kept as the ticket's description
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 # allowed moves of the status machine (agents may also close from any state)
 TRANSITIONS = {
@@ -45,6 +46,11 @@ def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset()) -> tup
     return to, cc
 
 
+def tells_requester(ticket: Ticket) -> bool:
+    """Automatic notices go to the requester, unless that is a monitoring system (an alert incident)."""
+    return not ticket.alert_key
+
+
 def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -> None:
     if not address or address == ticket.requester_address:
         return
@@ -55,7 +61,7 @@ def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -
 
 def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
                 acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
-                alert_key: str | None = None, body: str | None = None) -> Ticket:
+                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
     cfg = desk.config
     name, address = requester
     tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
@@ -63,7 +69,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         type=decision.type, status="new", tier=tier, priority=decision.priority, impact=decision.impact,
         urgency=decision.urgency, category=decision.category,
         subject=clean_subject(parsed.subject, cfg.service.tag_prefix)[:500],
-        description=(body if body is not None else parsed.text)[:100_000], requester_name=name[:200],
+        description=(body if body is not None else parsed.text)[:DESCRIPTION_LIMIT], requester_name=name[:200],
         requester_address=address, decided_by=decision.rule_name, security=decision.security,
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
         tier_since=now, thread_root=parsed.message_id)
@@ -83,13 +89,13 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
-    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason)
+    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier)
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
     return ticket
 
 
-def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason):
+def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True):
     cfg, mailer = desk.config, desk.mailer
     if acknowledge:
         sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
@@ -99,6 +105,9 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
         event(ticket, now, "not-acknowledged", ack_skip_reason or "no acknowledgement")
+    if not notify_tier:
+        event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
+        return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
@@ -173,14 +182,15 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
     ticket.save()
     event(ticket, now, "status", f"{old} -> {status}" + (f": {why}" if why else ""), actor=actor,
           old=old, new=status)
-    if notify and status in ("resolved", "closed"):
+    if notify and status in ("resolved", "closed") and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
-        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket, context={"body": body or ""},
+        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
+                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
                          in_reply_to=ticket.thread_root, automatic=True)
 
 
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
-             actor: str = "system", time_used: str = "") -> int:
+             actor: str = "system", time_used=None) -> int:
     """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
     cfg = desk.config
     old = ticket.tier
@@ -195,7 +205,7 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
     desk.mailer.send("escalation", to=tier_recipients(desk, new), now=now, ticket=ticket, context=ctx,
                      locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root)
-    if new > old:
+    if new > old and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
         desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,
                          automatic=True, rate_limited=True)
@@ -203,12 +213,12 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     return new
 
 
-def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used: str = "") -> None:
+def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
     history = [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
                for e in ticket.events.order_by(Event.at, Event.id)]
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
-                     context={"from_tier": 3, "to_tier": "manager", "reason": reason, "time_used": time_used,
+                     context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
                               "history": history})
     event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)

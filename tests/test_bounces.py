@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from bench.corpora_bounces import default_corpora_dir, load_message, score_bounces
+from bench.corpora_bounces import load_message, score_bounces
+from bench.corpora_path import find_corpora
 from mailticket.bounces import Bounce, parse_bounce
 from mailticket.classify import classify
 
-CORPORA = default_corpora_dir()
+CORPORA = find_corpora()
 needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
                                    "(set MAILTICKET_CORPORA)")
 both_policies = pytest.mark.parametrize("compat32", [False, True], ids=["default", "compat32"])

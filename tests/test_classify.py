@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.corpora_bounces import default_corpora_dir, load_message
+from bench.corpora_bounces import load_message
+from bench.corpora_path import find_corpora
 from mailticket.bounces import parse_bounce
 from mailticket.classify import RULES, Verdict, classify, normalise_line_ends
 
-CORPORA = default_corpora_dir()
+CORPORA = find_corpora()
 needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
                                    "(set MAILTICKET_CORPORA)")
 

@@ -116,3 +116,65 @@ def test_unusable_mail_is_quarantined_and_the_loop_goes_on(tmp_path, mailbox_use
     assert bad.reason
     alerts = [m for m in got if m.rcpt_tos == ["admin@example.com"]]
     assert len(alerts) == 1 and bad.reason.split(":")[0] in alerts[0].data.decode(errors="replace")
+
+
+def test_mail_pushed_over_lmtp_by_an_mta(tmp_path, smtp_sink):
+    """An MTA delivering over LMTP gets one reply per recipient, and only after the mail is stored."""
+    import smtplib
+    port = free_port()
+    cfg = write_config(tmp_path, sink=smtp_sink, extra={"listener": {"enabled": True, "host": "127.0.0.1",
+                                                                      "port": port, "protocol": "lmtp"}})
+    with DaemonThread(cfg):
+        wait_until(lambda: _accepts(port), what="LMTP listener up")
+        lmtp = smtplib.LMTP("127.0.0.1", port)
+        refused = lmtp.sendmail("anna@customer.example", ["support@example.com", "support+x@example.com"],
+                                make_mail(message_id="<via-lmtp@customer.example>"))
+        lmtp.quit()
+        assert refused == {}
+        got = smtp_sink.wait_for(2, timeout=20)
+    assert Ticket.select().count() == 1
+    stored = InboundMail.get()
+    assert stored.source == "listener" and b"Delivered-To: support@example.com" in bytes(stored.raw)
+    assert any(m.rcpt_tos == ["anna@customer.example"] for m in got)
+
+
+def test_listener_refuses_with_451_when_the_mail_cannot_be_stored(tmp_path):
+    """The sending MTA keeps the mail and retries: a 451, never a 250 for a mail we did not keep."""
+    import smtplib
+    import threading
+    from mailticket.mailbox import _Handler
+
+    def broken_store(raw):
+        raise OSError("disk full")
+
+    handler = _Handler(broken_store, threading.Event(), lmtp=False)
+    from aiosmtpd.controller import Controller
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as s:
+            try:
+                s.sendmail("a@customer.example", ["support@example.com"], make_mail())
+                raise AssertionError("accepted a mail it could not store")
+            except smtplib.SMTPDataError as exc:
+                assert exc.smtp_code == 451
+    finally:
+        controller.stop()
+
+
+def test_a_mailbox_full_of_old_mail_mails_nobody(tmp_path, mailbox_user, smtp_sink):
+    from datetime import datetime, timedelta, timezone
+    dovecot = mailbox_user.server
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink)
+    old = datetime.now(timezone.utc) - timedelta(days=30)
+    for i in range(5):
+        dovecot.append(mailbox_user.name, "INBOX", make_mail(sender=f"old{i}@customer.example", date=old,
+                                                             message_id=f"<old{i}@customer.example>"))
+    dovecot.append(mailbox_user.name, "INBOX", make_mail(message_id="<fresh@customer.example>"))
+    with DaemonThread(cfg):
+        wait_until(lambda: dovecot.folder_count(mailbox_user.name, "Processed") == 6, timeout=20)
+        smtp_sink.wait_for(2, timeout=10)
+    assert Ticket.select().count() == 6
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.received) == ["anna@customer.example", "l1@example.com"]
+    assert Outbox.select().count() == 2

@@ -1,11 +1,9 @@
 """Reply/quote splitting: corpus thresholds, per-case time limit, and focused behaviour."""
 from __future__ import annotations
 
-import os
 import time
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -13,22 +11,14 @@ from hypothesis import given, settings, strategies as st
 from bench.corpora_quotes import CORPORA, Case, github_timing_cases, matches, run_case
 from mailticket.quote_lines import classify
 from mailticket.quotes import Reply, embedded_sender, split_reply, split_reply_html
+from bench.corpora_path import find_corpora
 
 THRESHOLD = 90.0      # per-corpus percentage of exact matches
 CASE_LIMIT_S = 1.0    # no single case may take longer
 
 
-def _corpora_dir() -> Path:
-    if os.environ.get("MAILTICKET_CORPORA"):
-        return Path(os.environ["MAILTICKET_CORPORA"])
-    root = Path(__file__).resolve().parents[1]
-    for base in (root / "..", *root.parents):  # repo/../shared/corpora, or a worktree's ancestor
-        if (base / "shared" / "corpora").is_dir():
-            return base / "shared" / "corpora"
-    return root / ".." / "shared" / "corpora"
 
-
-CORPORA_DIR = _corpora_dir()
+CORPORA_DIR = find_corpora()
 needs_corpora = pytest.mark.skipif(
     not CORPORA_DIR.is_dir(),
     reason=f"mail corpora not found at {CORPORA_DIR} (set MAILTICKET_CORPORA)",

@@ -160,14 +160,20 @@ def test_a_port_taken_before_the_first_start_is_replaced():
             server.close()
 
 
-def test_a_port_taken_before_a_restart_is_an_error_naming_the_cause(dovecot):
-    dovecot.stop()
+def test_a_port_taken_before_a_restart_is_an_error_naming_the_cause():
+    # An instance of its own: Dovecot's children outlive a stopped master and keep its listening
+    # sockets while sessions of earlier tests are open, so the shared one may still hold the port.
+    if not conftest.ensure_dovecot_installed():
+        conftest.unavailable("Dovecot is not installed")
+    server = Dovecot().start()
     try:
-        with _blocked(dovecot.lmtp_port), pytest.raises(RuntimeError, match="in use"):
-            dovecot.start()
+        server.stop()
+        with _blocked(server.lmtp_port), pytest.raises(RuntimeError, match="in use"):
+            server.start()
+        server.start()
+        assert server.running()
     finally:
-        dovecot.start()
-    assert dovecot.running()
+        server.close()
 
 
 # -- Dovecot: XOAUTH2 / OAUTHBEARER ------------------------------------------------------------

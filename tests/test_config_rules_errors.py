@@ -1,0 +1,84 @@
+"""Bad rules and SLA settings: `check-config` names the rule/key and the problem; `run` refuses to start."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import run_cli, write_config
+from tests.servers.system import free_port
+
+EXIT_CONFIG = 3
+
+CASES = {
+    "broken subject regex": (
+        {"rules": [{"name": "printers", "subject": "(?i)print(er", "category": "printing"}]}, None,
+        ["rules[0].subject", "rule 'printers'", "broken regular expression", "(?i)print(er"]),
+    "broken body regex in the second rule": (
+        {"rules": [{"name": "ok-rule", "subject": "VPN"},
+                   {"name": "toner", "body": "toner[", "category": "printing"}]}, None,
+        ["rules[1].body", "rule 'toner'", "broken regular expression", "toner["]),
+    "unknown category": (
+        {"rules": [{"name": "net", "from": "@branch.example", "category": "netwrk"}]}, None,
+        ["rules[0].category", "rule 'net'", "category 'netwrk' is not valid", "network"]),
+    "category outside the admin's list": (
+        {"service": {"categories": ["general", "printing"]},
+         "rules": [{"name": "hw", "subject": "laptop", "category": "hardware"}]}, None,
+        ["rules[0].category", "rule 'hw'", "category 'hardware' is not valid"]),
+    "overlapping holidays": (
+        {}, {"business_hours": {"holidays": ["2026-12-24..2026-12-26", "2026-12-25"]}},
+        ["sla.business_hours.holidays[1]", "'2026-12-25' overlaps '2026-12-24..2026-12-26'", "2026-12-25"]),
+    "zero first-response target": (
+        {}, {"P3": {"first_response": "0s", "resolution": "1h"}},
+        ["sla.P3.first_response", "must be more than zero", "'0s'"]),
+    "zero resolution target": (
+        {}, {"P1": {"first_response": "1h", "resolution": "0m"}},
+        ["sla.P1.resolution", "must be more than zero"]),
+}
+
+
+def _config(tmp_path, extra, sla):
+    return write_config(tmp_path, listener_port=free_port(), extra=extra, sla=sla)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_check_config_names_the_rule_and_the_problem(tmp_path, case):
+    extra, sla, words = CASES[case]
+    cfg = _config(tmp_path, extra, sla)
+    result = run_cli("check-config", config=cfg)
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "OK" not in result.stdout
+    message = result.stderr.strip()
+    assert message.startswith(f"mailticket: configuration error: {cfg}: ")
+    for word in words:
+        assert word in message, (word, message)
+    assert len(message.splitlines()) == 1  # one line the admin can read, no traceback
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_daemon_refuses_to_start_on_a_bad_config(tmp_path, case):
+    extra, sla, words = CASES[case]
+    cfg = _config(tmp_path, extra, sla)
+    result = run_cli("run", config=cfg, timeout=30)
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert words[0] in result.stderr and words[1] in result.stderr
+    assert "ready" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mailticket.db").exists()  # it stopped before touching the database
+
+
+def test_the_same_config_without_the_mistake_is_ok(tmp_path):
+    """The errors above come from the mistakes, not from the rest of the file."""
+    cfg = _config(tmp_path, {"service": {"vip": ["ceo@customer.example"]},
+                             "rules": [{"name": "printers", "subject": "(?i)print(er)?", "category": "printing"},
+                                       {"name": "net", "from": "@branch.example", "category": "network"}]},
+                  {"business_hours": {"holidays": ["2026-12-24..2026-12-26", "2026-12-31"]},
+                   "P3": {"first_response": "3s", "resolution": "1h"}})
+    result = run_cli("check-config", config=cfg)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{cfg}: OK"
+
+
+def test_duplicate_rule_names_are_refused(tmp_path):
+    cfg = _config(tmp_path, {"rules": [{"name": "vpn", "subject": "VPN"}, {"name": "vpn", "body": "tunnel"}]}, None)
+    result = run_cli("check-config", config=cfg)
+    assert result.returncode == EXIT_CONFIG
+    assert "rules[1].name" in result.stderr and "duplicate rule name 'vpn'" in result.stderr
