@@ -122,12 +122,21 @@ def _import_one(desk, raw: bytes, now: datetime, result: ImportResult) -> None:
         result.threaded += 1
 
 
-def settle_clocks(desk, now: datetime) -> None:
-    """Warnings and escalations that fell due in the past are recorded as done, not mailed today."""
+def settle_clocks(desk, now: datetime, chunk: int = 500) -> None:
+    """Warnings and escalations that fell due in the past are recorded as done, not mailed today.
+    ``chunk`` tickets at a time, each chunk one transaction: memory stays flat however large the import."""
     policy = desk.config.sla
-    for ticket in escalation.due_tickets(now, limit=10**9):
-        state = slaclock.state_of(ticket, policy)
-        for action in sla.due_actions(state, now, policy):
-            SlaMark.insert(ticket=ticket, key=action.key, at=now).on_conflict_ignore().execute()
-        slaclock.refresh(ticket, policy)
-        ticket.save()
+    last_id = 0
+    while True:
+        due = list(escalation.due_tickets(now, limit=chunk).where(Ticket.id > last_id)
+                   .order_by(Ticket.id))
+        if not due:
+            return
+        with Ticket._meta.database.atomic():
+            for ticket in due:
+                state = slaclock.state_of(ticket, policy)
+                for action in sla.due_actions(state, now, policy):
+                    SlaMark.insert(ticket=ticket, key=action.key, at=now).on_conflict_ignore().execute()
+                slaclock.refresh(ticket, policy, after=now)
+                ticket.save()
+        last_id = due[-1].id
