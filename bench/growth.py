@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -129,17 +128,18 @@ def import_rss(n: int, tmp: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "mailticket.cli", "--config", str(cfg), "import", str(mbox)],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "import.log", "wb"))
-    samples = []
+    samples, peak = [], 0.0
     while proc.poll() is None:
         try:
-            text = Path(f"/proc/{proc.pid}/status").read_text()
-            kb = int(next(line.split()[1] for line in text.splitlines() if line.startswith("VmRSS")))
-            samples.append((time.perf_counter() - t0, kb / 1024))
-        except (OSError, StopIteration):
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines())
+            samples.append((time.perf_counter() - t0, int(fields["VmRSS"].split()[0]) / 1024))
+            peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
+        except (OSError, KeyError, ValueError):
             pass
         time.sleep(0.2)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # VmHWM (the kernel's peak RSS of the process since its exec); not getrusage's ru_maxrss, which
+    # for a child also counts the parent's pages it had between fork and exec
     if proc.returncode != 0:
         raise RuntimeError(f"import failed ({proc.returncode}): {(tmp / 'import.log').read_text()[-2000:]}")
     quarter = [samples[min(len(samples) - 1, int(len(samples) * q))][1] for q in (0.25, 0.5, 0.75)] if samples else []
@@ -159,7 +159,7 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory(prefix="mt-growth-") as tmp:
         tmp = Path(tmp)
-        for n in [int(x) for x in args.sizes.split(",")]:
+        for n in [int(x) for x in args.sizes.split(",") if x.strip()]:
             f = run_size(n, corpus, tmp)
             lines.append(f"{n:,} tickets stored (filled in {f['fill_s']:.0f} s): **{f['rate']:.0f} mails/s** "
                          f"({f['cpu_ms']:.1f} ms CPU/mail, group commit, {f['mails']} mails); one transaction per mail: "
