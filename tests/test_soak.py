@@ -116,6 +116,10 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     assert states <= {"processed", "duplicate", "dropped", "quarantined"}
     assert dovecot.folder_count(user, "Processed") + dovecot.folder_count(user, "Quarantine") >= len(appended)
     assert Outbox.select().where(Outbox.status == "failed").count() == 0
+    # and nothing lost on the way out: every mail marked sent reached the sink (the 451s were retried)
+    sent = {o.message_id for o in Outbox.select(Outbox.message_id).where(Outbox.status == "sent")}
+    arrived = {str(m.message["Message-ID"]).strip("<>") for m in smtp_sink.received}
+    assert sent and sent <= arrived, sorted(sent - arrived)[:10]
     new_requests = Ticket.select().count()
     acks = Outbox.select().where(Outbox.kind == "acknowledgement", Outbox.status == "sent").count()
     assert acks >= new_requests * 0.95  # the rest: requesters rate-limited on purpose (replies to many)
