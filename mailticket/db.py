@@ -99,7 +99,7 @@ def _indexes(database: pw.Database) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
-    ("0002_outbox_created_index", _indexes),
+    ("0002_outbox_indexes", _indexes),
 ]
 
 

@@ -175,7 +175,8 @@ class Outbox(BaseModel):
     admin_told = pw.BooleanField(default=False)
 
     class Meta:
-        indexes = ((("rcpt_key", "created_at"), False), (("status", "next_attempt_at"), False),
+        indexes = ((("rcpt_key", "created_at"), False),
+                   (("status", "next_attempt_at", "id"), False),  # the drain's order: no sort of the queue
                    (("created_at",), False))  # the global rate limit counts the last 10 minutes
 
 
