@@ -335,20 +335,26 @@ def _path(value: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+def _server(s: _Section, default_security: str) -> tuple[str, str, str | None]:
+    """host, security and ca_file of a mail server: never clear text beyond loopback, a CA that exists."""
+    host = s.string("host", required=True)
+    security = s.string("security", default_security, choices=("ssl", "starttls", "none"))
+    _check_plaintext(s, host, security)
+    ca = s.string("ca_file")
+    if ca and not Path(ca).is_file():
+        raise s.error("ca_file", f"{ca} does not exist")
+    return host, security, ca
+
+
 def _imap(data: dict, file: str) -> ImapConfig:
     s = _Section(data, file, "imap", {
         "host", "port", "security", "username", "password", "password_file", "password_env",
         "password_credential", "auth", "oauth2_token_command", "folder", "processed_folder",
         "quarantine_folder", "idle", "poll_interval", "ca_file", "timeout", "batch_size"})
-    host = s.string("host", required=True)
-    security = s.string("security", "ssl", choices=("ssl", "starttls", "none"))
-    _check_plaintext(s, host, security)
+    host, security, ca = _server(s, default_security="ssl")
     poll = s.duration("poll_interval", timedelta(seconds=60))
     if poll.total_seconds() <= 0:
         raise s.error("poll_interval", "must be more than 0s")
-    ca = s.string("ca_file")
-    if ca and not Path(ca).is_file():
-        raise s.error("ca_file", f"{ca} does not exist")
     batch = s.get("batch_size", int, 200)
     if not 1 <= batch <= 5000:
         raise s.error("batch_size", "must be between 1 and 5000")
@@ -365,12 +371,7 @@ def _smtp(data: dict, file: str) -> SmtpConfig:
     s = _Section(data, file, "smtp", {
         "host", "port", "security", "username", "password", "password_file", "password_env",
         "password_credential", "auth", "oauth2_token_command", "ca_file", "timeout"})
-    host = s.string("host", required=True)
-    security = s.string("security", "starttls", choices=("ssl", "starttls", "none"))
-    _check_plaintext(s, host, security)
-    ca = s.string("ca_file")
-    if ca and not Path(ca).is_file():
-        raise s.error("ca_file", f"{ca} does not exist")
+    host, security, ca = _server(s, default_security="starttls")
     default_port = {"ssl": 465, "starttls": 587, "none": 25}[security]
     return SmtpConfig(host=host, port=s.port("port", default_port), security=security,
                       credentials=_auth(s), ca_file=ca,
