@@ -40,7 +40,6 @@ def _bulk_rows(model, n: int, make) -> tuple[str, list]:
 
 def fill(database, n: int, now: datetime) -> float:
     """``n`` synthetic tickets with their refs, events and outbox entries; returns seconds taken."""
-    from mailticket.models import Event, MessageRef, Outbox, Ticket
     t0 = time.perf_counter()
     conn = database.connection()
     old = (now - timedelta(days=30)).replace(tzinfo=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cli import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from .config import load_config
-from .durations import format_duration, parse_duration
+from .durations import parse_duration
 
 
 def _setup(args, migrate: bool = True):
@@ -170,7 +170,7 @@ def _ticket_dict(t) -> dict:
 
 
 def show(args) -> int:
-    from .models import Attachment, Event, Participant, Ticket
+    from .models import Attachment, Participant, Ticket
     _setup(args)
     t = Ticket.get_or_none(Ticket.id == args.number)
     if t is None:

@@ -19,6 +19,7 @@ from . import intake, lease, outbox, pipeline
 from .db import describe_error, redact
 from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
+from .models import database_proxy
 from .sdnotify import Notifier
 
 log = logging.getLogger(__name__)
@@ -129,13 +130,9 @@ class Daemon:
         except (pw.OperationalError, pw.InterfaceError) as exc:
             self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
             try:
-                self.config_db().close()
+                database_proxy.obj.close()  # the next turn opens a fresh connection
             except Exception:
                 pass
-
-    def config_db(self):
-        from .models import database_proxy
-        return database_proxy.obj
 
     def _failed(self, what: str, message: str) -> None:
         log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import peewee as pw
 
@@ -22,7 +22,7 @@ from .classify import classify
 from .correlate import Match, find_ticket, reopen_decision
 from .db import is_postgres, write_transaction
 from .errors import QuarantineError
-from .models import Attachment, Event, InboundMail, MessageRef, Outbox, Ticket
+from .models import Attachment, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
 from .parse import Address, parse_mail
 from .quotes import split_reply

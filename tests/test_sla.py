@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mailticket.errors import ConfigError
 from mailticket.sla import (
-    Clock, TicketState, add_working_time, always, check, due_actions, escalated,
+    Clock, add_working_time, always, check, due_actions, escalated,
     load_policy, new_ticket_state, retarget, with_priority, working_time_between,
 )
 
