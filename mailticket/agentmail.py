@@ -12,7 +12,7 @@ import logging
 from . import slaclock, tickets
 from .authres import trusted_verdict
 from .commands import VALID, parse_commands
-from .models import MessageRef, Ticket
+from .models import Ticket
 from .notify import Recipient
 from .quotes import split_reply
 from .rules import priority_for
@@ -36,8 +36,7 @@ def verify_agent(desk, match, parsed) -> tuple[bool, str]:
 def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     cfg, ticket = desk.config, match.ticket
     agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
-    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", audience="internal",
-                      at=now).on_conflict_ignore().execute()
+    tickets.remember_inbound(ticket, parsed.message_id, now, audience="internal")
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
     if not verified:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from . import tickets
-from .models import MessageRef, Ticket
+from .models import Ticket
 from .rules import Decision, priority_for
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,7 @@ def open_incident(key: str) -> Ticket | None:
 def handle_alert(desk, alert, source, parsed, now, row) -> tuple[Ticket | None, str]:
     existing = open_incident(alert.key)
     if existing is not None:
-        MessageRef.insert(message_id=parsed.message_id, ticket=existing, direction="in",
-                          at=now).on_conflict_ignore().execute()
+        tickets.remember_inbound(existing, parsed.message_id, now)
     if alert.state == "recovery":
         if existing is None:
             return None, f"monitoring recovery for {alert.key} without an open incident"

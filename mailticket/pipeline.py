@@ -352,8 +352,7 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     bounce = parse_bounce(parsed.message)
     entry = None
     if bounce is not None and bounce.return_path_token:
-        mid = desk.mailer.bounces.message_id_for(bounce.return_path_token)
-        entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+        entry = _outbox_for_token(desk, bounce.return_path_token)
     if entry is None and bounce is not None and bounce.original_message_id:
         entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
     if entry is None:
@@ -364,8 +363,7 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
     detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
     if entry.ticket_id:
         # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
-        MessageRef.insert(message_id=row.message_id, ticket=entry.ticket_id, direction="in", audience="internal",
-                          at=now).on_conflict_ignore().execute()
+        tickets.remember_inbound(entry.ticket_id, row.message_id, now, audience="internal")
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
@@ -381,13 +379,14 @@ def _outbox_by_return_path(desk, parsed) -> Outbox | None:
     """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
     for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
         local = a.partition("@")[0]
-        if "+" in local:
-            mid = desk.mailer.bounces.message_id_for(local.split("+", 1)[1])
-            entry = Outbox.get_or_none(Outbox.message_id == mid) if mid else None
-            if entry:
-                return entry
+        entry = _outbox_for_token(desk, local.split("+", 1)[1]) if "+" in local else None
+        if entry:
+            return entry
     return None
 
 
-def pending(limit: int = 500) -> list[InboundMail]:
-    return list(InboundMail.select().where(InboundMail.state == "received").order_by(InboundMail.id).limit(limit))
+def _outbox_for_token(desk, token: str) -> Outbox | None:
+    """The outbox entry a signed return-path token names, or None when it is not ours."""
+    mid = desk.mailer.bounces.message_id_for(token)
+    return Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+

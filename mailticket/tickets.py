@@ -51,6 +51,12 @@ def tells_requester(ticket: Ticket) -> bool:
     return not ticket.alert_key
 
 
+def remember_inbound(ticket, message_id: str, now: datetime, audience: str = "requester") -> None:
+    """Threading and de-duplication know this Message-ID from now on (the first record stays)."""
+    MessageRef.insert(message_id=message_id, ticket=ticket, direction="in", audience=audience,
+                      at=now).on_conflict_ignore().execute()
+
+
 def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -> None:
     if not address or address == ticket.requester_address:
         return
@@ -75,7 +81,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         tier_since=now, thread_root=parsed.message_id)
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()
-    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", at=now).on_conflict_ignore().execute()
+    remember_inbound(ticket, parsed.message_id, now)
     for a in (*parsed.to, *parsed.cc):
         if a.address and not _is_ours(cfg, a.address) and not a.defective:
             add_participant(ticket, a.address, a.name)
@@ -135,7 +141,7 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
     """The requester (or a participant) wrote again: record, reopen if needed, tell the tier."""
     cfg = desk.config
     name, address = author
-    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", at=now).on_conflict_ignore().execute()
+    remember_inbound(ticket, parsed.message_id, now)
     for a in parsed.cc:
         if a.address and not _is_ours(cfg, a.address) and not a.defective and cfg.agent_tier(a.address) is None:
             add_participant(ticket, a.address, a.name)
@@ -156,7 +162,7 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
 
 
 def record_auto_reply(ticket: Ticket, parsed, verdict, now, inbound) -> None:
-    MessageRef.insert(message_id=parsed.message_id, ticket=ticket, direction="in", at=now).on_conflict_ignore().execute()
+    remember_inbound(ticket, parsed.message_id, now)
     event(ticket, now, "auto_reply", f"{verdict.reason}: {parsed.subject}", actor=parsed.sender.address,
           inbound=inbound, message_id=parsed.message_id)
 
@@ -189,14 +195,19 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
                          in_reply_to=ticket.thread_root, automatic=True)
 
 
+def history_context(ticket: Ticket) -> list[dict]:
+    """The ticket's history as the escalation templates show it."""
+    return [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
+            for e in ticket.events.order_by(Event.at, Event.id)]
+
+
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
              actor: str = "system", time_used=None) -> int:
     """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
     cfg = desk.config
     old = ticket.tier
     new = to_tier or min(old + 1, 3)
-    history = [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
-               for e in ticket.events.order_by(Event.at, Event.id)]
+    history = history_context(ticket)
     ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history}
     if new == old and to_tier is None:
         return old
@@ -214,8 +225,7 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
 
 
 def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
-    history = [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
-               for e in ticket.events.order_by(Event.at, Event.id)]
+    history = history_context(ticket)
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
                      context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
