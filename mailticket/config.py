@@ -11,6 +11,7 @@ import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -181,9 +182,27 @@ class Config:
         from .rules import decide
         return decide(self.rules, sender, subject, body, set(self.service.vip))
 
-    @property
+    @cached_property
     def agents(self) -> frozenset[str]:
         return frozenset().union(*(t.agents for t in self.tiers.values()))
+
+    @cached_property
+    def tier_addresses(self) -> frozenset[str]:
+        return frozenset(t.address for t in self.tiers.values())
+
+    def is_own_address(self, address: str) -> bool:
+        """The support address, its signed +variants, or a tier's address: never a requester or participant."""
+        a = address.lower()
+        local, _, domain = self.service.address.partition("@")
+        if a == self.service.address or (a.startswith(local + "+") and a.endswith("@" + domain)):
+            return True
+        return a in self.tier_addresses
+
+    def is_internal_address(self, address: str) -> bool:
+        """An agent, a tier, the admin or the security contact: may receive tokens that let mail act."""
+        a = address.lower()
+        return (a in self.agents or a in self.tier_addresses
+                or a in (self.service.admin_address, self.service.security_address))
 
     def locale_for_tier(self, tier: int) -> str:
         t = self.tiers.get(tier)

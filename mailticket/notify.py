@@ -105,7 +105,7 @@ class Mailer:
                     Event.create(ticket=ticket, at=now, kind="suppressed",
                                  text=f"{kind} to {to[0].address} not sent: {verdict.reason}")
                 return None
-        if reply_purpose in ("reply", "note") and not all(self.is_internal(r.address) for r in (*to, *cc)):
+        if reply_purpose in ("reply", "note") and not all(self.config.is_internal_address(r.address) for r in (*to, *cc)):
             reply_purpose = "requester"  # a token that authorises agent mail never leaves the desk
         ctx = self.base_context(ticket, now)
         ctx.update(context or {})
@@ -122,11 +122,6 @@ class Mailer:
         if ticket is not None:
             MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", audience=audience, at=now)
         return entry
-
-    def is_internal(self, address: str) -> bool:
-        a, cfg = address.lower(), self.config
-        return (a in cfg.agents or a in {t.address for t in cfg.tiers.values()}
-                or a in (cfg.service.admin_address, cfg.service.security_address))
 
     def base_context(self, ticket: Ticket | None, now: datetime) -> dict:
         svc = self.config.service

@@ -335,7 +335,7 @@ def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
         return False, f"no acknowledgement: {verdict.reason or 'the sender asked for no automatic answers'}"
     if _is_old(cfg, parsed, now):
         return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
-    if tickets._is_ours(cfg, address):
+    if cfg.is_own_address(address):
         return False, "no acknowledgement: the requester is one of our own addresses"
     return True, ""
 

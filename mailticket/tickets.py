@@ -83,7 +83,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     ticket.save()
     remember_inbound(ticket, parsed.message_id, now)
     for a in (*parsed.to, *parsed.cc):
-        if a.address and not _is_ours(cfg, a.address) and not a.defective:
+        if a.address and not cfg.is_own_address(a.address) and not a.defective:
             add_participant(ticket, a.address, a.name)
     event(ticket, now, "logged", f"{ticket.type} logged from mail by {address}: {ticket.subject}",
           actor=address, inbound=inbound, message_id=parsed.message_id)
@@ -127,14 +127,6 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         event(ticket, now, "security", f"security contact {cfg.service.security_address} told")
 
 
-def _is_ours(cfg, address: str) -> bool:
-    a = address.lower()
-    local, _, domain = cfg.service.address.partition("@")
-    if a == cfg.service.address or (a.startswith(local + "+") and a.endswith("@" + domain)):
-        return True
-    return a in {t.address for t in cfg.tiers.values()}
-
-
 # ---------------------------------------------------------------- mail on an existing ticket
 
 def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: tuple[str, str], now, inbound) -> Ticket:
@@ -143,7 +135,7 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
     name, address = author
     remember_inbound(ticket, parsed.message_id, now)
     for a in parsed.cc:
-        if a.address and not _is_ours(cfg, a.address) and not a.defective and cfg.agent_tier(a.address) is None:
+        if a.address and not cfg.is_own_address(a.address) and not a.defective and cfg.agent_tier(a.address) is None:
             add_participant(ticket, a.address, a.name)
     event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id)
     kind = "requester_update"
