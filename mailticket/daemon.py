@@ -90,7 +90,7 @@ class Daemon:
                 intake.release_all_claims()
                 return
             except (pw.OperationalError, pw.InterfaceError) as exc:
-                self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
+                self._database_failed(exc)
 
     def shutdown(self) -> None:
         self.notifier.stopping()
@@ -128,11 +128,14 @@ class Daemon:
         except MailboxError as exc:
             self._failed("mailbox", str(exc))
         except (pw.OperationalError, pw.InterfaceError) as exc:
-            self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
+            self._database_failed(exc)
             try:
                 database_proxy.obj.close()  # the next turn opens a fresh connection
             except Exception:
                 pass
+
+    def _database_failed(self, exc: Exception) -> None:
+        self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
 
     def _failed(self, what: str, message: str) -> None:
         log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)
