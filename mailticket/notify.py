@@ -16,12 +16,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address as HAddress
-from email.message import EmailMessage
 from email.utils import format_datetime
 
-from . import outbox
-from .mailpolicy import POLICY
+from . import outbox, wire
 from .models import Event, MessageRef, Outbox, Ticket
 
 log = logging.getLogger(__name__)
@@ -39,16 +36,12 @@ def clean_header(value: str | None, limit: int = 900) -> str:
 _SPECIALS = re.compile(r'[<>()\[\]:;@\\,"]+')
 
 
-def mailbox(name: str | None, address: str) -> HAddress | str:
-    """A display name + address that can never inject a header or smuggle in an address.
+def display_name(name: str | None) -> str:
+    """A display name that can never inject a header or smuggle in an address.
 
-    RFC 5322 specials are taken out of the name: the standard library's header folding can
-    drop the quotes around a long name, and then ``<x>`` in it would become the address."""
-    name = " ".join(_SPECIALS.sub(" ", clean_header(name, 200)).split())
-    try:
-        return HAddress(display_name=name, addr_spec=address)
-    except (ValueError, IndexError, TypeError):
-        return clean_header(address, 300)
+    RFC 5322 specials are taken out: the standard library's header folding can drop the quotes
+    around a long name, and then ``<x>`` in it would become the address."""
+    return " ".join(_SPECIALS.sub(" ", clean_header(name, 200)).split())
 
 
 @dataclass(frozen=True)
@@ -111,12 +104,12 @@ class Mailer:
         ctx.update(context or {})
         rendered = self.renderer.render(kind, locale or self.config.service.locale, ctx)
         audience = "internal" if reply_purpose in ("reply", "note") else "requester"
-        msg = self.compose(rendered, to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose,
+        message_id, raw = self.compose(rendered, to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose,
                            audience=audience,
                            in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name,
                            attachments=attachments, alternatives=alternatives)
-        ident = msg["Message-ID"].strip("<>").split("@")[0].removeprefix("mt.")
-        entry = outbox.enqueue(msg, kind=kind, mail_from=self.bounces.return_path(ident),
+        ident = message_id.split("@")[0].removeprefix("mt.")
+        entry = outbox.enqueue(raw, message_id, kind=kind, mail_from=self.bounces.return_path(ident),
                                recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
                                automatic=automatic)
         if ticket is not None:
@@ -134,44 +127,34 @@ class Mailer:
     # -------------------------------------------------------------- composing
 
     def compose(self, rendered, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
-                audience="requester", from_name=None, attachments=(), alternatives=()) -> EmailMessage:
+                audience="requester", from_name=None, attachments=(), alternatives=()) -> tuple[str, bytes]:
+        """The mail as (Message-ID without brackets, CRLF bytes ready for SMTP)."""
         svc = self.config.service
-        msg = EmailMessage(policy=POLICY)
+        message_id = f"mt.{secrets.token_hex(10)}@{svc.domain}"
         display = f"{from_name} via {svc.name}" if from_name else svc.name
-        msg["From"] = mailbox(display, svc.address)
-        msg["To"] = [mailbox(r.name, r.address) for r in to]
+        h = [wire.address_header("From", [(display_name(display), svc.address)]),
+             wire.address_header("To", [(display_name(r.name), clean_header(r.address, 300)) for r in to])]
         if cc:
-            msg["Cc"] = [mailbox(r.name, r.address) for r in cc]
-        msg["Subject"] = clean_header(rendered.subject, 500) or "(no subject)"
-        msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = f"<mt.{secrets.token_hex(10)}@{svc.domain}>"
+            h.append(wire.address_header("Cc", [(display_name(r.name), clean_header(r.address, 300)) for r in cc]))
+        h += [wire.header("Subject", clean_header(rendered.subject, 500) or "(no subject)"),
+              wire.header("Date", format_datetime(now)),
+              wire.header("Message-ID", f"<{message_id}>")]
         refs = self.references(ticket, in_reply_to, audience)
         if in_reply_to:
-            msg["In-Reply-To"] = f"<{in_reply_to}>"
+            h.append(wire.header("In-Reply-To", f"<{in_reply_to}>"))
         if refs:
-            msg["References"] = " ".join(f"<{r}>" for r in refs)
+            h.append(wire.header("References", " ".join(f"<{r}>" for r in refs)))
         if ticket is not None and reply_purpose:
             token = self.signer.make(ticket.id, reply_purpose, now + svc.token_lifetime)
-            msg["Reply-To"] = mailbox(svc.name, _plus(svc.address, token))
-        msg["Auto-Submitted"] = auto_submitted
-        msg["X-Auto-Response-Suppress"] = "All"
+            h.append(wire.address_header("Reply-To", [(display_name(svc.name), _plus(svc.address, token))]))
+        h += [wire.header("Auto-Submitted", auto_submitted), wire.header("X-Auto-Response-Suppress", "All")]
         if auto_submitted != "no":
-            msg["Precedence"] = "bulk"
-        msg[LOOP_HEADER] = svc.address
+            h.append(wire.header("Precedence", "bulk"))
+        h.append(wire.header(LOOP_HEADER, svc.address))
         if ticket is not None:
-            msg[TICKET_HEADER] = str(ticket.id)
-        msg.set_content(rendered.text)
-        if rendered.html:
-            msg.add_alternative(rendered.html, subtype="html")
-        for ctype, data in alternatives:
-            maintype, _, rest = ctype.partition("/")
-            subtype, _, params = rest.partition(";")
-            msg.add_alternative(data, maintype=maintype, subtype=subtype.strip(),
-                                params=_params(params))
-        for filename, ctype, data in attachments:
-            maintype, _, subtype = ctype.partition("/")
-            msg.add_attachment(data, maintype=maintype, subtype=subtype.split(";")[0], filename=filename)
-        return msg
+            h.append(wire.header(TICKET_HEADER, str(ticket.id)))
+        return message_id, wire.mail(h, rendered.text, rendered.html, alternatives=alternatives,
+                                     attachments=attachments)
 
     def references(self, ticket: Ticket | None, in_reply_to: str | None, audience: str = "requester") -> list[str]:
         """The thread so far: the requester's first mail, then the latest ids, then the parent.
@@ -191,15 +174,6 @@ class Mailer:
                 seen.add(ident)
                 out.append(ident)
         return out[-20:]
-
-
-def _params(text: str) -> dict:
-    out = {}
-    for part in text.split(";"):
-        k, _, v = part.strip().partition("=")
-        if k:
-            out[k.strip()] = v.strip().strip('"')
-    return out
 
 
 def _plus(address: str, token: str) -> str:

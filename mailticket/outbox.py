@@ -14,8 +14,6 @@ import socket
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 
 import peewee as pw
 
@@ -30,12 +28,12 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 CLAIM_FOR = timedelta(minutes=5)
 
 
-def enqueue(msg: EmailMessage, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
+def enqueue(raw: bytes, message_id: str, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
             ticket=None, automatic: bool = True) -> Outbox:
-    """Queue one mail; call inside the transaction of the change that caused it."""
-    raw = msg.as_bytes(policy=SMTP_POLICY)  # CRLF: smtplib sends bytes as they are
+    """Queue one mail (CRLF bytes: smtplib sends them as they are); call inside the transaction
+    of the change that caused it."""
     return Outbox.create(
-        ticket=ticket, kind=kind, message_id=msg["Message-ID"].strip("<>"), mail_from=mail_from,
+        ticket=ticket, kind=kind, message_id=message_id, mail_from=mail_from,
         recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw,
         created_at=now, next_attempt_at=now)
 

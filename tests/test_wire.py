@@ -1,0 +1,94 @@
+"""Our own mails written directly (mailticket.wire): every shape parses back with the standard
+library to exactly what went in, with no defects, whatever the names, subjects and bodies hold."""
+
+import email
+import email.policy
+
+import pytest
+
+from mailticket import wire
+
+
+def parse(raw: bytes):
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b""), "bare LF"
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert not msg.defects and all(not p.defects for p in msg.walk())
+    return msg
+
+
+def content(part) -> str:
+    return part.get_content().replace("\r\n", "\n")
+
+
+def test_short_ascii_headers_are_written_as_they_are():
+    assert wire.header("Subject", "[SD#12] Printer") == b"Subject: [SD#12] Printer\r\n"
+    assert wire.address_header("To", [("Ann Lee", "ann@x.example"), ("", "bob@x.example")]) == \
+        b"To: Ann Lee <ann@x.example>, bob@x.example\r\n"
+
+
+@pytest.mark.parametrize("subject", [
+    "[SD#1] Skrivaren på plan 3 fungerar inte", "打印机坏了 " * 20, "long " * 60,
+    "x" * 500, "tab\tand  two spaces",
+])
+def test_any_subject_comes_back_unchanged(subject):
+    msg = parse(wire.mail([wire.header("Subject", subject)], "body"))
+    assert msg["Subject"] == subject
+
+
+@pytest.mark.parametrize("pairs", [
+    [("Åsa Öberg via Service Desk", "support@example.com")],
+    [("J. Random", "j@x.example"), ("Bob", "bob@x.example"), ("Carl Carlsson Long Name", "carl@long.example")],
+    [("", '"odd local"@x.example')],
+    [("Dr Who", "who@[127.0.0.1]")],
+    [("名前", "name@x.example")] * 5,
+])
+def test_any_address_list_comes_back_unchanged(pairs):
+    msg = parse(wire.mail([wire.address_header("To", pairs)], "body"))
+    got = [(a.display_name, a.addr_spec) for a in msg["To"].addresses]
+    assert got == [(d, a) for d, a in pairs]
+
+
+@pytest.mark.parametrize("value", ["a\r\nBcc: x@evil.example", "a\nb", "nul\x00"])
+def test_a_header_value_with_cr_lf_or_nul_is_refused(value):
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        wire.header("Subject", value)
+
+
+@pytest.mark.parametrize("text,cte", [
+    ("Hello\nworld\n", "7bit"),
+    ("Hej, åäö\n", "quoted-printable"),
+    ("y" * 1200 + "\n.\nFrom me\n", "quoted-printable"),
+    ("trailing space   \nand\ttab\t\n", "7bit"),
+    ("line\r\nends\rmixed\n", "7bit"),
+])
+def test_bodies_round_trip(text, cte):
+    msg = parse(wire.mail([wire.header("Subject", "s")], text, "<p>" + text + "</p>"))
+    plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain["Content-Transfer-Encoding"] == cte
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert content(plain) == expected
+    assert content(html) == "<p>" + expected + "</p>\n"
+
+
+def test_calendar_alternative_and_a_file():
+    ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nSUMMARY:Möte\r\nEND:VCALENDAR\r\n".encode()
+    raw = wire.mail([wire.header("Subject", "call")], "text", "<p>html</p>",
+                    alternatives=[("text/calendar; method=REQUEST; charset=UTF-8", ics)],
+                    attachments=[("invite.ics", "application/ics", ics), ("fil å.bin", "application/octet-stream", bytes(range(256)))])
+    msg = parse(raw)
+    assert msg.get_content_type() == "multipart/mixed"
+    alt, ics_file, binary = msg.iter_parts()
+    assert [p.get_content_type() for p in alt.iter_parts()] == ["text/plain", "text/html", "text/calendar"]
+    cal = list(alt.iter_parts())[2]
+    assert cal.get_param("method") == "REQUEST" and content(cal) == ics.decode().replace("\r\n", "\n")
+    assert ics_file.get_filename() == "invite.ics" and ics_file.get_content() == ics
+    assert binary.get_filename() == "fil å.bin" and binary.get_content() == bytes(range(256))
+
+
+def test_the_boundary_never_occurs_in_a_part(monkeypatch):
+    tokens = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(wire.secrets, "token_hex", lambda n: next(tokens))
+    raw = wire.mail([wire.header("Subject", "s")], "--=_mt_aaaa is in the text", "<p>x</p>")
+    assert b'boundary="=_mt_bbbb"' in raw
+    assert content(parse(raw).get_body(("plain",))) == "--=_mt_aaaa is in the text\n"
