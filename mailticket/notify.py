@@ -19,6 +19,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from . import outbox, wire
+from .db import run
 from .models import Event, MessageRef, Outbox, Ticket
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,8 @@ class Mailer:
         Requesters see only their side of the thread; agents see all of it."""
         if ticket is None:
             return [in_reply_to] if in_reply_to else []
-        q = MessageRef.select(MessageRef.message_id).where(MessageRef.ticket == ticket)
-        if audience == "requester":
-            q = q.where(MessageRef.audience == "requester")
-        recent = [r.message_id for r in q.order_by(MessageRef.at.desc(), MessageRef.id.desc()).limit(10)]
+        sql = _RECENT_FOR_REQUESTER if audience == "requester" else _RECENT
+        recent = [row[0] for row in run(sql, (ticket.id,)).fetchall()]
         chain = ([ticket.thread_root] if ticket.thread_root else []) + list(reversed(recent))
         if in_reply_to:
             chain.append(in_reply_to)
@@ -174,6 +173,12 @@ class Mailer:
                 seen.add(ident)
                 out.append(ident)
         return out[-20:]
+
+
+_RECENT = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? '
+           'ORDER BY "at" DESC, "id" DESC LIMIT 10')
+_RECENT_FOR_REQUESTER = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? AND "audience" = \'requester\' '
+                         'ORDER BY "at" DESC, "id" DESC LIMIT 10')
 
 
 def _plus(address: str, token: str) -> str:

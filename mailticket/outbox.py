@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import peewee as pw
 
 from .config import OutboxConfig, RateLimits
-from .db import is_postgres, write_transaction
+from .db import is_postgres, run, write_transaction
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
 from .models import Outbox
 
@@ -48,29 +48,34 @@ def check_rate(recipient: str, ticket_id: int | None, now: datetime, limits: Rat
     """May one more automatic mail go to ``recipient`` now? Counts what was queued, sent or not.
 
     Each count stops at its limit (a bounded subquery on an index), so asking costs the same with
-    ten or ten million mails in the outbox."""
+    ten or ten million mails in the outbox; the three counts are one statement."""
     rcpt = recipient.lower()
-    day = now - timedelta(days=1)
-    if ticket_id is not None:
-        n = _count_upto(limits.per_ticket, Outbox.rcpt_key == rcpt, Outbox.ticket == ticket_id, Outbox.created_at > day)
-        if n >= limits.per_ticket:
-            return RateVerdict(False, f"{n} automatic mails to {rcpt} about ticket {ticket_id} in 24h "
-                                      f"(rate_limits.per_ticket = {limits.per_ticket})")
-    n = _count_upto(limits.per_sender_day, Outbox.rcpt_key == rcpt, Outbox.created_at > day)
-    if n >= limits.per_sender_day:
-        return RateVerdict(False, f"{n} automatic mails to {rcpt} in 24h (rate_limits.per_sender_day = "
+    day, ten_min = _stamp(now - timedelta(days=1)), _stamp(now - timedelta(minutes=10))
+    per_ticket, per_sender, overall = run(_RATE_SQL, (
+        True, rcpt, ticket_id, day, limits.per_ticket, True, rcpt, day, limits.per_sender_day,
+        True, ten_min, limits.global_10min)).fetchone()
+    if ticket_id is not None and per_ticket >= limits.per_ticket:
+        return RateVerdict(False, f"{per_ticket} automatic mails to {rcpt} about ticket {ticket_id} in 24h "
+                                  f"(rate_limits.per_ticket = {limits.per_ticket})")
+    if per_sender >= limits.per_sender_day:
+        return RateVerdict(False, f"{per_sender} automatic mails to {rcpt} in 24h (rate_limits.per_sender_day = "
                                   f"{limits.per_sender_day})")
-    n = _count_upto(limits.global_10min, Outbox.created_at > now - timedelta(minutes=10))
-    if n >= limits.global_10min:
-        return RateVerdict(False, f"{n} automatic mails in 10 minutes (rate_limits.global_10min = "
+    if overall >= limits.global_10min:
+        return RateVerdict(False, f"{overall} automatic mails in 10 minutes (rate_limits.global_10min = "
                                   f"{limits.global_10min})")
     return RateVerdict(True)
 
 
-def _count_upto(limit: int, *conditions) -> int:
-    """How many automatic outbox entries match, counting no further than ``limit``."""
-    sub = Outbox.select(Outbox.id).where(Outbox.automatic == True, *conditions).limit(limit)  # noqa: E712
-    return Outbox.select(pw.fn.COUNT(pw.SQL("*"))).from_(sub.alias("upto")).scalar() or 0
+_RATE_SQL = """SELECT
+ (SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "automatic" = ? AND "rcpt_key" = ? AND "ticket_id" = ?
+   AND "created_at" > ? LIMIT ?) AS per_ticket),
+ (SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "automatic" = ? AND "rcpt_key" = ? AND "created_at" > ?
+   LIMIT ?) AS per_sender),
+ (SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "automatic" = ? AND "created_at" > ? LIMIT ?) AS overall)"""
+
+
+def _stamp(when: datetime):
+    return Outbox.created_at.db_value(when)
 
 
 def backoff(attempts: int, cfg: OutboxConfig, rng: random.Random = random) -> timedelta:

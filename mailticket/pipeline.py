@@ -20,7 +20,7 @@ from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
 from .correlate import Match, find_ticket, reopen_decision
-from .db import is_postgres, write_transaction
+from .db import is_postgres, run, write_transaction
 from .errors import QuarantineError
 from .models import Attachment, InboundMail, MessageRef, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
@@ -105,9 +105,9 @@ def _apply(desk, row, now) -> Outcome:
     for attempt in (1, 2):
         try:
             with write_transaction(InboundMail._meta.database):
-                current = _lock_stored(row)
-                if current.state != "received":
-                    return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
+                state, ticket_id = _lock_stored(row)
+                if state != "received":
+                    return Outcome(state, ticket_id, HANDLED_ELSEWHERE)
                 outcome = _process(desk, row, now)
                 _finish(row, outcome, now)
                 return outcome
@@ -117,9 +117,16 @@ def _apply(desk, row, now) -> Outcome:
             log.info("stored mail %s: a concurrent change took one of its keys; trying it again", row.id)
 
 
-def _lock_stored(row) -> InboundMail:
-    q = InboundMail.select(InboundMail.state, InboundMail.ticket).where(InboundMail.id == row.id)
-    return (q.for_update() if is_postgres() else q).get()
+def _lock_stored(row) -> tuple[str, int | None]:
+    """The stored mail's state and ticket now, its row held until the commit (PostgreSQL)."""
+    found = run(_LOCK_PG if is_postgres() else _LOCK, (row.id,)).fetchone()
+    if found is None:
+        raise InboundMail.DoesNotExist(f"stored mail {row.id} is gone")
+    return found
+
+
+_LOCK = 'SELECT "state", "ticket_id" FROM "inbound_mail" WHERE "id" = ?'
+_LOCK_PG = _LOCK + " FOR UPDATE"
 
 
 def _log_outcome(row, outcome):

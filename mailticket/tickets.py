@@ -10,6 +10,7 @@ from datetime import datetime
 
 from . import slaclock
 from .correlate import clean_subject, format_tag
+from .db import insert_or_ignore, run
 from .models import Event, MessageRef, Participant, Ticket
 from .notify import Recipient
 
@@ -53,8 +54,9 @@ def tells_requester(ticket: Ticket) -> bool:
 
 def remember_inbound(ticket, message_id: str, now: datetime, audience: str = "requester") -> None:
     """Threading and de-duplication know this Message-ID from now on (the first record stays)."""
-    MessageRef.insert(message_id=message_id, ticket=ticket, direction="in", audience=audience,
-                      at=now).on_conflict_ignore().execute()
+    run(insert_or_ignore('"message_ref" ("message_id", "ticket_id", "direction", "audience", "at") '
+                         'VALUES (?, ?, ?, ?, ?)'),
+        (message_id, getattr(ticket, "id", ticket), "in", audience, MessageRef.at.db_value(now)))
 
 
 def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -> None:
