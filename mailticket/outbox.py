@@ -2,8 +2,10 @@
 
 A temporary failure (4xx, refused connection, timeout) is retried with exponential back-off
 and jitter; a permanent one (5xx) stops at once. Both end visible in ``mailticket outbox``
-and the admin is told. A crash between sending and recording may send one duplicate at
-most, and that duplicate has the same Message-ID.
+and the admin is told. A crash of the daemon between sending and recording may send one
+duplicate at most, and that duplicate has the same Message-ID. "Sent" marks are not flushed
+to disk one by one (``db.lazy_commits``): a power cut may send the last few again, with the
+same Message-IDs, and never loses one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 import peewee as pw
 
 from .config import OutboxConfig, RateLimits
-from .db import is_postgres, run, write_transaction
+from .db import is_postgres, lazy_commits, run, write_transaction
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
 from .models import Outbox
 
@@ -123,20 +125,25 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent."""
     result = DrainResult()
     try:
-        if is_postgres():
-            _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
-        else:
-            entries = claim_due(now, limit, worker)
-            for i, entry in enumerate(entries):
-                if stop is not None and stop.is_set():
-                    _postpone(entries[i:], now, result)
-                    break
-                if not _send_one(transport, entry, now, cfg, result, on_failed):
-                    _postpone(entries[i + 1:], now + backoff(1, cfg), result)
-                    break
+        with lazy_commits():
+            _drain(transport, now, cfg, limit, worker, result, on_failed, stop)
     finally:
         transport.close()
     return result
+
+
+def _drain(transport, now, cfg, limit, worker, result, on_failed, stop) -> None:
+    if is_postgres():
+        _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
+        return
+    entries = claim_due(now, limit, worker)
+    for i, entry in enumerate(entries):
+        if stop is not None and stop.is_set():
+            _postpone(entries[i:], now, result)
+            return
+        if not _send_one(transport, entry, now, cfg, result, on_failed):
+            _postpone(entries[i + 1:], now + backoff(1, cfg), result)
+            return
 
 
 def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> None:
@@ -148,6 +155,7 @@ def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> 
             # walk the (status, next_attempt_at, id) index: when a backlog grew faster than the
             # statistics, the planner would sort the whole queue for every mail it sends
             db.execute_sql("SET LOCAL enable_sort = off")
+            db.execute_sql("SET LOCAL synchronous_commit = off")  # see db.lazy_commits
             entry = _lock_next_due(now).first()
             if entry is None:
                 return
@@ -176,12 +184,15 @@ def _send_one(transport, entry, now, cfg, result, on_failed) -> bool:
     except PermanentDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
-        Outbox.update(status="sent", sent_at=now, attempts=Outbox.attempts + 1, claimed_by=None,
-                      claimed_until=None, last_error=None).where(Outbox.id == entry.id).execute()
+        run(_SENT_SQL, (_stamp(now), entry.id))
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
     return True
+
+
+_SENT_SQL = ('UPDATE "outbox" SET "status" = \'sent\', "sent_at" = ?, "attempts" = "attempts" + 1, '
+             '"claimed_by" = NULL, "claimed_until" = NULL, "last_error" = NULL WHERE "id" = ?')
 
 
 def _postpone(entries, when: datetime, result: DrainResult) -> None:
