@@ -128,6 +128,10 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     warm = [v for t, v in rss if t > SECONDS * 0.1] or [v for _, v in rss]
     q = max(1, len(warm) // 4)
     first, last = sum(warm[:q]) / q, sum(warm[-q:]) / q
+    print(f"\nsoak {SECONDS:.0f} s: {len(appended)} mails appended ({len(senderless)} without a sender), "
+          f"{new_requests} tickets, {len(sent)} mails sent, Dovecot restarted twice; RSS first quarter "
+          f"{first:.1f} MB, last quarter {last:.1f} MB, max {max(v for _, v in rss):.1f} MB; open fds "
+          f"min {min(n for _, n in fds)}, end {fds[-1][1]}")
     assert last <= first * 1.2 + 10, f"RSS grew: {rss}"
     # no descriptor leaked: at the end no more open than early on (a few for reconnections in flight)
     assert fds[-1][1] <= min(n for _, n in fds) + 5, f"file descriptors: {fds}"
