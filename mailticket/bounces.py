@@ -29,6 +29,9 @@ _DAEMON_NAME = re.compile(
     r"mail ?delivery|mailer.?daemon|postmaster|delivery (status|subsystem|system)|"
     r"mail system|internet mail delivery", re.I)
 
+# SUBJECT_PATTERNS, BODY_PATTERNS and STRONG_SIGNATURES are written in lower case and searched in
+# lower-cased text: with re.I, Python's re cannot skip ahead on literal prefixes, and the body
+# search took 0.7 ms a mail (bench corpus), 8 times longer than on lower-cased text.
 SUBJECT_PATTERNS = re.compile(
     r"undeliver|undelivered|returned mail|return(ed)? to sender|delivery (status|fail|notif|"
     r"report|problem|error|delayed|warning)|failure notice|fail(ed|ure) delivery|delivery has "
@@ -39,7 +42,7 @@ SUBJECT_PATTERNS = re.compile(
     r"unzustellbar|nicht zugestellt|unbestellbar|non recapitabile|no entregado|"
     r"non remis|impossible de remettre|olevererbar|onbestelbaar|fehlgeschlagen|"
     r"mail failure|\berror\b|エラー|不達|配信",
-    re.I)
+    )
 
 # A subject that *starts* like an MTA notice (a person's subject merely mentioning it does not).
 NOTICE_SUBJECT = re.compile(
@@ -66,7 +69,7 @@ BODY_PATTERNS = re.compile(
     r"user not found|invalid (mailbox|recipient|address)|not accepted|postponed|full mailbox|"
     r"continue to try to deliver|not a valid user|"
     r"nicht zugestellt|unzustellbar|non recapitabile|no pudo ser entregado|n'a pas pu",
-    re.I)
+    )
 
 STRONG_SIGNATURES = re.compile(
     r"this is the qmail-send program|created automatically by mail delivery software|"
@@ -80,7 +83,7 @@ STRONG_SIGNATURES = re.compile(
     r"following|failed to deliver to the following recipients?|"
     r"the following recipients? (could not|did not|has not|have not) (be )?(received?|"
     r"delivered)|a message that you sent (could not be delivered|was rejected|contained)",
-    re.I)
+    )
 
 _DELAY_PHRASES = re.compile(
     r"this is a warning|warning message only|will (be retried|keep trying|try again|"
@@ -274,6 +277,7 @@ class _Clues:
 
     msg: Message
     notice: str
+    lowered: str            # notice.lower(), for the patterns written in lower case
     subject_hit: bool
     body_hit: bool
     from_person: bool
@@ -285,7 +289,7 @@ _TEXT_SIGNALS = (
      lambda c: not c.from_person and c.body_hit and bool(_recipients_from_fields(c.notice))),
     ("sent by MAILER-DAEMON", lambda c: sender_is_mailer_daemon(c.msg)),
     ("Amazon SES bounce notification", lambda c: amazon_ses_bounce(c.notice)),
-    ("MTA failure notice text", lambda c: not c.from_person and bool(STRONG_SIGNATURES.search(c.notice))),
+    ("MTA failure notice text", lambda c: not c.from_person and bool(STRONG_SIGNATURES.search(c.lowered))),
     ("sent by a postmaster/delivery system with a failure notice",
      lambda c: (c.subject_hit or c.body_hit) and sender_is_daemon(c.msg)),
     ("empty return path and a failure notice text", lambda c: c.body_hit and null_sender(c.msg)),
@@ -312,8 +316,9 @@ def bounce_evidence(msg: Message) -> str | None:
     if has_delivery_report(msg):
         return None if is_success_report(msg) else "multipart/report delivery-status (RFC 3464)"
     notice = notice_text(msg)
-    clues = _Clues(msg, notice, bool(SUBJECT_PATTERNS.search(mv.header(msg, "subject") or "")),
-                   bool(BODY_PATTERNS.search(notice)), written_by_person(msg))
+    lowered = notice.lower()
+    clues = _Clues(msg, notice, lowered, bool(SUBJECT_PATTERNS.search((mv.header(msg, "subject") or "").lower())),
+                   bool(BODY_PATTERNS.search(lowered)), written_by_person(msg))
     return next((reason for reason, signal in _TEXT_SIGNALS if signal(clues)), None)
 
 
