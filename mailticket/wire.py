@@ -31,10 +31,32 @@ _PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
 def header(name: str, value: str) -> bytes:
     """An unstructured header (Subject, Auto-Submitted, X-…) or one whose value we made ourselves
     (Date, Message-ID, References). Values must already be free of CR, LF and NUL."""
-    line = f"{name}: {value}"
-    if len(line) <= MAX_LINE and _PLAIN_VALUE.fullmatch(value):
-        return line.encode("ascii") + b"\r\n"
+    if _PLAIN_VALUE.fullmatch(value):
+        line = f"{name}: {value}"
+        if len(line) <= MAX_LINE:
+            return line.encode("ascii") + b"\r\n"
+        folded = _fold_at_spaces(line)
+        if folded is not None:
+            return folded
     return _fold(name, value)
+
+
+def _fold_at_spaces(line: str) -> bytes | None:
+    """Plain ASCII folded before spaces into lines of at most 78 (unfolding gives it back as it
+    was); None when a word is too long for that."""
+    out, current = [], ""
+    for i, word in enumerate(line.split(" ")):
+        if i == 0:
+            current = word
+        elif word and len(current) + 1 + len(word) > MAX_LINE:
+            out.append(current)
+            current = " " + word
+        else:
+            current += " " + word
+    out.append(current)
+    if any(len(part) > MAX_LINE for part in out) or any(not part.strip() for part in out):
+        return None
+    return "\r\n".join(out).encode("ascii") + b"\r\n"
 
 
 def address_header(name: str, mailboxes: list[tuple[str, str]]) -> bytes:

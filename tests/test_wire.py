@@ -36,6 +36,18 @@ def test_any_subject_comes_back_unchanged(subject):
     assert msg["Subject"] == subject
 
 
+def test_long_ascii_headers_are_folded_at_spaces_and_unfold_to_what_went_in():
+    refs = " ".join(f"<mt.{i:020x}@example.com>" for i in range(12))
+    raw = wire.header("References", refs)
+    lines = raw.split(b"\r\n")[:-1]
+    assert len(lines) > 1 and all(len(line) <= 78 for line in lines)
+    assert all(line.startswith(b" ") for line in lines[1:])
+    assert raw.replace(b"\r\n ", b" ") == f"References: {refs}\r\n".encode()
+    assert parse(wire.mail([raw], "x"))["References"] == refs
+    word = "x" * 90  # no space to fold at: the standard library's folding takes it
+    assert parse(wire.mail([wire.header("Subject", f"a {word} b")], "x"))["Subject"] == f"a {word} b"
+
+
 @pytest.mark.parametrize("pairs", [
     [("Åsa Öberg via Service Desk", "support@example.com")],
     [("J. Random", "j@x.example"), ("Bob", "bob@x.example"), ("Carl Carlsson Long Name", "carl@long.example")],
