@@ -73,7 +73,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     cfg = desk.config
     name, address = requester
     tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
-    ticket = Ticket.create(
+    ticket = Ticket(
         type=decision.type, status="new", tier=tier, priority=decision.priority, impact=decision.impact,
         urgency=decision.urgency, category=decision.category,
         subject=clean_subject(parsed.subject, cfg.service.tag_prefix)[:500],
@@ -82,7 +82,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
         tier_since=now, thread_root=parsed.message_id)
     slaclock.start(ticket, cfg, now, decision)
-    ticket.save()
+    ticket.save()  # one INSERT with the clocks already set
     remember_inbound(ticket, parsed.message_id, now)
     for a in (*parsed.to, *parsed.cc):
         if a.address and not cfg.is_own_address(a.address) and not a.defective:
