@@ -171,9 +171,12 @@ class Daemon:
         return got_mail
 
     def _batch_done(self, done: int, total: int) -> None:
-        """A batch of a long backlog is processed: that is progress, so the watchdog hears of it."""
+        """A batch of a long backlog is processed: that is progress, so the watchdog hears of it,
+        and its acknowledgements go out now rather than after the whole backlog."""
         self.notifier.watchdog()
         self.notifier.status(f"processing new mail in {self.config.imap.folder}: {done} of {total}")
+        if not self.stop.is_set():
+            self.drain()
 
     def _holds_folder(self) -> bool:
         """Take or renew the folder lease (PostgreSQL); without it, leave the folder to its holder."""

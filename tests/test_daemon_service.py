@@ -203,7 +203,8 @@ def test_ready_watchdog_and_status_reach_the_notify_socket(tmp_path, mailbox_use
 def test_a_backlog_is_processed_in_batches_each_reported_to_the_watchdog(tmp_path, mailbox_user, smtp_sink,
                                                                          notify_socket, services):
     """READY comes when the mailbox answers, not after the whole backlog (which may take longer than
-    TimeoutStartSec); each batch is progress: a WATCHDOG and a STATUS that counts."""
+    TimeoutStartSec); each batch is progress: a WATCHDOG and a STATUS that counts, and its
+    acknowledgements are sent before the next batch."""
     dovecot = mailbox_user.server
     for i in range(12):
         dovecot.append(mailbox_user.name, "INBOX", make_mail(subject=f"Backlog {i}", message_id=f"<bl{i}@x.example>"))
@@ -217,6 +218,9 @@ def test_a_backlog_is_processed_in_batches_each_reported_to_the_watchdog(tmp_pat
     for at in batches:
         assert lines[at - 1] == "WATCHDOG=1", lines
     assert svc.terminate()[0] == 0
+    # the first batch's acknowledgements went out before the last batch was processed
+    log = svc.text()
+    assert log.index("sent: acknowledgement") < log.index("mail <bl11@x.example> (UID"), log
 
 
 def test_no_ready_while_the_mailbox_refuses_login(tmp_path, mailbox_user, smtp_sink, notify_socket, services):
