@@ -21,6 +21,7 @@ from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .models import database_proxy
 from .sdnotify import Notifier
+from .sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.source = ImapSource(self.config.imap) if self.config.imap else None
+        self.sender: Sender | None = None  # PostgreSQL: the outbox has a thread of its own
+        self._sender_seen = 0
+        self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
         self.ready = False
         self.holds_lease = False
@@ -68,6 +72,8 @@ class Daemon:
 
     def run(self) -> int:
         self._release_stale_claims()
+        if self._shared_database():
+            self._start_sender()
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -92,8 +98,17 @@ class Daemon:
             except (pw.OperationalError, pw.InterfaceError) as exc:
                 self._database_failed(exc)
 
+    def _start_sender(self) -> None:
+        self.sender = Sender(transport=make_transport(self.config), clock=self.desk.clock, config=self.config,
+                             worker=self.worker, stop=self.stop, on_failed=self._tell_admin_failed,
+                             next_due_in=self._next_outbox_in)
+        self.sender.start()
+
     def shutdown(self) -> None:
         self.notifier.stopping()
+        if self.sender is not None:
+            self.sender.wake.set()
+            self.sender.join(60)  # it finishes the mail in hand
         if self.listener is not None:
             self.listener.stop()
         if self.source is not None:
@@ -150,6 +165,7 @@ class Daemon:
     def cycle(self) -> bool:
         """Fetch and process, check the clocks when due, drain the outbox. True if new mail came in."""
         got_mail, processed = False, 0
+        self._turn_sent = 0
         if self.source is not None and self._holds_folder():
             if self.source.client is None:
                 self.source.connect()
@@ -166,8 +182,8 @@ class Daemon:
         got_mail, processed = got_mail or bool(done), processed + len(done)
         if not self.stop.is_set():
             self.scheduler.run_pending()
-        drained = self.drain()
-        self.notifier.status(self._status_line(processed, drained.sent if drained else 0))
+        self.drain()
+        self.notifier.status(self._status_line(processed, self._turn_sent + self._sent_by_thread()))
         return got_mail
 
     def _batch_done(self, done: int, total: int) -> None:
@@ -194,8 +210,24 @@ class Daemon:
         return self.config.database.url.startswith("postgres")
 
     def drain(self):
-        return outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                            on_failed=self._tell_admin_failed, stop=self.stop)
+        """Send what is due now, or (PostgreSQL) tell the sender thread there is more."""
+        if self.sender is not None:
+            if not self.sender.is_alive() and not self.stop.is_set():
+                log.error("the sender thread had stopped; starting it again")
+                self._start_sender()
+            self.sender.wake.set()
+            return None
+        result = outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
+                              on_failed=self._tell_admin_failed, stop=self.stop)
+        self._turn_sent += result.sent
+        return result
+
+    def _sent_by_thread(self) -> int:
+        """What the sender thread sent since the last turn asked."""
+        if self.sender is None:
+            return 0
+        sent, self._sender_seen = self.sender.sent - self._sender_seen, self.sender.sent
+        return sent
 
     def _tell_admin_failed(self, entry) -> None:
         if entry.kind in ("delivery_failure", "quarantine_alert"):
@@ -224,7 +256,8 @@ class Daemon:
         next_job = self.scheduler.idle_seconds
         if next_job is not None:
             seconds = max(0.05, min(seconds, next_job))
-        seconds = min(seconds, self._next_outbox_in())
+        if self.sender is None:
+            seconds = min(seconds, self._next_outbox_in())
         if self.source is not None and self._shared_database():
             # the holder renews its lease well before it runs out; the others look again as often
             seconds = min(seconds, self.config.database.lease_ttl.total_seconds() / 3)

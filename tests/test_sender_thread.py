@@ -1,0 +1,39 @@
+"""PostgreSQL: the outbox is drained by a thread of its own, so incoming mail is processed while
+the SMTP server takes its time; SQLite drains between batches in the main loop."""
+
+import time
+
+from mailticket.models import InboundMail, Outbox
+from tests.harness import DaemonThread, make_mail, wait_until, write_config
+
+
+def _two_mails_waiting(mailbox_user):
+    for i in (1, 2):
+        mailbox_user.server.append(mailbox_user.name, "INBOX",
+                                   make_mail(subject=f"Request {i}", message_id=f"<req{i}@customer.example>"))
+
+
+def test_on_postgresql_mail_is_processed_while_a_slow_server_takes_the_previous_mails(
+        tmp_path, mailbox_user, smtp_sink, pg_url):
+    smtp_sink.mode, smtp_sink.stall_seconds = "stall", 2.0  # every DATA answered after 2 s
+    _two_mails_waiting(mailbox_user)
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, db_url=pg_url, extra={"imap": {"batch_size": 1}})
+    with DaemonThread(cfg) as d:
+        wait_until(lambda: InboundMail.select().where(InboundMail.state == "processed").count() == 2,
+                   timeout=20, interval=0.05, what="both mails processed")
+        at_the_sink = len(smtp_sink.received)
+        # the first mail's acknowledgement and tier notice (4 s at this server) were not waited for
+        assert at_the_sink <= 1, f"{at_the_sink} mails had to reach the sink before the second mail was processed"
+        wait_until(lambda: len(smtp_sink.received) == 4, timeout=30, what="all four mails sent")
+        wait_until(lambda: Outbox.select().where(Outbox.status == "sent").count() == 4, what="all marked sent")
+    assert not d.thread.is_alive() and not d.daemon.sender.is_alive(), "the sender stopped with the daemon"
+
+
+def test_on_sqlite_the_loop_sends_between_batches_without_a_thread(tmp_path, mailbox_user, smtp_sink):
+    _two_mails_waiting(mailbox_user)
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={"imap": {"batch_size": 1}})
+    with DaemonThread(cfg) as d:
+        wait_until(lambda: len(smtp_sink.received) == 4, timeout=20, what="all four mails sent")
+        assert d.daemon.sender is None
+        time.sleep(0.2)
+        assert Outbox.select().where(Outbox.status == "sent").count() == 4
