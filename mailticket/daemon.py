@@ -16,12 +16,13 @@ import peewee as pw
 import schedule
 
 from . import intake, lease, outbox, pipeline
-from .db import describe_error, redact
+from .db import describe_error, redact, sqlite_path
 from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .models import database_proxy
 from .sdnotify import Notifier
 from .sender import Sender
+from .sentlog import SentLog
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.source = ImapSource(self.config.imap) if self.config.imap else None
-        self.sender: Sender | None = None  # PostgreSQL: the outbox has a thread of its own
+        self.sender: Sender | None = None  # the outbox's own thread, once run() started it
+        self.sent_log: SentLog | None = None  # SQLite: what that thread sent, until folded in
         self._sender_seen = 0
         self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
@@ -72,8 +74,7 @@ class Daemon:
 
     def run(self) -> int:
         self._release_stale_claims()
-        if self._shared_database():
-            self._start_sender()
+        self._start_sender()
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -99,16 +100,37 @@ class Daemon:
                 self._database_failed(exc)
 
     def _start_sender(self) -> None:
+        """The sender thread; on SQLite first fold what a predecessor's thread sent (its log)."""
+        path = sqlite_path(self.config.database.url)
+        if path is not None and self.sent_log is None:
+            self.sent_log = SentLog.beside(path)
+            while not self.stop.is_set():
+                try:
+                    self.fold_sent()
+                    break
+                except (pw.OperationalError, pw.InterfaceError) as exc:
+                    self._database_failed(exc)
         self.sender = Sender(transport=make_transport(self.config), clock=self.desk.clock, config=self.config,
                              worker=self.worker, stop=self.stop, on_failed=self._tell_admin_failed,
-                             next_due_in=self._next_outbox_in)
+                             next_due_in=self._next_outbox_in, sent_log=self.sent_log, on_sent=self.wake.set)
         self.sender.start()
+
+    def fold_sent(self) -> None:
+        """SQLite: mark what the sender thread sent as sent in the outbox (main thread only)."""
+        if self.sent_log is not None:
+            self.sent_log.fold()
 
     def shutdown(self) -> None:
         self.notifier.stopping()
         if self.sender is not None:
             self.sender.wake.set()
             self.sender.join(60)  # it finishes the mail in hand
+            try:
+                self.fold_sent()
+            except pw.PeeweeException as exc:  # folded at the next start
+                log.error("could not record the last sent mails: %s", describe_error(exc))
+        if self.sent_log is not None:
+            self.sent_log.close()
         if self.listener is not None:
             self.listener.stop()
         if self.source is not None:
@@ -210,8 +232,10 @@ class Daemon:
         return self.config.database.url.startswith("postgres")
 
     def drain(self):
-        """Send what is due now, or (PostgreSQL) tell the sender thread there is more."""
+        """Send what is due now; once run() started the sender thread: fold in what it sent
+        (SQLite) and tell it there is more."""
         if self.sender is not None:
+            self.fold_sent()
             if not self.sender.is_alive() and not self.stop.is_set():
                 log.error("the sender thread had stopped; starting it again")
                 self._start_sender()

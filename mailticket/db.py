@@ -41,8 +41,16 @@ def connect(url: str, *, migrate: bool = True) -> pw.Database:
     return database
 
 
-def _sqlite(url: str) -> pw.SqliteDatabase:
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:`` URL; None for PostgreSQL and for an in-memory database."""
+    if not url.startswith("sqlite:"):
+        return None
     path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite:"):]
+    return path if path and path != ":memory:" else None
+
+
+def _sqlite(url: str) -> pw.SqliteDatabase:
+    path = sqlite_path(url) or ""
     if path and path != ":memory:":
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -116,34 +116,48 @@ class DrainResult:
 
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
-          on_failed=None, stop=None) -> DrainResult:
+          on_failed=None, stop=None, sent_log=None) -> DrainResult:
     """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
     When ``stop`` (an Event) is set, the mail in hand is finished and the rest given back, due now.
 
     On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
     others), so no other daemon can send it while this one lives, whatever the clocks say; if this
-    one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent."""
+    one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent; or,
+    from the sender thread, ``sent_log`` (a ``sentlog.SentLog``) records what was sent, and
+    nothing is claimed, so that sending never waits for the main thread's write lock."""
     result = DrainResult()
     try:
         with lazy_commits():
-            _drain(transport, now, cfg, limit, worker, result, on_failed, stop)
+            _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log)
     finally:
         transport.close()
     return result
 
 
-def _drain(transport, now, cfg, limit, worker, result, on_failed, stop) -> None:
+def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log) -> None:
     if is_postgres():
         _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
         return
-    entries = claim_due(now, limit, worker)
+    entries = due_unsent(now, limit, sent_log) if sent_log is not None else claim_due(now, limit, worker)
+    mark_sent = sent_log.record if sent_log is not None else record_sent
     for i, entry in enumerate(entries):
         if stop is not None and stop.is_set():
-            _postpone(entries[i:], now, result)
+            if sent_log is None:
+                _postpone(entries[i:], now, result)
             return
-        if not _send_one(transport, entry, now, cfg, result, on_failed):
+        if not _send_one(transport, entry, now, cfg, result, on_failed, mark_sent):
             _postpone(entries[i + 1:], now + backoff(1, cfg), result)
             return
+
+
+def due_unsent(now: datetime, limit: int, sent_log) -> list[Outbox]:
+    """Due entries that ``sent_log`` does not hold. The log is read first: an id missing from it
+    was folded into the outbox before the outbox is read, so the outbox says 'sent'."""
+    held = set(sent_log.pending())
+    rows = (Outbox.select()
+            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now)
+            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit + len(held)))
+    return [row for row in rows if row.id not in held][:limit]
 
 
 def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> None:
@@ -174,7 +188,7 @@ def _lock_next_due(now: datetime):
             .for_update("FOR UPDATE SKIP LOCKED"))
 
 
-def _send_one(transport, entry, now, cfg, result, on_failed) -> bool:
+def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent=None) -> bool:
     """Send one entry and record the result; False when the server is down (no use going on)."""
     try:
         transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
@@ -184,15 +198,21 @@ def _send_one(transport, entry, now, cfg, result, on_failed) -> bool:
     except PermanentDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
-        run(_SENT_SQL, (_stamp(now), entry.id))
+        (mark_sent or record_sent)(entry.id, now)
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
     return True
 
 
+def record_sent(outbox_id: int, at: datetime) -> None:
+    """The entry was accepted by the mail server (a second record of the same entry does nothing)."""
+    run(_SENT_SQL, (_stamp(at), outbox_id))
+
+
 _SENT_SQL = ('UPDATE "outbox" SET "status" = \'sent\', "sent_at" = ?, "attempts" = "attempts" + 1, '
-             '"claimed_by" = NULL, "claimed_until" = NULL, "last_error" = NULL WHERE "id" = ?')
+             '"claimed_by" = NULL, "claimed_until" = NULL, "last_error" = NULL '
+             'WHERE "id" = ? AND "status" = \'queued\'')
 
 
 def _postpone(entries, when: datetime, result: DrainResult) -> None:

@@ -1,7 +1,5 @@
-"""PostgreSQL: the outbox is drained by a thread of its own, so incoming mail is processed while
-the SMTP server takes its time; SQLite drains between batches in the main loop."""
-
-import time
+"""The outbox is drained by a thread of its own, so incoming mail is processed while the SMTP
+server takes its time (PostgreSQL: row locks; SQLite: the sent log beside the database)."""
 
 from mailticket.models import InboundMail, Outbox
 from tests.harness import DaemonThread, make_mail, wait_until, write_config
@@ -29,11 +27,18 @@ def test_on_postgresql_mail_is_processed_while_a_slow_server_takes_the_previous_
     assert not d.thread.is_alive() and not d.daemon.sender.is_alive(), "the sender stopped with the daemon"
 
 
-def test_on_sqlite_the_loop_sends_between_batches_without_a_thread(tmp_path, mailbox_user, smtp_sink):
+def test_on_sqlite_too_mail_is_processed_while_a_slow_server_takes_the_previous_mails(
+        tmp_path, mailbox_user, smtp_sink):
+    """The sender thread never waits for the main thread's write lock: it records what it sent in
+    the sent log beside the database, which the main thread folds into the outbox."""
+    smtp_sink.mode, smtp_sink.stall_seconds = "stall", 2.0
     _two_mails_waiting(mailbox_user)
     cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={"imap": {"batch_size": 1}})
     with DaemonThread(cfg) as d:
-        wait_until(lambda: len(smtp_sink.received) == 4, timeout=20, what="all four mails sent")
-        assert d.daemon.sender is None
-        time.sleep(0.2)
-        assert Outbox.select().where(Outbox.status == "sent").count() == 4
+        wait_until(lambda: InboundMail.select().where(InboundMail.state == "processed").count() == 2,
+                   timeout=20, interval=0.05, what="both mails processed")
+        assert len(smtp_sink.received) <= 1
+        wait_until(lambda: len(smtp_sink.received) == 4, timeout=30, what="all four mails sent")
+        wait_until(lambda: Outbox.select().where(Outbox.status == "sent").count() == 4, what="all folded in as sent")
+    assert (tmp_path / "mailticket.db.sent").exists()
+    assert not d.daemon.sent_log.pending(), "the log is empty once folded"
