@@ -90,11 +90,14 @@ class Daemon:
 
     def _release_stale_claims(self) -> None:
         """SQLite means one daemon: what a killed predecessor claimed is free again."""
-        if self._shared_database():
-            return
+        if not self._shared_database():
+            self._until_done(intake.release_all_claims)
+
+    def _until_done(self, step) -> None:
+        """A start-up step that needs the database: retried with back-off until it works or we stop."""
         while not self.stop.is_set():
             try:
-                intake.release_all_claims()
+                step()
                 return
             except (pw.OperationalError, pw.InterfaceError) as exc:
                 self._database_failed(exc)
@@ -103,13 +106,10 @@ class Daemon:
         """The sender thread; on SQLite first fold what a predecessor's thread sent (its log)."""
         path = sqlite_path(self.config.database.url)
         if path is not None and self.sent_log is None:
-            self.sent_log = SentLog.beside(path)
-            while not self.stop.is_set():
-                try:
-                    self.fold_sent()
-                    break
-                except (pw.OperationalError, pw.InterfaceError) as exc:
-                    self._database_failed(exc)
+            def open_log():
+                self.sent_log = SentLog.beside(path)
+            self._until_done(open_log)
+            self._until_done(self.fold_sent)
         self.sender = Sender(transport=make_transport(self.config), clock=self.desk.clock, config=self.config,
                              worker=self.worker, stop=self.stop, on_failed=self._tell_admin_failed,
                              next_due_in=self._next_outbox_in, sent_log=self.sent_log, on_sent=self.wake.set)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+
+import peewee as pw
 
 from .db import write_transaction
 from .outbox import record_sent
@@ -28,29 +31,41 @@ class SentLog:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self._local = threading.local()
-        self._conn()  # create the file and its table now, where a failure is easy to report
+        self._conn()  # create the file and its table now
 
     @classmethod
     def beside(cls, database_path: str) -> "SentLog":
         return cls(f"{database_path}.sent")
 
+    @contextmanager
+    def _errors_named(self):
+        """A failure of this file (disk full, no permission) is a database failure that names it:
+        the daemon logs it, backs off and tries again, as for the database itself."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise pw.OperationalError(f"sent log {self.path}: {exc}") from exc
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode = wal")
-            conn.execute("PRAGMA synchronous = normal")
-            conn.execute("CREATE TABLE IF NOT EXISTS sent (outbox_id INTEGER PRIMARY KEY, sent_at TEXT NOT NULL)")
+            with self._errors_named():
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                conn.execute("PRAGMA journal_mode = wal")
+                conn.execute("PRAGMA synchronous = normal")
+                conn.execute("CREATE TABLE IF NOT EXISTS sent (outbox_id INTEGER PRIMARY KEY, sent_at TEXT NOT NULL)")
             self._local.conn = conn
         return conn
 
     def record(self, outbox_id: int, at: datetime) -> None:
         """This entry was accepted by the mail server: committed before the next mail is sent."""
-        self._conn().execute("INSERT OR REPLACE INTO sent VALUES (?, ?)", (outbox_id, at.isoformat()))
+        with self._errors_named():
+            self._conn().execute("INSERT OR REPLACE INTO sent VALUES (?, ?)", (outbox_id, at.isoformat()))
 
     def pending(self) -> dict[int, datetime]:
         """Recorded here and not yet folded into the outbox."""
-        rows = self._conn().execute("SELECT outbox_id, sent_at FROM sent").fetchall()
+        with self._errors_named():
+            rows = self._conn().execute("SELECT outbox_id, sent_at FROM sent").fetchall()
         return {ident: datetime.fromisoformat(at) for ident, at in rows}
 
     def fold(self) -> int:
@@ -62,9 +77,9 @@ class SentLog:
         with write_transaction():
             for ident, at in pending.items():
                 record_sent(ident, at)
-        conn = self._conn()
-        conn.executemany("DELETE FROM sent WHERE outbox_id = ? AND sent_at = ?",
-                         [(ident, at.isoformat()) for ident, at in pending.items()])
+        with self._errors_named():
+            self._conn().executemany("DELETE FROM sent WHERE outbox_id = ? AND sent_at = ?",
+                                     [(ident, at.isoformat()) for ident, at in pending.items()])
         return len(pending)
 
     def close(self) -> None:

@@ -53,3 +53,11 @@ def test_what_a_killed_daemon_logged_is_folded_at_start_and_never_sent_again(tmp
         wait_until(lambda: len(smtp_sink.received) == 1, what="the one unsent entry sent")
         wait_until(lambda: Outbox.select().where(Outbox.status == "sent").count() == 2, what="both marked sent")
     assert [r.rcpt_tos for r in smtp_sink.received] == [list(still_queued.recipients)]
+
+
+def test_an_unusable_log_file_is_a_database_failure_that_names_it(tmp_path):
+    import peewee as pw
+    import pytest
+    (tmp_path / "m.db.sent").mkdir()  # a folder where the file should be
+    with pytest.raises(pw.OperationalError, match=r"sent log .*m\.db\.sent: unable to open database file"):
+        SentLog.beside(str(tmp_path / "m.db"))
