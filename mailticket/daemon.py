@@ -1,6 +1,8 @@
-"""The loop: fetch, process, check the clocks, drain the outbox; signals only set flags.
+"""The loop: fetch, process, check the clocks; the sender thread (mailticket.sender) sends what
+the loop queued. Signals only set flags.
 
-SIGTERM finishes the mail in hand, commits and exits 0; SIGHUP reloads templates and rules.
+SIGTERM finishes the mail in hand (in both threads), commits and exits 0; SIGHUP reloads
+templates and rules.
 READY is told to systemd after the first successful mailbox check; WATCHDOG only while the
 loop makes progress.
 """
@@ -110,6 +112,7 @@ class Daemon:
                 self.sent_log = SentLog.beside(path)
             self._until_done(open_log)
             self._until_done(self.fold_sent)
+        self._sender_seen = 0
         self.sender = Sender(transport=make_transport(self.config), clock=self.desk.clock, config=self.config,
                              worker=self.worker, stop=self.stop, on_failed=self._tell_admin_failed,
                              next_due_in=self._next_outbox_in, sent_log=self.sent_log, on_sent=self.wake.set)
