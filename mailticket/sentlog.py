@@ -25,6 +25,7 @@ import peewee as pw
 from .db import write_transaction
 from .outbox import record_sent
 
+
 class SentLog:
     """The ``.sent`` file beside a SQLite database; each thread has its own connection to it."""
 
@@ -78,8 +79,11 @@ class SentLog:
             for ident, at in pending.items():
                 record_sent(ident, at)
         with self._errors_named():
-            self._conn().executemany("DELETE FROM sent WHERE outbox_id = ? AND sent_at = ?",
-                                     [(ident, at.isoformat()) for ident, at in pending.items()])
+            conn = self._conn()
+            with conn:  # one transaction: committed at the end, rolled back on an error
+                conn.execute("BEGIN")
+                conn.executemany("DELETE FROM sent WHERE outbox_id = ? AND sent_at = ?",
+                                 [(ident, at.isoformat()) for ident, at in pending.items()])
         return len(pending)
 
     def close(self) -> None:
