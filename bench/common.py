@@ -48,7 +48,14 @@ def load_average() -> str:
 
 
 def command_line() -> str:
-    return "/work/venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv)
+    """The command as run from the repository (its interpreter relative to it, e.g. .venv/bin/python)."""
+    repo = Path(__file__).resolve().parents[1]
+    python = Path(sys.executable)
+    try:
+        python = python.relative_to(repo)
+    except ValueError:
+        pass
+    return f"{python} " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
 def record(title: str, lines: list[str], *, load_before: str) -> None:

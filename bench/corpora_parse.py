@@ -1,6 +1,6 @@
 """How parse_mail does on every file of the shared corpora, per corpus folder.
 
-    /work/venv/bin/python bench/corpora_parse.py [CORPORA_DIR]
+    .venv/bin/python bench/corpora_parse.py [CORPORA_DIR]
 
 Every file is fed to parse_mail (nothing may raise but QuarantineError). A file counts
 as a mail when its first line is a header field ("Name: value") or an mbox "From " line;

@@ -1,7 +1,7 @@
 """Growth: does processing stay flat with 0, 100,000 and 1,000,000 tickets already stored, and does
 memory stay flat while importing a large mbox?
 
-    /work/venv/bin/python bench/growth.py [--sizes 0,100000,1000000] [--mails 1000] [--import-mails 100000]
+    .venv/bin/python bench/growth.py [--sizes 0,100000,1000000] [--mails 1000] [--import-mails 100000]
                                           [--no-record]
 
 For each size: a fresh SQLite database is filled in bulk (executemany) with that many tickets, two

@@ -1,6 +1,6 @@
 """Ingest throughput, end to end, against a floor measured in the same run.
 
-    /work/venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record]
+    .venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record]
 
 1. The generated corpus (bench/corpus_gen.py) is APPENDed to a fresh Dovecot mailbox (MULTIAPPEND).
 2. Floor: the same mails fetched from the same Dovecot in FETCH batches, parsed with the standard

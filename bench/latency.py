@@ -1,6 +1,6 @@
 """Latency: APPEND of one mail → its acknowledgement at the SMTP sink, mails arriving one by one.
 
-    /work/venv/bin/python bench/latency.py [--mails 200] [--poll 5s] [--no-record]
+    .venv/bin/python bench/latency.py [--mails 200] [--poll 5s] [--no-record]
 
 With IDLE (default) and, with --poll INTERVAL, with IDLE off (the daemon looks every INTERVAL).
 Each mail is appended when the previous one's acknowledgement has arrived, plus a random pause

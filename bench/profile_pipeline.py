@@ -1,6 +1,6 @@
 """Profile the processing of stored mail without servers: where does a mail's time go?
 
-    /work/venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40]
+    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40]
 
 Stores N corpus mails as if fetched (one group commit), then times ``intake.process_pending``
 (parse → classify → thread → apply → queue the mails) and the rendering of what was queued

@@ -1,6 +1,6 @@
 """Time ``sla.due_actions`` over 100,000 in-memory ticket states (a stand-in for the DB scan).
 
-Run: /work/venv/bin/python bench/sla_check.py [N]
+Run: .venv/bin/python bench/sla_check.py [N]
 The mix: a quarter each of P1..P4, ages from minutes to two weeks, half answered, some
 pending or resolved, one in fifty a data breach; 24/7 and business-hours policies are timed
 separately. "first scan" finds everything due at once; "steady scan" is the next scan after

@@ -1,6 +1,6 @@
 """Time one SLA check (``escalation.run_sla_check``) over 100,000 open tickets in the database.
 
-Run: /work/venv/bin/python bench/sla_scan.py [-n 100000] [--repeat 5] [--pg postgresql://USER@HOST/SCRATCHDB]
+Run: .venv/bin/python bench/sla_scan.py [-n 100000] [--repeat 5] [--pg postgresql://USER@HOST/SCRATCHDB]
 
 The tickets are what a running desk holds after its own scans: a quarter each of P1..P4, ages from
 minutes to two weeks, half answered, some pending or resolved, one in fifty a data breach; every
