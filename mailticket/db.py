@@ -146,9 +146,17 @@ def _indexes(database: pw.Database) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
+def _rate_indexes(database: pw.Database) -> None:
+    """The rate limits count automatic mails from indexes alone: (rcpt_key, automatic, created_at)
+    replaces (rcpt_key, created_at), and (automatic, created_at) serves the global count."""
+    database.execute_sql('DROP INDEX IF EXISTS "outbox_rcpt_key_created_at"')
+    _indexes(database)
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
+    ("0003_outbox_rate_indexes", _rate_indexes),
 ]
 
 

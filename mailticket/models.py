@@ -232,9 +232,12 @@ class Outbox(BaseModel):
     admin_told = pw.BooleanField(default=False)
 
     class Meta:
-        indexes = ((("rcpt_key", "created_at"), False),
+        indexes = ((("rcpt_key", "automatic", "created_at"), False),  # the per-recipient rate limits
                    (("status", "next_attempt_at", "id"), False),  # the drain's order: no sort of the queue
-                   (("created_at",), False))  # the global rate limit counts the last 10 minutes
+                   (("created_at",), False),
+                   # the global rate limit counts the automatic mails of the last 10 minutes: from the
+                   # index alone, not each row (bench/RESULTS.md: 12 -> 0.9 ms at 16,000 rows)
+                   (("automatic", "created_at"), False))
 
 
 class SlaMark(BaseModel):

@@ -461,3 +461,18 @@ def test_a_lost_postgresql_connection_is_logged_without_the_password(pg_url, tmp
     assert "s3cret" not in caplog.text
     daemon.loop_once()  # reconnects
     assert "database failed" in caplog.text and daemon.backoff == 1.0
+
+
+def test_an_existing_database_gets_the_rate_limit_indexes_on_connect(db_url):
+    """A database from before 0003 (its old index, the migration not recorded) gets the new ones."""
+    database = db.connect(db_url)
+    for name in ("outbox_automatic_created_at", "outbox_rcpt_key_automatic_created_at"):
+        database.execute_sql(f'DROP INDEX "{name}"')
+    database.execute_sql('CREATE INDEX "outbox_rcpt_key_created_at" ON "outbox" ("rcpt_key", "created_at")')
+    SchemaMigration.delete().where(SchemaMigration.name == "0003_outbox_rate_indexes").execute()
+    assert db.pending_migrations(database) == ["0003_outbox_rate_indexes"]
+    database = db.connect(db_url)
+    names = {i.name for i in database.get_indexes("outbox")}
+    assert {"outbox_automatic_created_at", "outbox_rcpt_key_automatic_created_at"} <= names
+    assert "outbox_rcpt_key_created_at" not in names
+    assert db.pending_migrations(database) == []
