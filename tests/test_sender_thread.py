@@ -42,3 +42,33 @@ def test_on_sqlite_too_mail_is_processed_while_a_slow_server_takes_the_previous_
         wait_until(lambda: Outbox.select().where(Outbox.status == "sent").count() == 4, what="all folded in as sent")
     assert (tmp_path / "mailticket.db.sent").exists()
     assert not d.daemon.sent_log.pending(), "the log is empty once folded"
+
+
+def test_the_thread_retries_a_refusing_server_and_reports_a_rejection(tmp_path, mailbox_user, smtp_sink, db_url):
+    """451s are retried with back-off until the server takes the mail, once each; a 550 fails the
+    entry for good and the admin is told, all from the sender thread of a running daemon."""
+    smtp_sink.mode = "tempfail"
+    mailbox_user.server.append(mailbox_user.name, "INBOX",
+                               make_mail(subject="Printer", message_id="<retry@customer.example>"))
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, db_url=db_url)
+    with DaemonThread(cfg):
+        wait_until(lambda: Outbox.select().where(Outbox.attempts >= 1, Outbox.status == "queued").count() == 2,
+                   timeout=20, what="both notices refused once and waiting")
+        assert smtp_sink.received == []
+        smtp_sink.mode = "ok"
+        wait_until(lambda: Outbox.select().where(Outbox.status == "sent").count() == 2, timeout=20,
+                   what="both sent after the back-off")
+        assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == ["anna@customer.example", "l1@example.com"]
+        smtp_sink.mode = "reject"
+        mailbox_user.server.append(mailbox_user.name, "INBOX",
+                                   make_mail(subject="Network", message_id="<reject@customer.example>"))
+        notices = Outbox.select().where(Outbox.kind.in_(["acknowledgement", "new_ticket"]))
+        wait_until(lambda: notices.where(Outbox.status == "failed").count() == 2, timeout=20,
+                   what="the second mail's notices rejected for good")
+        # the admin is told of each, once; an alert that is rejected too raises no alert of its own
+        wait_until(lambda: Outbox.select().where(Outbox.kind == "delivery_failure").count() == 2, timeout=20,
+                   what="two alerts to the admin queued")
+        assert all(o.attempts == 1 for o in notices.where(Outbox.status == "failed"))
+    assert Outbox.select().where(Outbox.kind == "delivery_failure").count() == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received if r.rcpt_tos != ["admin@example.com"]) == \
+        ["anna@customer.example", "l1@example.com"], "the first notices arrived once each, the rejected never"
