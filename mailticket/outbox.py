@@ -173,7 +173,7 @@ def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> 
             entry = _lock_next_due(now).first()
             if entry is None:
                 return
-            if _send_one(transport, entry, now, cfg, result, on_failed):
+            if _send_one(transport, entry, now, cfg, result, on_failed, record_sent):
                 continue
         with db.atomic():  # the server is down: what is due waits too (rows another daemon holds excepted)
             _postpone(list(_lock_next_due(now).limit(limit)), now + backoff(1, cfg), result)
@@ -188,7 +188,7 @@ def _lock_next_due(now: datetime):
             .for_update("FOR UPDATE SKIP LOCKED"))
 
 
-def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent=None) -> bool:
+def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent) -> bool:
     """Send one entry and record the result; False when the server is down (no use going on)."""
     try:
         transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
@@ -198,7 +198,7 @@ def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent=None) -> 
     except PermanentDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
-        (mark_sent or record_sent)(entry.id, now)
+        mark_sent(entry.id, now)
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
