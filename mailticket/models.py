@@ -93,7 +93,7 @@ def _statement(model, verb: str, names: tuple) -> str:
                 sql += f" RETURNING {pk}"
         else:
             sql = f'UPDATE "{table}" SET {", ".join(f"{c} = {param}" for c in columns)} WHERE {pk} = {param}'
-        sql = _STATEMENTS[key] = sql
+        _STATEMENTS[key] = sql
     return sql
 
 
