@@ -99,9 +99,20 @@ def run(sql: str, params: tuple | list = ()):
     same text on SQLite and PostgreSQL): peewee would build it afresh each time, which costs
     more CPU than the database takes to run it (bench/profile_pipeline.py). Returns the cursor."""
     database = _real(None)
+    return database.execute_sql(_dialect(database, sql), params)
+
+
+def fetch_models(model, sql: str, params: tuple | list = ()) -> list:
+    """Rows of a hand-written SELECT of ``model``'s columns (``?`` placeholders) as model
+    instances, each column converted by its field as peewee's own queries do."""
+    database = _real(None)
+    return list(model.raw(_dialect(database, sql), *params))
+
+
+def _dialect(database, sql: str) -> str:
     if isinstance(database, pw.PostgresqlDatabase):
-        sql = _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
-    return database.execute_sql(sql, params)
+        return _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
+    return sql
 
 
 @contextmanager

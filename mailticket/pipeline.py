@@ -20,9 +20,9 @@ from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
 from .correlate import Match, find_ticket, reopen_decision
-from .db import is_postgres, run, write_transaction
+from .db import fetch_models, is_postgres, run, write_transaction
 from .errors import QuarantineError
-from .models import Attachment, InboundMail, MessageRef, Outbox, Ticket
+from .models import Attachment, InboundMail, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
 from .parse import Address, parse_mail
 from .quotes import split_reply
@@ -140,9 +140,12 @@ def _log_outcome(row, outcome):
 
 
 def _finish(row, outcome, now):
-    InboundMail.update(state=outcome.state, reason=outcome.reason or None, ticket=outcome.ticket,
-                       processed_at=now, message_id=row.message_id, claimed_by=None).where(
-        InboundMail.id == row.id).execute()
+    run(_FINISH, (outcome.state, outcome.reason or None, outcome.ticket, InboundMail.processed_at.db_value(now),
+                  row.message_id, row.id))
+
+
+_FINISH = ('UPDATE "inbound_mail" SET "state" = ?, "reason" = ?, "ticket_id" = ?, "processed_at" = ?,'
+           ' "message_id" = ?, "claimed_by" = NULL WHERE "id" = ?')
 
 
 def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
@@ -187,11 +190,12 @@ def _process(desk, row, now) -> Outcome:
         log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
                     ", ".join(stripped))
     _one_at_a_time(row.message_id)
-    ref = MessageRef.get_or_none(MessageRef.message_id == row.message_id)
-    if ref is not None and ref.direction == "out":
-        return Outcome("dropped", ref.ticket_id, "our own outgoing mail came back")
+    ref = run(_REF, (row.message_id,)).fetchone()
     if ref is not None:
-        return Outcome("duplicate", ref.ticket_id, f"already processed (ticket {ref.ticket_id})")
+        direction, ticket_id = ref
+        if direction == "out":
+            return Outcome("dropped", ticket_id, "our own outgoing mail came back")
+        return Outcome("duplicate", ticket_id, f"already processed (ticket {ticket_id})")
     if looped:
         return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
     verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
@@ -238,8 +242,11 @@ def _with_ticket_locked(match):
     one ticket at once (a reply here, the SLA scan there) do not overwrite each other's change."""
     if match.ticket is None or not is_postgres():
         return match
-    import dataclasses
-    return dataclasses.replace(match, ticket=Ticket.select().where(Ticket.id == match.ticket.id).for_update().get())
+    return replace(match, ticket=fetch_models(Ticket, 'SELECT * FROM "ticket" WHERE "id" = ? FOR UPDATE',
+                                              (match.ticket.id,))[0])
+
+
+_REF = 'SELECT "direction", "ticket_id" FROM "message_ref" WHERE "message_id" = ?'
 
 
 _RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
