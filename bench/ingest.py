@@ -10,7 +10,9 @@
    or a reply on one, every mail is moved out of the inbox, and every queued mail (acknowledgements,
    tier notices) has reached the SMTP sink.
 
-Prints mails/s for both and the ratio; appends the figures to bench/RESULTS.md.
+Prints mails/s for both and the ratio, and where the CPU went during the end-to-end run: the
+daemon's main and sender threads, this process (the SMTP sink and the progress watcher) and the
+whole machine, each per mail; appends the figures to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (DbWatch, LeanSink, append_all, bench_config, load_average, record,  # noqa: E402
-                          start_dovecot, wait_finished)
+from bench.common import (DbWatch, LeanSink, append_all, bench_config, load_average,  # noqa: E402
+                          machine_busy_seconds, process_cpu_seconds, record, start_dovecot, thread_cpu_seconds,
+                          wait_finished)
 from bench.corpus_gen import cached, summary  # noqa: E402
 
 
@@ -104,11 +107,17 @@ def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile:
         env["MAILTICKET_BENCH_PROFILE"] = profile
     log = Path(f"/tmp/mt-bench-daemon-{os.getpid()}.log")
     t0 = time.perf_counter()
+    busy0 = machine_busy_seconds()
+    bench0 = sum(os.times()[:2])
     proc = _start(cfg, env, log, profile)
     watch = DbWatch(db_url)
     try:
         progress = wait_finished(watch, sink, n, timeout=timeout, proc=proc)
         seconds = time.perf_counter() - t0
+        progress["cpu_daemon"] = process_cpu_seconds(proc.pid)
+        progress["cpu_main_thread"] = thread_cpu_seconds(proc.pid, proc.pid)
+        progress["cpu_machine"] = machine_busy_seconds() - busy0
+        progress["cpu_bench"] = sum(os.times()[:2]) - bench0
     finally:
         proc.terminate()
         try:
@@ -181,6 +190,12 @@ def main() -> None:
                 f"end to end (daemon start → all tickets, all moved, all mail at the sink): {e2e_s:.1f} s = "
                 f"**{e2e_rate:.0f} mails/s**",
                 f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** (target ≤ 2.5×; target ≥ 400 mails/s)",
+                f"CPU a mail during the end-to-end run: daemon {1000 * progress['cpu_daemon'] / len(raws):.1f} ms "
+                f"(main thread {1000 * progress['cpu_main_thread'] / len(raws):.1f} ms, sender thread "
+                f"{1000 * (progress['cpu_daemon'] - progress['cpu_main_thread']) / len(raws):.1f} ms), "
+                f"the sink and the watcher of this bench {1000 * progress['cpu_bench'] / len(raws):.1f} ms, "
+                f"whole machine {1000 * progress['cpu_machine'] / len(raws):.1f} ms (both cores: "
+                f"{100 * progress['cpu_machine'] / (e2e_s * (os.cpu_count() or 1)):.0f} % busy; the rest is Dovecot and anything else running)",
                 f"tickets {progress['tickets']}, mails sent {progress['sent']} (acknowledgements {progress['acks']}, "
                 f"at the sink {acks}), quarantined {progress['quarantined']}",
             ]

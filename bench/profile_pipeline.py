@@ -1,6 +1,6 @@
 """Profile the processing of stored mail without servers: where does a mail's time go?
 
-    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40]
+    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40] [--dump FILE]
 
 Stores N corpus mails as if fetched (one group commit), then times ``intake.process_pending``
 (parse → classify → thread → apply → queue the mails) and the rendering of what was queued
@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--sort", default="tottime")
     ap.add_argument("--top", type=int, default=45)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--dump", help="also write the profile to this file (for pstats: callers, callees)")
     args = ap.parse_args()
     from datetime import datetime, timezone
     from mailticket import intake
@@ -72,6 +73,8 @@ def main() -> None:
               f"wall {wall:.2f} s{' (profiled)' if not args.no_profile else ''}")
         if not args.no_profile:
             pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
+            if args.dump:
+                prof.dump_stats(args.dump)
         if args.pg:
             from mailticket.models import database_proxy
             database_proxy.obj.close()
