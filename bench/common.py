@@ -59,9 +59,16 @@ def process_cpu_seconds(pid: int) -> float:
     return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
-def thread_cpu_seconds(pid: int, tid: int) -> float:
-    """User + system CPU seconds of one thread of a live process (the main thread's id is the pid)."""
-    return _stat_cpu(Path(f"/proc/{pid}/task/{tid}/stat"))
+def children_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the live child processes of ``pid`` (the daemon's sender)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += process_cpu_seconds(int(child))
+            except OSError:  # it ended meanwhile
+                pass
+    return total
 
 
 def _stat_cpu(path: Path) -> float:

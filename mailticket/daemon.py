@@ -1,8 +1,8 @@
-"""The loop: fetch, process, check the clocks; the sender thread (mailticket.sender) sends what
+"""The loop: fetch, process, check the clocks; the sender process (mailticket.sender) sends what
 the loop queued. Signals only set flags.
 
-SIGTERM finishes the mail in hand (in both threads), commits and exits 0; SIGHUP reloads
-templates and rules.
+SIGTERM finishes the mail in hand (in both processes), commits and exits 0; SIGHUP reloads
+templates and rules, and starts a new sender process on them.
 READY is told to systemd after the first successful mailbox check; WATCHDOG only while the
 loop makes progress.
 """
@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from functools import partial
 
 import peewee as pw
 import schedule
@@ -23,12 +24,13 @@ from .errors import ConfigError, MailboxError
 from .mailbox import ImapSource, Listener
 from .models import database_proxy
 from .sdnotify import Notifier
-from .sender import Sender
+from .sender import SenderProcess, tell_admin_failed
 from .sentlog import SentLog
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+SENDER_RESTART_EVERY = 10.0  # seconds at least between two starts of the sender process
 
 
 def make_transport(config):
@@ -51,9 +53,10 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.source = ImapSource(self.config.imap) if self.config.imap else None
-        self.sender: Sender | None = None  # the outbox's own thread, once run() started it
-        self.sent_log: SentLog | None = None  # SQLite: what that thread sent, until folded in
+        self.sender: SenderProcess | None = None  # the outbox's own process, once run() started it
+        self.sent_log: SentLog | None = None  # SQLite: what that process sent, until folded in
         self._sender_seen = 0
+        self._sender_restart_at = 0.0
         self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
         self.ready = False
@@ -105,7 +108,7 @@ class Daemon:
                 self._database_failed(exc)
 
     def _start_sender(self) -> None:
-        """The sender thread; on SQLite first fold what a predecessor's thread sent (its log)."""
+        """The sender process; on SQLite first fold what a predecessor sent (its log)."""
         path = sqlite_path(self.config.database.url)
         if path is not None and self.sent_log is None:
             def open_log():
@@ -113,21 +116,19 @@ class Daemon:
             self._until_done(open_log)
             self._until_done(self.fold_sent)
         self._sender_seen = 0
-        self.sender = Sender(transport=make_transport(self.config), clock=self.desk.clock, config=self.config,
-                             worker=self.worker, stop=self.stop, on_failed=self._tell_admin_failed,
-                             next_due_in=self._next_outbox_in, sent_log=self.sent_log, on_sent=self.wake.set)
-        self.sender.start()
+        # one that dies at once is not started again in a tight loop
+        self._sender_restart_at = time.monotonic() + SENDER_RESTART_EVERY
+        self.sender = SenderProcess(self.config, worker=self.worker, on_sent=self.wake.set).start()
 
     def fold_sent(self) -> None:
-        """SQLite: mark what the sender thread sent as sent in the outbox (main thread only)."""
+        """SQLite: mark what the sender process sent as sent in the outbox."""
         if self.sent_log is not None:
             self.sent_log.fold()
 
     def shutdown(self) -> None:
         self.notifier.stopping()
         if self.sender is not None:
-            self.sender.wake.set()
-            self.sender.join(60)  # it finishes the mail in hand
+            self.sender.stop(60)  # it finishes the mail in hand
             try:
                 self.fold_sent()
             except pw.PeeweeException as exc:  # folded at the next start
@@ -208,7 +209,7 @@ class Daemon:
         if not self.stop.is_set():
             self.scheduler.run_pending()
         self.drain()
-        self.notifier.status(self._status_line(processed, self._turn_sent + self._sent_by_thread()))
+        self.notifier.status(self._status_line(processed, self._turn_sent + self._sent_by_sender()))
         return got_mail
 
     def _batch_done(self, done: int, total: int) -> None:
@@ -235,39 +236,27 @@ class Daemon:
         return self.config.database.url.startswith("postgres")
 
     def drain(self):
-        """Send what is due now; once run() started the sender thread: fold in what it sent
+        """Send what is due now; once run() started the sender process: fold in what it sent
         (SQLite) and tell it there is more."""
         if self.sender is not None:
             self.fold_sent()
-            if not self.sender.is_alive() and not self.stop.is_set():
-                log.error("the sender thread had stopped; starting it again")
+            if not self.sender.is_alive() and not self.stop.is_set() and time.monotonic() >= self._sender_restart_at:
+                log.error("the sender process %s had stopped (exit status %s); starting it again",
+                          self.sender.pid, self.sender.proc.returncode)
                 self._start_sender()
-            self.sender.wake.set()
+            self.sender.nudge()
             return None
         result = outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                              on_failed=self._tell_admin_failed, stop=self.stop)
+                              on_failed=partial(tell_admin_failed, self.desk), stop=self.stop)
         self._turn_sent += result.sent
         return result
 
-    def _sent_by_thread(self) -> int:
-        """What the sender thread sent since the last turn asked."""
+    def _sent_by_sender(self) -> int:
+        """What the sender process sent since the last turn asked."""
         if self.sender is None:
             return 0
         sent, self._sender_seen = self.sender.sent - self._sender_seen, self.sender.sent
         return sent
-
-    def _tell_admin_failed(self, entry) -> None:
-        if entry.kind in ("delivery_failure", "quarantine_alert"):
-            return  # never mail the admin about mail to the admin: it is in the log and in `mailticket outbox`
-        from .models import Outbox
-        from .notify import Recipient
-        now = self.desk.clock.now()
-        with Outbox._meta.database.atomic():
-            if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
-                self.desk.mailer.send("delivery_failure", to=[Recipient(self.config.service.admin_address)], now=now,
-                                      ticket=entry.ticket, reply_purpose=None, automatic=True, rate_limited=True,
-                                      context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
-                                               "outbox_id": entry.id})
 
     def check_clocks(self):
         from .escalation import run_sla_check
@@ -284,7 +273,7 @@ class Daemon:
         if next_job is not None:
             seconds = max(0.05, min(seconds, next_job))
         if self.sender is None:
-            seconds = min(seconds, self._next_outbox_in())
+            seconds = min(seconds, outbox.next_due_in(self.desk.clock.now()))
         if self.source is not None and self._shared_database():
             # the holder renews its lease well before it runs out; the others look again as often
             seconds = min(seconds, self.config.database.lease_ttl.total_seconds() / 3)
@@ -296,14 +285,6 @@ class Daemon:
             deadline = time.monotonic() + seconds
             while not self.stop.is_set() and not self.wake.is_set() and time.monotonic() < deadline:
                 self.wake.wait(min(0.25, max(0.0, deadline - time.monotonic())))
-
-    def _next_outbox_in(self) -> float:
-        from .models import Outbox
-        nxt = (Outbox.select(Outbox.next_attempt_at).where(Outbox.status == "queued")
-               .order_by(Outbox.next_attempt_at).first())
-        if nxt is None:
-            return 3600.0
-        return max(0.05, (nxt.next_attempt_at - self.desk.clock.now()).total_seconds())
 
     def _status_line(self, processed: int = 0, sent: int = 0) -> str:
         """What systemctl status shows: where it listens, what the last turn did, what waits."""
@@ -325,6 +306,9 @@ class Daemon:
                 self.desk.config = self.config = _with_runtime(self.config, new)
                 self.desk.mailer.config = self.config
             self.desk.renderer.reload()
+            if self.sender is not None:  # it renders the admin's delivery alerts: on the new files too
+                self.sender.stop()
+                self._start_sender()
             problems = self.desk.renderer.check()
             if problems:
                 log.error("SIGHUP: template problems, keeping the shipped ones where broken: %s", "; ".join(problems))

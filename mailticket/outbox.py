@@ -123,8 +123,8 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
     others), so no other daemon can send it while this one lives, whatever the clocks say; if this
     one dies, its rows are free at once. On SQLite (one daemon) a batch is claimed, then sent; or,
-    from the sender thread, ``sent_log`` (a ``sentlog.SentLog``) records what was sent, and
-    nothing is claimed, so that sending never waits for the main thread's write lock."""
+    from the sender process, ``sent_log`` (a ``sentlog.SentLog``) records what was sent, and
+    nothing is claimed, so that sending never waits for the daemon's write lock."""
     result = DrainResult()
     try:
         with lazy_commits():
@@ -148,6 +148,15 @@ def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log
         if not _send_one(transport, entry, now, cfg, result, on_failed, mark_sent):
             _postpone(entries[i + 1:], now + backoff(1, cfg), result)
             return
+
+
+def next_due_in(now: datetime) -> float:
+    """Seconds until the next queued mail is due (at least 0.05; an hour when none is queued)."""
+    nxt = (Outbox.select(Outbox.next_attempt_at).where(Outbox.status == "queued")
+           .order_by(Outbox.next_attempt_at).first())
+    if nxt is None:
+        return 3600.0
+    return max(0.05, (nxt.next_attempt_at - now).total_seconds())
 
 
 def due_unsent(now: datetime, limit: int, sent_log) -> list[Outbox]:

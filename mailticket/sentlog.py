@@ -1,10 +1,10 @@
-"""Which queued mails the sender thread has sent, recorded beside the SQLite database.
+"""Which queued mails the sender process has sent, recorded beside the SQLite database.
 
-SQLite has one write lock, and the main thread holds it while it processes a batch of incoming
+SQLite has one write lock, and the daemon holds it while it processes a batch of incoming
 mail (group commit). A sender that waited for that lock after each mail would stall for the
 length of a batch; one that recorded its mails in bulk later would let a crash send many of them
 twice. So the sender records each sent mail at once in a small SQLite file of its own
-(``<database>.sent``), which never waits for the main database, and the main thread folds those
+(``<database>.sent``), which never waits for the main database, and the daemon folds those
 records into the outbox rows between batches, every turn of the loop, and at start.
 
 A crash of the daemon therefore still sends one duplicate at most (the mail in hand). Like the

@@ -195,7 +195,7 @@ def test_ready_watchdog_and_status_reach_the_notify_socket(tmp_path, mailbox_use
     statuses = [ln for ln in notify_socket.collect() if ln.startswith("STATUS=")]
     turns = [ln for ln in statuses if ln.startswith("STATUS=watching INBOX on 127.0.0.1; last turn: ")]
     assert any("last turn: 1 mail(s) processed, " in ln for ln in turns), statuses
-    # the acknowledgement and the tier notice, sent by the sender thread, each counted in one turn
+    # the acknowledgement and the tier notice, sent by the sender process, each counted in one turn
     assert sum(int(re.search(r"(\d+) sent;", ln).group(1)) for ln in turns) == 2, statuses
     assert statuses[-1].endswith("0 mail(s) queued to send, 0 in quarantine"), statuses
     code, _ = svc.terminate()
@@ -380,8 +380,13 @@ def test_sighup_reloads_rules_and_templates_and_says_so(tmp_path, mailbox_user, 
     (templates / "en" / "acknowledgement.txt").write_text(
         shipped.replace("Thanks for getting in touch.", "RELOADED-TEMPLATE-MARK"))
     mark = len(svc.text())
+    before = re.findall(r"sender process (\d+) started", svc.text())
     svc.proc.send_signal(signal.SIGHUP)
     svc.wait_log("SIGHUP: templates and rules reloaded", start=mark)
+    # the sender process, which renders the admin's delivery alerts, is a new one on the new files
+    after = re.findall(r"sender process (\d+) started", svc.text()[mark:])
+    assert len(before) == 1 and len(after) == 1 and after != before, svc.text()
+    assert f"sender process {before[0]} stopped" in svc.text()[mark:]
     smtp_sink.wait_for(2, timeout=20)
     seen = len(smtp_sink.received)
     dovecot.append(mailbox_user.name, "INBOX", make_mail(subject="Fax broken again",

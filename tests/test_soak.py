@@ -1,5 +1,6 @@
 """Soak: the daemon as a process for an hour under a steady mixed load, the SMTP sink failing now
-and then, Dovecot restarted twice. No mail lost, RSS flat, no file descriptor leaked.
+and then, Dovecot restarted twice. No mail lost, RSS flat and no file descriptor leaked, in the
+daemon and in its sender process.
 
 Runs only with `pytest --soak` (marker soak). MAILTICKET_SOAK_SECONDS shortens it (default 3600).
 """
@@ -34,6 +35,18 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def child_pids(pid: int) -> list[int]:
+    """The daemon's children: its sender process."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def quarters(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean of the first and of the last quarter of the samples taken after warm-up."""
+    warm = [v for t, v in samples if t > SECONDS * 0.1] or [v for _, v in samples]
+    q = max(1, len(warm) // 4)
+    return sum(warm[:q]) / q, sum(warm[-q:]) / q
+
+
 def mixed_mail(i: int, rng: random.Random, sent: list[str]) -> tuple[str, bytes]:
     """New requests, replies to earlier ones, auto-replies and an occasional mail with no sender."""
     mid = f"<soak-{i}@customer.example>"
@@ -64,6 +77,17 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     senderless: set[str] = set()
     rss: list[tuple[float, float]] = []
     fds: list[tuple[float, int]] = []
+    sender_rss: list[tuple[float, float]] = []
+    sender_fds: list[tuple[float, int]] = []
+    senders: set[int] = set()
+
+    def sample(at: float) -> None:
+        rss.append((at, rss_mb(proc.pid)))
+        fds.append((at, open_fds(proc.pid)))
+        for child in child_pids(proc.pid):
+            senders.add(child)
+            sender_rss.append((at, rss_mb(child)))
+            sender_fds.append((at, open_fds(child)))
     restarts = [SECONDS * 0.33, SECONDS * 0.66]
     t0 = time.monotonic()
     i = 0
@@ -87,8 +111,7 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
                 time.sleep(0.5)
                 continue
             if int(now) % 15 == 0 and (not rss or now - rss[-1][0] >= 10):
-                rss.append((now, rss_mb(proc.pid)))
-                fds.append((now, open_fds(proc.pid)))
+                sample(now)
             time.sleep(rng.expovariate(RATE))
         smtp_sink.mode = "ok"
         db.connect(load_config(cfg_path).database.url)
@@ -97,8 +120,7 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
         wait_until(lambda: dovecot.folder_count(user, "INBOX") == 0, timeout=300, interval=1, what="inbox emptied")
         wait_until(lambda: Outbox.select().where(Outbox.status == "queued").count() == 0, timeout=300, interval=1,
                    what="outbox drained")
-        rss.append((time.monotonic() - t0, rss_mb(proc.pid)))
-        fds.append((time.monotonic() - t0, open_fds(proc.pid)))
+        sample(time.monotonic() - t0)
     finally:
         smtp_sink.mode = "ok"
         proc.send_signal(signal.SIGTERM)
@@ -124,18 +146,27 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     acks = Outbox.select().where(Outbox.kind == "acknowledgement", Outbox.status == "sent").count()
     assert acks >= new_requests * 0.95  # the rest: requesters rate-limited on purpose (replies to many)
 
-    # RSS flat: after warm-up, the last quarter is within 20 % (+10 MB) of the first quarter
-    warm = [v for t, v in rss if t > SECONDS * 0.1] or [v for _, v in rss]
-    q = max(1, len(warm) // 4)
-    first, last = sum(warm[:q]) / q, sum(warm[-q:]) / q
+    # one sender process the whole hour (none died and had to be started again), gone with the daemon
+    assert len(senders) == 1, f"sender processes seen: {senders}"
+    (sender,) = senders
+    assert not Path(f"/proc/{sender}").exists() or \
+        Path(f"/proc/{sender}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+    # RSS flat: after warm-up, the last quarter is within 20 % (+10 MB) of the first quarter, in the
+    # daemon and in its sender
+    first, last = quarters(rss)
+    sender_first, sender_last = quarters(sender_rss)
     print(f"\nsoak {SECONDS:.0f} s: {len(appended)} mails appended ({len(senderless)} without a sender), "
           f"{new_requests} tickets, {len(sent)} mails sent, Dovecot restarted twice; RSS first quarter "
           f"{first:.1f} MB, last quarter {last:.1f} MB, max {max(v for _, v in rss):.1f} MB; open fds "
           f"after warm-up min {min(n for t, n in fds if t > SECONDS * 0.1) if len(fds) > 2 else fds[0][1]}, "
-          f"max {max(n for _, n in fds)}, end {fds[-1][1]}")
+          f"max {max(n for _, n in fds)}, end {fds[-1][1]}; sender process RSS {sender_first:.1f} -> "
+          f"{sender_last:.1f} MB, open fds max {max(n for _, n in sender_fds)}, end {sender_fds[-1][1]}")
     assert last <= first * 1.2 + 10, f"RSS grew: {rss}"
+    assert sender_last <= sender_first * 1.2 + 10, f"the sender's RSS grew: {sender_rss}"
     # no descriptor leaked: at the end no more open than after warm-up (a few for reconnections in
     # flight); the sample taken as the process starts, before it opened its files, does not count
-    warm_fds = [n for t, n in fds if t > SECONDS * 0.1] or [n for _, n in fds]
-    assert fds[-1][1] <= min(warm_fds) + 5, f"file descriptors: {fds}"
+    for samples in (fds, sender_fds):
+        warm_fds = [n for t, n in samples if t > SECONDS * 0.1] or [n for _, n in samples]
+        assert samples[-1][1] <= min(warm_fds) + 5, f"file descriptors: {samples}"
 
