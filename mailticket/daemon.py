@@ -243,6 +243,7 @@ class Daemon:
             if not self.sender.is_alive() and not self.stop.is_set() and time.monotonic() >= self._sender_restart_at:
                 log.error("the sender process %s had stopped (exit status %s); starting it again",
                           self.sender.pid, self.sender.proc.returncode)
+                self.sender.close()
                 self._start_sender()
             self.sender.nudge()
             return None

@@ -194,10 +194,22 @@ class SenderProcess:
             log.error("sender process %s did not stop within %.0f s; killing it", self.proc.pid, timeout)
             self.proc.kill()
             self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
         if self.proc.returncode not in (0, -signal.SIGTERM):
             log.error("sender process %s exited with %s", self.proc.pid, self.proc.returncode)
+        self.close()
+
+    def close(self) -> None:
+        """Release the pipes of a process that has ended."""
+        if self.proc is None:
+            return
+        self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except (BlockingIOError, BrokenPipeError):
+                pass
 
 
 # ---------------------------------------------------------------- the sender process itself

@@ -125,13 +125,15 @@ def test_a_sender_that_dies_is_started_again_and_the_mail_goes_out(tmp_path, mai
     cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink)
     with DaemonThread(cfg) as d:
         wait_until(lambda: d.daemon.sender is not None and d.daemon.sender.is_alive(), what="the sender started")
-        first = d.daemon.sender.pid
+        old = d.daemon.sender
+        first = old.pid
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: _gone(first), what="the sender killed")
         mailbox_user.server.append(mailbox_user.name, "INBOX",
                                    make_mail(subject="After the kill", message_id="<after-kill@customer.example>"))
         smtp_sink.wait_for(2, timeout=30)
         assert d.daemon.sender.pid != first and d.daemon.sender.is_alive()
+        assert old.proc.stdin.closed and old.proc.stdout.closed, "the dead sender's pipes were released"
     assert f"the sender process {first} had stopped (exit status -9); starting it again" in caplog.text
     assert Outbox.select().where(Outbox.status == "sent").count() == 2
 
