@@ -38,7 +38,7 @@ from . import outbox
 from .db import describe_error
 from .models import database_proxy
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailticket.sender")  # by name: the sender process runs this module as __main__
 
 MAX_BACKOFF = 60.0
 _WAKE = b"w"

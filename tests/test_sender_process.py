@@ -116,7 +116,7 @@ def test_a_killed_daemon_takes_its_sender_with_it(tmp_path, mailbox_user, smtp_s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert f"sender process {sender} stopped" in log.read_text()
+    assert f"INFO mailticket.sender: sender process {sender} stopped" in log.read_text()
 
 
 def test_a_sender_that_dies_is_started_again_and_the_mail_goes_out(tmp_path, mailbox_user, smtp_sink, monkeypatch,
