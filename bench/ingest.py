@@ -194,7 +194,8 @@ def main() -> None:
                 f"its sender process {1000 * progress['cpu_sender'] / len(raws):.1f} ms, "
                 f"the sink and the watcher of this bench {1000 * progress['cpu_bench'] / len(raws):.1f} ms, "
                 f"whole machine {1000 * progress['cpu_machine'] / len(raws):.1f} ms (both cores: "
-                f"{100 * progress['cpu_machine'] / (e2e_s * (os.cpu_count() or 1)):.0f} % busy; the rest is Dovecot and anything else running)",
+                f"{100 * progress['cpu_machine'] / (e2e_s * (os.cpu_count() or 1)):.0f} % busy; "
+                f"the rest is Dovecot and anything else running)",
                 f"tickets {progress['tickets']}, mails sent {progress['sent']} (acknowledgements {progress['acks']}, "
                 f"at the sink {acks}), quarantined {progress['quarantined']}",
             ]
