@@ -1,6 +1,6 @@
 """Profile the processing of stored mail without servers: where does a mail's time go?
 
-    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40] [--dump FILE]
+    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40] [--dump FILE] [--sql]
 
 Stores N corpus mails as if fetched (one group commit), then times ``intake.process_pending``
 (parse → classify → thread → apply → queue the mails) and the rendering of what was queued
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=45)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--dump", help="also write the profile to this file (for pstats: callers, callees)")
+    ap.add_argument("--sql", action="store_true",
+                    help="also time each SQL statement (wall time, round trip included) and list the dearest")
     args = ap.parse_args()
     from datetime import datetime, timezone
     from mailticket import intake
@@ -59,11 +61,14 @@ def main() -> None:
         for i in range(0, len(fetched), 200):
             intake.store_batch(fetched[i:i + 200], "imap:INBOX", now)
         prof = cProfile.Profile()
+        statements = _time_statements() if args.sql else None
         c0, w0 = time.process_time(), time.perf_counter()
         if not args.no_profile:
             prof.enable()
         outcomes = intake.process_pending(desk, "bench")
         prof.disable()
+        if statements is not None:
+            statements.stop()
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         states = {}
         for _, o in outcomes:
@@ -75,10 +80,43 @@ def main() -> None:
             pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
             if args.dump:
                 prof.dump_stats(args.dump)
+        if statements is not None:
+            statements.report(len(outcomes))
         if args.pg:
             from mailticket.models import database_proxy
             database_proxy.obj.close()
             postgres.drop_database(url)
+
+
+class _time_statements:
+    """Wall time and count of each SQL statement (by its first 70 characters) while it is on."""
+
+    def __init__(self):
+        import collections
+        import peewee
+        self.seconds, self.count = collections.Counter(), collections.Counter()
+        self.original = peewee.Database.execute_sql
+        seconds, count, original = self.seconds, self.count, self.original
+
+        def timed(database, sql, params=None, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(database, sql, params, *args, **kwargs)
+            finally:
+                key = " ".join(sql.split())[:70]
+                seconds[key] += time.perf_counter() - t0
+                count[key] += 1
+        peewee.Database.execute_sql = timed
+
+    def stop(self) -> None:
+        import peewee
+        peewee.Database.execute_sql = self.original
+
+    def report(self, mails: int) -> None:
+        total = sum(self.seconds.values())
+        print(f"SQL: {sum(self.count.values()) / mails:.1f} statements and {1000 * total / mails:.2f} ms wall a mail")
+        for key, secs in self.seconds.most_common(15):
+            print(f"  {1000 * secs / mails:6.3f} ms a mail  {self.count[key] / mails:5.2f} a mail  {key}")
 
 
 if __name__ == "__main__":
