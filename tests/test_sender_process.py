@@ -141,7 +141,7 @@ def test_a_sender_that_dies_is_started_again_and_the_mail_goes_out(tmp_path, mai
 def test_a_sender_that_cannot_start_is_reported_and_tried_again(tmp_path, mailbox_user, smtp_sink, monkeypatch,
                                                                  caplog):
     """The mail is still taken in and its notices wait in the outbox; once the sender can start
-    (here: once its interpreter exists again), they go out."""
+    (here: once it is started with a working interpreter again), they go out."""
     monkeypatch.setattr(daemon_module, "SENDER_RESTART_EVERY", 0.2)
     python = sys.executable
     monkeypatch.setattr(sys, "executable", "/bin/false")  # what the daemon starts the sender with
