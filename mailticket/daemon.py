@@ -26,18 +26,12 @@ from .models import database_proxy
 from .sdnotify import Notifier
 from .sender import SenderProcess, tell_admin_failed
 from .sentlog import SentLog
+from .transport import make_transport
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 SENDER_RESTART_EVERY = 10.0  # seconds at least between two starts of the sender process
-
-
-def make_transport(config):
-    from .transport import MaildirTransport, SmtpTransport
-    if config.smtp is not None:
-        return SmtpTransport(config.smtp)
-    return MaildirTransport(config.outbox.maildir)
 
 
 class Daemon:

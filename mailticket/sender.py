@@ -230,7 +230,7 @@ def main() -> int:
     threading.Thread(target=_read_control, args=(control, wake, halt), daemon=True).start()
 
     from . import db
-    from .daemon import make_transport
+    from .transport import make_transport
     from .desk import build_desk
     from .sentlog import SentLog
     db.connect(config.database.url, migrate=False)

@@ -164,3 +164,10 @@ class MaildirTransport:
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to maildir {self.path}: {exc.strerror}",
                                          server_down=True) from None
+
+
+def make_transport(config):
+    """The SMTP server of ``[smtp]``, or else the maildir of ``[outbox]``."""
+    if config.smtp is not None:
+        return SmtpTransport(config.smtp)
+    return MaildirTransport(config.outbox.maildir)
