@@ -61,13 +61,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 def children_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the live child processes of ``pid`` (the daemon's sender)."""
+    from tests.harness import child_pids
     total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                total += process_cpu_seconds(int(child))
-            except OSError:  # it ended meanwhile
-                pass
+    for child in child_pids(pid):
+        try:
+            total += process_cpu_seconds(child)
+        except OSError:  # it ended meanwhile
+            pass
     return total
 
 

@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import sys
-from pathlib import Path
 
 from mailticket import daemon as daemon_module
 from mailticket.models import InboundMail, Outbox
-from tests.harness import DaemonThread, make_mail, start_daemon_process, wait_until, write_config
+from tests.harness import DaemonThread, make_mail, process_gone, start_daemon_process, wait_until, write_config
 
 
 def _two_mails_waiting(mailbox_user):
@@ -87,14 +86,6 @@ def test_the_sender_retries_a_refusing_server_and_reports_a_rejection(tmp_path, 
 
 # ---------------------------------------------------------------- the process's life
 
-def _gone(pid: int) -> bool:
-    """Exited: no such process any more, or a zombie nobody has reaped yet."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def _sender_pids(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"sender process (\d+) started", text)]
 
@@ -108,10 +99,10 @@ def test_a_killed_daemon_takes_its_sender_with_it(tmp_path, mailbox_user, smtp_s
     try:
         pids = wait_until(lambda: _sender_pids(log.read_text()), timeout=30, what="the sender started")
         sender = pids[0]
-        assert sender != proc.pid and not _gone(sender)
+        assert sender != proc.pid and not process_gone(sender)
         proc.kill()
         proc.wait(10)
-        wait_until(lambda: _gone(sender), timeout=10, what="the orphaned sender to stop")
+        wait_until(lambda: process_gone(sender), timeout=10, what="the orphaned sender to stop")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -128,7 +119,7 @@ def test_a_sender_that_dies_is_started_again_and_the_mail_goes_out(tmp_path, mai
         old = d.daemon.sender
         first = old.pid
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: _gone(first), what="the sender killed")
+        wait_until(lambda: process_gone(first), what="the sender killed")
         mailbox_user.server.append(mailbox_user.name, "INBOX",
                                    make_mail(subject="After the kill", message_id="<after-kill@customer.example>"))
         smtp_sink.wait_for(2, timeout=30)

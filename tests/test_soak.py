@@ -18,7 +18,7 @@ import pytest
 from mailticket import db
 from mailticket.config import load_config
 from mailticket.models import InboundMail, Outbox, Ticket
-from tests.harness import make_mail, start_daemon_process, wait_until, write_config
+from tests.harness import child_pids, make_mail, process_gone, start_daemon_process, wait_until, write_config
 
 SECONDS = float(os.environ.get("MAILTICKET_SOAK_SECONDS", "3600"))
 RATE = 2.0  # mails a second, on average
@@ -33,11 +33,6 @@ def rss_mb(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def child_pids(pid: int) -> list[int]:
-    """The daemon's children: its sender process."""
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
 
 
 def quarters(samples: list[tuple[float, float]]) -> tuple[float, float]:
@@ -149,8 +144,7 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     # one sender process the whole hour (none died and had to be started again), gone with the daemon
     assert len(senders) == 1, f"sender processes seen: {senders}"
     (sender,) = senders
-    assert not Path(f"/proc/{sender}").exists() or \
-        Path(f"/proc/{sender}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    assert process_gone(sender)
 
     # RSS flat: after warm-up, the last quarter is within 20 % (+10 MB) of the first quarter, in the
     # daemon and in its sender
