@@ -78,8 +78,9 @@ _BY_REFERENCE = ('SELECT "t".* FROM "message_ref" AS "r" JOIN "ticket" AS "t" ON
 _BY_ID = 'SELECT * FROM "ticket" WHERE "id" = ?'
 
 
-def ticket_by_id(number: int) -> Ticket | None:
-    found = fetch_models(Ticket, _BY_ID, (number,))
+def ticket_by_id(number: int, *, for_update: bool = False) -> Ticket | None:
+    """The ticket, or None; ``for_update`` holds its row until the commit (PostgreSQL)."""
+    found = fetch_models(Ticket, _BY_ID + " FOR UPDATE" if for_update else _BY_ID, (number,))
     return found[0] if found else None
 
 

@@ -19,8 +19,8 @@ from .attachments import store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
-from .correlate import Match, find_ticket, reopen_decision
-from .db import fetch_models, is_postgres, run, write_transaction
+from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
+from .db import is_postgres, run, write_transaction
 from .errors import QuarantineError
 from .models import Attachment, InboundMail, Outbox, Ticket
 from .notify import LOOP_HEADER, Recipient
@@ -242,8 +242,10 @@ def _with_ticket_locked(match):
     one ticket at once (a reply here, the SLA scan there) do not overwrite each other's change."""
     if match.ticket is None or not is_postgres():
         return match
-    return replace(match, ticket=fetch_models(Ticket, 'SELECT * FROM "ticket" WHERE "id" = ? FOR UPDATE',
-                                              (match.ticket.id,))[0])
+    ticket = ticket_by_id(match.ticket.id, for_update=True)
+    if ticket is None:
+        raise Ticket.DoesNotExist(f"ticket {match.ticket.id} is gone")
+    return replace(match, ticket=ticket)
 
 
 _REF = 'SELECT "direction", "ticket_id" FROM "message_ref" WHERE "message_id" = ?'
