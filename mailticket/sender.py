@@ -146,7 +146,8 @@ class SenderProcess:
             log.info("sender process %s started", self.proc.pid)
         elif not self.is_alive():
             log.error("sender process %s exited at start with status %s (its error is logged above); "
-                      "it is started again at the next turn", self.proc.pid, self.proc.poll())
+                      "the daemon starts it again at a later turn, 10 s after this start at the earliest",
+                      self.proc.pid, self.proc.poll())
         else:
             log.warning("sender process %s is not ready after %.0f s; going on without waiting",
                         self.proc.pid, ready_timeout)
