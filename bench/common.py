@@ -76,6 +76,40 @@ def _stat_cpu(path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a server (Dovecot, PostgreSQL) whose master is ``pid``: the master and every
+    process below it, live or ended. An ended process is counted in its parent's cutime/cstime
+    once reaped, so each process is counted once, and the difference of two readings is what the
+    server spent between them."""
+    from tests.harness import child_pids
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            todo += child_pids(p)
+        except OSError:  # it ended meanwhile (then its parent counts it)
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def postgres_master_pid() -> int | None:
+    """The pid of the local PostgreSQL server's master process (a process named postgres whose
+    parent is not), or None when none runs here."""
+    names = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        names[int(stat.parent.name)] = (comm, int(text.rsplit(")", 1)[1].split()[1]))
+    masters = [pid for pid, (comm, ppid) in names.items()
+               if comm == "postgres" and names.get(ppid, ("", 0))[0] != "postgres"]
+    return min(masters) if masters else None
+
+
 def command_line() -> str:
     """The command as run from the repository (its interpreter relative to it, e.g. .venv/bin/python)."""
     repo = Path(__file__).resolve().parents[1]

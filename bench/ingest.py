@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (DbWatch, LeanSink, append_all, bench_config, load_average,  # noqa: E402
-                          machine_busy_seconds, process_cpu_seconds, record, start_dovecot, children_cpu_seconds,
-                          wait_finished)
+                          machine_busy_seconds, postgres_master_pid, process_cpu_seconds, record, server_cpu_seconds,
+                          start_dovecot, children_cpu_seconds, wait_finished)
 from bench.corpus_gen import cached, summary  # noqa: E402
 
 
@@ -101,6 +101,7 @@ class _FloorStore:
 
 def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None,
                timeout: float) -> tuple[float, dict]:
+    servers = {"dovecot": user.server.pid(), "postgres": None if db_url.startswith("sqlite") else postgres_master_pid()}
     cfg = bench_config(tmp, user=user, sink=sink, db_url=db_url)
     env = {}
     if profile:
@@ -109,6 +110,7 @@ def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile:
     t0 = time.perf_counter()
     busy0 = machine_busy_seconds()
     bench0 = sum(os.times()[:2])
+    server0 = {name: server_cpu_seconds(pid) for name, pid in servers.items() if pid}
     proc = _start(cfg, env, log, profile)
     watch = DbWatch(db_url)
     try:
@@ -118,6 +120,8 @@ def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile:
         progress["cpu_sender"] = children_cpu_seconds(proc.pid)
         progress["cpu_machine"] = machine_busy_seconds() - busy0
         progress["cpu_bench"] = sum(os.times()[:2]) - bench0
+        for name, before in server0.items():
+            progress[f"cpu_{name}"] = server_cpu_seconds(servers[name]) - before
     finally:
         proc.terminate()
         try:
@@ -193,9 +197,12 @@ def main() -> None:
                 f"CPU a mail during the end-to-end run: daemon {1000 * progress['cpu_daemon'] / len(raws):.1f} ms, "
                 f"its sender process {1000 * progress['cpu_sender'] / len(raws):.1f} ms, "
                 f"the sink and the watcher of this bench {1000 * progress['cpu_bench'] / len(raws):.1f} ms, "
-                f"whole machine {1000 * progress['cpu_machine'] / len(raws):.1f} ms (both cores: "
+                f"Dovecot {1000 * progress['cpu_dovecot'] / len(raws):.1f} ms, "
+                + (f"PostgreSQL server {1000 * progress['cpu_postgres'] / len(raws):.1f} ms, "
+                   if "cpu_postgres" in progress else "")
+                + f"whole machine {1000 * progress['cpu_machine'] / len(raws):.1f} ms (both cores: "
                 f"{100 * progress['cpu_machine'] / (e2e_s * (os.cpu_count() or 1)):.0f} % busy; "
-                f"the rest is Dovecot and anything else running)",
+                f"the rest is anything else running)",
                 f"tickets {progress['tickets']}, mails sent {progress['sent']} (acknowledgements {progress['acks']}, "
                 f"at the sink {acks}), quarantined {progress['quarantined']}",
             ]
