@@ -1,7 +1,7 @@
 import pytest
 
 from mailticket.errors import ConfigError
-from mailticket.rules import DEFAULT_MATRIX, decide, load_rules, priority_for
+from mailticket.rules import DEFAULT_MATRIX, RuleSet, decide, load_rules, priority_for, security_hit
 
 F = "mailticket.toml"
 
@@ -116,6 +116,32 @@ def test_security_words_need_a_word_start(text):
 
 def test_security_words_allow_inflection_endings():
     assert decide(ruleset(), "a@b.c", "we were breached", "", set()).breach_report
+
+
+def _security_hit_word_by_word(rs, subject, body):
+    """What security_hit answered before it searched the first words at once: each word in turn."""
+    for kw in rs.keywords:
+        for where, text in (("subject", subject), ("body", body)):
+            if text and kw.pattern.search(text):
+                return kw, where
+    return None
+
+
+@pytest.mark.parametrize("text", [
+    "PHISHING", "pHiShInG attempt", "phıshing",          # dotless i: re's IGNORECASE takes it for i
+    "ranſomware",                                        # long s: taken for s
+    "Dataläcka", "DATALÄCKA", "data\n\tbreach", "leaked\u00a0data", "a breach-like word", "nothing here",
+    "unbreachable", "", "GDPR incident", "gdpr", "Cryptolockers",
+])
+def test_security_hit_answers_as_a_search_word_by_word(text):
+    rs = ruleset(security={"keywords": ["cryptolocker"], "breach_keywords": ["gdpr incident"]})
+    for subject, body in ((text, ""), ("", text), (text, text), ("hello", f"x {text} y")):
+        assert security_hit(rs, subject, body) == _security_hit_word_by_word(rs, subject, body), (subject, body)
+
+
+def test_no_security_words_at_all():
+    rs = RuleSet(rules=(), keywords=(), matrix=DEFAULT_MATRIX, categories=frozenset())
+    assert security_hit(rs, "phishing", "ransomware") is None
 
 
 def test_security_keywords_extend_from_config():
