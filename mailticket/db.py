@@ -57,7 +57,8 @@ def _sqlite(url: str) -> pw.SqliteDatabase:
         except OSError as exc:
             raise DatabaseError(f"cannot create the folder for {path}: {exc.strerror}") from None
     return pw.SqliteDatabase(path or ":memory:", timeout=30, pragmas={
-        "journal_mode": "wal", "synchronous": "full", "foreign_keys": 1, "busy_timeout": 30000})
+        "journal_mode": "wal", "synchronous": "full", "foreign_keys": 1, "busy_timeout": 30000,
+        "temp_store": "memory"})
 
 
 def redact(url: str) -> str:
