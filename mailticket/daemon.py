@@ -74,6 +74,7 @@ class Daemon:
     def run(self) -> int:
         self._release_stale_claims()
         self._start_sender()
+        self.desk.mailer.defer = True  # the sender process renders what is queued, on the other core
         if self.config.listener.enabled:
             self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
             self.listener.start()
@@ -242,7 +243,8 @@ class Daemon:
             self.sender.nudge()
             return None
         result = outbox.drain(self.transport, self.desk.clock.now(), self.config.outbox, worker=self.worker,
-                              on_failed=partial(tell_admin_failed, self.desk), stop=self.stop)
+                              on_failed=partial(tell_admin_failed, self.desk), stop=self.stop,
+                              compose=self.desk.mailer.mail_bytes)
         self._turn_sent += result.sent
         return result
 

@@ -165,10 +165,17 @@ def _rate_indexes(database: pw.Database) -> None:
     _indexes(database)
 
 
+def _outbox_drafts(database: pw.Database) -> None:
+    """Outbox entries may hold a draft that the sender renders (drafts.py)."""
+    if "draft" not in {c.name for c in database.get_columns("outbox")}:
+        database.execute_sql('ALTER TABLE "outbox" ADD COLUMN "draft" TEXT')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
     ("0003_outbox_rate_indexes", _rate_indexes),
+    ("0004_outbox_drafts", _outbox_drafts),
 ]
 
 

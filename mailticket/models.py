@@ -220,7 +220,8 @@ class Outbox(BaseModel):
     recipients = JSONField()
     rcpt_key = pw.CharField(index=True)        # first recipient, lowercased, for rate limits
     automatic = pw.BooleanField(default=True)  # counts against the rate limits
-    raw = pw.BlobField()
+    raw = pw.BlobField()                       # the mail; empty while it is a draft
+    draft = pw.TextField(null=True)            # the mail's ingredients, rendered when sent (drafts.py)
     created_at = AwareDateTimeField()
     status = pw.CharField(default="queued", index=True)  # queued | sent | failed | suppressed
     attempts = pw.IntegerField(default=0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-from . import outbox, wire
+from . import drafts, outbox, wire
 from .db import run
 from .models import Event, MessageRef, Outbox, Ticket
 
@@ -79,6 +79,7 @@ class Mailer:
     def __init__(self, config, renderer, signer, bounce_signer: BounceSigner):
         self.config, self.renderer, self.signer, self.bounces = config, renderer, signer, bounce_signer
         self.silent = False  # `mailticket import`: record everything, mail nobody
+        self.defer = False   # queue drafts for the sender process to render (the daemon sets it)
 
     # -------------------------------------------------------------- public
 
@@ -87,7 +88,9 @@ class Mailer:
              in_reply_to: str | None = None, auto_submitted: str = "auto-generated", from_name: str | None = None,
              automatic: bool = False, rate_limited: bool = False, cc: list[Recipient] = (),
              attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = ()) -> Outbox | None:
-        """Render ``kind`` and queue it. Returns None when the rate limit held it back (recorded)."""
+        """Queue mail ``kind``: as a draft for the sender to render (``drafts``) when ``defer`` is
+        set and it can be one, otherwise rendered now. Returns None when the rate limit held it
+        back (recorded)."""
         to = [r for r in to if r.address]
         if not to or self.silent:
             return None
@@ -103,16 +106,23 @@ class Mailer:
             reply_purpose = "requester"  # a token that authorises agent mail never leaves the desk
         ctx = self.base_context(ticket, now)
         ctx.update(context or {})
-        rendered = self.renderer.render(kind, locale or self.config.service.locale, ctx)
         audience = "internal" if reply_purpose in ("reply", "note") else "requester"
-        message_id, raw = self.compose(rendered, to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose,
-                           audience=audience,
-                           in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name,
-                           attachments=attachments, alternatives=alternatives)
-        ident = message_id.split("@")[0].removeprefix("mt.")
-        entry = outbox.enqueue(raw, message_id, kind=kind, mail_from=self.bounces.return_path(ident),
+        heading = self.heading(to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose, audience=audience,
+                               in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name)
+        draft = drafts.Draft(kind, locale or self.config.service.locale, ctx, heading)
+        raw, draft_json = b"", None
+        if self.defer and not attachments and not alternatives:
+            try:
+                draft_json = drafts.dumps(draft)
+            except drafts.NotPlain as exc:
+                log.debug("%s written at once: its values hold %s", kind, exc)
+        if draft_json is None:
+            raw = self.assemble(self.renderer.render(draft.kind, draft.locale, ctx), heading,
+                                attachments=attachments, alternatives=alternatives)
+        ident = heading.message_id.split("@")[0].removeprefix("mt.")
+        entry = outbox.enqueue(raw, heading.message_id, kind=kind, mail_from=self.bounces.return_path(ident),
                                recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
-                               automatic=automatic)
+                               automatic=automatic, draft=draft_json)
         if ticket is not None:
             MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", audience=audience, at=now)
         return entry
@@ -127,35 +137,52 @@ class Mailer:
 
     # -------------------------------------------------------------- composing
 
-    def compose(self, rendered, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
-                audience="requester", from_name=None, attachments=(), alternatives=()) -> tuple[str, bytes]:
-        """The mail as (Message-ID without brackets, CRLF bytes ready for SMTP)."""
+    def heading(self, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
+                audience="requester", from_name=None) -> drafts.Heading:
+        """Everything the headers say besides the subject, decided now: a fresh Message-ID, the
+        thread so far, the signed reply address."""
         svc = self.config.service
-        message_id = f"mt.{secrets.token_hex(10)}@{svc.domain}"
-        display = f"{from_name} via {svc.name}" if from_name else svc.name
-        h = [wire.address_header("From", [(display_name(display), svc.address)]),
-             wire.address_header("To", [(display_name(r.name), clean_header(r.address, 300)) for r in to])]
-        if cc:
-            h.append(wire.address_header("Cc", [(display_name(r.name), clean_header(r.address, 300)) for r in cc]))
-        h += [wire.header("Subject", clean_header(rendered.subject, 500) or "(no subject)"),
-              wire.header("Date", format_datetime(now)),
-              wire.header("Message-ID", f"<{message_id}>")]
-        refs = self.references(ticket, in_reply_to, audience)
-        if in_reply_to:
-            h.append(wire.header("In-Reply-To", f"<{in_reply_to}>"))
-        if refs:
-            h.append(wire.header("References", " ".join(f"<{r}>" for r in refs)))
+        reply_to = None
         if ticket is not None and reply_purpose:
-            token = self.signer.make(ticket.id, reply_purpose, now + svc.token_lifetime)
-            h.append(wire.address_header("Reply-To", [(display_name(svc.name), _plus(svc.address, token))]))
-        h += [wire.header("Auto-Submitted", auto_submitted), wire.header("X-Auto-Response-Suppress", "All")]
-        if auto_submitted != "no":
-            h.append(wire.header("Precedence", "bulk"))
-        h.append(wire.header(LOOP_HEADER, svc.address))
-        if ticket is not None:
-            h.append(wire.header(TICKET_HEADER, str(ticket.id)))
-        return message_id, wire.mail(h, rendered.text, rendered.html, alternatives=alternatives,
-                                     attachments=attachments)
+            reply_to = _plus(svc.address, self.signer.make(ticket.id, reply_purpose, now + svc.token_lifetime))
+        return drafts.Heading(
+            message_id=f"mt.{secrets.token_hex(10)}@{svc.domain}", date=now,
+            to=tuple((r.name, r.address) for r in to), cc=tuple((r.name, r.address) for r in cc),
+            in_reply_to=in_reply_to, references=tuple(self.references(ticket, in_reply_to, audience)),
+            reply_to=reply_to, auto_submitted=auto_submitted, from_name=from_name,
+            ticket_id=ticket.id if ticket is not None else None)
+
+    def assemble(self, rendered, h: drafts.Heading, *, attachments=(), alternatives=()) -> bytes:
+        """The mail as CRLF bytes ready for SMTP."""
+        svc = self.config.service
+        display = f"{h.from_name} via {svc.name}" if h.from_name else svc.name
+        lines = [wire.address_header("From", [(display_name(display), svc.address)]),
+                 wire.address_header("To", [(display_name(n), clean_header(a, 300)) for n, a in h.to])]
+        if h.cc:
+            lines.append(wire.address_header("Cc", [(display_name(n), clean_header(a, 300)) for n, a in h.cc]))
+        lines += [wire.header("Subject", clean_header(rendered.subject, 500) or "(no subject)"),
+                  wire.header("Date", format_datetime(h.date)),
+                  wire.header("Message-ID", f"<{h.message_id}>")]
+        if h.in_reply_to:
+            lines.append(wire.header("In-Reply-To", f"<{h.in_reply_to}>"))
+        if h.references:
+            lines.append(wire.header("References", " ".join(f"<{r}>" for r in h.references)))
+        if h.reply_to:
+            lines.append(wire.address_header("Reply-To", [(display_name(svc.name), h.reply_to)]))
+        lines += [wire.header("Auto-Submitted", h.auto_submitted), wire.header("X-Auto-Response-Suppress", "All")]
+        if h.auto_submitted != "no":
+            lines.append(wire.header("Precedence", "bulk"))
+        lines.append(wire.header(LOOP_HEADER, svc.address))
+        if h.ticket_id is not None:
+            lines.append(wire.header(TICKET_HEADER, str(h.ticket_id)))
+        return wire.mail(lines, rendered.text, rendered.html, alternatives=alternatives, attachments=attachments)
+
+    def mail_bytes(self, entry: Outbox) -> bytes:
+        """The bytes to send for an outbox entry: its draft rendered now, or the mail as queued."""
+        if entry.draft is None:
+            return bytes(entry.raw)
+        draft = drafts.loads(entry.draft)
+        return self.assemble(self.renderer.render(draft.kind, draft.locale, draft.context), draft.heading)
 
     def references(self, ticket: Ticket | None, in_reply_to: str | None, audience: str = "requester") -> list[str]:
         """The thread so far: the requester's first mail, then the latest ids, then the parent.

@@ -15,6 +15,7 @@ import random
 import socket
 import os
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 
 import peewee as pw
@@ -31,12 +32,12 @@ CLAIM_FOR = timedelta(minutes=5)
 
 
 def enqueue(raw: bytes, message_id: str, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
-            ticket=None, automatic: bool = True) -> Outbox:
-    """Queue one mail (CRLF bytes: smtplib sends them as they are); call inside the transaction
-    of the change that caused it."""
+            ticket=None, automatic: bool = True, draft: str | None = None) -> Outbox:
+    """Queue one mail (CRLF bytes: smtplib sends them as they are), or its ``draft`` (JSON, see
+    ``drafts``; ``raw`` is then empty); call inside the transaction of the change that caused it."""
     return Outbox.create(
         ticket=ticket, kind=kind, message_id=message_id, mail_from=mail_from,
-        recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw,
+        recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw, draft=draft,
         created_at=now, next_attempt_at=now)
 
 
@@ -116,8 +117,10 @@ class DrainResult:
 
 
 def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, worker: str = WORKER_ID,
-          on_failed=None, stop=None, sent_log=None) -> DrainResult:
+          on_failed=None, stop=None, sent_log=None, compose=None) -> DrainResult:
     """Send what is due. ``on_failed(entry)`` is called once for each entry that failed for good.
+    ``compose(entry)`` gives the bytes of an entry queued as a draft (``Mailer.mail_bytes``); a
+    draft that cannot be written fails for good, with the reason.
     When ``stop`` (an Event) is set, the mail in hand is finished and the rest given back, due now.
 
     On PostgreSQL each entry is sent inside a transaction that holds its row (SKIP LOCKED for the
@@ -128,15 +131,16 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
     result = DrainResult()
     try:
         with lazy_commits():
-            _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log)
+            _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log, compose)
     finally:
         transport.close()
     return result
 
 
-def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log) -> None:
+def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log, compose) -> None:
+    send = partial(_send_one, transport, compose=compose)
     if is_postgres():
-        _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop)
+        _drain_holding_rows(send, now, cfg, limit, result, on_failed, stop)
         return
     entries = due_unsent(now, limit, sent_log) if sent_log is not None else claim_due(now, limit, worker)
     mark_sent = sent_log.record if sent_log is not None else record_sent
@@ -145,7 +149,7 @@ def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log
             if sent_log is None:
                 _postpone(entries[i:], now, result)
             return
-        if not _send_one(transport, entry, now, cfg, result, on_failed, mark_sent):
+        if not send(entry, now, cfg, result, on_failed, mark_sent):
             _postpone(entries[i + 1:], now + backoff(1, cfg), result)
             return
 
@@ -169,7 +173,7 @@ def due_unsent(now: datetime, limit: int, sent_log) -> list[Outbox]:
     return [row for row in rows if row.id not in held][:limit]
 
 
-def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> None:
+def _drain_holding_rows(send, now, cfg, limit, result, on_failed, stop) -> None:
     db = Outbox._meta.database
     for _ in range(limit):
         if stop is not None and stop.is_set():
@@ -182,7 +186,7 @@ def _drain_holding_rows(transport, now, cfg, limit, result, on_failed, stop) -> 
             entry = _lock_next_due(now).first()
             if entry is None:
                 return
-            if _send_one(transport, entry, now, cfg, result, on_failed, record_sent):
+            if send(entry, now, cfg, result, on_failed, record_sent):
                 continue
         with db.atomic():  # the server is down: what is due waits too (rows another daemon holds excepted)
             _postpone(list(_lock_next_due(now).limit(limit)), now + backoff(1, cfg), result)
@@ -197,10 +201,19 @@ def _lock_next_due(now: datetime):
             .for_update("FOR UPDATE SKIP LOCKED"))
 
 
-def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent) -> bool:
+def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent, *, compose=None) -> bool:
     """Send one entry and record the result; False when the server is down (no use going on)."""
+    if entry.draft is not None and compose is None:
+        raise RuntimeError(f"outbox {entry.id} is a draft and this drain was given no compose")
     try:
-        transport.send(entry.mail_from, list(entry.recipients), bytes(entry.raw))
+        raw = bytes(entry.raw) if entry.draft is None else compose(entry)
+    except Exception as exc:  # a template or a value the renderer rejects: sending it again cannot help
+        log.exception("outbox %s (%s, Message-ID <%s>) cannot be written", entry.id, entry.kind, entry.message_id)
+        _record_failure(entry, f"cannot be written: {type(exc).__name__}: {exc}", now, cfg, permanent=True,
+                        result=result, on_failed=on_failed)
+        return True
+    try:
+        transport.send(entry.mail_from, list(entry.recipients), raw)
     except TemporaryDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
         return not exc.server_down

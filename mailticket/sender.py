@@ -14,6 +14,10 @@ the mail in hand first. Each time it has sent mail it writes how many on its sta
 the daemon comes round to fold them in and to update its status line. Its log lines go to the
 daemon's standard error, so to the same journal.
 
+The daemon queues most mails as drafts (``drafts``): recipients, Message-ID, thread headers and
+signed addresses decided, the template's values kept. This process renders and writes each one
+as it sends it, so the Jinja rendering and the MIME writing run on its core too.
+
 On PostgreSQL each mail is sent inside a transaction of the process's own connection that holds
 the mail's outbox row. On SQLite the daemon holds the one write lock for a whole batch, so the
 sender does not write there: each sent mail is recorded in the sent log beside the database
@@ -49,8 +53,9 @@ class SendLoop:
     """Drains the outbox until ``stop`` is set; ``wake`` says new mail was queued."""
 
     def __init__(self, *, transport, clock, config, worker: str, stop: threading.Event, wake: threading.Event,
-                 on_failed, sent_log=None, on_sent=None):
+                 on_failed, compose, sent_log=None, on_sent=None):
         self.transport, self.clock, self.config, self.worker = transport, clock, config, worker
+        self.compose = compose  # an entry's bytes, its draft rendered (Mailer.mail_bytes)
         self.stop, self.wake, self.on_failed = stop, wake, on_failed
         self.sent_log = sent_log
         self.on_sent = on_sent  # told how many were sent by each drain that sent any
@@ -62,7 +67,8 @@ class SendLoop:
                 self.wake.clear()
                 try:
                     result = outbox.drain(self.transport, self.clock.now(), self.config.outbox, worker=self.worker,
-                                          on_failed=self.on_failed, stop=self.stop, sent_log=self.sent_log)
+                                          on_failed=self.on_failed, stop=self.stop, sent_log=self.sent_log,
+                                          compose=self.compose)
                     backoff = 1.0
                 except (pw.OperationalError, pw.InterfaceError) as exc:
                     log.error("sending failed: database: %s; retrying in %.0f s", describe_error(exc), backoff)
@@ -246,7 +252,8 @@ def main() -> int:
     out.write(_READY)
     out.flush()
     SendLoop(transport=make_transport(config), clock=desk.clock, config=config, worker=worker, stop=stop, wake=wake,
-             on_failed=partial(tell_admin_failed, desk), sent_log=sent_log, on_sent=report).run()
+             on_failed=partial(tell_admin_failed, desk), compose=desk.mailer.mail_bytes, sent_log=sent_log,
+             on_sent=report).run()
     log.info("sender process %s stopped", os.getpid())
     return 0
 

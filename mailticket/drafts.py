@@ -1,0 +1,115 @@
+"""A queued mail's ingredients, kept in place of the finished mail until the sender sends it.
+
+The daemon decides everything about a mail in the transaction of the change that caused it: its
+recipients, Message-ID, Date, thread headers, signed Reply-To and return path, and the values its
+template is given. Rendering the template and writing the MIME bytes it leaves to the sender
+process, which runs on the other core (about a quarter of the daemon's CPU a mail went there,
+bench/RESULTS.md). A draft is JSON in ``Outbox.draft``: the mail it gives is the one the daemon
+would have written, byte for byte, with the templates of the moment it is sent
+(tests/test_drafts.py renders every kind both ways and compares).
+
+Only plain values go into a draft: text, numbers, booleans, None, lists, string-keyed tables,
+datetimes, dates and durations. A mail whose values are anything else, or that carries files
+or a calendar part, is written at once by the daemon, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+
+VERSION = 1
+_DATETIME, _DATE, _DURATION = "__datetime__", "__date__", "__seconds__"
+_MARKERS = (_DATETIME, _DATE, _DURATION)
+
+
+class NotPlain(TypeError):
+    """A value a draft cannot carry; the mail is then written at once."""
+
+
+@dataclass(frozen=True)
+class Heading:
+    """What a mail's headers say besides its subject, fixed when it is queued."""
+
+    message_id: str                       # without brackets
+    date: datetime
+    to: tuple[tuple[str, str], ...]       # (display name, address)
+    cc: tuple[tuple[str, str], ...] = ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    reply_to: str | None = None           # the signed reply address, or None
+    auto_submitted: str = "auto-generated"
+    from_name: str | None = None
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    kind: str
+    locale: str
+    context: dict
+    heading: Heading
+
+
+def dumps(draft: Draft) -> str:
+    """The draft as JSON; raises NotPlain for a value it cannot carry."""
+    heading = asdict(draft.heading)
+    return json.dumps({"v": VERSION, "kind": draft.kind, "locale": draft.locale,
+                       "context": _plain(draft.context), "heading": _plain(heading)},
+                      separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str) -> Draft:
+    """The draft back from JSON; ValueError when it is not one this version wrote."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise ValueError(f"not a version-{VERSION} draft")
+    h = _revive(data["heading"])
+    heading = Heading(**{**h, "to": _pairs(h["to"]), "cc": _pairs(h["cc"]), "references": tuple(h["references"])})
+    return Draft(kind=data["kind"], locale=data["locale"], context=_revive(data["context"]), heading=heading)
+
+
+def _pairs(items) -> tuple[tuple[str, str], ...]:
+    return tuple((name, address) for name, address in items)
+
+
+def _plain(value):
+    """``value`` in JSON's terms, datetimes, dates and durations tagged; NotPlain otherwise."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise NotPlain(f"{value!r} has no JSON form")
+        return value
+    if isinstance(value, datetime):
+        return {_DATETIME: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE: value.isoformat()}
+    if isinstance(value, timedelta):
+        return {_DURATION: value.total_seconds()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise NotPlain("a table with keys that are not text")
+        if len(value) == 1 and next(iter(value)) in _MARKERS:
+            raise NotPlain(f"a table whose only key is {next(iter(value))!r}")
+        return {k: _plain(v) for k, v in value.items()}
+    raise NotPlain(f"a {type(value).__name__}")
+
+
+def _revive(value):
+    if isinstance(value, list):
+        return [_revive(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if key == _DATETIME:
+                return datetime.fromisoformat(inner)
+            if key == _DATE:
+                return date.fromisoformat(inner)
+            if key == _DURATION:
+                return timedelta(seconds=inner)
+        return {k: _revive(v) for k, v in value.items()}
+    return value
