@@ -6,8 +6,10 @@ import email
 import email.policy
 import json
 from datetime import date, datetime, timedelta, timezone
+from http import HTTPStatus
 
 import pytest
+from markupsafe import Markup
 
 from mailticket import db, drafts, notify, outbox, pipeline
 from mailticket.clock import FakeClock
@@ -122,8 +124,8 @@ def test_values_come_back_as_they_went():
 
 @pytest.mark.parametrize("value", [
     {1, 2}, b"bytes", {1: "int key"}, float("nan"), float("inf"), object(), {"__datetime__": "2026-01-01"},
-    [datetime.now(timezone.utc), {"deep": {"set": {1}}}],
-], ids=["set", "bytes", "int-key", "nan", "inf", "object", "marker-key", "deep"])
+    [datetime.now(timezone.utc), {"deep": {"set": {1}}}], Markup("<b>safe</b>"), HTTPStatus.OK,
+], ids=["set", "bytes", "int-key", "nan", "inf", "object", "marker-key", "deep", "markup", "int-enum"])
 def test_a_value_a_draft_cannot_carry_is_refused(value):
     heading = drafts.Heading(message_id="mt.1@example.com", date=datetime.now(timezone.utc), to=(("", "a@b.c"),))
     with pytest.raises(drafts.NotPlain):
