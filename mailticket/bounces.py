@@ -150,6 +150,7 @@ class _Recipient:
 
 # --- delivery-status fields ---------------------------------------------------------------
 
+@mv.remembered
 def _report_parts(msg: Message, *, nested: bool = False) -> list[Message]:
     return [p for p in mv.walk(msg, into_messages=nested) if mv.content_type(p) in _REPORT_PART_TYPES]
 
@@ -214,6 +215,7 @@ def _recipients_from_fields(text: str) -> list[_Recipient]:
     return recipients
 
 
+@mv.remembered
 def report_recipients(msg: Message, *, nested: bool = False) -> list[_Recipient]:
     """Per-recipient fields of every delivery-status part; `nested` also looks in attached mails."""
     found: list[_Recipient] = []
@@ -241,6 +243,7 @@ def is_success_report(msg: Message) -> bool:
 _NOT_NOTICE = ("text/rfc822-headers", "text/delivery-status")
 
 
+@mv.remembered
 def notice_text(msg: Message) -> str:
     """The human-readable text of the report, without the returned original message."""
     texts = []

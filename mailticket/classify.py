@@ -267,7 +267,11 @@ def _asks_for_no_autoreply(msg: Message) -> str | None:
 def classify(msg: Message, *, loop_marker: str = "X-Mailticket-Loop",
              own_addresses: frozenset[str] = frozenset(), rules: tuple[Rule, ...] = RULES) -> Verdict:
     """Run the rules in order; the first that fires decides. Never raises."""
-    ctx = Context(loop_marker=loop_marker, own_addresses=frozenset(own_addresses))
+    with mv.memoised():
+        return _classify(msg, Context(loop_marker=loop_marker, own_addresses=frozenset(own_addresses)), rules)
+
+
+def _classify(msg: Message, ctx: Context, rules: tuple[Rule, ...]) -> Verdict:
     for rule in rules:
         try:
             reason = rule.check(msg, ctx)

@@ -360,3 +360,38 @@ def test_roundup_labelled_auto_mail():
         verdict = classify(load_message(CORPORA / "roundup" / name))
         assert (not verdict.may_acknowledge) == ignored, (name, verdict)
         assert (verdict.kind == "human") == (not ignored), (name, verdict)
+
+
+# ---------------------------------------------------------------- answers remembered within classify
+
+@needs_corpora
+def test_remembered_answers_change_no_verdict_on_any_corpus_mail():
+    """classify remembers each header, address and part answer for one mail (mailview.memoised);
+    every rule gives the same answer as when each question is asked afresh."""
+    from mailticket.classify import Context, _classify
+    paths = sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.suffix in (".eml", ".txt", ".msg", ""))
+    assert len(paths) > 500
+    checked = 0
+    for path in paths:
+        try:
+            msg = load_message(path)
+        except Exception:  # noqa: BLE001 - not a mail (a README, an expectations file)
+            continue
+        fresh = _classify(msg, Context(loop_marker="X-Mailticket-Loop", own_addresses=frozenset()), RULES)
+        assert classify(msg) == fresh, path
+        checked += 1
+    assert checked > 500
+
+
+def test_a_remembered_list_is_handed_out_as_a_copy_and_forgotten_after_the_block():
+    from mailticket import mailview as mv
+    msg = parse("From: Anna <anna@customer.example>\nTo: support@example.com\nSubject: hi\n\nbody\n")
+    with mv.memoised():
+        first = mv.addresses(msg, "from")
+        first.append("mallory@evil.example")
+        assert mv.addresses(msg, "from") == ["anna@customer.example"]
+        with mv.memoised():  # a nested block keeps what the outer one knows
+            assert mv.header(msg, "subject") == "hi"
+        msg.replace_header("Subject", "changed")
+        assert mv.header(msg, "subject") == "hi", "inside the block the first answer stands"
+    assert mv.header(msg, "subject") == "changed", "after the block every question is asked afresh"
