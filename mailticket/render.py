@@ -131,6 +131,22 @@ class Renderer:
         self._shipped = {loc: _make_env(_search_path(None, loc), loc, self.strict) for loc in LOCALES}
         self._full = {loc: _make_env(_search_path(self.override_dir, loc), loc, self.strict) for loc in LOCALES}
 
+    def warm(self) -> int:
+        """Compile every template now, so that the first mail does not wait for it (the sender
+        process does this before it says it is ready; about 0.13 s here). One that does not
+        compile is left for rendering to report. Returns how many were compiled."""
+        compiled = 0
+        for env in self._full.values():
+            for template_name in env.list_templates(extensions=[k.lstrip(".") for k in KINDS]):
+                if "/" in template_name:
+                    continue  # another locale's folder seen from the common one: not a name mail uses
+                try:
+                    env.get_template(template_name)
+                    compiled += 1
+                except TemplateError:
+                    pass
+        return compiled
+
     def render(self, name: str, locale: str, context: dict) -> Rendered:
         """Render mail ``name`` in ``locale``; falls back to the shipped template (and logs
         why) when the admin's override fails."""

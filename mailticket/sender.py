@@ -249,6 +249,7 @@ def main() -> int:
         out.write(b"%d\n" % count)
         out.flush()
     sent_log = SentLog.beside(path) if path else None
+    desk.renderer.warm()  # it renders the queued drafts: the first acknowledgement must not wait for Jinja
     out.write(_READY)
     out.flush()
     SendLoop(transport=make_transport(config), clock=desk.clock, config=config, worker=worker, stop=stop, wake=wake,

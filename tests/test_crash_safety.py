@@ -14,13 +14,14 @@ from mailticket.config import load_config
 from mailticket.models import InboundMail, MessageRef, Outbox, Ticket
 from tests.harness import make_mail, start_daemon_process, wait_until, write_config
 
-N_MAILS = 200
+N_MAILS = 400  # six kills, each after up to 25 more mails and a batch of 20 in flight: work left for all six
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path, mailbox_user, smtp_sink):
     dovecot, user = mailbox_user.server, mailbox_user.name
-    cfg_path = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={"imap": {"batch_size": 20}})
+    cfg_path = write_config(tmp_path, user=mailbox_user, sink=smtp_sink,
+                            extra={"imap": {"batch_size": 20}, "rate_limits": {"global_10min": 10 * N_MAILS}})
     ids = [f"<crash-{i}@customer.example>" for i in range(N_MAILS)]
     for i, mid in enumerate(ids):
         dovecot.append(user, "INBOX", make_mail(sender=f"User {i} <user{i}@customer.example>",
@@ -35,6 +36,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path, m
         target = done + rng.randint(3, 25)
         done = wait_until(lambda: _processed(log) >= target and _processed(log), timeout=60,
                           what=f"{target} mails processed")
+        assert done < N_MAILS, f"round {round_}: all {N_MAILS} mails were in before the kill"
         time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailticket.render import LOCALES, TEMPLATE_NAMES, Rendered, Renderer
+from mailticket.render import KINDS, LOCALES, SHIPPED_DIR, TEMPLATE_NAMES, Rendered, Renderer
 from mailticket.template_context import EXTRA_KEYS, NOW, sample_context
 
 NO_TICKET = ("delivery_failure", "quarantine_alert")
@@ -472,3 +472,19 @@ def test_check_reports_scripts_and_external_images_in_html(tmp_path):
     problems = Renderer(tmp_path).check()
     assert [p.split(": ", 1)[0] for p in problems] == [f"{page}:2", f"{page}:3"]
     assert "script" in problems[0] and "external image" in problems[1]
+
+
+def test_warm_compiles_every_template_at_once_and_leaves_a_broken_override_to_rendering(tmp_path):
+    shipped = {p.relative_to(SHIPPED_DIR).name for p in SHIPPED_DIR.rglob("*") if p.suffix in KINDS}
+    plain = Renderer()
+    # each locale's environment sees the common files and its own folder
+    assert plain.warm() == sum(len({p.name for p in (SHIPPED_DIR / loc).iterdir() if p.suffix in KINDS}
+                                   | {p.name for p in SHIPPED_DIR.iterdir() if p.suffix in KINDS})
+                               for loc in LOCALES) and shipped
+    env = plain._full["en"]
+    assert env.cache and all(env.get_template(n) is env.get_template(n) for n in ("acknowledgement.txt", "_base.html"))
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "closed.txt").write_text("{% block subject %}Done{% endblock %}{% if %}")
+    broken = Renderer(tmp_path)
+    assert broken.warm() == plain.warm() - 1, "the broken file is skipped, not raised"
+    assert broken.render("closed", "en", sample_context("closed")).subject.startswith("[SD#")  # the shipped one
