@@ -1,4 +1,8 @@
-"""Turn a rendered template into a mail with the right headers, and queue it.
+"""Queue the mails mailticket sends, and write them: a template rendered, with the right headers.
+
+``Mailer.send`` decides a mail's headers (``heading``) in the caller's transaction and queues
+either the finished mail or, in the daemon, a draft that the sender process writes with
+``mail_bytes`` when it sends it (``drafts``); ``assemble`` writes both, the same way.
 
 Headers every mail carries: a fresh Message-ID on the service's domain (stored, so replies
 thread), In-Reply-To/References that keep the recipient's thread, the ticket tag in the
