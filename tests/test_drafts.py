@@ -44,6 +44,20 @@ def fixed_ids(monkeypatch):
     return counter
 
 
+class Recording:
+    """A transport that keeps what it is given; ``refuse`` makes any mail a test failure."""
+
+    def __init__(self, refuse: bool = False):
+        self.sent, self.refuse = [], refuse
+
+    def send(self, mail_from, recipients, raw):
+        assert not self.refuse, "nothing may be sent"
+        self.sent.append(raw)
+
+    def close(self):
+        pass
+
+
 def _ticket(desk):
     raw = make_mail(sender="eve@customer.example", subject="Printer on fire", message_id="<root@customer.example>")
     outcome = pipeline.process_one(desk, pipeline.store_raw(raw, source="t", now=desk.clock.now()))
@@ -89,17 +103,10 @@ def test_the_daemon_defers_and_the_sender_renders_what_reaches_the_server(desk):
     entries = list(Outbox.select().where(Outbox.ticket == ticket))
     assert {e.kind for e in entries} == {"acknowledgement", "new_ticket"}
     assert all(e.draft is not None for e in entries)
-    sent = []
-
-    class Transport:
-        def send(self, mail_from, recipients, raw):
-            sent.append(raw)
-
-        def close(self):
-            pass
-    result = outbox.drain(Transport(), desk.clock.now(), desk.config.outbox, compose=desk.mailer.mail_bytes)
+    transport = Recording()
+    result = outbox.drain(transport, desk.clock.now(), desk.config.outbox, compose=desk.mailer.mail_bytes)
     assert result.sent == 2
-    ack = next(email.message_from_bytes(r, policy=email.policy.default) for r in sent
+    ack = next(email.message_from_bytes(r, policy=email.policy.default) for r in transport.sent
                if b"eve@customer.example" in r.split(b"\r\n\r\n")[0])
     assert f"[SD#{ticket.id}]" in ack["Subject"] and ack["In-Reply-To"] == "<root@customer.example>"
     assert ack["Message-ID"] == "<" + Outbox.get(Outbox.kind == "acknowledgement").message_id + ">"
@@ -153,17 +160,11 @@ def test_a_draft_that_cannot_be_written_fails_for_good_and_the_admin_is_told(des
         Outbox.id == broken.id).execute()
     garbled = Outbox.get(Outbox.kind == "new_ticket")
     Outbox.update(draft="{not json").where(Outbox.id == garbled.id).execute()
-    told, sent = [], []
+    told, transport = [], Recording()
 
-    class Transport:
-        def send(self, mail_from, recipients, raw):
-            sent.append(raw)
-
-        def close(self):
-            pass
-    result = outbox.drain(Transport(), desk.clock.now(), desk.config.outbox, compose=desk.mailer.mail_bytes,
+    result = outbox.drain(transport, desk.clock.now(), desk.config.outbox, compose=desk.mailer.mail_bytes,
                           on_failed=told.append)
-    assert sent == [] and sorted(result.failed) == sorted([broken.id, garbled.id])
+    assert transport.sent == [] and sorted(result.failed) == sorted([broken.id, garbled.id])
     for entry in (broken, garbled):
         row = Outbox.get_by_id(entry.id)
         assert row.status == "failed" and row.last_error.startswith("cannot be written: ")
@@ -175,15 +176,8 @@ def test_a_draft_that_cannot_be_written_fails_for_good_and_the_admin_is_told(des
 def test_a_drain_given_no_compose_stops_at_a_draft_rather_than_losing_it(desk):
     desk.mailer.defer = True
     _ticket(desk)
-
-    class Transport:
-        def send(self, *a):
-            raise AssertionError("nothing may be sent")
-
-        def close(self):
-            pass
     with pytest.raises(RuntimeError, match="draft"):
-        outbox.drain(Transport(), desk.clock.now(), desk.config.outbox)
+        outbox.drain(Recording(refuse=True), desk.clock.now(), desk.config.outbox)
     assert Outbox.select().where(Outbox.status == "queued").count() == 2
 
 
@@ -204,14 +198,7 @@ def test_an_outbox_from_before_drafts_gets_the_column_and_its_mails_still_go(tmp
     assert "draft" in {c.name for c in database.get_columns("outbox")}
     old = Outbox.get(Outbox.message_id == "mt.old@example.com")
     assert old.draft is None and bytes(old.raw).startswith(b"Subject: old")
-    sent = []
-
-    class Transport:
-        def send(self, mail_from, recipients, raw):
-            sent.append(raw)
-
-        def close(self):
-            pass
-    outbox.drain(Transport(), now, load_config(write_config(tmp_path)).outbox, compose=lambda e: b"never")
-    assert sent == [b"Subject: old\r\n\r\nbody\r\n"]
+    transport = Recording()
+    outbox.drain(transport, now, load_config(write_config(tmp_path)).outbox, compose=lambda e: b"never")
+    assert transport.sent == [b"Subject: old\r\n\r\nbody\r\n"]
 
