@@ -4,6 +4,7 @@ several workers share one database without doing anything twice."""
 
 import sqlite3
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -227,6 +228,8 @@ def test_concurrent_workers_never_claim_the_same_stored_mail(db_url):
             got += [r.id for r in rows]
             assert all(r.claimed_by == f"worker-{i}" for r in rows)
             InboundMail.update(state="processed").where(InboundMail.id.in_([r.id for r in rows])).execute()
+            time.sleep(0.005)  # a worker processes what it claimed: under load one thread could otherwise
+            # take every batch while SQLite's busy handler keeps the others asleep
 
     claimed = _in_threads(4, worker)
     flat = [x for part in claimed for x in part]
