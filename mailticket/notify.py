@@ -84,6 +84,7 @@ class Mailer:
         self.config, self.renderer, self.signer, self.bounces = config, renderer, signer, bounce_signer
         self.silent = False  # `mailticket import`: record everything, mail nobody
         self.defer = False   # queue drafts for the sender process to render (the daemon sets it)
+        self.window = outbox.GlobalWindow()  # this process's view of the global rate limit's count
 
     # -------------------------------------------------------------- public
 
@@ -99,7 +100,8 @@ class Mailer:
         if not to or self.silent:
             return None
         if rate_limited:
-            verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits)
+            verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits,
+                                        self.window)
             if not verdict.allowed:
                 log.warning("%s to %s not sent: rate limit: %s", kind, to[0].address, verdict.reason)
                 if ticket is not None:
@@ -127,6 +129,8 @@ class Mailer:
         entry = outbox.enqueue(raw, heading.message_id, kind=kind, mail_from=self.bounces.return_path(ident),
                                recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
                                automatic=automatic, draft=draft_json)
+        if automatic:
+            self.window.queued()
         if ticket is not None:
             MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", audience=audience, at=now)
         return entry

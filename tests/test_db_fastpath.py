@@ -76,3 +76,65 @@ def test_lazy_commits_relax_only_the_block_and_always_restore(tmp_path):
         with db.lazy_commits():
             raise RuntimeError("send failed")
     assert level() == 2
+
+
+def _automatic(i: int, at) -> None:
+    Outbox.create(kind="ack", message_id=f"w{i}@x", mail_from="a@x", recipients=[f"r{i}@x"], rcpt_key=f"r{i}@x",
+                  raw=b"r", created_at=at, next_attempt_at=at)
+
+
+def test_the_global_count_is_taken_from_the_process_view_only_far_below_the_limit(db_url):
+    """Another process's mails (rows added behind the view's back) are seen at the next count:
+    after RECOUNT_EVERY, or at once when the view reaches half the limit; near the limit every
+    check counts in the database, so the limit holds as before."""
+    db.connect(db_url)
+    limits = RateLimits(per_ticket=100, per_sender_day=100, global_10min=10)
+    window = outbox.GlobalWindow()
+    for i in range(3):
+        _automatic(i, NOW)
+    assert outbox.check_rate("a@x", None, NOW, limits, window).allowed
+    assert (window.count, window.counted_at) == (3, NOW)
+    for i in range(3, 9):  # another daemon queues six more
+        _automatic(i, NOW)
+    soon = NOW + timedelta(seconds=1)
+    assert outbox.check_rate("a@x", None, soon, limits, window).allowed and window.counted_at == NOW, \
+        "3 of 10: the view stands in, the database is not asked"
+    window.queued()  # this process queues one: the view says 4 ...
+    window.queued()  # ... then 5, half the limit: the next check counts
+    verdict = outbox.check_rate("a@x", None, soon, limits, window)
+    assert window.counted_at == soon and window.count == 9 and verdict.allowed
+    _automatic(9, soon)
+    verdict = outbox.check_rate("a@x", None, soon, limits, window)
+    assert not verdict.allowed and verdict.reason.startswith("10 automatic mails in 10 minutes")
+
+
+def test_the_process_view_is_counted_again_after_a_while_and_when_the_clock_goes_back(db_url):
+    db.connect(db_url)
+    limits = RateLimits(per_ticket=100, per_sender_day=100, global_10min=1000)
+    window = outbox.GlobalWindow()
+    outbox.check_rate("a@x", None, NOW, limits, window)
+    assert window.count == 0
+    _automatic(1, NOW)
+    later = NOW + outbox.GlobalWindow.RECOUNT_EVERY
+    outbox.check_rate("a@x", None, later, limits, window)
+    assert (window.count, window.counted_at) == (1, later)
+    _automatic(2, NOW)
+    outbox.check_rate("a@x", None, NOW, limits, window)  # the clock stepped back: the view is not trusted
+    assert (window.count, window.counted_at) == (2, NOW)
+
+
+def test_a_mailer_counts_its_own_automatic_mails_into_its_view(tmp_path):
+    from mailticket.config import load_config
+    from mailticket.desk import build_desk
+    from mailticket.notify import Recipient
+    from tests.harness import write_config
+    cfg = load_config(write_config(tmp_path))
+    db.connect(cfg.database.url)
+    desk = build_desk(cfg)
+    t = _ticket()
+    ctx = {"agent_name": "A", "body": "b"}
+    desk.mailer.send("note", to=[Recipient("l1@example.com")], now=NOW, ticket=t, context=ctx,
+                     automatic=True, rate_limited=True)
+    assert desk.mailer.window.count == 1 and desk.mailer.window.counted_at == NOW
+    desk.mailer.send("note", to=[Recipient("l1@example.com")], now=NOW, ticket=t, context=ctx, automatic=False)
+    assert desk.mailer.window.count == 1, "a mail that is not automatic is not in the global limit"
