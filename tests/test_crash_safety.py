@@ -32,14 +32,16 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path, m
     done = 0
     for round_ in range(6):
         proc = start_daemon_process(cfg_path, log=log)
-        # kill while it works: once it has processed a random few more mails, a random instant later
-        target = done + rng.randint(3, 25)
-        done = wait_until(lambda: _processed(log) >= target and _processed(log), timeout=60,
-                          what=f"{target} mails processed")
-        assert done < N_MAILS, f"round {round_}: all {N_MAILS} mails were in before the kill"
-        time.sleep(rng.uniform(0.0, 0.05))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        try:
+            # kill while it works: once it has processed a random few more mails, a random instant later
+            target = done + rng.randint(3, 25)
+            done = wait_until(lambda: _processed(log) >= target and _processed(log), timeout=60,
+                              what=f"{target} mails processed")
+            assert done < N_MAILS, f"round {round_}: all {N_MAILS} mails were in before the kill"
+            time.sleep(rng.uniform(0.0, 0.05))
+        finally:  # a failing round must not leave its daemon running after the test
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
         kills += 1
     proc = start_daemon_process(cfg_path, log=log)
     try:
