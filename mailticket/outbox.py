@@ -15,8 +15,8 @@ import random
 import socket
 import os
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 
 import peewee as pw
 
