@@ -158,14 +158,6 @@ def child_pids(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
 
 
-def process_gone(pid: int) -> bool:
-    """Exited: no such process any more, or a zombie nobody has reaped yet."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def run_cli(*args, config: Path | None = None, env: dict | None = None, timeout: float = 120,
             input: bytes | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "mailticket.cli"] + (["--config", str(config)] if config else []) + [str(a) for a in args]

@@ -9,7 +9,8 @@ import sys
 
 from mailticket import daemon as daemon_module
 from mailticket.models import InboundMail, Outbox
-from tests.harness import DaemonThread, make_mail, process_gone, start_daemon_process, wait_until, write_config
+from tests.harness import DaemonThread, make_mail, start_daemon_process, wait_until, write_config
+from tests.servers.system import is_alive
 
 
 def _two_mails_waiting(mailbox_user):
@@ -99,10 +100,10 @@ def test_a_killed_daemon_takes_its_sender_with_it(tmp_path, mailbox_user, smtp_s
     try:
         pids = wait_until(lambda: _sender_pids(log.read_text()), timeout=30, what="the sender started")
         sender = pids[0]
-        assert sender != proc.pid and not process_gone(sender)
+        assert sender != proc.pid and is_alive(sender)
         proc.kill()
         proc.wait(10)
-        wait_until(lambda: process_gone(sender), timeout=10, what="the orphaned sender to stop")
+        wait_until(lambda: not is_alive(sender), timeout=10, what="the orphaned sender to stop")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -119,7 +120,7 @@ def test_a_sender_that_dies_is_started_again_and_the_mail_goes_out(tmp_path, mai
         old = d.daemon.sender
         first = old.pid
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: process_gone(first), what="the sender killed")
+        wait_until(lambda: not is_alive(first), what="the sender killed")
         mailbox_user.server.append(mailbox_user.name, "INBOX",
                                    make_mail(subject="After the kill", message_id="<after-kill@customer.example>"))
         smtp_sink.wait_for(2, timeout=30)

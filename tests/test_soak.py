@@ -18,7 +18,8 @@ import pytest
 from mailticket import db
 from mailticket.config import load_config
 from mailticket.models import InboundMail, Outbox, Ticket
-from tests.harness import child_pids, make_mail, process_gone, start_daemon_process, wait_until, write_config
+from tests.harness import child_pids, make_mail, start_daemon_process, wait_until, write_config
+from tests.servers.system import is_alive
 
 SECONDS = float(os.environ.get("MAILTICKET_SOAK_SECONDS", "3600"))
 RATE = 2.0  # mails a second, on average
@@ -144,7 +145,7 @@ def test_an_hour_of_mixed_load_with_failures(tmp_path, mailbox_user, smtp_sink):
     # one sender process the whole hour (none died and had to be started again), gone with the daemon
     assert len(senders) == 1, f"sender processes seen: {senders}"
     (sender,) = senders
-    assert process_gone(sender)
+    assert not is_alive(sender)
 
     # RSS flat: after warm-up, the last quarter is within 20 % (+10 MB) of the first quarter, in the
     # daemon and in its sender
