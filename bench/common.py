@@ -56,7 +56,7 @@ def machine_busy_seconds() -> float:
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one live process, all its threads (/proc/PID/stat)."""
-    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+    return sum(int(f) for f in _proc_stat(pid)[1][11:13]) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds(pid: int) -> float:
@@ -71,9 +71,11 @@ def children_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _stat_cpu(path: Path) -> float:
-    fields = path.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _proc_stat(pid: int) -> tuple[str, list[str]]:
+    """A process's name and the fields of /proc/PID/stat after it (state first, then ppid, ...;
+    utime, stime, cutime, cstime at 11-14). OSError when it has ended."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 1:].split()
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -86,7 +88,7 @@ def server_cpu_seconds(pid: int) -> float:
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _proc_stat(p)[1]
             todo += child_pids(p)
         except OSError:  # it ended meanwhile (then its parent counts it)
             continue
@@ -98,13 +100,12 @@ def postgres_master_pid() -> int | None:
     """The pid of the local PostgreSQL server's master process (a process named postgres whose
     parent is not), or None when none runs here."""
     names = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            comm, fields = _proc_stat(int(entry.name))
         except OSError:
             continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        names[int(stat.parent.name)] = (comm, int(text.rsplit(")", 1)[1].split()[1]))
+        names[int(entry.name)] = (comm, int(fields[1]))
     masters = [pid for pid, (comm, ppid) in names.items()
                if comm == "postgres" and names.get(ppid, ("", 0))[0] != "postgres"]
     return min(masters) if masters else None
