@@ -127,7 +127,7 @@ class RuleSet:
     def first_words(self) -> re.Pattern | None:
         """The first word of every security word, in one case-insensitive alternation: a text it
         does not find holds no security word, as each word's pattern starts with its first word.
-        One search of a text in place of a search per word (about 100 → 30 µs a mail)."""
+        One search of a text in place of a search per word (100 → 34 µs a mail here)."""
         if not self.keywords:
             return None
         firsts = sorted({re.escape(kw.word.split()[0]) for kw in self.keywords}, key=lambda w: (-len(w), w))
