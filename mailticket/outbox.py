@@ -205,12 +205,20 @@ def next_due_in(now: datetime) -> float:
 
 def due_unsent(now: datetime, limit: int, sent_log) -> list[Outbox]:
     """Due entries that ``sent_log`` does not hold. The log is read first: an id missing from it
-    was folded into the outbox before the outbox is read, so the outbox says 'sent'."""
-    held = set(sent_log.pending())
-    rows = (Outbox.select()
-            .where(Outbox.status == "queued", Outbox.next_attempt_at <= now)
-            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit + len(held)))
-    return [row for row in rows if row.id not in held][:limit]
+    was folded into the outbox before the outbox is read, so the outbox says 'sent'.
+
+    The ids are chosen first and only the chosen rows read whole: until the daemon folds the log,
+    the entries it holds are still 'queued' and come first, and reading them whole (drafts, mail
+    bytes) for every batch made a backlog drain slower the more of it had been sent."""
+    held = sent_log.ids()
+    due = (Outbox.select(Outbox.id)
+           .where(Outbox.status == "queued", Outbox.next_attempt_at <= now)
+           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit + len(held)).tuples())
+    chosen = [ident for (ident,) in due if ident not in held][:limit]
+    if not chosen:
+        return []
+    rows = {row.id: row for row in Outbox.select().where(Outbox.id.in_(chosen))}
+    return [rows[ident] for ident in chosen if ident in rows]
 
 
 def _drain_holding_rows(send, now, cfg, limit, result, on_failed, stop) -> None:

@@ -63,6 +63,12 @@ class SentLog:
         with self._errors_named():
             self._conn().execute("INSERT OR REPLACE INTO sent VALUES (?, ?)", (outbox_id, at.isoformat()))
 
+    def ids(self) -> set[int]:
+        """The ids recorded here and not yet folded into the outbox (no times read: the sender asks
+        this before every batch, and while the daemon is idle the log can hold thousands)."""
+        with self._errors_named():
+            return {ident for (ident,) in self._conn().execute("SELECT outbox_id FROM sent")}
+
     def pending(self) -> dict[int, datetime]:
         """Recorded here and not yet folded into the outbox."""
         with self._errors_named():

@@ -31,6 +31,25 @@ def test_fold_marks_the_logged_entries_sent_and_empties_the_log(tmp_path):
     assert log.pending() == {} and log.fold() == 0
 
 
+def test_due_unsent_skips_what_the_log_holds_and_keeps_the_queue_order(tmp_path):
+    """Until the daemon folds, the logged entries are still 'queued' and first in line: a batch is
+    the next ``limit`` entries the log does not hold, in the order they are due."""
+    db.connect(f"sqlite:///{tmp_path / 'm.db'}")
+    entries = _queued(10)
+    later = entries[1]
+    Outbox.update(next_attempt_at=NOW + timedelta(seconds=-1)).where(Outbox.id == entries[9].id).execute()
+    Outbox.update(next_attempt_at=NOW + timedelta(minutes=5)).where(Outbox.id == later.id).execute()
+    log = SentLog(tmp_path / "m.db.sent")
+    for e in (entries[0], entries[2], entries[3], entries[5], entries[9]):
+        log.record(e.id, NOW)
+    assert log.ids() == {entries[i].id for i in (0, 2, 3, 5, 9)}
+    got = outbox.due_unsent(NOW, 3, log)
+    assert [e.id for e in got] == [entries[4].id, entries[6].id, entries[7].id]
+    assert all(bytes(e.raw) == b"Subject: x\r\n\r\nx\r\n" and e.recipients for e in got), "whole rows"
+    assert [e.id for e in outbox.due_unsent(NOW, 10, log)] == [entries[i].id for i in (4, 6, 7, 8)]
+    assert [e.id for e in outbox.due_unsent(NOW + timedelta(minutes=5), 10, log)][-1] == later.id
+
+
 def test_a_fold_repeated_after_a_crash_changes_nothing(tmp_path):
     """Killed between the outbox commit and the log cleanup: the next fold finds the same records."""
     db.connect(f"sqlite:///{tmp_path / 'm.db'}")
