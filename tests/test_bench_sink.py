@@ -73,3 +73,21 @@ def test_the_lean_sink_notes_in_reply_to_and_refuses_every_nth_mail():
     assert [(a.rcpt_tos, a.in_reply_to) for a in sink.arrivals] == [(["b@example.com"], "<x.1@example.com>"),
                                                                     (["d@example.com"], "")]
     assert all(a.at >= t0 for a in sink.arrivals)
+
+
+def test_the_lean_sink_offers_pipelining_and_takes_pipelined_mail():
+    from datetime import timedelta
+
+    from mailticket.config import SmtpConfig
+    from mailticket.transport import SmtpTransport
+    sink = LeanSink(contents=[]).start()
+    try:
+        t = SmtpTransport(SmtpConfig(host="127.0.0.1", port=sink.port, security="none", timeout=timedelta(seconds=5)))
+        for raw in MAILS[:3]:
+            t.send("from@example.com", ["a@example.com", "b@example.com"], raw)
+        assert t._smtp.has_extn("pipelining")
+        t.close()
+    finally:
+        sink.stop()
+    assert [a.rcpt_tos for a in sink.arrivals] == [["a@example.com", "b@example.com"]] * 3
+    assert sink.contents == MAILS[:3]

@@ -1,4 +1,5 @@
 """An SMTP sink on 127.0.0.1 (aiosmtpd) that records mail and can misbehave on purpose.
+It offers PIPELINING unless made with ``pipelining=False``.
 
 `mode` can be switched at any time:
   "ok"       accept (250) and record
@@ -46,6 +47,14 @@ class _Recorder:
     def __init__(self, sink: "SmtpSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        """Offer PIPELINING, as Postfix does (aiosmtpd reads pipelined commands in order, but does
+        not say so); ``pipelining=False`` makes a server that does not offer it."""
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server, session, envelope) -> str:
         mode = self.sink.mode
         if mode == "tempfail":
@@ -85,8 +94,9 @@ class SmtpSink:
     """SMTP sink: start(), stop(), `received`, wait_for(n), `mode`, optional STARTTLS/AUTH."""
 
     def __init__(self, tls_cert=None, tls_key=None, require_auth: bool = False,
-                 users: dict[str, str] | None = None, strip_starttls: bool = False):
+                 users: dict[str, str] | None = None, strip_starttls: bool = False, pipelining: bool = True):
         self.host = system.LOOPBACK
+        self.pipelining = pipelining
         self.port = system.free_port()
         self.mode = "ok"
         self.stall_seconds = 5.0

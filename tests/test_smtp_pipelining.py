@@ -1,0 +1,230 @@
+"""Sending to a server that offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, and
+every refusal is read in step, so the session goes on with the next mail. A server that does not
+offer it gets one command at a time, as before.
+
+The server here is scripted: in a pipelined turn it reads MAIL, the RCPTs and DATA before it
+answers any, so a client that waited for the MAIL reply would hang (and fail on its 5 s timeout);
+in a lock-step turn it fails the test if a command comes before the answer to the last one."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+
+from mailticket.config import SmtpConfig
+from mailticket.errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailticket.transport import SmtpTransport
+from tests.servers.smtpsink import SmtpSink
+from tests.servers.system import LOOPBACK
+
+RAW = b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line"
+
+
+class ScriptedSmtp:
+    """One connection; ``turns`` lists, for each mail, the replies to MAIL, each RCPT and DATA, then
+    the reply to the data (None when no data is expected). ``pipelining`` says whether EHLO offers
+    it. Records each command line and each mail's data (dots as sent)."""
+
+    def __init__(self, turns: list[dict], *, pipelining: bool = True):
+        self.turns, self.pipelining = turns, pipelining
+        self.commands: list[str] = []
+        self.data: list[bytes] = []
+        self.problems: list[str] = []
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        conn.settimeout(10)
+        self._file = conn.makefile("rb")
+        self._conn = conn
+        try:
+            self._say("220 scripted ESMTP")
+            self._line()  # EHLO
+            self._say("250-scripted\r\n" + ("250-PIPELINING\r\n" if self.pipelining else "") + "250 SIZE 1000000")
+            for turn in self.turns:
+                self._turn(turn)
+            while (line := self._line()) is not None:
+                self._say("221 bye" if line.upper().startswith("QUIT") else "250 OK")
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.problems.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+            self._listener.close()
+
+    def _turn(self, turn: dict) -> None:
+        replies = [turn["mail"], *turn["rcpt"], turn["data"]]
+        if turn.get("rset_first"):
+            self._expect("RSET")
+            self._say("250 OK")
+        if self.pipelining:
+            for want in ("MAIL", *["RCPT"] * len(turn["rcpt"]), "DATA"):
+                self._expect(want)
+            self._say("\r\n".join(replies))
+        else:
+            for want, reply in zip(("MAIL", *["RCPT"] * len(turn["rcpt"]), "DATA"), replies):
+                self._expect(want, rset_again=want == "MAIL")
+                if self._more_waiting():
+                    self.problems.append(f"a command came before the reply to {want}")
+                self._say(reply)
+                if not reply.startswith("2"):
+                    break
+        if turn["data"].startswith("354"):
+            self.data.append(self._read_data())
+            self._say(turn["end"])
+        if turn.get("close"):
+            self._conn.close()
+            raise ConnectionAbortedError("closed as scripted")
+
+    def _read_data(self) -> bytes:
+        lines = []
+        while (line := self._file.readline()) != b".\r\n":
+            lines.append(line)
+        return b"".join(lines)
+
+    def _expect(self, verb: str, rset_again: bool = False) -> None:
+        """The next command is ``verb``; with ``rset_again``, RSETs before it are answered (smtplib's
+        sendmail sends its own RSET after a refusal, before the transport's)."""
+        line = self._line()
+        while rset_again and line is not None and line.upper().startswith("RSET"):
+            self._say("250 OK")
+            line = self._line()
+        if line is None or not line.upper().startswith(verb):
+            raise AssertionError(f"expected {verb}, got {line!r}")
+
+    def _line(self) -> str | None:
+        raw = self._file.readline()
+        if not raw:
+            return None
+        line = raw.decode("ascii").rstrip("\r\n")
+        self.commands.append(line)
+        return line
+
+    def _more_waiting(self) -> bool:
+        return bool(self._file.peek(1)[:1]) if select.select([self._conn], [], [], 0.2)[0] else False
+
+    def _say(self, text: str) -> None:
+        self._conn.sendall(text.encode("ascii") + b"\r\n")
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+def transport(port: int) -> SmtpTransport:
+    return SmtpTransport(SmtpConfig(host=LOOPBACK, port=port, security="none", timeout=timedelta(seconds=5)))
+
+
+def ok_turn(n_rcpt: int = 1, **extra) -> dict:
+    return dict(mail="250 OK", rcpt=["250 OK"] * n_rcpt, data="354 go on", end="250 queued", **extra)
+
+
+def _finish(server: ScriptedSmtp, t: SmtpTransport) -> None:
+    t.close()
+    server.join()
+    assert server.problems == []
+
+
+def test_commands_go_in_one_write_and_the_data_is_dot_stuffed():
+    server = ScriptedSmtp([ok_turn(2)])
+    t = transport(server.port)
+    t.send("support@example.com", ["a@x.example", "b@x.example"], RAW)
+    _finish(server, t)
+    assert server.commands[1:5] == [f"MAIL FROM:<support@example.com> SIZE={len(RAW)}",
+                                    "RCPT TO:<a@x.example>", "RCPT TO:<b@x.example>", "DATA"]
+    assert server.data == [b"Subject: dots\r\n\r\n..\r\n...\r\n..leading dot\r\nlast line\r\n"]
+
+
+def test_one_recipient_refused_of_two_still_sends_to_the_other():
+    server = ScriptedSmtp([dict(ok_turn(), rcpt=["550 5.1.1 no such user", "250 OK"])])
+    t = transport(server.port)
+    t.send("support@example.com", ["gone@x.example", "b@x.example"], RAW)
+    _finish(server, t)
+    assert len(server.data) == 1
+
+
+@pytest.mark.parametrize("data_reply", ["554 5.5.1 no valid recipients", "354 go on"])
+def test_all_recipients_refused_fails_for_good_and_the_session_goes_on(data_reply):
+    """Whether the server refuses DATA (as Postfix does) or takes it, the refusal is read in step:
+    a taken DATA is ended with a lone dot, and the next mail, after RSET, goes through."""
+    refused = dict(mail="250 OK", rcpt=["550 5.1.1 no such user"], data=data_reply, end="554 no recipients")
+    server = ScriptedSmtp([refused, ok_turn(rset_first=True)])
+    t = transport(server.port)
+    with pytest.raises(PermanentDeliveryError, match="all recipients refused: gone@x.example: 550"):
+        t.send("support@example.com", ["gone@x.example"], RAW)
+    t.send("support@example.com", ["b@x.example"], RAW)
+    _finish(server, t)
+    assert server.data[-1].startswith(b"Subject: dots") and len(server.data) == (2 if data_reply.startswith("354") else 1)
+    if data_reply.startswith("354"):
+        assert server.data[0] == b"", "the taken DATA was ended at once, with no mail in it"
+
+
+def test_a_refused_sender_is_temporary_and_the_next_mail_goes_through():
+    server = ScriptedSmtp([dict(mail="451 4.3.0 try later", rcpt=["503 5.5.1 need MAIL"], data="503 5.5.1 need RCPT",
+                                end=None), ok_turn(rset_first=True)])
+    t = transport(server.port)
+    with pytest.raises(TemporaryDeliveryError, match="451 4.3.0 try later") as exc:
+        t.send("support@example.com", ["a@x.example"], RAW)
+    assert not exc.value.server_down
+    t.send("support@example.com", ["a@x.example"], RAW)
+    _finish(server, t)
+    assert len(server.data) == 1
+
+
+@pytest.mark.parametrize("end, error", [("452 4.3.1 disk full", TemporaryDeliveryError),
+                                        ("552 5.3.4 too big", PermanentDeliveryError)])
+def test_a_refusal_after_the_data_is_classified_by_its_code(end, error):
+    server = ScriptedSmtp([dict(ok_turn(), end=end), ok_turn(rset_first=True)])
+    t = transport(server.port)
+    with pytest.raises(error, match=end):
+        t.send("support@example.com", ["a@x.example"], RAW)
+    t.send("support@example.com", ["a@x.example"], RAW)
+    _finish(server, t)
+    assert len(server.data) == 2
+
+
+def test_a_server_that_closes_mid_turn_is_down():
+    server = ScriptedSmtp([dict(mail="421 4.3.2 shutting down", rcpt=[], data="", end=None, close=True)])
+    server.turns[0]["rcpt"] = []
+    t = transport(server.port)
+    with pytest.raises(TemporaryDeliveryError) as exc:
+        t.send("support@example.com", ["a@x.example"], RAW)
+    assert exc.value.server_down
+    t.close()
+    server.join()
+
+
+def test_a_server_without_pipelining_gets_one_command_at_a_time():
+    server = ScriptedSmtp([ok_turn(2), dict(mail="250 OK", rcpt=["550 no such user"], data="", end=None),
+                           ok_turn(rset_first=True)], pipelining=False)
+    t = transport(server.port)
+    t.send("support@example.com", ["a@x.example", "b@x.example"], RAW)
+    with pytest.raises(PermanentDeliveryError):
+        t.send("support@example.com", ["gone@x.example"], RAW)
+    t.send("support@example.com", ["c@x.example"], RAW)
+    _finish(server, t)
+    assert len(server.data) == 2
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_aiosmtpd_takes_the_same_mails_either_way(pipelining):
+    """The test sink (aiosmtpd) offers PIPELINING unless told not to; what arrives is the same."""
+    with SmtpSink(pipelining=pipelining) as sink:
+        t = transport(sink.port)
+        for i in range(3):
+            t.send("support@example.com", [f"r{i}@x.example", "cc@x.example"], RAW + b"\r\n" + str(i).encode())
+        sink.mode = "reject"
+        with pytest.raises(PermanentDeliveryError, match="550 5.7.1"):
+            t.send("support@example.com", ["r@x.example"], RAW)
+        sink.mode = "ok"
+        t.send("support@example.com", ["after@x.example"], RAW)
+        t.close()
+        got = sink.wait_for(4)
+    assert [r.rcpt_tos for r in got] == [["r0@x.example", "cc@x.example"], ["r1@x.example", "cc@x.example"],
+                                         ["r2@x.example", "cc@x.example"], ["after@x.example"]]
+    assert got[0].data == b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line\r\n0\r\n"
