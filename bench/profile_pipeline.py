@@ -1,6 +1,6 @@
 """Profile the processing of stored mail without servers: where does a mail's time go?
 
-    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--sort cumulative|tottime] [--top 40] [--dump FILE] [--sql]
+    .venv/bin/python bench/profile_pipeline.py [N] [--pg] [--drafts] [--sort cumulative|tottime] [--top 40] [--dump FILE] [--sql]
 
 Stores N corpus mails as if fetched (one group commit), then times ``intake.process_pending``
 (parse → classify → thread → apply → queue the mails) and the rendering of what was queued
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=45)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--dump", help="also write the profile to this file (for pstats: callers, callees)")
+    ap.add_argument("--drafts", action="store_true",
+                    help="queue drafts, as the daemon does when its sender process renders them")
     ap.add_argument("--sql", action="store_true",
                     help="also time each SQL statement (wall time, round trip included) and list the dearest")
     args = ap.parse_args()
@@ -56,6 +58,7 @@ def main() -> None:
             from tests.servers import postgres
             url = postgres.postgres_url()
         desk = prepare(Path(tmp), url)
+        desk.mailer.defer = args.drafts
         now = datetime.now(timezone.utc)
         fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(corpus)]
         for i in range(0, len(fetched), 200):

@@ -105,9 +105,10 @@ def run(sql: str, params: tuple | list = ()):
 
 def fetch_models(model, sql: str, params: tuple | list = ()) -> list:
     """Rows of a hand-written SELECT of ``model``'s columns (``?`` placeholders) as model
-    instances, each column converted by its field as peewee's own queries do."""
+    instances, each column converted by its field as peewee's own queries do. (``ModelRaw`` is what
+    ``model.raw`` makes; called by name because a model may have a field called ``raw``.)"""
     database = _real(None)
-    return list(model.raw(_dialect(database, sql), *params))
+    return list(pw.ModelRaw(model, _dialect(database, sql), tuple(params)))
 
 
 def _dialect(database, sql: str) -> str:
