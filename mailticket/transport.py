@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 import socket
 import ssl
@@ -161,12 +160,11 @@ def pipelined_sendmail(smtp: smtplib.SMTP, mail_from: str, recipients: list[str]
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    """The mail as DATA sends it: a leading dot doubled, a last line end, the lone dot."""
-    data = _LEADING_DOT.sub(b"..", raw)
+    """The mail as DATA sends it: a dot that starts a line doubled (after CRLF or a bare LF, as
+    smtplib does), a last line end, the lone dot. bytes.replace, not a regex: 3 % of the sender's
+    CPU went to ``re.sub`` over the 8 KB mails of the bench."""
+    data = (b"." + raw if raw.startswith(b".") else raw).replace(b"\n.", b"\n..")
     return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
-
-
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 def xoauth2_string(user: str, token: str, b64: bool = False) -> str:

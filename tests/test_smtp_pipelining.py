@@ -8,16 +8,19 @@ in a lock-step turn it fails the test if a command comes before the answer to th
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailticket.config import SmtpConfig
 from mailticket.errors import PermanentDeliveryError, TemporaryDeliveryError
-from mailticket.transport import SmtpTransport
+from mailticket.transport import SmtpTransport, _dot_stuffed
 from tests.servers.smtpsink import SmtpSink
 from tests.servers.system import LOOPBACK
 
@@ -228,3 +231,10 @@ def test_aiosmtpd_takes_the_same_mails_either_way(pipelining):
     assert [r.rcpt_tos for r in got] == [["r0@x.example", "cc@x.example"], ["r1@x.example", "cc@x.example"],
                                          ["r2@x.example", "cc@x.example"], ["after@x.example"]]
     assert got[0].data == b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line\r\n0\r\n"
+
+
+@given(st.binary(max_size=60) | st.lists(st.sampled_from([b".", b"a", b"\r", b"\n", b"\r\n", b".."]),
+                                         max_size=20).map(b"".join))
+def test_the_data_is_dot_stuffed_as_smtplib_does_it(raw):
+    quoted = re.sub(rb"(?m)^\.", b"..", raw)  # smtplib's own rule (SMTP.data)
+    assert _dot_stuffed(raw) == quoted + (b"" if quoted.endswith(b"\r\n") else b"\r\n") + b".\r\n"
