@@ -217,7 +217,7 @@ def due_unsent(now: datetime, limit: int, sent_log) -> list[Outbox]:
     chosen = [ident for (ident,) in due if ident not in held][:limit]
     if not chosen:
         return []
-    rows = {row.id: row for row in Outbox.select().where(Outbox.id.in_(chosen))}
+    rows = {row.id: row for row in Outbox.select().where(Outbox.id.in_(chosen), Outbox.status == "queued")}
     return [rows[ident] for ident in chosen if ident in rows]
 
 
