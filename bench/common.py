@@ -208,15 +208,14 @@ class LeanSink:
 
     def start(self) -> "LeanSink":
         from aiosmtpd.controller import Controller
+        from tests.servers.smtpsink import ehlo_responses
         from tests.servers.system import free_port
         sink = self
         smtp_class = _whole_data_smtp()
 
         class Handler:
             async def handle_EHLO(self, server, session, envelope, hostname, responses):
-                session.host_name = hostname
-                responses.insert(-1, "250-PIPELINING")  # as Postfix does; aiosmtpd reads commands in order
-                return responses
+                return ehlo_responses(session, hostname, responses)
 
             async def handle_DATA(self, server, session, envelope):
                 with sink._lock:

@@ -41,6 +41,15 @@ class Received:
     message: email.message.EmailMessage = field(repr=False)
 
 
+def ehlo_responses(session, hostname: str, responses: list[str], *, pipelining: bool = True) -> list[str]:
+    """An aiosmtpd ``handle_EHLO`` hook's answer: what aiosmtpd offers, plus PIPELINING, as Postfix
+    offers it (aiosmtpd reads pipelined commands in order, but does not say so)."""
+    session.host_name = hostname
+    if pipelining:
+        responses.insert(-1, "250-PIPELINING")
+    return responses
+
+
 class _Recorder:
     """The aiosmtpd handler: answers according to the sink's mode and records envelopes."""
 
@@ -48,12 +57,8 @@ class _Recorder:
         self.sink = sink
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
-        """Offer PIPELINING, as Postfix does (aiosmtpd reads pipelined commands in order, but does
-        not say so); ``pipelining=False`` makes a server that does not offer it."""
-        session.host_name = hostname
-        if self.sink.pipelining:
-            responses.insert(-1, "250-PIPELINING")
-        return responses
+        """``pipelining=False`` makes a server that does not offer PIPELINING."""
+        return ehlo_responses(session, hostname, responses, pipelining=self.sink.pipelining)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         mode = self.sink.mode
