@@ -47,29 +47,57 @@ class BaseModel(pw.Model):
         legacy_table_names = False
 
     def save(self, force_insert=False, only=None):
-        meta = self._meta
-        if only is not None or not meta.auto_increment:
+        row = None if only is not None else self._fast_row()
+        if row is None:
             return super().save(force_insert, only)
-        data = dict(self.__data__)
-        pk_name = meta.primary_key.name
-        pk = data.pop(pk_name, None)
-        if any(isinstance(v, pw.Node) for v in data.values()):
-            return super().save(force_insert, only)
-        names = tuple(data)
-        fields = meta.fields
-        params = [fields[n].db_value(data[n]) for n in names]
-        database = meta.database
+        names, params = row
+        pk = self.__data__.get(self._meta.primary_key.name)
+        database = self._meta.database
         if pk is not None and not force_insert:
             if not names:
                 raise ValueError("no data to save!")
             rows = database.execute_sql(_statement(type(self), "update", names), params + [pk]).rowcount
         else:
-            cursor = database.execute_sql(_statement(type(self), "insert", names), params)
-            self.__data__[pk_name] = cursor.fetchone()[0] if _returning(database) else cursor.lastrowid
-            self._dirty.discard(pk_name)
+            self._inserted(database.execute_sql(_statement(type(self), "insert", names), params), database)
             rows = 1
         self._dirty -= set(names)
         return rows
+
+    def _fast_row(self) -> tuple[tuple, list] | None:
+        """The row's column names (the id left out) and their values for the database; None where
+        peewee's own path is needed (expressions as values, no auto-increment id)."""
+        meta = self._meta
+        if not meta.auto_increment:
+            return None
+        data = dict(self.__data__)
+        data.pop(meta.primary_key.name, None)
+        if any(isinstance(v, pw.Node) for v in data.values()):
+            return None
+        names = tuple(data)
+        return names, [meta.fields[n].db_value(data[n]) for n in names]
+
+    def _inserted(self, cursor, database) -> None:
+        pk_name = self._meta.primary_key.name
+        self.__data__[pk_name] = cursor.fetchone()[0] if _returning(database) else cursor.lastrowid
+        self._dirty.discard(pk_name)
+
+
+def insert_together(first: BaseModel, last: BaseModel) -> None:
+    """Insert two new rows. On PostgreSQL both statements go in one round trip (psycopg2 binds the
+    parameters itself, so one execute can hold two), and only ``last`` learns its id; elsewhere they
+    are inserted one after the other. Each mail queued about a ticket inserts its outbox row and its
+    Message-ID this way: 0.2 ms of the daemon's wall time a mail on 127.0.0.1."""
+    database = last._meta.database
+    rows = (first._fast_row(), last._fast_row())
+    if not _returning(database) or None in rows:
+        first.save(force_insert=True)
+        last.save(force_insert=True)
+        return
+    (first_names, first_params), (last_names, last_params) = rows
+    sql = f'{_statement(type(first), "insert", first_names)}; {_statement(type(last), "insert", last_names)}'
+    last._inserted(database.execute_sql(sql, first_params + last_params), database)
+    first._dirty -= set(first_names)
+    last._dirty -= set(last_names)
 
 
 _STATEMENTS: dict = {}

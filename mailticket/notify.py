@@ -126,13 +126,13 @@ class Mailer:
             raw = self.assemble(self.renderer.render(draft.kind, draft.locale, ctx), heading,
                                 attachments=attachments, alternatives=alternatives)
         ident = heading.message_id.split("@")[0].removeprefix("mt.")
+        ref = None if ticket is None else MessageRef(message_id=heading.message_id, ticket=ticket, direction="out",
+                                                     audience=audience, at=now)
         entry = outbox.enqueue(raw, heading.message_id, kind=kind, mail_from=self.bounces.return_path(ident),
                                recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
-                               automatic=automatic, draft=draft_json)
+                               automatic=automatic, draft=draft_json, along=ref)
         if automatic:
             self.window.queued()
-        if ticket is not None:
-            MessageRef.create(message_id=entry.message_id, ticket=ticket, direction="out", audience=audience, at=now)
         return entry
 
     def base_context(self, ticket: Ticket | None, now: datetime) -> dict:

@@ -23,7 +23,7 @@ import peewee as pw
 from .config import OutboxConfig, RateLimits
 from .db import fetch_models, is_postgres, lazy_commits, run, write_transaction
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
-from .models import Outbox
+from .models import Outbox, insert_together
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,20 @@ CLAIM_FOR = timedelta(minutes=5)
 
 
 def enqueue(raw: bytes, message_id: str, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
-            ticket=None, automatic: bool = True, draft: str | None = None) -> Outbox:
+            ticket=None, automatic: bool = True, draft: str | None = None, along=None) -> Outbox:
     """Queue one mail (CRLF bytes: smtplib sends them as they are), or its ``draft`` (JSON, see
-    ``drafts``; ``raw`` is then empty); call inside the transaction of the change that caused it."""
-    return Outbox.create(
+    ``drafts``; ``raw`` is then empty); call inside the transaction of the change that caused it.
+    ``along``, a new row to insert with it (its Message-ID's MessageRef), goes in the same round
+    trip (``models.insert_together``)."""
+    entry = Outbox(
         ticket=ticket, kind=kind, message_id=message_id, mail_from=mail_from,
         recipients=recipients, rcpt_key=recipients[0].lower(), automatic=automatic, raw=raw, draft=draft,
         created_at=now, next_attempt_at=now)
+    if along is None:
+        entry.save(force_insert=True)
+    else:
+        insert_together(along, entry)
+    return entry
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,43 @@ def test_create_and_save_round_trip_every_kind_of_field(db_url):
     assert Event.get_by_id(e.id).data == {"k": ["v"]} and Event.get_by_id(e.id).ticket_id == t.id
 
 
+def test_an_outbox_row_and_its_message_id_are_inserted_together(db_url, monkeypatch):
+    """One round trip on PostgreSQL (one execute holding both INSERTs), two on SQLite; either way
+    both rows are stored as save() would store them, and the outbox row knows its id."""
+    db.connect(db_url)
+    t = _ticket()
+    before = Outbox.create(kind="x", message_id="before@x", mail_from="a@x", recipients=["b@x"], rcpt_key="b@x",
+                           raw=b"", created_at=NOW, next_attempt_at=NOW)
+    database = Outbox._meta.database
+    executed = []
+    real = type(database.obj).execute_sql
+    monkeypatch.setattr(type(database.obj), "execute_sql",
+                        lambda self, sql, params=None, *a, **kw: executed.append(sql) or real(self, sql, params, *a, **kw))
+    ref = MessageRef(message_id="mt.1@desk.example", ticket=t, direction="out", audience="internal", at=NOW)
+    entry = outbox.enqueue(b"", "mt.1@desk.example", kind="new_ticket", mail_from="bounce@desk.example",
+                           recipients=["Tier1@desk.example"], now=NOW, ticket=t, draft='{"k": 1}', along=ref)
+    monkeypatch.undo()
+    assert len(executed) == (1 if db.is_postgres() else 2)
+    assert entry.id == before.id + 1 and not entry.is_dirty()
+    got = Outbox.get_by_id(entry.id)
+    assert (got.message_id, got.recipients, got.rcpt_key, got.draft, got.status, got.ticket_id, got.next_attempt_at) == \
+        ("mt.1@desk.example", ["Tier1@desk.example"], "tier1@desk.example", '{"k": 1}', "queued", t.id, NOW)
+    stored = MessageRef.get(MessageRef.message_id == "mt.1@desk.example")
+    assert (stored.ticket_id, stored.direction, stored.audience, stored.at) == (t.id, "out", "internal", NOW)
+
+
+def test_a_failing_insert_together_stores_neither_row(db_url):
+    import peewee as pw
+    db.connect(db_url)
+    t = _ticket()
+    MessageRef.create(message_id="taken@x", ticket=t, direction="out", at=NOW)
+    with pytest.raises(pw.IntegrityError):
+        with Outbox._meta.database.atomic():
+            outbox.enqueue(b"", "mt.2@x", kind="x", mail_from="a@x", recipients=["b@x"], now=NOW, ticket=t,
+                           along=MessageRef(message_id="taken@x", ticket=t, direction="out", at=NOW))
+    assert not Outbox.select().where(Outbox.message_id == "mt.2@x").exists()
+
+
 def test_saving_an_expression_takes_peewees_own_path(db_url):
     db.connect(db_url)
     entry = Outbox.create(kind="x", message_id="m@x", mail_from="a@x", recipients=["b@x"], rcpt_key="b@x",
