@@ -58,7 +58,7 @@ def server_cert(tmp_path_factory) -> certs.ServerCert:
 
 def _started_dovecot(**options) -> Dovecot:
     if not ensure_dovecot_installed():
-        unavailable("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
+        unavailable("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd dovecot-submissiond)")
     server = Dovecot(**options)
     try:
         return server.start()

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailticket.config import SmtpConfig
+from mailticket.config import Secret, ServerAuth, SmtpConfig
 from mailticket.errors import PermanentDeliveryError, TemporaryDeliveryError
 from mailticket.transport import SmtpTransport, _dot_stuffed
 from tests.servers.smtpsink import SmtpSink
@@ -238,3 +238,31 @@ def test_aiosmtpd_takes_the_same_mails_either_way(pipelining):
 def test_the_data_is_dot_stuffed_as_smtplib_does_it(raw):
     quoted = re.sub(rb"(?m)^\.", b"..", raw)  # smtplib's own rule (SMTP.data)
     assert _dot_stuffed(raw) == quoted + (b"" if quoted.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+def test_pipelining_through_dovecots_submission_server():
+    """Another server's PIPELINING (Dovecot's submission service, written in C) over STARTTLS with a
+    login: mails with two recipients, a refusal it relays from the next hop, and the mail after it
+    all go as they should, dots and all."""
+    from tests.conftest import _started_dovecot
+    with SmtpSink(pipelining=False, offer_auth=False) as relay:
+        server = _started_dovecot(submission_relay=(LOOPBACK, relay.port))
+        try:
+            server.add_user("desk", "desk-password")
+            t = SmtpTransport(SmtpConfig(host=LOOPBACK, port=server.submission_port, security="starttls",
+                                         ca_file=server.ca_file, timeout=timedelta(seconds=10),
+                                         credentials=ServerAuth(username="desk", password=Secret(value="desk-password"))))
+            for i in range(5):
+                t.send("desk@example.com", [f"r{i}@x.example", "cc@x.example"], RAW + b"\r\n" + str(i).encode())
+            assert t._smtp.has_extn("pipelining"), "Dovecot offers PIPELINING"
+            relay.mode = "reject"
+            with pytest.raises(PermanentDeliveryError, match="550"):
+                t.send("desk@example.com", ["no@x.example"], RAW)
+            relay.mode = "ok"
+            t.send("desk@example.com", ["after@x.example"], RAW)
+            t.close()
+            got = relay.wait_for(6, timeout=20)
+        finally:
+            server.close()
+    assert [r.rcpt_tos for r in got] == [[f"r{i}@x.example", "cc@x.example"] for i in range(5)] + [["after@x.example"]]
+    assert got[0].data.endswith(b"\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line\r\n0\r\n")

@@ -28,7 +28,8 @@ from tests.servers.oauth2 import TokenAuthority
 DOVECOT = "/usr/sbin/dovecot"
 IMAP_BINARY = "/usr/lib/dovecot/imap"
 LMTP_BINARY = "/usr/lib/dovecot/lmtp"
-PACKAGES = ("dovecot-imapd", "dovecot-lmtpd")
+SUBMISSION_BINARY = "/usr/lib/dovecot/submission"
+PACKAGES = ("dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond")
 PROBE_USER = "probe"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -36,8 +37,8 @@ PORT_RETRIES = 3
 
 
 def dovecot_installed() -> bool:
-    """True when the Dovecot master, imap and lmtp binaries are present."""
-    return all(os.path.exists(p) for p in (DOVECOT, IMAP_BINARY, LMTP_BINARY))
+    """True when the Dovecot master, imap, lmtp and submission binaries are present."""
+    return all(os.path.exists(p) for p in (DOVECOT, IMAP_BINARY, LMTP_BINARY, SUBMISSION_BINARY))
 
 
 def ensure_dovecot_installed() -> bool:
@@ -64,7 +65,11 @@ class Dovecot:
 
     host = system.LOOPBACK
 
-    def __init__(self, cert_names=certs.LOCAL_NAMES, oauth2: bool = False):
+    def __init__(self, cert_names=certs.LOCAL_NAMES, oauth2: bool = False,
+                 submission_relay: tuple[str, int] | None = None):
+        """``submission_relay`` (host, port) also runs Dovecot's SMTP submission server on
+        ``submission_port`` (STARTTLS, login required), handing what it takes to that relay."""
+        self.submission_relay = submission_relay
         self.dir = Path(tempfile.mkdtemp(prefix="dc.", dir="/tmp"))
         self.dir.chmod(0o755)
         self._started_once = False
@@ -117,6 +122,7 @@ class Dovecot:
         self.imap_port = system.free_port()
         self.imaps_port = system.free_port()
         self.lmtp_port = system.free_port()
+        self.submission_port = system.free_port()
 
     def stop(self) -> None:
         """SIGTERM the master and wait until it is gone (a zombie counts as gone)."""
@@ -331,7 +337,24 @@ service anvil {{
                          f"default_internal_group = {group}\n")
         if self.token_authority is not None:
             parts.append(self._oauth2_passdb())
+        if self.submission_relay is not None:
+            parts[0] = parts[0].replace("protocols = imap lmtp", "protocols = imap lmtp submission")
+            parts.append(self._submission())
         return "".join(parts)
+
+    def _submission(self) -> str:
+        host, port = self.submission_relay
+        return f"""
+hostname = submission.localhost
+submission_relay_host = {host}
+submission_relay_port = {port}
+service submission-login {{
+  inet_listener submission {{
+    address = {self.host}
+    port = {self.submission_port}
+  }}
+{self._chroot_off()}}}
+"""
 
     @staticmethod
     def _cleartext_setting() -> str:

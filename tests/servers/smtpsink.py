@@ -41,13 +41,16 @@ class Received:
     message: email.message.EmailMessage = field(repr=False)
 
 
-def ehlo_responses(session, hostname: str, responses: list[str], *, pipelining: bool = True) -> list[str]:
+def ehlo_responses(session, hostname: str, responses: list[str], *, pipelining: bool = True,
+                   auth: bool = True) -> list[str]:
     """An aiosmtpd ``handle_EHLO`` hook's answer: what aiosmtpd offers, plus PIPELINING, as Postfix
-    offers it (aiosmtpd reads pipelined commands in order, but does not say so)."""
+    offers it (aiosmtpd reads pipelined commands in order, but does not say so). ``auth=False``
+    leaves AUTH out: aiosmtpd offers it but refuses the AUTH= parameter of MAIL FROM (RFC 4954)
+    that a relaying client such as Dovecot's submission server then sends."""
     session.host_name = hostname
     if pipelining:
         responses.insert(-1, "250-PIPELINING")
-    return responses
+    return responses if auth else [r for r in responses if not r.startswith("250-AUTH")]
 
 
 class _Recorder:
@@ -58,7 +61,8 @@ class _Recorder:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
         """``pipelining=False`` makes a server that does not offer PIPELINING."""
-        return ehlo_responses(session, hostname, responses, pipelining=self.sink.pipelining)
+        return ehlo_responses(session, hostname, responses, pipelining=self.sink.pipelining,
+                              auth=self.sink.offer_auth)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         mode = self.sink.mode
@@ -99,9 +103,11 @@ class SmtpSink:
     """SMTP sink: start(), stop(), `received`, wait_for(n), `mode`, optional STARTTLS/AUTH."""
 
     def __init__(self, tls_cert=None, tls_key=None, require_auth: bool = False,
-                 users: dict[str, str] | None = None, strip_starttls: bool = False, pipelining: bool = True):
+                 users: dict[str, str] | None = None, strip_starttls: bool = False, pipelining: bool = True,
+                 offer_auth: bool = True):
         self.host = system.LOOPBACK
         self.pipelining = pipelining
+        self.offer_auth = offer_auth
         self.port = system.free_port()
         self.mode = "ok"
         self.stall_seconds = 5.0
