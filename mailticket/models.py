@@ -81,22 +81,22 @@ class BaseModel(pw.Model):
         self._dirty.discard(pk_name)
 
 
-def insert_together(first: BaseModel, last: BaseModel) -> None:
-    """Insert two new rows. On PostgreSQL both statements go in one round trip (psycopg2 binds the
-    parameters itself, so one execute can hold two), and only ``last`` learns its id; elsewhere they
-    are inserted one after the other. Each mail queued about a ticket inserts its outbox row and its
-    Message-ID this way: 0.2 ms of the daemon's wall time a mail on 127.0.0.1."""
-    database = last._meta.database
-    rows = (first._fast_row(), last._fast_row())
-    if not _returning(database) or None in rows:
-        first.save(force_insert=True)
-        last.save(force_insert=True)
+def insert_together(*rows: BaseModel) -> None:
+    """Insert new rows. On PostgreSQL all the statements go in one round trip (psycopg2 binds the
+    parameters itself, so one execute can hold several), and only the last row learns its id;
+    elsewhere they are inserted one after the other. A queued mail's Message-ID and outbox row go
+    this way, and a new ticket's first two events: about 0.2 ms of the daemon's wall time for each
+    round trip saved on 127.0.0.1."""
+    database = rows[-1]._meta.database
+    parts = [row._fast_row() for row in rows]
+    if not _returning(database) or None in parts:
+        for row in rows:
+            row.save(force_insert=True)
         return
-    (first_names, first_params), (last_names, last_params) = rows
-    sql = f'{_statement(type(first), "insert", first_names)}; {_statement(type(last), "insert", last_names)}'
-    last._inserted(database.execute_sql(sql, first_params + last_params), database)
-    first._dirty -= set(first_names)
-    last._dirty -= set(last_names)
+    sql = "; ".join(_statement(type(row), "insert", names) for row, (names, _) in zip(rows, parts))
+    rows[-1]._inserted(database.execute_sql(sql, [p for _, params in parts for p in params]), database)
+    for row, (names, _) in zip(rows, parts):
+        row._dirty -= set(names)
 
 
 _STATEMENTS: dict = {}

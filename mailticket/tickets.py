@@ -11,7 +11,7 @@ from datetime import datetime
 from . import slaclock
 from .correlate import clean_subject, format_tag
 from .db import insert_or_ignore, run
-from .models import Event, MessageRef, Participant, Ticket
+from .models import Event, MessageRef, Participant, Ticket, insert_together
 from .notify import Recipient
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,15 @@ TRANSITIONS = {
 
 def event(ticket: Ticket, now: datetime, kind: str, text: str = "", actor: str = "system",
           inbound=None, **data) -> Event:
-    return Event.create(ticket=ticket, at=now, kind=kind, text=text, actor=actor, inbound=inbound,
-                        data=data or None)
+    entry = new_event(ticket, now, kind, text, actor, inbound, **data)
+    entry.save(force_insert=True)
+    return entry
+
+
+def new_event(ticket: Ticket, now: datetime, kind: str, text: str = "", actor: str = "system",
+              inbound=None, **data) -> Event:
+    """The event, not yet stored (for ``models.insert_together``)."""
+    return Event(ticket=ticket, at=now, kind=kind, text=text, actor=actor, inbound=inbound, data=data or None)
 
 
 def tier_recipients(desk, tier: int) -> list[Recipient]:
@@ -87,13 +94,14 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     for a in (*parsed.to, *parsed.cc):
         if a.address and not cfg.is_own_address(a.address) and not a.defective:
             add_participant(ticket, a.address, a.name)
-    event(ticket, now, "logged", f"{ticket.type} logged from mail by {address}: {ticket.subject}",
-          actor=address, inbound=inbound, message_id=parsed.message_id)
-    event(ticket, now, "categorised",
-          f"type {ticket.type}, category {ticket.category}, impact {ticket.impact}, urgency {ticket.urgency} "
-          f"-> {ticket.priority}, tier {tier}"
-          + (f" (rule {decision.rule_name})" if decision.rule_name else " (defaults)"),
-          reasons=list(decision.reasons))
+    insert_together(
+        new_event(ticket, now, "logged", f"{ticket.type} logged from mail by {address}: {ticket.subject}",
+                  actor=address, inbound=inbound, message_id=parsed.message_id),
+        new_event(ticket, now, "categorised",
+                  f"type {ticket.type}, category {ticket.category}, impact {ticket.impact}, urgency {ticket.urgency} "
+                  f"-> {ticket.priority}, tier {tier}"
+                  + (f" (rule {decision.rule_name})" if decision.rule_name else " (defaults)"),
+                  reasons=list(decision.reasons)))
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")

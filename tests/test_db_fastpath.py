@@ -8,6 +8,7 @@ import pytest
 from mailticket import db, outbox, tickets
 from mailticket.config import RateLimits
 from mailticket.models import Event, MessageRef, Outbox, Ticket
+from peewee import fn
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
@@ -55,6 +56,26 @@ def test_an_outbox_row_and_its_message_id_are_inserted_together(db_url, monkeypa
         ("mt.1@desk.example", ["Tier1@desk.example"], "tier1@desk.example", '{"k": 1}', "queued", t.id, NOW)
     stored = MessageRef.get(MessageRef.message_id == "mt.1@desk.example")
     assert (stored.ticket_id, stored.direction, stored.audience, stored.at) == (t.id, "out", "internal", NOW)
+
+
+def test_a_new_tickets_first_two_events_are_inserted_together(db_url, monkeypatch):
+    from mailticket.models import insert_together
+    db.connect(db_url)
+    t = _ticket()
+    database = Event._meta.database
+    executed = []
+    real = type(database.obj).execute_sql
+    monkeypatch.setattr(type(database.obj), "execute_sql",
+                        lambda self, sql, params=None, *a, **kw: executed.append(sql) or real(self, sql, params, *a, **kw))
+    first = tickets.new_event(t, NOW, "logged", "logged from mail", actor="ann@x.example", message_id="<m@x>")
+    second = tickets.new_event(t, NOW, "categorised", "type incident", reasons=["default"])
+    insert_together(first, second)
+    monkeypatch.undo()
+    assert len(executed) == (1 if db.is_postgres() else 2)
+    stored = [(e.kind, e.text, e.actor, e.data, e.at) for e in Event.select().where(Event.ticket == t).order_by(Event.id)]
+    assert stored == [("logged", "logged from mail", "ann@x.example", {"message_id": "<m@x>"}, NOW),
+                      ("categorised", "type incident", "system", {"reasons": ["default"]}, NOW)]
+    assert second.id == Event.select(fn.MAX(Event.id)).scalar()
 
 
 def test_a_failing_insert_together_stores_neither_row(db_url):
