@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from email.message import Message
+from functools import cached_property
 
 from mailticket import mailview as mv
 
