@@ -33,6 +33,16 @@ def test_create_and_save_round_trip_every_kind_of_field(db_url):
     assert Event.get_by_id(e.id).data == {"k": ["v"]} and Event.get_by_id(e.id).ticket_id == t.id
 
 
+def _statements_run(monkeypatch) -> list[str]:
+    """Each SQL text the connected database executes from now on, until ``monkeypatch.undo()``."""
+    executed = []
+    database_class = type(Outbox._meta.database.obj)
+    real = database_class.execute_sql
+    monkeypatch.setattr(database_class, "execute_sql",
+                        lambda self, sql, params=None, *a, **kw: executed.append(sql) or real(self, sql, params, *a, **kw))
+    return executed
+
+
 def test_an_outbox_row_and_its_message_id_are_inserted_together(db_url, monkeypatch):
     """One round trip on PostgreSQL (one execute holding both INSERTs), two on SQLite; either way
     both rows are stored as save() would store them, and the outbox row knows its id."""
@@ -40,11 +50,7 @@ def test_an_outbox_row_and_its_message_id_are_inserted_together(db_url, monkeypa
     t = _ticket()
     before = Outbox.create(kind="x", message_id="before@x", mail_from="a@x", recipients=["b@x"], rcpt_key="b@x",
                            raw=b"", created_at=NOW, next_attempt_at=NOW)
-    database = Outbox._meta.database
-    executed = []
-    real = type(database.obj).execute_sql
-    monkeypatch.setattr(type(database.obj), "execute_sql",
-                        lambda self, sql, params=None, *a, **kw: executed.append(sql) or real(self, sql, params, *a, **kw))
+    executed = _statements_run(monkeypatch)
     ref = MessageRef(message_id="mt.1@desk.example", ticket=t, direction="out", audience="internal", at=NOW)
     entry = outbox.enqueue(b"", "mt.1@desk.example", kind="new_ticket", mail_from="bounce@desk.example",
                            recipients=["Tier1@desk.example"], now=NOW, ticket=t, draft='{"k": 1}', along=ref)
@@ -62,11 +68,7 @@ def test_a_new_tickets_first_two_events_are_inserted_together(db_url, monkeypatc
     from mailticket.models import insert_together
     db.connect(db_url)
     t = _ticket()
-    database = Event._meta.database
-    executed = []
-    real = type(database.obj).execute_sql
-    monkeypatch.setattr(type(database.obj), "execute_sql",
-                        lambda self, sql, params=None, *a, **kw: executed.append(sql) or real(self, sql, params, *a, **kw))
+    executed = _statements_run(monkeypatch)
     first = tickets.new_event(t, NOW, "logged", "logged from mail", actor="ann@x.example", message_id="<m@x>")
     second = tickets.new_event(t, NOW, "categorised", "type incident", reasons=["default"])
     insert_together(first, second)
