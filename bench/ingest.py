@@ -37,13 +37,13 @@ from bench.corpus_gen import cached, summary  # noqa: E402
 
 # ---------------------------------------------------------------- the floor
 
-def floor(user, n: int, db_url: str, batch: int = 200) -> float:
+def floor(user, n: int, db_url: str, batch: int = 200, folder: str = "INBOX") -> float:
     """Seconds to fetch, parse (stdlib) and insert ``n`` mails in one transaction."""
     t0 = time.perf_counter()
     store = _FloorStore(db_url)
     parser = BytesParser(policy=policy.default)
     with user.server.client(user.name) as imap:
-        imap.select_folder("INBOX", readonly=True)
+        imap.select_folder(folder, readonly=True)
         uids = sorted(imap.search("ALL"))
         for i in range(0, len(uids), batch):
             chunk = uids[i:i + batch]
@@ -97,6 +97,54 @@ class _FloorStore:
         return n
 
 
+# ---------------------------------------------------------------- this machine against the issue's
+
+# What the targets were set against (issue 8): on its machines the standard library's parser takes
+# about 1,000 mails/s, SQLite commits about 3,000 single-row transactions/s with synchronous=FULL,
+# and Dovecot serves about 20,000 mails/s in FETCH batches; 400 mails/s end to end was asked there.
+REFERENCE = {"parse": 1000.0, "commits": 3000.0, "fetch": 20000.0}
+TARGET_MAILS_S = 400
+
+
+def yardsticks(user, raws: list[bytes], tmp: Path, commits: int = 3000, batch: int = 200) -> dict:
+    """This machine's rates for the three yardsticks the issue names, each measured alone."""
+    parser = BytesParser(policy=policy.default)
+    t0 = time.perf_counter()
+    for raw in raws:
+        parser.parsebytes(raw)
+    parse = len(raws) / (time.perf_counter() - t0)
+    conn = sqlite3.connect(tmp / "yardstick.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("PRAGMA synchronous=full")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    t0 = time.perf_counter()
+    for i in range(commits):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t (v) VALUES (?)", (f"row {i}",))
+        conn.execute("COMMIT")
+    commit_rate = commits / (time.perf_counter() - t0)
+    conn.close()
+    with user.server.client(user.name) as imap:
+        imap.select_folder("INBOX", readonly=True)
+        uids = sorted(imap.search("ALL"))
+        t0 = time.perf_counter()
+        for i in range(0, len(uids), batch):
+            imap.fetch(uids[i:i + batch], ["BODY.PEEK[]"])
+        fetch = len(uids) / (time.perf_counter() - t0)
+    return {"parse": parse, "commits": commit_rate, "fetch": fetch}
+
+
+def yardstick_line(rates: dict) -> str:
+    """The yardsticks against the issue's, and its 400 mails/s scaled by this machine's parser speed
+    (the daemon's work is Python, as the parser's is)."""
+    def one(key: str, what: str) -> str:
+        return f"{what} {rates[key]:,.0f}/s ({rates[key] / REFERENCE[key]:.2f} of the issue's {REFERENCE[key]:,.0f})"
+    scaled = TARGET_MAILS_S * rates["parse"] / REFERENCE["parse"]
+    return ("this machine against the issue's: " + one("parse", "stdlib parse") + ", "
+            + one("commits", "SQLite FULL commits") + ", " + one("fetch", "Dovecot FETCH")
+            + f"; {TARGET_MAILS_S} mails/s scaled by the parser's speed: **{scaled:.0f} mails/s**")
+
+
 # ---------------------------------------------------------------- end to end
 
 def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None,
@@ -145,6 +193,15 @@ def _start(cfg, env, log, profile):
                             stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
 
+def measure_floor(tmp: Path, pg: bool, user, n: int, cleanups: list, name: str = "floor",
+                  folder: str = "INBOX") -> float:
+    url, drop = fresh_db(tmp, pg, name)
+    cleanups.append(drop)
+    seconds = floor(user, n, url, folder=folder)
+    print(f"{name}: {n / seconds:.0f} mails/s", file=sys.stderr)
+    return seconds
+
+
 def fresh_db(tmp: Path, pg: bool, name: str) -> tuple[str, callable]:
     if not pg:
         return f"sqlite:///{tmp / (name + '.db')}", (lambda: None)
@@ -175,25 +232,29 @@ def main() -> None:
             append_all(user, raws)
             append_s = time.perf_counter() - t0
             print(f"APPEND: {len(raws)} mails in {append_s:.1f} s", file=sys.stderr)
-            floor_url, drop = fresh_db(tmp, args.pg, "floor")
-            cleanups.append(drop)
-            floor_s = floor(user, len(raws), floor_url)
-            print(f"floor: {len(raws) / floor_s:.0f} mails/s", file=sys.stderr)
+            rates = yardsticks(user, raws, tmp)
+            print(yardstick_line(rates), file=sys.stderr)
+            floor_s = measure_floor(tmp, args.pg, user, len(raws), cleanups)
             url, drop = fresh_db(tmp, args.pg, "mailticket")
             cleanups.append(drop)
             e2e_s, progress = end_to_end(tmp, user, sink, len(raws), url, profile=args.profile, timeout=args.timeout)
+            floor_after_s = measure_floor(tmp, args.pg, user, len(raws), cleanups, name="floor_after",
+                                          folder="Processed")  # where the daemon moved them
             acks = sum(1 for a in sink.arrivals if a.in_reply_to and not a.rcpt_tos[0].endswith("@example.com"))
-            e2e_rate, floor_rate = len(raws) / e2e_s, len(raws) / floor_s
+            # the machine's speed drifts over a run: the end to end is held against the faster floor
+            e2e_rate, floor_rate = len(raws) / e2e_s, len(raws) / min(floor_s, floor_after_s)
             kind = "PostgreSQL" if args.pg else "SQLite"
             lines = [
                 f"corpus: {summary(corpus)}",
                 f"storage: {kind}",
                 f"APPEND (MULTIAPPEND, 200 a command): {len(raws) / append_s:.0f} mails/s",
-                f"floor (FETCH + stdlib parse + one row each, one transaction): {floor_s:.1f} s = "
-                f"**{floor_rate:.0f} mails/s**",
+                yardstick_line(rates),
+                f"floor (FETCH + stdlib parse + one row each, one transaction), before and after the end to end: "
+                f"{floor_s:.1f} s and {floor_after_s:.1f} s = {len(raws) / floor_s:.0f} and "
+                f"{len(raws) / floor_after_s:.0f} mails/s; the faster: **{floor_rate:.0f} mails/s**",
                 f"end to end (daemon start → all tickets, all moved, all mail at the sink): {e2e_s:.1f} s = "
                 f"**{e2e_rate:.0f} mails/s**",
-                f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** (target ≤ 2.5×; target ≥ 400 mails/s)",
+                f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** (target ≤ 2.5×; target ≥ {TARGET_MAILS_S} mails/s)",
                 f"CPU a mail during the end-to-end run: daemon {1000 * progress['cpu_daemon'] / len(raws):.1f} ms, "
                 f"its sender process {1000 * progress['cpu_sender'] / len(raws):.1f} ms, "
                 f"the sink and the watcher of this bench {1000 * progress['cpu_bench'] / len(raws):.1f} ms, "
