@@ -146,6 +146,12 @@ class Arrival:
     in_reply_to: str   # the In-Reply-To header, "" when none
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# a path of dot-atoms alone, then its parameters (leading spaces dropped, as aiosmtpd drops them)
+_PLAIN_PATH = re.compile(rf"<(?P<address>(?P<local>{_ATOM}(?:\.{_ATOM})*)@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+                         r" *(?P<rest>(?:\S.*)?)\Z", re.S)
+
+
 def _whole_data_smtp():
     """aiosmtpd's SMTP, reading the DATA of a mail in one piece instead of line by line.
 
@@ -158,6 +164,16 @@ def _whole_data_smtp():
 
     class WholeDataSMTP(SMTP):
         line_length_limit = 1 << 20  # the reader's buffer: a mail of the bench is read in one call
+
+        def _getaddr(self, arg: str):
+            """The path of MAIL and RCPT: the plain ``<local@domain>`` the desk sends read by one
+            regular expression, anything else by aiosmtpd. Its parser (the email package's header
+            parser, and a typing.Protocol class made anew for each call) took 59 µs an address,
+            a quarter of this sink's CPU."""
+            m = _PLAIN_PATH.match(arg)
+            if m is None or (self.local_part_limit and len(m["local"]) > self.local_part_limit):
+                return super()._getaddr(arg)
+            return m["address"], m["rest"]
 
         async def smtp_DATA(self, arg: str) -> None:
             if await self.check_helo_needed() or await self.check_auth_needed("DATA"):

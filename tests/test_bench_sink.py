@@ -7,6 +7,8 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.common import LeanSink
 from tests.servers.system import free_port
@@ -91,3 +93,34 @@ def test_the_lean_sink_offers_pipelining_and_takes_pipelined_mail():
         sink.stop()
     assert [a.rcpt_tos for a in sink.arrivals] == [["a@example.com", "b@example.com"]] * 3
     assert sink.contents == MAILS[:3]
+
+
+_PATH_CHARS = "ab.@<>\"\\ \t-+=_[]:,;()!#~0\u00e5"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(
+    st.text(alphabet=_PATH_CHARS, max_size=30),
+    st.builds(lambda local, domain, rest: f"<{local}@{domain}>{rest}",
+              st.from_regex(r"[a-z0-9.+=_-]{1,12}", fullmatch=True),
+              st.from_regex(r"[a-z0-9.-]{1,12}", fullmatch=True),
+              st.sampled_from(["", " SIZE=10", "  SIZE=10 BODY=8BITMIME", " ", "\tX", "x", " SIZE=1 ", "\n"]))))
+def test_the_lean_sinks_reading_of_a_path_is_aiosmtpds(arg):
+    """The sink reads the plain paths the desk sends by a regular expression of its own; for any
+    argument it must give what aiosmtpd's parser gives (address and the parameters after it, or
+    the same failure)."""
+    from aiosmtpd.smtp import SMTP
+
+    from bench.common import _whole_data_smtp
+    lean_class = _whole_data_smtp()
+    lean, stock = lean_class.__new__(lean_class), SMTP.__new__(SMTP)
+    for limit in (0, 5):
+        lean.local_part_limit = stock.local_part_limit = limit
+        assert _outcome(lean._getaddr, arg) == _outcome(stock._getaddr, arg)
+
+
+def _outcome(read, arg):
+    try:
+        return read(arg)
+    except Exception as exc:  # aiosmtpd's parser fails on some arguments ('<'): the sink must fail alike
+        return type(exc)
