@@ -1,19 +1,27 @@
 """Attachment names made safe, and attachment bytes stored under generated names.
 
 A name from a mail is only ever shown, never used as a path: files live at
-data_dir/attachments/<yyyy>/<mm>/<random hex>, written atomically.
+data_dir/attachments/<yyyy>/<mm>/<random hex>. Each file is on disk (fsync of the file and of
+its folder) before the transaction that records it commits, so a committed row never names a
+missing or partial file; a crash before that commit can only leave a file no row names.
 """
 
 from __future__ import annotations
 
+import contextvars
 import mimetypes
 import os
 import re
 import secrets
+import threading
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .errors import StorageError
 
 @dataclass(frozen=True)
 class Attachment:
@@ -78,28 +86,88 @@ def _capped(name: str) -> str:
 
 
 def store_attachment(data_dir: Path, att: Attachment, now: datetime | None = None) -> str:
-    """Write att.data atomically under a generated name; return its path relative to data_dir."""
+    """Write att.data under a new generated name; return its path relative to data_dir. The file
+    is on disk when this returns, or, inside ``flushed_before_commit()``, when that block ends."""
     when = now or datetime.now(timezone.utc)
     rel = Path(ATTACHMENT_DIR, f"{when:%Y}", f"{when:%m}", secrets.token_hex(16))
     target = Path(data_dir) / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, att.data)
+    with open(target, "xb") as handle:  # a new random name: no reader can know it before the commit
+        handle.write(att.data)
+    pending = _PENDING.get()
+    if pending is None:
+        _flush(target)
+        _flush(target.parent)
+    else:
+        pending.add(target)
     return rel.as_posix()
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    """tmp file + fsync + rename + fsync of the directory: all or nothing after a crash."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+@contextmanager
+def flushed_before_commit():
+    """A block (one batch of mail, inside its transaction) whose attachment files are flushed to
+    disk by a worker thread while the block goes on, and all of them, with their folders, by the
+    time it ends. The fsyncs had kept the daemon waiting for 9 % of its time (py-spy, 10,000 mails
+    of the bench, one in ten with a file). Raises StorageError, naming the file, if one could not
+    be flushed; the block's own exception, if it has one, goes first."""
+    pending = _PendingFlushes()
+    token = _PENDING.set(pending)
     try:
-        os.fsync(dir_fd)
+        yield
+    except BaseException:
+        pending.wait(raise_errors=False)
+        raise
     finally:
-        os.close(dir_fd)
+        _PENDING.reset(token)
+    pending.wait(raise_errors=True)
+
+
+class _PendingFlushes:
+    def __init__(self):
+        self.futures: list[tuple[Path, Future]] = []
+        self.folders: set[Path] = set()
+
+    def add(self, target: Path) -> None:
+        self.futures.append((target, _executor().submit(_flush, target)))
+        self.folders.add(target.parent)
+
+    def wait(self, *, raise_errors: bool) -> None:
+        failures = []
+        for target, future in self.futures:
+            if future.exception() is not None:
+                failures.append((target, future.exception()))
+        for folder in sorted(self.folders):  # the new names; once a file's data is on disk
+            try:
+                _flush(folder)
+            except OSError as exc:
+                failures.append((folder, exc))
+        if failures and raise_errors:
+            target, exc = failures[0]
+            raise StorageError(f"attachment {target} could not be flushed to disk: "
+                               f"{exc.strerror or exc}") from exc
+
+
+def _flush(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_PENDING: contextvars.ContextVar[_PendingFlushes | None] = contextvars.ContextVar("attachment_flushes",
+                                                                                   default=None)
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Two threads: fsync lets go of the GIL, so the batch goes on while the disk works."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="attachment-fsync")
+        return _EXECUTOR
 
 
 def open_attachment(data_dir: Path, rel: str) -> bytes:

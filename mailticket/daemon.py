@@ -20,7 +20,7 @@ import schedule
 
 from . import intake, lease, outbox, pipeline
 from .db import describe_error, redact, sqlite_path
-from .errors import ConfigError, MailboxError
+from .errors import ConfigError, MailboxError, StorageError
 from .mailbox import ImapSource, Listener
 from .models import database_proxy
 from .sdnotify import Notifier
@@ -163,6 +163,8 @@ class Daemon:
                 self.wait()
         except MailboxError as exc:
             self._failed("mailbox", str(exc))
+        except StorageError as exc:  # the batch was rolled back: its mails are processed again
+            self._failed("attachment storage", str(exc))
         except (pw.OperationalError, pw.InterfaceError) as exc:
             self._database_failed(exc)
             try:

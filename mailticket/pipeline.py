@@ -15,7 +15,7 @@ from datetime import datetime
 import peewee as pw
 
 from . import tickets
-from .attachments import store_attachment
+from .attachments import flushed_before_commit, store_attachment
 from .authres import strip_internal_headers
 from .bounces import parse_bounce
 from .classify import classify
@@ -66,10 +66,12 @@ def process_batch(desk, rows: list[InboundMail], *, stop=None) -> list[tuple[Inb
     database failure rolls the whole batch back: the mails stay stored and are processed again
     later, and nothing was moved or sent for them (the IMAP move and the outbox drain come after
     this commit). Outcomes are logged once they are committed. Stops early when ``stop`` is set;
-    the rows not reached are not in the result.
+    the rows not reached are not in the result. The batch's attachment files are flushed to disk
+    while it is processed, and all of them before the commit (``attachments.StorageError`` if one
+    cannot be: then nothing is committed either).
     """
     done = []
-    with write_transaction(InboundMail._meta.database):
+    with write_transaction(InboundMail._meta.database), flushed_before_commit():
         for row in rows:
             if stop is not None and stop.is_set():
                 break

@@ -1,11 +1,16 @@
 """Attachments stored under generated names inside the data directory, read back safely."""
 
+import errno
+import os
 import re
+import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from mailticket.attachments import open_attachment, store_attachment
+from mailticket.attachments import flushed_before_commit, open_attachment, store_attachment
+from mailticket.errors import StorageError
 from mailticket.parse import Attachment, parse_mail
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
@@ -64,3 +69,73 @@ def test_open_refuses_a_symlink_that_leaves_the_data_dir(tmp_path):
 def test_open_of_a_missing_attachment_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         open_attachment(tmp_path, "attachments/2026/11/" + "0" * 32)
+
+
+# ---------------------------------------------------------------- on disk before the commit that names them
+
+def _record_fsyncs(monkeypatch, *, fail=None, hold: threading.Event | None = None) -> list[Path]:
+    """Every path fsynced, in order. ``fail(path)`` makes that fsync fail with EIO; ``hold``
+    keeps each file's fsync (not a folder's) waiting until it is set."""
+    done, real = [], os.fsync
+
+    def fsync(fd):
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if hold is not None and path.is_file():
+            assert hold.wait(10), "the test never let the fsync go"
+        if fail is not None and fail(path):
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+        done.append(path)
+    monkeypatch.setattr(os, "fsync", fsync)
+    return done
+
+
+def test_a_file_stored_alone_and_its_folder_are_on_disk_when_the_store_returns(tmp_path, monkeypatch):
+    done = _record_fsyncs(monkeypatch)
+    target = tmp_path / store_attachment(tmp_path, attachment(), now=NOW)
+    assert done == [target, target.parent]
+
+
+def test_in_a_batch_the_files_are_flushed_while_it_goes_on_and_all_by_its_end(tmp_path, monkeypatch):
+    hold = threading.Event()
+    done = _record_fsyncs(monkeypatch, hold=hold)
+    ended = threading.Event()
+    stored = []
+
+    def batch():
+        with flushed_before_commit():
+            stored.extend(tmp_path / store_attachment(tmp_path, attachment(data=d), now=NOW) for d in (b"1", b"2"))
+        ended.set()
+    worker = threading.Thread(target=batch)
+    worker.start()
+    try:
+        assert not ended.wait(0.3), "the block ended before its files were on disk"
+        assert len(stored) == 2 and done == [], "the stores returned without waiting for the disk"
+    finally:
+        hold.set()
+        worker.join(10)
+    assert ended.is_set()
+    assert sorted(done[:2]) == sorted(stored) and done[2:] == [stored[0].parent]  # the folder once, last
+
+
+def test_a_file_that_cannot_be_flushed_fails_the_block_and_names_the_file(tmp_path, monkeypatch):
+    _record_fsyncs(monkeypatch, fail=lambda path: path.is_file())
+    with pytest.raises(StorageError) as failed:
+        with flushed_before_commit():
+            rel = store_attachment(tmp_path, attachment(), now=NOW)
+    assert str(failed.value) == f"attachment {tmp_path / rel} could not be flushed to disk: Input/output error"
+
+
+def test_a_folder_that_cannot_be_flushed_fails_the_block_and_names_the_folder(tmp_path, monkeypatch):
+    _record_fsyncs(monkeypatch, fail=lambda path: path.is_dir())
+    with pytest.raises(StorageError, match=r"attachment .*/attachments/2026/11 could not be flushed"):
+        with flushed_before_commit():
+            store_attachment(tmp_path, attachment(), now=NOW)
+
+
+def test_the_blocks_own_error_goes_before_a_flush_that_failed(tmp_path, monkeypatch):
+    _record_fsyncs(monkeypatch, fail=lambda path: True)
+    with pytest.raises(ZeroDivisionError):
+        with flushed_before_commit():
+            store_attachment(tmp_path, attachment(), now=NOW)
+            1 / 0

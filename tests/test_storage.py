@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import peewee as pw
@@ -430,6 +431,41 @@ def test_a_database_locked_too_long_is_a_logged_retry_not_a_crash(tmp_path, capl
     assert Ticket.select().count() == 0
     daemon.loop_once()  # the lock is gone: the mail goes through
     assert Ticket.select().count() == 1
+
+
+def test_attachments_that_cannot_reach_the_disk_commit_nothing_and_are_retried(tmp_path, monkeypatch, caplog):
+    import errno
+    import os
+    from email.message import EmailMessage
+
+    from mailticket.daemon import Daemon
+    from mailticket.models import Attachment
+    cfg, new_desk = _desk(tmp_path, None)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "anna@customer.example", "support@example.com", "Log attached"
+    mail["Message-ID"] = "<flush@customer.example>"
+    mail.set_content("See the log.")
+    mail.add_attachment(b"line 1\nline 2\n", maintype="application", subtype="octet-stream", filename="app.log")
+    pipeline.store_raw(mail.as_bytes(), source="listener", now=T0)
+    daemon = Daemon(new_desk(), transport=_SlowSink(), worker="flush-test")
+    real = os.fsync
+
+    def failing(fd):
+        if "/attachments/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(os, "fsync", failing)
+    daemon.backoff = 0.01
+    daemon.loop_once()  # must not raise
+    assert "attachment storage failed: attachment " in caplog.text
+    assert "could not be flushed to disk: Input/output error; retrying in" in caplog.text
+    assert (Ticket.select().count(), Attachment.select().count()) == (0, 0), "nothing of the batch committed"
+    assert [m.state for m in InboundMail.select()] == ["received"]
+    monkeypatch.setattr(os, "fsync", real)  # the disk is well again
+    daemon.loop_once()
+    [stored] = Attachment.select()
+    assert (stored.filename, Ticket.select().count()) == ("app.log", 1)
+    assert (Path(cfg.service.data_dir) / stored.path).read_bytes() == b"line 1\nline 2\n"
 
 
 def test_a_password_in_the_database_url_never_reaches_a_message(tmp_path):
