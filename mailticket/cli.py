@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from .errors import ConfigError, MailboxError
+from .errors import ConfigError, MailboxError, StorageError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_CONFIG, EXIT_DATABASE, EXIT_MAILSERVER = 0, 1, 2, 3, 4, 5
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except MailboxError as exc:
         print(f"mailticket: mail server: {exc}", file=sys.stderr)
         return EXIT_MAILSERVER
+    except StorageError as exc:  # nothing of the batch was committed: the mails wait, stored, for the daemon
+        print(f"mailticket: {exc}; nothing of that batch was committed", file=sys.stderr)
+        return EXIT_PROBLEM
     except _database_errors() as exc:
         from .db import describe_error
         print(f"mailticket: database: {describe_error(exc)}", file=sys.stderr)
