@@ -254,7 +254,8 @@ def main() -> None:
                 f"{len(raws) / floor_after_s:.0f} mails/s; the faster: **{floor_rate:.0f} mails/s**",
                 f"end to end (daemon start → all tickets, all moved, all mail at the sink): {e2e_s:.1f} s = "
                 f"**{e2e_rate:.0f} mails/s**",
-                f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** (target ≤ 2.5×; target ≥ {TARGET_MAILS_S} mails/s)",
+                f"ratio floor / end to end: **{floor_rate / e2e_rate:.2f}×** "
+                f"(target ≤ 2.5×; target ≥ {TARGET_MAILS_S} mails/s)",
                 f"CPU a mail during the end-to-end run: daemon {1000 * progress['cpu_daemon'] / len(raws):.1f} ms, "
                 f"its sender process {1000 * progress['cpu_sender'] / len(raws):.1f} ms, "
                 f"the sink and the watcher of this bench {1000 * progress['cpu_bench'] / len(raws):.1f} ms, "

@@ -158,6 +158,29 @@ def child_pids(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
 
 
+def mail_with_attachment(data: bytes = b"line 1\nline 2\n", filename: str = "app.log") -> bytes:
+    """A plain mail from a requester with one file attached."""
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "anna@customer.example", "support@example.com", "Log attached"
+    mail["Message-ID"] = make_msgid(domain="customer.example")
+    mail.set_content("See the log.")
+    mail.add_attachment(data, maintype="application", subtype="octet-stream", filename=filename)
+    return mail.as_bytes()
+
+
+def fail_attachment_fsyncs(monkeypatch, error: int, text: str):
+    """Make every fsync of a stored attachment file or folder fail with OSError(error, text),
+    as a full or failing disk would; returns the real os.fsync, to put back."""
+    real = os.fsync
+
+    def failing(fd):
+        if "/attachments/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(error, text)
+        real(fd)
+    monkeypatch.setattr(os, "fsync", failing)
+    return real
+
+
 def run_cli(*args, config: Path | None = None, env: dict | None = None, timeout: float = 120,
             input: bytes | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "mailticket.cli"] + (["--config", str(config)] if config else []) + [str(a) for a in args]

@@ -18,7 +18,7 @@ from mailticket import db, pipeline
 from mailticket.config import load_config
 from mailticket.desk import build_desk
 from mailticket.models import Event, InboundMail, Outbox, Ticket
-from tests.harness import make_mail, run_cli, write_config
+from tests.harness import fail_attachment_fsyncs, mail_with_attachment, make_mail, run_cli, write_config
 
 COMMANDS = ["run", "check-config", "poll", "tickets", "show", "report", "outbox", "quarantine", "import",
             "migrate", "health"]
@@ -548,26 +548,14 @@ def test_poll_once_with_the_mail_server_down_exits_5(tmp_path, mailbox_user, smt
 def test_reprocess_whose_attachment_cannot_reach_the_disk_says_so_and_commits_nothing(desk_cfg, monkeypatch,
                                                                                        capsys):
     import errno
-    import os
-    from email.message import EmailMessage
 
     from mailticket.cli import main
     from mailticket.models import Attachment
     path, _ = desk_cfg
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = "anna@customer.example", "support@example.com", "Log attached"
-    mail.set_content("See the log.")
-    mail.add_attachment(b"line 1\n", maintype="application", subtype="octet-stream", filename="app.log")
-    row = pipeline.store_raw(mail.as_bytes(), source="imap:INBOX", now=datetime.now(timezone.utc))
+    row = pipeline.store_raw(mail_with_attachment(), source="imap:INBOX", now=datetime.now(timezone.utc))
     InboundMail.update(state="quarantined", reason="earlier failure").where(InboundMail.id == row.id).execute()
     tickets_before = Ticket.select().count()
-    real = os.fsync
-
-    def failing(fd):
-        if "/attachments/" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(fd)
-    monkeypatch.setattr(os, "fsync", failing)
+    fail_attachment_fsyncs(monkeypatch, errno.ENOSPC, "No space left on device")
     assert main(["--config", str(path), "quarantine", "--reprocess", str(row.id)]) == 1
     [said] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mailticket: ")]
     assert said.startswith("mailticket: attachment ") and said.endswith(

@@ -18,7 +18,7 @@ from mailticket.config import OutboxConfig, load_config
 from mailticket.errors import ConfigError
 from mailticket.models import (ALL_MODELS, Event, InboundMail, MessageRef, Outbox, SchemaMigration, Ticket,
                                database_proxy)
-from tests.harness import make_mail, write_config
+from tests.harness import fail_attachment_fsyncs, mail_with_attachment, make_mail, write_config
 from tests.servers.system import free_port
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
@@ -436,25 +436,13 @@ def test_a_database_locked_too_long_is_a_logged_retry_not_a_crash(tmp_path, capl
 def test_attachments_that_cannot_reach_the_disk_commit_nothing_and_are_retried(tmp_path, monkeypatch, caplog):
     import errno
     import os
-    from email.message import EmailMessage
 
     from mailticket.daemon import Daemon
     from mailticket.models import Attachment
     cfg, new_desk = _desk(tmp_path, None)
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = "anna@customer.example", "support@example.com", "Log attached"
-    mail["Message-ID"] = "<flush@customer.example>"
-    mail.set_content("See the log.")
-    mail.add_attachment(b"line 1\nline 2\n", maintype="application", subtype="octet-stream", filename="app.log")
-    pipeline.store_raw(mail.as_bytes(), source="listener", now=T0)
+    pipeline.store_raw(mail_with_attachment(b"line 1\nline 2\n"), source="listener", now=T0)
     daemon = Daemon(new_desk(), transport=_SlowSink(), worker="flush-test")
-    real = os.fsync
-
-    def failing(fd):
-        if "/attachments/" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.EIO, "Input/output error")
-        real(fd)
-    monkeypatch.setattr(os, "fsync", failing)
+    real = fail_attachment_fsyncs(monkeypatch, errno.EIO, "Input/output error")
     daemon.backoff = 0.01
     daemon.loop_once()  # must not raise
     assert "attachment storage failed: attachment " in caplog.text
