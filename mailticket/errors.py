@@ -4,7 +4,7 @@
      ├── ConfigError        a config file or key is wrong (names file and key)
      ├── QuarantineError    one mail cannot be processed at all (the reason is shown to the admin)
      ├── MailboxError       the IMAP server or the inbound listener failed (retried with back-off)
- ├── StorageError       attachment files could not be flushed to disk (the batch is retried)
+     ├── StorageError       attachment files could not be flushed to disk (the batch is retried)
      └── DeliveryError      an outgoing mail could not be handed to the SMTP server
           ├── TemporaryDeliveryError   4xx, refused connection, timeout: retry later
           └── PermanentDeliveryError   5xx: give up at once
