@@ -3,12 +3,16 @@
     .venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record]
 
 1. The generated corpus (bench/corpus_gen.py) is APPENDed to a fresh Dovecot mailbox (MULTIAPPEND).
-2. Floor: the same mails fetched from the same Dovecot in FETCH batches, parsed with the standard
+2. Yardsticks: the three rates issue 8 set its targets against (the stdlib parser alone, SQLite
+   single-row FULL commits, Dovecot FETCH), measured alone, so a run says how its machine compares.
+3. Floor: the same mails fetched from the same Dovecot in FETCH batches, parsed with the standard
    library (``BytesParser(policy=default)`` + the usual headers) and inserted one row each in one
    transaction of the same database kind (SQLite WAL with synchronous=FULL, or PostgreSQL).
-3. End to end: ``mailticket run`` as a process, timed from its start until every mail is a ticket
+4. End to end: ``mailticket run`` as a process, timed from its start until every mail is a ticket
    or a reply on one, every mail is moved out of the inbox, and every queued mail (acknowledgements,
    tier notices) has reached the SMTP sink.
+5. The floor again, from the folder the daemon moved the mails to; the ratio is taken against the
+   faster of the two floors (these machines' speed drifts within minutes).
 
 Prints mails/s for both and the ratio, and where the CPU went during the end-to-end run: the
 daemon and its sender process, this process (the SMTP sink and the progress watcher) and the
