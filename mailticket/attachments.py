@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import mimetypes
-import os
 import re
 import secrets
 import threading
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .disk import flush
 from .errors import StorageError
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ def store_attachment(data_dir: Path, att: Attachment, now: datetime | None = Non
         handle.write(att.data)
     pending = _PENDING.get()
     if pending is None:
-        _flush(target)
-        _flush(target.parent)
+        flush(target)
+        flush(target.parent)
     else:
         pending.add(target)
     return rel.as_posix()
@@ -128,31 +128,24 @@ class _PendingFlushes:
         self.folders: set[Path] = set()
 
     def add(self, target: Path) -> None:
-        self.futures.append((target, _executor().submit(_flush, target)))
+        self.futures.append((target, _executor().submit(flush, target)))
         self.folders.add(target.parent)
 
     def wait(self, *, raise_errors: bool) -> None:
         failures = []
         for target, future in self.futures:
-            if future.exception() is not None:
-                failures.append((target, future.exception()))
+            error = future.exception()  # waits for that flush
+            if error is not None:
+                failures.append((target, error))
         for folder in sorted(self.folders):  # the new names; once a file's data is on disk
             try:
-                _flush(folder)
+                flush(folder)
             except OSError as exc:
                 failures.append((folder, exc))
         if failures and raise_errors:
             target, exc = failures[0]
             raise StorageError(f"attachment {target} could not be flushed to disk: "
                                f"{exc.strerror or exc}") from exc
-
-
-def _flush(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _PENDING: contextvars.ContextVar[_PendingFlushes | None] = contextvars.ContextVar("attachment_flushes",

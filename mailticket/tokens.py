@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from email.utils import getaddresses
 from pathlib import Path
 
+from mailticket.disk import flush
 from mailticket.errors import ConfigError
 
 # reply/note tokens go only to internal addresses (tiers, agents) and authorise agent mail;
@@ -189,15 +190,7 @@ def _create_secret_file(path: Path) -> None:
             pass
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    flush(path.parent)
 
 
 def _read_secret_file(path: Path) -> bytes:
