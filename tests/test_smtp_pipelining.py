@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import select
+import smtplib
 import socket
 import threading
 from datetime import timedelta
@@ -20,7 +21,8 @@ from hypothesis import strategies as st
 
 from mailticket.config import Secret, ServerAuth, SmtpConfig
 from mailticket.errors import PermanentDeliveryError, TemporaryDeliveryError
-from mailticket.transport import SmtpTransport, _dot_stuffed
+from mailticket.transport import SmtpTransport, _dot_stuffed, envelope_address
+from mailticket.wire import is_simple_address
 from tests.servers.smtpsink import SmtpSink
 from tests.servers.system import LOOPBACK
 
@@ -247,6 +249,25 @@ def test_aiosmtpd_takes_the_same_mails_either_way(pipelining):
 def test_the_data_is_dot_stuffed_as_smtplib_does_it(raw):
     quoted = re.sub(rb"(?m)^\.", b"..", raw)  # smtplib's own rule (SMTP.data)
     assert _dot_stuffed(raw) == quoted + (b"" if quoted.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+_ATEXT = "abcxyzABCXYZ0189!#$%&'*+/=?^_`{|}~-"
+_plain_addresses = st.builds(
+    lambda local, host: f"{local}@{host}",
+    st.lists(st.text(_ATEXT, min_size=1, max_size=6), min_size=1, max_size=3).map(".".join),
+    st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,4}[a-z0-9])?", fullmatch=True), min_size=1, max_size=3).map(".".join))
+
+
+@given(_plain_addresses | st.text(max_size=30) | st.sampled_from([
+    "<a@b.example>", "Name <a@b.example>", '"odd local"@b.example', "a@[192.0.2.1]", "a..b@c.example",
+    "a@b.example (comment)", "", "a@-b.example", "a@b-.example", ".a@b.example", "a.@b.example"]))
+def test_the_envelope_address_is_what_smtplib_would_send(address):
+    assert envelope_address(address) == smtplib.quoteaddr(address)
+
+
+@given(_plain_addresses)
+def test_plain_addresses_take_the_short_way(address):
+    assert is_simple_address(address)
 
 
 def test_pipelining_through_dovecots_submission_server():
