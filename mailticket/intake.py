@@ -7,6 +7,7 @@ only then moved out of the folder. A crash anywhere repeats at most a step that 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -85,27 +86,47 @@ def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None, still_our
     """One look at the folder: fetch what is new, store, process, move what is finished.
     ``on_batch(done, total)`` is called after each batch (the daemon tells systemd it is alive).
     ``still_ours()`` is asked before each fetch and move (renewing the folder lease); False ends
-    the cycle, so that a daemon whose lease ran out leaves the folder to the new holder."""
+    the cycle, so that a daemon whose lease ran out leaves the folder to the new holder.
+
+    The server's side of a backlog overlaps the desk's: one thread sends this cycle's IMAP
+    commands, one at a time and in order, so the next batch is fetched and the last one moved
+    while this one is processed (the daemon waited on FETCH and MOVE a tenth of its time,
+    bench/RESULTS.md). A batch is still moved only after its commit, and marked moved only
+    after the server said so."""
     result = CycleResult()
-    cfg = source.cfg
+    size = source.cfg.batch_size
     ours = still_ours or (lambda: True)
     uids = source.list_uids()
     known = _stored_uids(source.source, source.uidvalidity, uids)
     new = [u for u in uids if u not in known]
-    for i in range(0, len(new), cfg.batch_size):
-        if stop is not None and stop.is_set():
-            break
-        if i and not ours():
-            return result
-        fetched = source.fetch(new[i:i + cfg.batch_size])
-        store_batch(fetched, source.source, desk.clock.now())
-        result.fetched += len(fetched)
-        result.outcomes += process_pending(desk, worker, stop=stop)
-        if not ours():
-            return result
-        result.moved += move_finished(source, new[i:i + cfg.batch_size])  # the rest at the end of the cycle
-        if on_batch is not None:
-            on_batch(min(i + cfg.batch_size, len(new)), len(new))
+    batches = [new[i:i + size] for i in range(0, len(new), size)]
+    server = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
+    try:
+        fetching = server.submit(source.fetch, batches[0]) if batches else None
+        moving = None
+        for n, batch in enumerate(batches):
+            if stop is not None and stop.is_set():
+                break
+            fetched = fetching.result()
+            more = n + 1 < len(batches)
+            fetching = server.submit(source.fetch, batches[n + 1]) if more and ours() else None
+            store_batch(fetched, source.source, desk.clock.now())
+            result.fetched += len(fetched)
+            result.outcomes += process_pending(desk, worker, stop=stop)
+            result.moved += _moved(moving)
+            moving = None
+            if not ours():
+                return result
+            plan = _finished(source, batch)  # the rest at the end of the cycle
+            moving = (server.submit(_move, source, plan), plan)
+            if on_batch is not None:
+                on_batch(min((n + 1) * size, len(new)), len(new))
+            if more and fetching is None:  # the lease was lost before the next fetch
+                result.moved += _moved(moving)
+                return result
+        result.moved += _moved(moving)
+    finally:
+        server.shutdown(wait=True, cancel_futures=True)
     result.outcomes += process_pending(desk, worker, stop=stop)
     if not ours():
         return result
@@ -125,21 +146,48 @@ def _stored_uids(source: str, uidvalidity: int, uids: list[int]) -> set[int]:
 
 def move_finished(source, uids_in_folder: list[int]) -> int:
     """Move every finished mail still in the folder: quarantined ones to the quarantine folder."""
-    cfg, moved = source.cfg, 0
-    rows = []
+    plan = _finished(source, uids_in_folder)
+    _move(source, plan)
+    return _mark_moved(plan)
+
+
+def _finished(source, uids_in_folder: list[int]) -> list[tuple[str, list]]:
+    """The finished, unmoved rows among these UIDs, by the folder each goes to."""
+    cfg, rows = source.cfg, []
     for i in range(0, len(uids_in_folder), 900):
         chunk = uids_in_folder[i:i + 900]
         rows += list(InboundMail.select(InboundMail.id, InboundMail.uid, InboundMail.state).where(
             InboundMail.source == source.source, InboundMail.uidvalidity == source.uidvalidity,
             InboundMail.uid.in_(chunk), InboundMail.state != "received", InboundMail.moved == False))  # noqa: E712
+    plan = []
     for folder, states in ((cfg.quarantine_folder, {"quarantined"}),
                            (cfg.processed_folder, {"processed", "duplicate", "dropped"})):
         batch = [r for r in rows if r.state in states]
         if batch:
-            source.move([r.uid for r in batch], folder)
-            InboundMail.update(moved=True).where(InboundMail.id.in_([r.id for r in batch])).execute()
-            moved += len(batch)
-    return moved
+            plan.append((folder, batch))
+    return plan
+
+
+def _move(source, plan: list[tuple[str, list]]) -> None:
+    for folder, rows in plan:
+        source.move([r.uid for r in rows], folder)
+
+
+def _mark_moved(plan: list[tuple[str, list]]) -> int:
+    ids = [r.id for _, rows in plan for r in rows]
+    if ids:
+        InboundMail.update(moved=True).where(InboundMail.id.in_(ids)).execute()
+    return len(ids)
+
+
+def _moved(moving) -> int:
+    """Wait for a move handed to the cycle's IMAP thread (its MailboxError is raised here), then
+    mark its rows moved."""
+    if moving is None:
+        return 0
+    future, plan = moving
+    future.result()
+    return _mark_moved(plan)
 
 
 def mark_fetch_ok(now: datetime) -> None:
