@@ -1,6 +1,6 @@
 """Ingest throughput, end to end, against a floor measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record]
+    .venv/bin/python bench/ingest.py [--mails 10000] [--pg] [--profile OUT.prof] [--no-record] [--imap-delay MS]
 
 1. The generated corpus (bench/corpus_gen.py) is APPENDed to a fresh Dovecot mailbox (MULTIAPPEND).
 2. Yardsticks: the three rates issue 8 set its targets against (the stdlib parser alone, SQLite
@@ -13,6 +13,9 @@
    tier notices) has reached the SMTP sink.
 5. The floor again, from the folder the daemon moved the mails to; the ratio is taken against the
    faster of the two floors (these machines' speed drifts within minutes).
+
+``--imap-delay MS`` puts bench/slowlink.py between the daemon and Dovecot: an IMAP server MS
+away each way, as a real one is, rather than on 127.0.0.1.
 
 Prints mails/s for both and the ratio, and where the CPU went during the end-to-end run: the
 daemon and its sender process, this process (the SMTP sink and the progress watcher) and the
@@ -152,9 +155,17 @@ def yardstick_line(rates: dict) -> str:
 # ---------------------------------------------------------------- end to end
 
 def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None,
-               timeout: float) -> tuple[float, dict]:
+               timeout: float, imap_delay_ms: float = 0) -> tuple[float, dict]:
     servers = {"dovecot": user.server.pid(), "postgres": None if db_url.startswith("sqlite") else postgres_master_pid()}
-    cfg = bench_config(tmp, user=user, sink=sink, db_url=db_url)
+    link = None
+    extra = {}
+    if imap_delay_ms:  # the daemon reaches Dovecot through a link with latency
+        from bench import slowlink
+        from tests.servers.system import free_port
+        port = free_port()
+        link = slowlink.start(port, user.server.imap_port, imap_delay_ms)
+        extra = {"imap": {"port": port}}
+    cfg = bench_config(tmp, user=user, sink=sink, db_url=db_url, extra=extra)
     env = {}
     if profile:
         env["MAILTICKET_BENCH_PROFILE"] = profile
@@ -181,6 +192,8 @@ def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile:
         except Exception:
             proc.kill()
         watch.close()
+        if link is not None:
+            slowlink.stop(link)
     print(f"  daemon log: {log}", file=sys.stderr)
     return seconds, progress
 
@@ -221,6 +234,9 @@ def main() -> None:
     ap.add_argument("--profile", help="write a cProfile of the daemon to this file")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    ap.add_argument("--imap-delay", type=float, default=0, metavar="MS",
+                    help="the daemon reaches Dovecot through bench/slowlink.py, MS each way (a server further "
+                         "away than 127.0.0.1; the floor still fetches directly)")
     args = ap.parse_args()
     load_before = load_average()
     corpus = cached(args.mails)
@@ -241,7 +257,8 @@ def main() -> None:
             floor_s = measure_floor(tmp, args.pg, user, len(raws), cleanups)
             url, drop = fresh_db(tmp, args.pg, "mailticket")
             cleanups.append(drop)
-            e2e_s, progress = end_to_end(tmp, user, sink, len(raws), url, profile=args.profile, timeout=args.timeout)
+            e2e_s, progress = end_to_end(tmp, user, sink, len(raws), url, profile=args.profile, timeout=args.timeout,
+                                         imap_delay_ms=args.imap_delay)
             floor_after_s = measure_floor(tmp, args.pg, user, len(raws), cleanups, name="floor_after",
                                           folder="Processed")  # where the daemon moved them
             acks = sum(1 for a in sink.arrivals if a.in_reply_to and not a.rcpt_tos[0].endswith("@example.com"))
@@ -251,6 +268,8 @@ def main() -> None:
             lines = [
                 f"corpus: {summary(corpus)}",
                 f"storage: {kind}",
+                *([f"the daemon's IMAP through bench/slowlink.py: {args.imap_delay:g} ms each way "
+                   f"(the floor fetches directly)"] if args.imap_delay else []),
                 f"APPEND (MULTIAPPEND, 200 a command): {len(raws) / append_s:.0f} mails/s",
                 yardstick_line(rates),
                 f"floor (FETCH + stdlib parse + one row each, one transaction), before and after the end to end: "
