@@ -19,7 +19,7 @@ from .transport import tls_context
 
 log = logging.getLogger(__name__)
 
-RECHECK_AFTER = 1.0  # seconds of the first IDLE before a NOOP looks for mail that arrived as it began
+RECHECK_AFTER = 0.5  # seconds of the first IDLE before a NOOP looks for mail that arrived as it began
 
 
 @dataclass(frozen=True)
