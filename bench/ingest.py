@@ -30,6 +30,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -156,15 +157,17 @@ def yardstick_line(rates: dict) -> str:
 
 def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None,
                timeout: float, imap_delay_ms: float = 0) -> tuple[float, dict]:
+    with ExitStack() as links:
+        extra = {}
+        if imap_delay_ms:  # the daemon reaches Dovecot through a link with latency
+            from bench import slowlink
+            extra = {"imap": {"port": links.enter_context(slowlink.running(user.server.imap_port, imap_delay_ms))}}
+        return _run_daemon(tmp, user, sink, n, db_url, profile=profile, timeout=timeout, extra=extra)
+
+
+def _run_daemon(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile: str | None, timeout: float,
+                extra: dict) -> tuple[float, dict]:
     servers = {"dovecot": user.server.pid(), "postgres": None if db_url.startswith("sqlite") else postgres_master_pid()}
-    link = None
-    extra = {}
-    if imap_delay_ms:  # the daemon reaches Dovecot through a link with latency
-        from bench import slowlink
-        from tests.servers.system import free_port
-        port = free_port()
-        link = slowlink.start(port, user.server.imap_port, imap_delay_ms)
-        extra = {"imap": {"port": port}}
     cfg = bench_config(tmp, user=user, sink=sink, db_url=db_url, extra=extra)
     env = {}
     if profile:
@@ -192,8 +195,6 @@ def end_to_end(tmp: Path, user, sink: LeanSink, n: int, db_url: str, *, profile:
         except Exception:
             proc.kill()
         watch.close()
-        if link is not None:
-            slowlink.stop(link)
     print(f"  daemon log: {log}", file=sys.stderr)
     return seconds, progress
 

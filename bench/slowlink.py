@@ -6,13 +6,15 @@ than 127.0.0.1 (these machines have no netem to do it in the kernel).
 Listens on 127.0.0.1:LISTEN_PORT and forwards each connection to 127.0.0.1:TARGET_PORT. Every
 chunk is passed on DELAY_MS after it arrived, in each direction and in order, at full bandwidth:
 a round trip takes twice DELAY_MS more than it would. Prints "ready" once it listens; stops at
-the end of its standard input.
+the end of its standard input. ``running(...)`` starts and stops it around a block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
+from contextlib import contextmanager
 
 
 async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -61,23 +63,29 @@ async def _serve(listen_port: int, target_port: int, delay: float) -> None:
     server.close()
 
 
-def start(listen_port: int, target_port: int, delay_ms: float):
-    """The link as a process of its own (its CPU is not the bench's); stop it with ``stop(proc)``."""
-    import subprocess
-    proc = subprocess.Popen([sys.executable, __file__, str(listen_port), str(target_port), str(delay_ms)],
+@contextmanager
+def running(target_port: int, delay_ms: float):
+    """The link to 127.0.0.1:``target_port`` as a process of its own (its CPU is not the bench's),
+    for the block; yields the port it listens on. Raises RuntimeError if it did not start, or did
+    not end cleanly once the block closed its input."""
+    from tests.servers.system import free_port
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, str(port), str(target_port), str(delay_ms)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    if proc.stdout.readline().strip() != "ready":
-        proc.kill()
-        raise RuntimeError("bench/slowlink.py did not start")
-    return proc
-
-
-def stop(proc) -> None:
-    proc.stdin.close()
     try:
-        proc.wait(10)
-    except Exception:
-        proc.kill()
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench/slowlink.py did not start")
+        yield port
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench/slowlink.py exited with {proc.returncode}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import socket
 import threading
 
 from bench import slowlink
-from tests.servers.system import LOOPBACK, free_port
+from tests.servers.system import LOOPBACK
 
 
 class _Echo:
@@ -38,15 +38,10 @@ def _read(sock, n: int) -> bytes:
 
 def test_every_byte_goes_through_in_order_both_ways_and_a_close_is_passed_on():
     echo = _Echo()
-    port = free_port()
-    link = slowlink.start(port, echo.port, 5)
-    try:
+    with slowlink.running(echo.port, 5) as port:  # raises unless the link also ends cleanly
         sent = [os.urandom(size) for size in (1, 100, 70_000, 3, 250_000)]
         with socket.create_connection((LOOPBACK, port), timeout=10) as client:
             for chunk in sent:
                 client.sendall(chunk)
             assert _read(client, sum(map(len, sent))) == b"".join(sent)
         assert echo.ended.wait(10), "the server never saw the client close"
-    finally:
-        slowlink.stop(link)
-    assert link.returncode == 0
