@@ -109,7 +109,8 @@ def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None, still_our
                 break
             fetched = fetching.result()
             more = n + 1 < len(batches)
-            fetching = server.submit(source.fetch, batches[n + 1]) if more and ours() else None
+            lease_lost = more and not ours()  # asked before the next fetch
+            fetching = server.submit(source.fetch, batches[n + 1]) if more and not lease_lost else None
             store_batch(fetched, source.source, desk.clock.now())
             result.fetched += len(fetched)
             result.outcomes += process_pending(desk, worker, stop=stop)
@@ -121,7 +122,7 @@ def imap_cycle(desk, source, worker: str, *, stop=None, on_batch=None, still_our
             moving = (server.submit(_move, source, plan), plan)
             if on_batch is not None:
                 on_batch(min((n + 1) * size, len(new)), len(new))
-            if more and fetching is None:  # the lease was lost before the next fetch
+            if lease_lost:
                 result.moved += _moved(moving)
                 return result
         result.moved += _moved(moving)
