@@ -1,10 +1,12 @@
 """Sending to a server that offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, and
-every refusal is read in step, so the session goes on with the next mail. A server that does not
-offer it gets one command at a time, as before.
+every refusal is read in step, so the session goes on with the next mail. A server that offers
+CHUNKING (RFC 3030) as well gets MAIL, RCPT, BDAT and the mail in one write. A server that offers
+neither gets one command at a time, as before.
 
-The server here is scripted: in a pipelined turn it reads MAIL, the RCPTs and DATA before it
-answers any, so a client that waited for the MAIL reply would hang (and fail on its 5 s timeout);
-in a lock-step turn it fails the test if a command comes before the answer to the last one."""
+The server here is scripted: in a pipelined turn it reads MAIL, the RCPTs and DATA (or BDAT and
+its chunk) before it answers any, so a client that waited for the MAIL reply would hang (and fail
+on its 5 s timeout); in a lock-step turn it fails the test if a command comes before the answer to
+the last one."""
 
 from __future__ import annotations
 
@@ -31,11 +33,12 @@ RAW = b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line"
 
 class ScriptedSmtp:
     """One connection; ``turns`` lists, for each mail, the replies to MAIL, each RCPT and DATA, then
-    the reply to the data (None when no data is expected). ``pipelining`` says whether EHLO offers
-    it. Records each command line and each mail's data (dots as sent)."""
+    the reply to the data (None when no data is expected). ``pipelining`` and ``chunking`` say
+    whether EHLO offers them; with ``chunking`` a turn's ``end`` answers BDAT and ``data`` is not
+    used. Records each command line and each mail's data (dots as sent)."""
 
-    def __init__(self, turns: list[dict], *, pipelining: bool = True):
-        self.turns, self.pipelining = turns, pipelining
+    def __init__(self, turns: list[dict], *, pipelining: bool = True, chunking: bool = False):
+        self.turns, self.pipelining, self.chunking = turns, pipelining, chunking
         self.commands: list[str] = []
         self.data: list[bytes] = []
         self.problems: list[str] = []
@@ -52,7 +55,8 @@ class ScriptedSmtp:
         try:
             self._say("220 scripted ESMTP")
             self._line()  # EHLO
-            self._say("250-scripted\r\n" + ("250-PIPELINING\r\n" if self.pipelining else "") + "250 SIZE 1000000")
+            self._say("250-scripted\r\n" + ("250-PIPELINING\r\n" if self.pipelining else "")
+                      + ("250-CHUNKING\r\n" if self.chunking else "") + "250 SIZE 1000000")
             for turn in self.turns:
                 self._turn(turn)
             while (line := self._line()) is not None:
@@ -68,7 +72,16 @@ class ScriptedSmtp:
         if turn.get("rset_first"):
             self._expect("RSET")
             self._say("250 OK")
-        if self.pipelining:
+        if self.chunking:
+            for want in ("MAIL", *["RCPT"] * len(turn["rcpt"])):
+                self._expect(want)
+            line = self._line()
+            bdat = re.fullmatch(r"BDAT (\d+) LAST", line or "")
+            if bdat is None:
+                raise AssertionError(f"expected BDAT <size> LAST, got {line!r}")
+            self.data.append(self._file.read(int(bdat[1])))
+            self._say("\r\n".join([turn["mail"], *turn["rcpt"], turn["end"]]))
+        elif self.pipelining:
             for want in ("MAIL", *["RCPT"] * len(turn["rcpt"]), "DATA"):
                 self._expect(want)
             self._say("\r\n".join(replies))
@@ -80,7 +93,7 @@ class ScriptedSmtp:
                 self._say(reply)
                 if not reply.startswith("2"):
                     break
-        if turn["data"].startswith("354"):
+        if turn["data"].startswith("354") and not self.chunking:
             self.data.append(self._read_data())
             self._say(turn["end"])
         if turn.get("close"):
@@ -216,14 +229,87 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time():
     assert len(server.data) == 2
 
 
+def _count_writes(monkeypatch) -> list[bytes]:
+    """Every write the client makes (``smtplib.SMTP.send``), recorded as it goes through."""
+    writes = []
+    original = smtplib.SMTP.send
+
+    def send(self, s):
+        writes.append(s)
+        return original(self, s)
+    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    return writes
+
+
+def test_chunking_sends_the_envelope_and_the_mail_in_one_write_as_they_are(monkeypatch):
+    """No dot-stuffing (the server counts the bytes) and a last CRLF added, so what arrives is what
+    DATA would have delivered."""
+    writes = _count_writes(monkeypatch)
+    server = ScriptedSmtp([ok_turn(2), ok_turn()], chunking=True)
+    t = transport(server.port)
+    t.send("support@example.com", ["a@x.example", "b@x.example"], RAW)
+    assert len(writes) == 2 and writes[0].lower().startswith("ehlo"), \
+        "after EHLO, MAIL, both RCPTs, BDAT and the mail went in one write"
+    t.send("support@example.com", ["c@x.example"], RAW + b"\r\n")
+    _finish(server, t)
+    size = len(RAW) + 2
+    assert server.commands[1:5] == [f"MAIL FROM:<support@example.com> SIZE={size}",
+                                    "RCPT TO:<a@x.example>", "RCPT TO:<b@x.example>", f"BDAT {size} LAST"]
+    assert server.commands[7] == f"BDAT {size} LAST", "a mail that ends in CRLF is sent as it is"
+    assert server.data == [RAW + b"\r\n", RAW + b"\r\n"]
+
+
+@pytest.mark.parametrize("turn, error, match", [
+    (dict(mail="451 4.3.0 try later", rcpt=["503 5.5.1 need MAIL"], end="503 5.5.1 need RCPT"),
+     TemporaryDeliveryError, "451 4.3.0 try later"),
+    (dict(mail="250 OK", rcpt=["550 5.1.1 no such user"], end="554 5.5.1 no valid recipients"),
+     PermanentDeliveryError, "all recipients refused: a@x.example: 550"),
+    (dict(mail="250 OK", rcpt=["450 4.2.0 greylisted"], end="554 5.5.1 no valid recipients"),
+     TemporaryDeliveryError, "recipients refused: a@x.example: 450"),
+    (dict(mail="250 OK", rcpt=["250 OK"], end="452 4.3.1 disk full"), TemporaryDeliveryError, "452 4.3.1 disk full"),
+    (dict(mail="250 OK", rcpt=["250 OK"], end="552 5.3.4 too big"), PermanentDeliveryError, "552 5.3.4 too big"),
+])
+def test_chunking_a_refusal_is_read_in_step_and_the_next_mail_goes_through(turn, error, match):
+    """Whatever is refused, every reply (BDAT's too) is read before the error is raised: after
+    RSET the next mail is read by the server as a new turn, not as the rest of this one."""
+    server = ScriptedSmtp([dict(turn, data=""), ok_turn(rset_first=True)], chunking=True)
+    t = transport(server.port)
+    with pytest.raises(error, match=match) as exc:
+        t.send("support@example.com", ["a@x.example"], RAW)
+    assert not getattr(exc.value, "server_down", False), "the server is up: the queue goes on"
+    t.send("support@example.com", ["b@x.example"], RAW)
+    _finish(server, t)
+    assert server.commands[-3:-1] == ["RCPT TO:<b@x.example>", f"BDAT {len(RAW) + 2} LAST"]
+
+
+def test_chunking_one_recipient_refused_of_two_still_sends_to_the_other():
+    server = ScriptedSmtp([dict(ok_turn(), rcpt=["550 5.1.1 no such user", "250 OK"])], chunking=True)
+    t = transport(server.port)
+    t.send("support@example.com", ["gone@x.example", "b@x.example"], RAW)
+    _finish(server, t)
+    assert server.data == [RAW + b"\r\n"]
+
+
+def test_chunking_a_server_that_closes_before_answering_is_down():
+    server = ScriptedSmtp([dict(ok_turn(), end="250 OK", close=True)], chunking=True)
+    server.turns[0]["mail"] = server.turns[0]["end"] = "421 4.3.2 shutting down"
+    server.turns[0]["rcpt"] = []
+    t = transport(server.port)
+    with pytest.raises(TemporaryDeliveryError) as exc:
+        t.send("support@example.com", ["a@x.example"], RAW)
+    assert exc.value.server_down
+    t.close()
+    server.join()
+
+
 def _mails_a_refusal_and_one_more(t: SmtpTransport, sink: SmtpSink, n: int, refusal: str,
-                                  offers_pipelining=None) -> list:
+                                  offers=None) -> list:
     """``n`` mails to two recipients each, one the sink refuses (``refusal``, the reply the client
     must report), one more after it; what arrived."""
     for i in range(n):
         t.send("support@example.com", [f"r{i}@x.example", "cc@x.example"], RAW + b"\r\n" + str(i).encode())
-    if offers_pipelining is not None:
-        assert t._smtp.has_extn("pipelining") == offers_pipelining
+    if offers is not None:  # (PIPELINING, CHUNKING): which way the mails went
+        assert (t._smtp.has_extn("pipelining"), t._smtp.has_extn("chunking")) == offers
     sink.mode = "reject"
     with pytest.raises(PermanentDeliveryError, match=refusal):
         t.send("support@example.com", ["no@x.example"], RAW)
@@ -233,12 +319,14 @@ def _mails_a_refusal_and_one_more(t: SmtpTransport, sink: SmtpSink, n: int, refu
     return sink.wait_for(n + 1, timeout=20)
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_aiosmtpd_takes_the_same_mails_either_way(pipelining):
-    """The test sink (aiosmtpd) offers PIPELINING unless told not to; what arrives is the same."""
-    with SmtpSink(pipelining=pipelining) as sink:
-        got = _mails_a_refusal_and_one_more(transport(sink.port), sink, 3, "550 5.7.1",
-                                            offers_pipelining=pipelining)
+@pytest.mark.parametrize("pipelining, chunking", [(True, True), (True, False), (False, False)])
+def test_aiosmtpd_takes_the_same_mails_every_way(pipelining, chunking):
+    """The test sink (aiosmtpd, with BDAT of our own) offers PIPELINING and CHUNKING unless told not
+    to; what arrives is the same whether the mails went by BDAT, pipelined DATA or one command at
+    a time."""
+    with SmtpSink(pipelining=pipelining, chunking=chunking) as sink:
+        t = transport(sink.port)
+        got = _mails_a_refusal_and_one_more(t, sink, 3, "550 5.7.1", offers=(pipelining, chunking))
     assert [r.rcpt_tos for r in got] == [["r0@x.example", "cc@x.example"], ["r1@x.example", "cc@x.example"],
                                          ["r2@x.example", "cc@x.example"], ["after@x.example"]]
     assert got[0].data == b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line\r\n0\r\n"
@@ -270,10 +358,10 @@ def test_plain_addresses_take_the_short_way(address):
     assert is_simple_address(address)
 
 
-def test_pipelining_through_dovecots_submission_server():
-    """Another server's PIPELINING (Dovecot's submission service, written in C) over STARTTLS with a
-    login: mails with two recipients, a refusal it relays from the next hop, and the mail after it
-    all go as they should, dots and all."""
+def test_pipelining_and_chunking_through_dovecots_submission_server():
+    """Another server's PIPELINING and CHUNKING (Dovecot's submission service, written in C, which
+    offers both, so the mails go by BDAT) over STARTTLS with a login: mails with two recipients, a
+    refusal it relays from the next hop, and the mail after it all go as they should, dots and all."""
     from tests.conftest import _started_dovecot
     with SmtpSink(pipelining=False, offer_auth=False) as relay:
         server = _started_dovecot(submission_relay=(LOOPBACK, relay.port))
@@ -283,8 +371,58 @@ def test_pipelining_through_dovecots_submission_server():
                                          ca_file=server.ca_file, timeout=timedelta(seconds=10),
                                          credentials=ServerAuth(username="desk", password=Secret(value="desk-password"))))
             got = _mails_a_refusal_and_one_more(t, relay, 5, "550 5.0.0 5.7.1 Test sink: rejected",
-                                            offers_pipelining=True)  # the relay's refusal, passed on
+                                            offers=(True, True))  # the relay's refusal, passed on
         finally:
             server.close()
     assert [r.rcpt_tos for r in got] == [[f"r{i}@x.example", "cc@x.example"] for i in range(5)] + [["after@x.example"]]
     assert got[0].data.endswith(b"\r\n\r\n.\r\n..\r\n.leading dot\r\nlast line\r\n0\r\n")
+
+
+class _Session:
+    """A raw SMTP client for the sink's own BDAT: writes what it is given, reads reply lines."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=5)
+        self.file = self.sock.makefile("rb")
+        self.reply()  # the greeting
+
+    def say(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> str:
+        while (line := self.file.readline().decode()) and line[3:4] == "-":
+            pass
+        return line.rstrip("\r\n")
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def test_the_sink_reads_each_chunk_by_its_size_whatever_it_answers():
+    """The test and bench sinks' BDAT: a chunk before MAIL is read and refused (the commands inside
+    it are not run), chunks are joined, the last one hands the mail on; a BDAT without a size
+    cannot be skipped, so it ends the session."""
+    with SmtpSink() as sink:
+        s = _Session(sink.port)
+        s.say(b"EHLO client.example\r\n")
+        assert s.reply().startswith("250")
+        inside = b"RSET\r\nQUIT\r\n"
+        s.say(b"BDAT %d LAST\r\n" % len(inside) + inside)
+        assert s.reply() == "503 5.5.1 Error: need MAIL command"
+        s.say(b"MAIL FROM:<a@x.example>\r\nBDAT 3 LAST\r\nabc")
+        assert s.reply().startswith("250") and s.reply() == "503 5.5.1 Error: need RCPT command"
+        s.say(b"RCPT TO:<b@x.example>\r\nBDAT 6\r\nHello,BDAT 11 LAST\r\n world.\r\n\r\n")
+        assert s.reply().startswith("250") and s.reply() == "250 2.0.0 6 octets received"
+        assert s.reply() == "250 2.0.0 OK: queued by test sink"
+        got = sink.wait_for(1)
+        assert (got[0].mail_from, got[0].rcpt_tos, got[0].data) == ("a@x.example", ["b@x.example"],
+                                                                    b"Hello, world.\r\n\r\n")
+        sink.mode = "reject"
+        s.say(b"MAIL FROM:<a@x.example>\r\nRCPT TO:<b@x.example>\r\nBDAT 2 LAST\r\nhi")
+        assert [s.reply(), s.reply(), s.reply()][2] == "550 5.7.1 Test sink: rejected"
+        s.say(b"BDAT many LAST\r\n")
+        assert s.reply() == "501 5.5.4 Syntax: BDAT <size> [LAST]"
+        assert s.file.readline() == b"", "the session was closed"
+        s.close()
+    assert len(sink.received) == 1

@@ -1,5 +1,6 @@
 """An SMTP sink on 127.0.0.1 (aiosmtpd) that records mail and can misbehave on purpose.
-It offers PIPELINING unless made with ``pipelining=False``.
+It offers PIPELINING and CHUNKING, as Postfix does, unless made with ``pipelining=False`` or
+``chunking=False``.
 
 `mode` can be switched at any time:
   "ok"       accept (250) and record
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import re
 import email.policy
 import ssl
 import threading
@@ -21,7 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from tests.servers import system
 
@@ -42,15 +44,57 @@ class Received:
 
 
 def ehlo_responses(session, hostname: str, responses: list[str], *, pipelining: bool = True,
-                   auth: bool = True) -> list[str]:
-    """An aiosmtpd ``handle_EHLO`` hook's answer: what aiosmtpd offers, plus PIPELINING, as Postfix
-    offers it (aiosmtpd reads pipelined commands in order, but does not say so). ``auth=False``
-    leaves AUTH out: aiosmtpd offers it but refuses the AUTH= parameter of MAIL FROM (RFC 4954)
-    that a relaying client such as Dovecot's submission server then sends."""
+                   chunking: bool = True, auth: bool = True) -> list[str]:
+    """An aiosmtpd ``handle_EHLO`` hook's answer: what aiosmtpd offers, plus PIPELINING and
+    CHUNKING, as Postfix offers them (aiosmtpd reads pipelined commands in order, but does not say
+    so; BDAT is ``ChunkingSMTP``'s). ``auth=False`` leaves AUTH out: aiosmtpd offers it but refuses
+    the AUTH= parameter of MAIL FROM (RFC 4954) that a relaying client such as Dovecot's submission
+    server then sends."""
     session.host_name = hostname
     if pipelining:
         responses.insert(-1, "250-PIPELINING")
+    if chunking:
+        responses.insert(-1, "250-CHUNKING")
     return responses if auth else [r for r in responses if not r.startswith("250-AUTH")]
+
+
+_BDAT_ARG = re.compile(r"(\d{1,12})(?: +(LAST))?\Z", re.I)
+
+
+class ChunkingSMTP(SMTP):
+    """aiosmtpd's SMTP with BDAT (RFC 3030 CHUNKING), which aiosmtpd lacks: each chunk is read whole
+    by its size, whatever the state, so a refused BDAT leaves the session in step; the chunks of a
+    mail are joined, and the last one hands the mail to the handler's ``handle_DATA``, as DATA does."""
+
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        m = _BDAT_ARG.match(arg or "")
+        if m is None:  # no size to skip by: the session cannot be kept in step
+            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
+            self.transport.close()
+            return
+        size, last = int(m[1]), bool(m[2])
+        chunk = await self._reader.readexactly(size)
+        if await self.check_helo_needed() or await self.check_auth_needed("BDAT"):
+            return
+        envelope = self.envelope
+        if envelope.mail_from is None:
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        chunks = envelope.bdat_chunks = [*getattr(envelope, "bdat_chunks", ()), chunk]
+        if self.data_size_limit and sum(map(len, chunks)) > self.data_size_limit:
+            self._set_post_data_state()
+            await self.push("552 5.3.4 Error: too much mail data")
+            return
+        if not last:
+            await self.push(f"250 2.0.0 {size} octets received")
+            return
+        envelope.content = envelope.original_content = b"".join(chunks)
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class _Recorder:
@@ -60,9 +104,9 @@ class _Recorder:
         self.sink = sink
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
-        """``pipelining=False`` makes a server that does not offer PIPELINING."""
+        """``pipelining=False`` makes a server that does not offer PIPELINING; ``chunking=False``, CHUNKING."""
         return ehlo_responses(session, hostname, responses, pipelining=self.sink.pipelining,
-                              auth=self.sink.offer_auth)
+                              chunking=self.sink.chunking, auth=self.sink.offer_auth)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         mode = self.sink.mode
@@ -92,7 +136,7 @@ class _SinkController(Controller):
         offer_tls = sink.tls_context is not None and not sink.strip_starttls
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "AUTH without TLS" warnings are the point here
-            return SMTP(self.handler, hostname="sink.localhost",
+            return ChunkingSMTP(self.handler, hostname="sink.localhost",
                         tls_context=sink.tls_context if offer_tls else None,
                         authenticator=sink._authenticate if sink.require_auth else None,
                         auth_required=sink.require_auth,
@@ -104,9 +148,9 @@ class SmtpSink:
 
     def __init__(self, tls_cert=None, tls_key=None, require_auth: bool = False,
                  users: dict[str, str] | None = None, strip_starttls: bool = False, pipelining: bool = True,
-                 offer_auth: bool = True):
+                 offer_auth: bool = True, chunking: bool = True):
         self.host = system.LOOPBACK
-        self.pipelining = pipelining
+        self.pipelining, self.chunking = pipelining, chunking
         self.offer_auth = offer_auth
         self.port = system.free_port()
         self.mode = "ok"
