@@ -488,3 +488,74 @@ def test_warm_compiles_every_template_at_once_and_leaves_a_broken_override_to_re
     broken = Renderer(tmp_path)
     assert broken.warm() == plain.warm() - 1, "the broken file is skipped, not raised"
     assert broken.render("closed", "en", sample_context("closed")).subject.startswith("[SD#")  # the shipped one
+
+
+# --- the sandbox's two short ways (render._MailEnvironment) give Jinja's own answers ----------
+
+def _jinja_and_ours():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from mailticket.render import _MailEnvironment
+    return ImmutableSandboxedEnvironment(), _MailEnvironment()
+
+
+def _same_lookup(a, b) -> bool:
+    from jinja2 import Undefined
+    if isinstance(a, Undefined) or isinstance(b, Undefined):
+        return type(a) is type(b) and a._undefined_name == b._undefined_name and a._undefined_hint == b._undefined_hint
+    return a == b
+
+
+@pytest.mark.parametrize("key", ["tag", "subject", "missing", "items", "get", "clear", "keys", "__class__",
+                                 "_private", "__len__", "copy", "fromkeys", ""])
+def test_a_dict_key_is_looked_up_as_jinja_looks_it_up(key):
+    """A key of a plain dict, present or not, and the names dict has methods or dunders of."""
+    jinja, ours = _jinja_and_ours()
+    d = {"tag": "[SD#1]", "subject": "Printer", "items": "a key named items", "_private": 1, "": 2}
+    assert _same_lookup(ours.getattr(d, key), jinja.getattr(d, key))
+
+
+def test_a_dict_subclass_and_other_objects_go_jinjas_way():
+    class Attrs(dict):
+        tag = "from the class"
+    jinja, ours = _jinja_and_ours()
+    for obj, name in [(Attrs(tag="from the key"), "tag"), ("text", "upper"), ([1], "append"), ({1}, "add")]:
+        assert _same_lookup(ours.getattr(obj, name), jinja.getattr(obj, name))
+    assert ours.getattr(Attrs(tag="from the key"), "tag") == "from the class"
+
+
+@pytest.mark.parametrize("obj, attr", [
+    ({}, "clear"), ({}, "get"), ([], "append"), ([], "index"), (set(), "add"), ("x", "upper"), ("x", "_x"),
+    (len, "__self__"), (str, "mro"), (str, "upper"), (_same_lookup, "__code__"), (_same_lookup, "__name__"),
+    (iter(range(2)), "__next__"), ((i for i in ()), "gi_frame"), ("x".upper, "__self__")])
+def test_the_remembered_verdicts_are_the_sandboxs(obj, attr):
+    """Asked twice (the second answer is the remembered one), each verdict is Jinja's."""
+    jinja, ours = _jinja_and_ours()
+    want = jinja.is_safe_attribute(obj, attr, None)
+    assert ours.is_safe_attribute(obj, attr, None) is want
+    assert ours.is_safe_attribute(obj, attr, None) is want
+    assert ours.verdicts[(type(obj), attr)] is want
+
+
+def test_a_verdict_belongs_to_the_type_and_the_name_together():
+    """One environment asked about the same names on different types, in turn: a string's
+    ``clear`` would be harmless, a dict's is not; a string has no unsafe ``mro``, a type does."""
+    jinja, ours = _jinja_and_ours()
+    pairs = [("x", "clear"), ({}, "clear"), ("x", "mro"), (str, "mro"), ({}, "clear"), ("x", "clear")]
+    assert [ours.is_safe_attribute(o, a, None) for o, a in pairs] == \
+        [jinja.is_safe_attribute(o, a, None) for o, a in pairs] == [True, False, True, False, False, True]
+
+
+def test_a_mutating_method_stays_blocked_after_safe_lookups():
+    """Safe lookups first (a string's method, a dict's ``get``, both remembered), then a dict's
+    ``clear``: still a SecurityError, on every render."""
+    from jinja2.sandbox import SecurityError
+
+    from mailticket.render import _MailEnvironment
+    env = _MailEnvironment()
+    template = env.from_string("{{ ticket.subject.upper() }}{{ ticket.get('tag') }}{{ ticket.clear() }}")
+    for _ in range(2):
+        with pytest.raises(SecurityError, match="clear"):
+            template.render(ticket={"subject": "printer", "tag": "[SD#1]"})
+    assert env.verdicts[(str, "upper")] is True and env.verdicts[(dict, "get")] is True
+    assert env.verdicts[(dict, "clear")] is False
