@@ -55,12 +55,19 @@ def prepare_bytes(raw: bytes, limits: Limits, notes: list[str]) -> bytes:
 def check_nesting(data: bytes, limits: Limits) -> None:
     """Refuse, before parsing, what would make the stdlib parser slow: more nesting
     content types than max_parts, or multipart boundaries nested deeper than max_depth
-    (the parser tests every line against every open boundary)."""
-    nesting = len(_NESTING_TYPE.findall(data))
-    if nesting > limits.max_parts:
-        raise QuarantineError(f"{nesting} multipart/message parts exceed max_parts {limits.max_parts}")
-    boundaries = _BOUNDARY.findall(data)
-    if len(boundaries) > limits.max_depth and boundary_depth(data, limits.max_depth) > limits.max_depth:
+    (the parser tests every line against every open boundary).
+
+    Each match of either pattern holds its own ``multipart/`` or ``message/`` (or ``boundary``),
+    and both patterns ignore ASCII case only, as ``bytes.lower`` does: so where the lowered mail
+    holds no more of those words than the limit, neither count can pass it, and the patterns
+    (59 µs a mail of 4.5 KB, 2 % of the daemon) are not run."""
+    lowered = data.lower()
+    if lowered.count(b"multipart/") + lowered.count(b"message/") > limits.max_parts:
+        nesting = len(_NESTING_TYPE.findall(data))
+        if nesting > limits.max_parts:
+            raise QuarantineError(f"{nesting} multipart/message parts exceed max_parts {limits.max_parts}")
+    if lowered.count(b"boundary") > limits.max_depth and len(_BOUNDARY.findall(data)) > limits.max_depth \
+            and boundary_depth(data, limits.max_depth) > limits.max_depth:
         raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
 
 

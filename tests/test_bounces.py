@@ -7,6 +7,8 @@ import email.policy
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.corpora_bounces import load_message, score_bounces
 from bench.corpora_path import find_corpora
@@ -293,3 +295,41 @@ def test_person_writing_about_a_bounce_gets_a_ticket(text):
     verdict = classify(message)
     assert verdict.kind == "human" and verdict.may_acknowledge, verdict
     assert parse_bounce(message) is None
+
+
+# --- _cut_original looks for its patterns' words first: the same cut ---------------------------
+
+def _cut_by_patterns(text: str) -> str:
+    from mailticket import bounces
+    for pattern in (bounces._ORIGINAL_MARKERS, bounces._ORIGINAL_HEADER_BLOCK):
+        marker = pattern.search(text)
+        if marker:
+            text = text[:marker.start()]
+    return text
+
+
+_NOTICE_PIECES = ["Below this line is a copy of the message.\n", "----- Original Message -----\n",
+                  "--- The text you sent follows:\n", "RETURNED MAIL FOLLOWS\n", "the header and first 20 lines follows\n",
+                  "Original message headers:\n", "Received: from mx.example\n", "return-path: <a@b>\n",
+                  "Content-Type: message/rfc822\n", "CONTENT-TYPE:text/rfc822-headers\n", "Your message reads\n",
+                  "Delivery failed.\n", "\n", "  ", "mail ", "Mail Delivery System\n", "Återvänt meddelande\n",
+                  "Below this line is a copy of the meſſage\n", "the text you ſent follows\n", "RETURNED MAİL FOLLOWS\n",
+                  "Returned maıl follows\n", "Received: \u212a\n"]
+
+
+@given(st.lists(st.sampled_from(_NOTICE_PIECES) | st.text(max_size=15), max_size=25).map("".join))
+def test_the_original_is_cut_where_the_patterns_alone_cut_it(text):
+    """ASCII texts and texts with the letters that Python's case-insensitive match takes for
+    ASCII ones (ſ for s, İ and ı for i: a marker spelt with them holds none of the words) alike."""
+    from mailticket.bounces import _cut_original
+    assert _cut_original(text) == _cut_by_patterns(text)
+
+
+@needs_corpora
+def test_the_original_is_cut_as_before_in_every_corpus_mail():
+    from mailticket.bounces import _cut_original
+    files = [p for p in CORPORA.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000]
+    assert len(files) > 1000
+    for path in files:
+        text = path.read_bytes().decode("utf-8", "replace")[:50_000]
+        assert _cut_original(text) == _cut_by_patterns(text), path

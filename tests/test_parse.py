@@ -589,3 +589,57 @@ def test_mutated_real_structures_never_raise_anything_but_quarantine(edits):
         return
     assert isinstance(parsed.text, str) and "\x00" not in parsed.text
     assert all("/" not in a.filename and "\x00" not in a.filename for a in parsed.attachments)
+
+
+# --- rawmail.check_nesting counts words before it runs its patterns: the same verdicts ----------
+
+def _check_nesting_by_patterns(data: bytes, limits) -> str | None:
+    """check_nesting as it was, the patterns run on every mail: the refusal, or None."""
+    from mailticket import rawmail
+    nesting = len(rawmail._NESTING_TYPE.findall(data))
+    if nesting > limits.max_parts:
+        return f"{nesting} multipart/message parts exceed max_parts {limits.max_parts}"
+    if len(rawmail._BOUNDARY.findall(data)) > limits.max_depth and \
+            rawmail.boundary_depth(data, limits.max_depth) > limits.max_depth:
+        return f"MIME nesting deeper than max_depth {limits.max_depth}"
+    return None
+
+
+_NESTING_PIECES = [b"Content-Type: multipart/mixed; boundary=a\n", b"CONTENT-TYPE:\tMESSAGE/rfc822\n",
+                   b"content-type: Multipart/Alternative;\n boundary=\"b c\"\n", b"--a\n", b"--b c\n", b"--a--\n",
+                   b"BOUNDARY=d\n", b"boundary =\"\"\n", b"multipart/", b"message/", b"Message/x", b"\xc4\xe5 ",
+                   b"Content-Type: text/plain\n", b"\n", b"x-multipart/y\n", b" boundary=e; x=multipart/\n"]
+
+
+@given(st.lists(st.sampled_from(_NESTING_PIECES) | st.binary(max_size=12), max_size=30).map(b"".join),
+       st.integers(0, 4), st.integers(0, 4))
+def test_nesting_is_refused_as_the_patterns_alone_refuse_it(data, max_parts, max_depth):
+    from mailticket.rawmail import check_nesting
+    limits = Limits(max_parts=max_parts, max_depth=max_depth)
+    want = _check_nesting_by_patterns(data, limits)
+    if want is None:
+        check_nesting(data, limits)
+    else:
+        with pytest.raises(QuarantineError) as exc:
+            check_nesting(data, limits)
+        assert str(exc.value) == want
+
+
+def test_nesting_checks_on_the_corpora_agree_with_the_patterns():
+    """Every mail of the shared corpora, with the default limits and with tight ones."""
+    from bench.corpora_path import find_corpora
+    from mailticket.rawmail import check_nesting
+    corpora = find_corpora()
+    if not corpora.is_dir():
+        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
+    files = [p for p in corpora.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000]
+    assert len(files) > 1000
+    for raw in (p.read_bytes() for p in files):
+        for limits in (Limits(), Limits(max_parts=2, max_depth=1), Limits(max_parts=0, max_depth=0)):
+            want = _check_nesting_by_patterns(raw, limits)
+            try:
+                check_nesting(raw, limits)
+                got = None
+            except QuarantineError as exc:
+                got = str(exc)
+            assert got == want
