@@ -133,6 +133,21 @@ class RuleSet:
         firsts = sorted({re.escape(kw.word.split()[0]) for kw in self.keywords}, key=lambda w: (-len(w), w))
         return re.compile("|".join(firsts), re.IGNORECASE)
 
+    @cached_property
+    def ascii_first_words(self) -> tuple[str, ...] | None:
+        """For an ASCII text, which ``first_words`` searches as ``str.lower`` would (its case
+        rules are ASCII's there): the first words in lower case that such a text can hold; a word
+        with any other letter cannot be in it. None, so no short way, when a word has a letter
+        that the case-insensitive search takes for an ASCII one (ſ, ı, İ, the Kelvin sign)."""
+        words = {kw.word.split()[0] for kw in self.keywords}
+        if any(not c.isascii() and _folds_to_ascii(c) for w in words for c in w):
+            return None
+        return tuple(sorted(w.lower() for w in words if w.isascii()))
+
+
+def _folds_to_ascii(char: str) -> bool:
+    return any(re.fullmatch(re.escape(char), chr(code), re.IGNORECASE) for code in range(128))
+
 
 # ---------------------------------------------------------------- loading
 
@@ -305,13 +320,23 @@ def sender_matches(sender: str, patterns: tuple[str, ...]) -> bool:
 def security_hit(ruleset: RuleSet, subject: str, body: str) -> tuple[Keyword, str] | None:
     """The first security word found, and where ("subject" or "body")."""
     firsts = ruleset.first_words
-    if firsts is None or not any(text and firsts.search(text) for text in (subject, body)):
+    if firsts is None or not any(text and _may_hold(ruleset, firsts, text) for text in (subject, body)):
         return None
     for kw in ruleset.keywords:
         for where, text in (("subject", subject), ("body", body)):
             if text and kw.pattern.search(text):
                 return kw, where
     return None
+
+
+def _may_hold(ruleset: RuleSet, firsts: re.Pattern, text: str) -> bool:
+    """``firsts.search(text)``: for an ASCII text, as substrings of its lower case where that
+    gives the same answer (53 -> 24 µs a mail of the bench's corpus: most mails hold none)."""
+    words = ruleset.ascii_first_words
+    if words is not None and text.isascii():
+        lowered = text.lower()
+        return any(word in lowered for word in words)
+    return bool(firsts.search(text))
 
 
 def rule_matches(rule: Rule, sender: str, subject: str, body: str, vip: set[str]) -> list[str] | None:

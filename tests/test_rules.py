@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailticket.errors import ConfigError
 from mailticket.rules import DEFAULT_MATRIX, RuleSet, decide, load_rules, priority_for, security_hit
@@ -137,6 +139,25 @@ def test_security_hit_answers_as_a_search_word_by_word(text):
     rs = ruleset(security={"keywords": ["cryptolocker"], "breach_keywords": ["gdpr incident"]})
     for subject, body in ((text, ""), ("", text), (text, text), ("hello", f"x {text} y")):
         assert security_hit(rs, subject, body) == _security_hit_word_by_word(rs, subject, body), (subject, body)
+
+
+@pytest.mark.parametrize("extra", [[], ["ſpam"], ["Kelvin\u212a"], ["brintrång"]])
+@given(st.lists(st.sampled_from(["phishing ", "PHISHING", "phıshing", "ranſomware", "Dataläcka", "data", "DATA ",
+                                 "spam", "SPAM ", "kelvink", "KELVINK", "brintrång", "BRINTRÅNG", "x", " ", "\n",
+                                 "accounts ", "compromised"]) | st.text(max_size=8), max_size=12).map("".join))
+def test_security_hit_answers_as_a_search_word_by_word_for_any_text(extra, text):
+    """The ASCII short way (substrings of the lower case) gives the search's answer, for the
+    default words and with a configured word holding a letter the search takes for an ASCII one
+    (which turns the short way off) or a non-ASCII letter it does not."""
+    rs = ruleset(security={"keywords": ["cryptolocker", *extra]})
+    for subject, body in ((text, ""), ("", text), ("hello", f"x {text} y")):
+        assert security_hit(rs, subject, body) == _security_hit_word_by_word(rs, subject, body), (subject, body)
+
+
+def test_the_ascii_short_way_is_off_for_a_word_with_a_letter_folded_to_ascii():
+    assert "phishing" in ruleset().ascii_first_words and "nätfiske" not in ruleset().ascii_first_words
+    assert ruleset(security={"keywords": ["ſpam"]}).ascii_first_words is None
+    assert security_hit(ruleset(security={"keywords": ["ſpam"]}), "SPAM offer", "")[0].word == "ſpam"
 
 
 def test_no_security_words_at_all():
