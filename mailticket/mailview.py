@@ -41,7 +41,7 @@ def remembered(reader):
         memo = getattr(_local, "memo", None)
         if memo is None:
             return reader(part, *args, **kwargs)
-        key = (reader, id(part), args, tuple(sorted(kwargs.items())))
+        key = (reader, id(part), args, tuple(sorted(kwargs.items())) if kwargs else ())
         if key not in memo:
             memo[key] = (part, reader(part, *args, **kwargs))  # the part kept alive: its id stays its own
         answer = memo[key][1]
@@ -90,14 +90,24 @@ def _decode_words(text: str) -> str:
 
 
 @remembered
+def _raw_values_by_name(msg: Message) -> dict[str, list]:
+    """Every raw header value under its name (stripped, lowercased), in order; empty when the
+    headers cannot be read. One pass over the headers answers all of classify's questions about
+    a mail (some 40 names, each a pass over every header before). Not to be changed by a caller:
+    within ``memoised()`` the next one gets the same dict."""
+    by_name: dict[str, list] = {}
+    try:
+        for key, value in msg.raw_items():
+            by_name.setdefault(str(key).strip().lower(), []).append(value)
+    except Exception:  # noqa: BLE001
+        return {}
+    return by_name
+
+
+@remembered
 def header_values(msg: Message, name: str) -> list[str]:
     """All raw values of header `name` (case-insensitive), unfolded and encoded words decoded."""
-    wanted = name.lower()
-    try:
-        items = list(msg.raw_items())
-    except Exception:  # noqa: BLE001
-        return []
-    return [_decode_words(_as_text(v)) for k, v in items if str(k).strip().lower() == wanted]
+    return [_decode_words(_as_text(v)) for v in _raw_values_by_name(msg).get(name.lower(), ())]
 
 
 def header(msg: Message, name: str) -> str | None:
@@ -108,11 +118,7 @@ def header(msg: Message, name: str) -> str | None:
 
 def has_header(msg: Message, name: str) -> bool:
     """True when the header is present, even with an empty value."""
-    wanted = name.lower()
-    try:
-        return any(str(k).strip().lower() == wanted for k, _ in msg.raw_items())
-    except Exception:  # noqa: BLE001
-        return False
+    return name.lower() in _raw_values_by_name(msg)
 
 
 @remembered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 from email.header import Header
@@ -395,3 +396,44 @@ def test_a_remembered_list_is_handed_out_as_a_copy_and_forgotten_after_the_block
         msg.replace_header("Subject", "changed")
         assert mv.header(msg, "subject") == "hi", "inside the block the first answer stands"
     assert mv.header(msg, "subject") == "changed", "after the block every question is asked afresh"
+
+
+# --- mailview reads the headers once per mail: the same answers as a pass per question ----------
+
+def _values_by_scan(msg, name):
+    """header_values as it was: a pass over every header for each name asked."""
+    from mailticket.mailview import _as_text, _decode_words
+    return [_decode_words(_as_text(v)) for k, v in msg.raw_items() if str(k).strip().lower() == name.lower()]
+
+
+_HEADER_NAMES = ["From", "from", "FROM", "Auto-Submitted", "X-Autoreply", "Precedence", "List-Id", "Subject",
+                 "Return-Path", "X-Empty", "Received", "X-Spaced "]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), st.sampled_from(
+    ["", "a@b.example", "auto-replied", "=?utf-8?q?caf=C3=A9?=", "bulk", "<list.example>", "x\n y"])), max_size=12),
+    st.sampled_from(["policy", "compat32"]))
+def test_header_reads_give_what_a_pass_per_name_gave(headers, policy_name):
+    import email.policy
+
+    from mailticket import mailview as mv
+    text = "".join(f"{k}: {v}\n" for k, v in headers) + "\nbody\n"
+    msg = email.message_from_string(text, policy=email.policy.default if policy_name == "policy" else email.policy.compat32)
+    for memo in (False, True):
+        with (mv.memoised() if memo else contextlib.nullcontext()):
+            for name in {n.strip() for n in _HEADER_NAMES} | {"X-Missing"}:
+                for asked in (name, name.upper(), name.lower()):
+                    assert mv.header_values(msg, asked) == _values_by_scan(msg, asked)
+                    assert mv.has_header(msg, asked) == any(str(k).strip().lower() == asked.lower()
+                                                            for k, _ in msg.raw_items())
+
+
+def test_a_mail_whose_headers_cannot_be_read_has_none():
+    from mailticket import mailview as mv
+
+    class Broken(Message):
+        def raw_items(self):
+            raise ValueError("unreadable")
+    for memo in (False, True):
+        with (mv.memoised() if memo else contextlib.nullcontext()):
+            assert mv.header_values(Broken(), "from") == [] and not mv.has_header(Broken(), "from")
