@@ -50,6 +50,7 @@ def remembered(reader):
 
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
 
 
 def normalise_line_ends(raw: bytes) -> bytes:
@@ -70,7 +71,7 @@ def _as_text(value: object) -> str:
 
 def _undo_surrogates(text: str) -> str:
     """Raw 8-bit header bytes (kept as surrogate escapes) read as UTF-8, else Latin-1."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if text.isascii() or not _SURROGATE_ESCAPE.search(text):  # a search, not a Python loop per character
         return text
     raw = text.encode("utf-8", "surrogateescape")
     try:

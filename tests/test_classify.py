@@ -437,3 +437,30 @@ def test_a_mail_whose_headers_cannot_be_read_has_none():
     for memo in (False, True):
         with (mv.memoised() if memo else contextlib.nullcontext()):
             assert mv.header_values(Broken(), "from") == [] and not mv.has_header(Broken(), "from")
+
+
+def _undo_by_loop(text):
+    """mailview._undo_surrogates as it was: a Python loop over each character."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _outcome(f, text):
+    try:
+        return f(text)
+    except Exception as exc:  # noqa: BLE001 - the kind of failure is compared
+        return type(exc)
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "é", " ", "\udc80", "\udcc3", "\udca9", "\udcff", "\udc7f", "\ud800", "€"]),
+               max_size=12))
+def test_raw_8bit_in_a_header_is_read_as_before(text):
+    """Surrogate escapes (raw 8-bit header bytes) are found by a search, as the loop over each
+    character found them: read as UTF-8, else Latin-1; any other text is left as it is."""
+    from mailticket.mailview import _undo_surrogates
+    assert _outcome(_undo_surrogates, text) == _outcome(_undo_by_loop, text)
