@@ -28,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from .addresses import Address, parse_addresses
 from .errors import QuarantineError
 from .mailpolicy import POLICY
+from . import feedboundary
 from .attachments import Attachment, sanitize_filename
 from .charsets import header_text
 from .mailbody import extract_body
@@ -35,6 +36,8 @@ from .mimeparts import walk_parts
 from .rawmail import HEADER_LINE, Limits, prepare_bytes
 
 __all__ = ["Address", "Attachment", "Limits", "ParsedMail", "parse_mail", "sanitize_filename"]
+
+feedboundary.install()  # the stdlib parser, without a regex compiled per multipart boundary
 
 
 @dataclass(frozen=True)
