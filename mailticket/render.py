@@ -90,7 +90,6 @@ class _MailEnvironment(ImmutableSandboxedEnvironment):
             return str(__obj(*args, **kwargs))  # no eval context: the macro's own (off) autoescape
         return super().call(__context, __obj, *args, **kwargs)
 
-
     def getattr(self, obj, attribute):
         """Jinja's sandboxed ``getattr``, with a short way for a key of a plain dict, which the whole
         context is made of. For a name that dict has no attribute of, Jinja tries the attribute,

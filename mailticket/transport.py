@@ -168,12 +168,10 @@ def chunked_sendmail(smtp: smtplib.SMTP, mail_from: str, recipients: list[str], 
     smtp.send(head.encode(smtp.command_encoding) + data)  # one write: a second one would wait on Nagle
     mail_reply, *rcpt_replies, (bdat_code, bdat_text) = [smtp.getreply() for _ in range(len(commands) + 1)]
     refused = _refused(recipients, rcpt_replies)
-    if mail_reply[0] == 250 and len(refused) < len(recipients):
-        if bdat_code != 250:
-            raise smtplib.SMTPDataError(bdat_code, bdat_text)
-        return refused
     _raise_refusal(mail_from, mail_reply, recipients, refused)
-    raise smtplib.SMTPDataError(bdat_code, bdat_text)
+    if bdat_code != 250:
+        raise smtplib.SMTPDataError(bdat_code, bdat_text)
+    return refused
 
 
 def _envelope(smtp: smtplib.SMTP, mail_from: str, recipients: list[str], size: int) -> list[str]:
@@ -186,7 +184,7 @@ def _refused(recipients: list[str], rcpt_replies: list[tuple[int, bytes]]) -> di
 
 
 def _raise_refusal(mail_from: str, mail_reply: tuple[int, bytes], recipients: list[str], refused: dict) -> None:
-    """The sender refused, or every recipient: what ``sendmail`` raises for it."""
+    """The sender refused, or every recipient: what ``sendmail`` raises for it; else nothing."""
     if mail_reply[0] != 250:
         raise smtplib.SMTPSenderRefused(mail_reply[0], mail_reply[1], mail_from)
     if len(refused) == len(recipients):

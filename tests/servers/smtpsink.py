@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import email
-import re
 import email.policy
+import re
 import ssl
 import threading
 import time
