@@ -10,7 +10,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.corpora_bounces import load_message
@@ -464,3 +464,69 @@ def test_raw_8bit_in_a_header_is_read_as_before(text):
     character found them: read as UTF-8, else Latin-1; any other text is left as it is."""
     from mailticket.mailview import _undo_surrogates
     assert _outcome(_undo_surrogates, text) == _outcome(_undo_by_loop, text)
+
+
+# --- mailview.content_type reads a well-formed value from its raw text: the stdlib's answer ------
+
+def _content_type_by_stdlib(msg):
+    """mailview.content_type as it was: the policy's header object, or text/plain if it fails."""
+    try:
+        return msg.get_content_type().lower()
+    except Exception:  # noqa: BLE001
+        return "text/plain"
+
+
+def _as_the_daemon_reads(raw: bytes):
+    from mailticket.parse import parse_tree, use_default_policy
+    msg = parse_tree(raw, [])
+    use_default_policy(msg)  # classify reads what parse_mail hands on: policy.default
+    return msg
+
+
+_CT_TOKENS = st.text(st.sampled_from(list("!#$%&'*+.^`|~09AZaz_-")), min_size=1, max_size=3) | st.sampled_from(
+    ["text", "plain", "HTML", "multipart", "report", "report-type", "delivery-status", "charset", "boundary"])
+_CT_QUOTED = st.lists(st.sampled_from([chr(c) for c in range(0x20, 0x7f)] + ["=?", "\\\"", "å"]), max_size=6).map("".join)
+_CT_SPACE = st.sampled_from(["", " ", "\t", "\r\n ", "\n\t", "  "])
+
+
+@st.composite
+def _content_type_values(draw):
+    value = draw(_CT_SPACE) + draw(_CT_TOKENS) + draw(st.sampled_from(["/", "/", "", "//", "/ "])) + draw(_CT_TOKENS)
+    for _ in range(draw(st.integers(0, 3))):
+        quoted = draw(st.booleans())
+        rfc2231 = st.sampled_from(["'", "''", "utf-8''%41", "us-ascii'en'x"])  # read specially after a name*
+        param = f'"{draw(_CT_QUOTED | rfc2231)}"' if quoted else draw(_CT_TOKENS | rfc2231)
+        value += draw(_CT_SPACE) + draw(st.sampled_from([";", ";", "", "(c);"])) + draw(_CT_SPACE) + \
+            draw(_CT_TOKENS) + draw(st.sampled_from(["=", "*=", "*=", "*0*=", " = "])) + param
+    return value + draw(st.sampled_from(["", ";", " ;", "; ", " (comment)"])) + draw(_CT_SPACE)
+
+
+@settings(max_examples=400)
+@given(_content_type_values())
+@example("a/b; x*=\"'\"")  # RFC 2231 read into a quoted value: the stdlib fails, so text/plain
+@example("text/html;\r\n charset=\"utf-8\"")
+@example("text/plain; name=\"=?utf-8?q?a?=\"")
+def test_a_content_type_is_what_the_stdlib_reads(value):
+    """Well-formed or not, folded or not, RFC 2231 or quoted: the answer of the policy.default
+    message that classify reads, or text/plain where the stdlib fails."""
+    from mailticket import mailview as mv
+    msg = _as_the_daemon_reads(f"Content-Type: {value}\nSubject: x\n\nbody\n".encode("utf-8", "surrogateescape"))
+    want = _content_type_by_stdlib(msg)
+    for memo in (False, True):
+        with (mv.memoised() if memo else contextlib.nullcontext()):
+            assert mv.content_type(msg) == want
+
+
+def test_every_part_of_every_corpus_mail_has_the_stdlibs_content_type():
+    from mailticket import mailview as mv
+    corpora = find_corpora()
+    if not corpora.is_dir():
+        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
+    parts = 0
+    for path in (p for p in corpora.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000):
+        msg = _as_the_daemon_reads(path.read_bytes())
+        with mv.memoised():
+            for part in mv.walk(msg):
+                assert mv.content_type(part) == _content_type_by_stdlib(part), path
+                parts += 1
+    assert parts > 5000
