@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpora_bounces import score_bounces  # noqa: E402
-from bench.corpora_path import find_corpora  # noqa: E402
+from bench.corpora_path import corpus_files, find_corpora  # noqa: E402
 from bench.corpora_quotes import score_quotes  # noqa: E402
 from mailticket.errors import QuarantineError  # noqa: E402
 from mailticket.parse import parse_mail  # noqa: E402
@@ -39,7 +39,7 @@ def corpus_folders(corpora_dir: Path, only: list[str] | None = None) -> list[Pat
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    return corpus_files(folder)
 
 
 def _pipeline_desk(workdir: Path):

@@ -30,8 +30,11 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+IDLE_PAUSE = 0.2  # seconds: with IDLE, each mail waits up to this long after the last acknowledgement
+
+
 def measure(user, sink: LeanSink, tmp: Path, raws: list[tuple[str, bytes]], *, idle: bool, poll: str,
-            idle_pause: float = 0.2) -> list[float]:
+            idle_pause: float = IDLE_PAUSE) -> list[float]:
     from tests.harness import DaemonThread
     cfg = bench_config(tmp, user=user, sink=sink, idle=idle, poll=poll)
     rng = random.Random(8)
@@ -91,7 +94,7 @@ def main() -> None:
     ap.add_argument("--mails", type=int, default=200)
     ap.add_argument("--poll", help="also measure with IDLE off, polling every INTERVAL (e.g. 5s)")
     ap.add_argument("--no-record", action="store_true")
-    ap.add_argument("--pause", type=float, default=0.2, metavar="S",
+    ap.add_argument("--pause", type=float, default=IDLE_PAUSE, metavar="S",
                     help="with IDLE, each mail waits up to S seconds (random) after the last acknowledgement")
     args = ap.parse_args()
     load_before = load_average()
@@ -102,7 +105,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="mt-lat-") as tmp:
             idle = measure(user, sink, Path(tmp), fresh_mails(args.mails, "idle"), idle=True, poll="30s",
                            idle_pause=args.pause)
-            lines.append(summarise("IDLE", idle) + (f" (pauses up to {args.pause:g} s)" if args.pause != 0.2 else "")
+            lines.append(summarise("IDLE", idle) + (f" (pauses up to {args.pause:g} s)" if args.pause != IDLE_PAUSE else "")
                          + " (target: median < 1 s, p99 < 2 s)")
             print(lines[-1], file=sys.stderr)
         if args.poll:

@@ -162,9 +162,10 @@ def content_type(msg: Message) -> str:
     """The lowercased maintype/subtype, 'text/plain' when unreadable.
 
     A well-formed value (tokens, ``;`` parameters of tokens or simple quoted strings, ASCII, no
-    RFC 2231 ``*`` and no encoded word, which the stdlib reads specially) is read from its raw text: under ``policy.default`` the stdlib would first parse it into a header
-    object (3 % of the daemon), whose text is then that same raw text, unfolded. Anything else
-    goes through ``get_content_type``, which may repair it or fail."""
+    RFC 2231 ``*`` and no encoded word, which the stdlib reads specially) is read from its raw
+    text: under ``policy.default`` the stdlib would first parse it into a header object (3 % of
+    the daemon), whose text is then that same raw text, unfolded. Anything else goes through
+    ``get_content_type``, which may repair it or fail."""
     raw = _first_raw_value(msg, "content-type")
     if type(raw) is str:
         unfolded = raw.replace("\r", "").replace("\n", "")

@@ -196,3 +196,15 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def corpus_files_or_skip(max_size: int = 2_000_000) -> list[Path]:
+    """The shared corpora's files up to ``max_size`` bytes; the test is skipped where the corpora
+    are not there. (pytest is imported here: the benches import this module too.)"""
+    import pytest
+
+    from bench.corpora_path import corpus_files, find_corpora
+    corpora = find_corpora()
+    if not corpora.is_dir():
+        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
+    return corpus_files(corpora, max_size=max_size)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.corpora_bounces import load_message, score_bounces
-from bench.corpora_path import find_corpora
+from bench.corpora_path import corpus_files, find_corpora
 from mailticket.bounces import Bounce, parse_bounce
 from mailticket.classify import classify
 
@@ -328,7 +328,7 @@ def test_the_original_is_cut_where_the_patterns_alone_cut_it(text):
 @needs_corpora
 def test_the_original_is_cut_as_before_in_every_corpus_mail():
     from mailticket.bounces import _cut_original
-    files = [p for p in CORPORA.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000]
+    files = corpus_files(CORPORA, max_size=2_000_000)
     assert len(files) > 1000
     for path in files:
         text = path.read_bytes().decode("utf-8", "replace")[:50_000]

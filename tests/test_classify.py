@@ -519,11 +519,9 @@ def test_a_content_type_is_what_the_stdlib_reads(value):
 
 def test_every_part_of_every_corpus_mail_has_the_stdlibs_content_type():
     from mailticket import mailview as mv
-    corpora = find_corpora()
-    if not corpora.is_dir():
-        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
+    from tests.harness import corpus_files_or_skip
     parts = 0
-    for path in (p for p in corpora.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000):
+    for path in corpus_files_or_skip():
         msg = _as_the_daemon_reads(path.read_bytes())
         with mv.memoised():
             for part in mv.walk(msg):

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.corpora_path import find_corpora
 from mailticket import feedboundary
 from mailticket.feedboundary import BoundaryMatcher, boundary_compile
+from tests.harness import corpus_files_or_skip
 
 
 def feedparser_pattern(separator: str) -> str:
@@ -75,10 +75,7 @@ def _shape(msg) -> list:
 
 
 def test_every_corpus_mail_parses_to_the_same_tree():
-    corpora = find_corpora()
-    if not corpora.is_dir():
-        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
-    files = [p for p in corpora.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000]
+    files = corpus_files_or_skip()
     shim, multipart = email.feedparser.re, 0
     assert shim.compile is boundary_compile
     try:

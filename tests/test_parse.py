@@ -627,12 +627,9 @@ def test_nesting_is_refused_as_the_patterns_alone_refuse_it(data, max_parts, max
 
 def test_nesting_checks_on_the_corpora_agree_with_the_patterns():
     """Every mail of the shared corpora, with the default limits and with tight ones."""
-    from bench.corpora_path import find_corpora
     from mailticket.rawmail import check_nesting
-    corpora = find_corpora()
-    if not corpora.is_dir():
-        pytest.skip(f"corpora not found at {corpora} (set MAILTICKET_CORPORA)")
-    files = [p for p in corpora.rglob("*") if p.is_file() and p.stat().st_size < 2_000_000]
+    from tests.harness import corpus_files_or_skip
+    files = corpus_files_or_skip()
     assert len(files) > 1000
     for raw in (p.read_bytes() for p in files):
         for limits in (Limits(), Limits(max_parts=2, max_depth=1), Limits(max_parts=0, max_depth=0)):

@@ -15,7 +15,7 @@ import pytest
 from mailticket.errors import QuarantineError
 from mailticket.parse import parse_mail
 from mailticket.tnef import open_tnef
-from bench.corpora_path import find_corpora
+from bench.corpora_path import corpus_files as all_files, find_corpora
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")
 
@@ -26,7 +26,7 @@ needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora missin
 
 
 def corpus_files() -> list[Path]:
-    return sorted(p for p in CORPORA.rglob("*") if p.is_file())
+    return all_files(CORPORA)
 
 
 @needs_corpora
