@@ -90,6 +90,14 @@ class _MailEnvironment(ImmutableSandboxedEnvironment):
             return str(__obj(*args, **kwargs))  # no eval context: the macro's own (off) autoescape
         return super().call(__context, __obj, *args, **kwargs)
 
+    def make_globals(self, d):
+        """A template's globals as one plain dict, not Jinja's ChainMap over the environment's:
+        Jinja reads them whole for every render and every import (``dict(globals)``, a set of their
+        keys), and a ChainMap builds each of those in Python (4 % of the sender's CPU). The same
+        names and values, as long as the environment's globals are not changed once a template is
+        loaded, which Jinja's documentation asks anyway and ``_make_env`` never does."""
+        return {**self.globals, **(d or {})}
+
     def getattr(self, obj, attribute):
         """Jinja's sandboxed ``getattr``, with a short way for a key of a plain dict, which the whole
         context is made of. For a name that dict has no attribute of, Jinja tries the attribute,

@@ -559,3 +559,22 @@ def test_a_mutating_method_stays_blocked_after_safe_lookups():
             template.render(ticket={"subject": "printer", "tag": "[SD#1]"})
     assert env.verdicts[(str, "upper")] is True and env.verdicts[(dict, "get")] is True
     assert env.verdicts[(dict, "clear")] is False
+
+
+def test_flat_globals_render_every_mail_as_jinjas_chainmap(monkeypatch):
+    """``_MailEnvironment.make_globals`` gives each template a plain dict: every shipped mail, both
+    locales, comes out the same as with Jinja's own ChainMap."""
+    from jinja2 import Environment
+
+    from mailticket.render import _MailEnvironment
+
+    def every_mail():
+        renderer = Renderer(strict=True)
+        return [renderer.render(name, locale, sample_context(name)) for name, locale in CASES]
+
+    ours = every_mail()
+    template = Renderer()._full["en"].get_template("acknowledgement.txt")
+    assert type(template.globals) is dict and "range" in template.globals
+    monkeypatch.setattr(_MailEnvironment, "make_globals", Environment.make_globals)
+    assert type(Renderer()._full["en"].get_template("acknowledgement.txt").globals).__name__ == "ChainMap"
+    assert every_mail() == ours
