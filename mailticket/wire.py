@@ -97,13 +97,23 @@ def text_part(subtype: str, text: str, params: str = "") -> bytes:
     if lines and lines[-1] == "":
         lines.pop()
     body = "\n".join(lines) + "\n"
-    if body.isascii() and all(len(line) <= MAX_BODY_LINE for line in lines):
+    if body.isascii() and max(map(len, lines), default=0) <= MAX_BODY_LINE:  # (a generator: 5 % of the sender)
         cte, data = "7bit", body.encode("ascii")
     else:
         cte, data = "quoted-printable", binascii.b2a_qp(body.encode("utf-8"), istext=True)
     data = data.replace(b"\n", b"\r\n")
     return (f'Content-Type: text/{subtype}; charset="utf-8"{params}\r\n'
             f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode("ascii") + data
+
+
+def html_in_ascii(html: str) -> str:
+    """The HTML with each character outside ASCII written as a character reference (``å`` as
+    ``&#229;``), which every HTML reader reads back as that character in text, attribute values
+    and titles (our layouts have no script or style element, where it would not be). The part
+    is then 7bit unless a line is too long, instead of quoted-printable: one "·" in a footer made
+    every HTML part quoted-printable, a third longer (each ``=`` of a style written ``=3D``), and
+    encoding it took 8 % of the sender's CPU."""
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def file_part(ctype: str, data: bytes, filename: str) -> bytes:
@@ -135,7 +145,7 @@ def mail(headers: list[bytes], text: str, html: str | None = None, *,
     files after them in multipart/mixed."""
     body = [text_part("plain", text)]
     if html is not None:
-        body.append(text_part("html", html))
+        body.append(text_part("html", html_in_ascii(html)))
     for ctype, data in alternatives:
         kind, _, params = ctype.partition(";")
         subtype = kind.strip().split("/", 1)[1]

@@ -3,6 +3,8 @@ library to exactly what went in, with no defects, whatever the names, subjects a
 
 import email
 import email.policy
+from html import unescape
+from html.parser import HTMLParser
 
 import pytest
 
@@ -71,6 +73,8 @@ def test_a_header_value_with_cr_lf_or_nul_is_refused(value):
     ("Hello\nworld\n", "7bit"),
     ("Hej, åäö\n", "quoted-printable"),
     ("y" * 1200 + "\n.\nFrom me\n", "quoted-printable"),
+    ("short\n" + "z" * 998 + "\nshort\n", "7bit"),          # RFC 5322's limit exactly
+    ("short\n" + "z" * 999 + "\nshort\n", "quoted-printable"),  # one over it, between short lines
     ("trailing space   \nand\ttab\t\n", "7bit"),
     ("line\r\nends\rmixed\n", "7bit"),
 ])
@@ -80,7 +84,37 @@ def test_bodies_round_trip(text, cte):
     assert plain["Content-Transfer-Encoding"] == cte
     expected = text.replace("\r\n", "\n").replace("\r", "\n")
     assert content(plain) == expected
-    assert content(html) == "<p>" + expected + "</p>\n"
+    assert html["Content-Transfer-Encoding"] == ("7bit" if "y" * 1200 not in text and "z" * 999 not in text
+                                                  else "quoted-printable")
+    assert unescape(content(html)) == "<p>" + expected + "</p>\n"
+
+
+@pytest.mark.parametrize("markup", ["<p title=\"Åsa\">Hej · åäö ’ 😀</p>", "<title>Möte</title><a href=\"mailto:å@x\">å</a>",
+                                  "plain ASCII &amp; <b>bold</b>", ""])
+def test_html_goes_in_ascii_and_reads_back_the_same(markup):
+    """Characters outside ASCII become character references: the part is 7bit and an HTML reader
+    gets the same text back (the markup's own entities are left as they were)."""
+    class Read(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.seen = []
+
+        def handle_starttag(self, tag, attrs):
+            self.seen.append((tag, attrs))
+
+        def handle_data(self, data):
+            self.seen.append(data)
+
+    def read(markup):
+        reader = Read()
+        reader.feed(markup)
+        reader.close()
+        return reader.seen
+
+    part = parse(wire.mail([wire.header("Subject", "s")], "text", markup)).get_body(("html",))
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    sent = content(part)
+    assert sent.isascii() and read(sent) == read(markup + "\n")
 
 
 def test_calendar_alternative_and_a_file():
