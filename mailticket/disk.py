@@ -13,3 +13,12 @@ def flush(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path``, which must not exist (a new random name: no reader can know it before the
+    commit that names it), write ``data`` and fsync it: on disk when this returns."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

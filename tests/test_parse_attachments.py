@@ -126,6 +126,22 @@ def test_a_file_that_cannot_be_flushed_fails_the_block_and_names_the_file(tmp_pa
     assert str(failed.value) == f"attachment {tmp_path / rel} could not be flushed to disk: Input/output error"
 
 
+def test_a_file_that_cannot_be_written_fails_the_block_and_names_the_file(tmp_path, monkeypatch):
+    """The worker writes the file as well: a full disk fails the block (the batch is retried), as a
+    failed flush does, instead of failing the one mail; a store outside a block raises at once."""
+    from mailticket import disk
+
+    def full(path, mode):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(disk, "open", full, raising=False)
+    with pytest.raises(StorageError) as failed:
+        with flushed_before_commit():
+            rel = store_attachment(tmp_path, attachment(), now=NOW)
+    assert str(failed.value) == f"attachment {tmp_path / rel} could not be flushed to disk: No space left on device"
+    with pytest.raises(OSError, match="No space left"):
+        store_attachment(tmp_path, attachment(), now=NOW)
+
+
 def test_a_folder_that_cannot_be_flushed_fails_the_block_and_names_the_folder(tmp_path, monkeypatch):
     _record_fsyncs(monkeypatch, fail=lambda path: path.is_dir())
     with pytest.raises(StorageError, match=r"attachment .*/attachments/2026/11 could not be flushed"):
