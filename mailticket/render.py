@@ -143,6 +143,8 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        cache_size=-1,  # a plain dict: every template stays compiled (there are about a hundred, and
+        # an admin's own), and a lookup takes no lock and moves nothing in an LRU list (2 % of the sender)
         finalize=_none_as_empty,
     )
     env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, ctx.get("timezone"), locale))
