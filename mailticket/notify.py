@@ -46,7 +46,10 @@ def display_name(name: str | None) -> str:
 
     RFC 5322 specials are taken out: the standard library's header folding can drop the quotes
     around a long name, and then ``<x>`` in it would become the address."""
-    return " ".join(_SPECIALS.sub(" ", clean_header(name, 200)).split())
+    cleaned = clean_header(name, 200)
+    if not cleaned.isprintable():  # C1 controls, format characters, unassigned code points: the
+        cleaned = "".join(c if c.isprintable() else " " for c in cleaned)  # stdlib's folder lost addresses
+    return " ".join(_SPECIALS.sub(" ", cleaned).split())
 
 
 @dataclass(frozen=True)

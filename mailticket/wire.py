@@ -31,14 +31,114 @@ _PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
 def header(name: str, value: str) -> bytes:
     """An unstructured header (Subject, Auto-Submitted, X-…) or one whose value we made ourselves
     (Date, Message-ID, References). Values must already be free of CR, LF and NUL."""
-    if _PLAIN_VALUE.fullmatch(value):
+    if _PLAIN_VALUE.fullmatch(value) and "=?" not in value:  # (else a reader may decode it as an encoded word)
         line = f"{name}: {value}"
         if len(line) <= MAX_LINE:
             return line.encode("ascii") + b"\r\n"
         folded = _fold_at_spaces(line)
         if folded is not None:
             return folded
+    else:
+        words = _words(value)
+        tokens = None if words is None or len(name) > _MAX_NAME else _encode_runs(words, _is_plain_text_word)
+        if tokens is not None:
+            return _fold_tokens(name, tokens)
     return _fold(name, value)
+
+
+# --- RFC 2047 encoded words, for a subject or a display name outside ASCII --------------------
+#
+# The standard library's folder parses the value into a token tree first: 0.4 ms a header, 9 % of
+# the sender's CPU with one mail in nine carrying a name or subject with å, ä or ö. Values of the
+# simple shape our mails have (words between single spaces, printable) are written here; anything
+# else still goes to the standard library. Words that need it are encoded, runs of them as one
+# text (their spaces inside, as "_"), in Q or B, whichever is shorter, in encoded words of at most
+# _MAX_WORD characters that never split a character; the rest are left as they are.
+
+_MAX_WORD = 60   # characters of one encoded word (RFC 2047: 75), so "Subject: " and one fit in 78
+_MAX_NAME = MAX_LINE - _MAX_WORD - 2  # a longer header name goes to the standard library
+_Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")  # RFC 2047 5(3)
+_PHRASE_WORD = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+
+
+def _words(value: str) -> list[str] | None:
+    """The words between single spaces; None unless every character is printable."""
+    words = value.split(" ")
+    if not value.isprintable() or not all(words):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    return words
+
+
+def _is_plain_text_word(word: str) -> bool:
+    return word.isascii() and "=?" not in word
+
+
+def _is_plain_phrase_word(word: str) -> bool:
+    return _PHRASE_WORD.fullmatch(word) is not None and "=?" not in word
+
+
+def _encode_runs(words: list[str], plain) -> list[str] | None:
+    """The words as tokens: a plain word as it is; each run of words that are not, encoded. None
+    when a plain word is too long for a line of its own (the standard library folds that)."""
+    tokens, run = [], []
+    for word in words:
+        if plain(word):
+            if len(word) > _MAX_WORD:
+                return None
+            if run:
+                tokens += _encoded_words(" ".join(run))
+                run = []
+            tokens.append(word)
+        else:
+            run.append(word)
+    if run:
+        tokens += _encoded_words(" ".join(run))
+    return tokens
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as UTF-8 encoded words, Q or B (the shorter), none longer than _MAX_WORD."""
+    q = [c if c in _Q_SAFE else "_" if c == " " else "".join(f"={b:02X}" for b in c.encode("utf-8"))
+         for c in text]
+    q_length = sum(map(len, q))
+    b_length = 4 * -(-len(text.encode("utf-8")) // 3)
+    room = _MAX_WORD - len("=?utf-8?q??=")
+    words, chunk, size = [], [], 0
+    if q_length - b_length < 5:  # the standard library's choice (email._encoded_words.encode)
+        for piece in q:
+            if size + len(piece) > room and chunk:
+                words.append("=?utf-8?q?" + "".join(chunk) + "?=")
+                chunk, size = [], 0
+            chunk.append(piece)
+            size += len(piece)
+        words.append("=?utf-8?q?" + "".join(chunk) + "?=")
+        return words
+    for c in text:
+        data = c.encode("utf-8")
+        if 4 * -(-(size + len(data)) // 3) > room and chunk:
+            words.append("=?utf-8?b?" + base64.b64encode(b"".join(chunk)).decode("ascii") + "?=")
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data)
+    words.append("=?utf-8?b?" + base64.b64encode(b"".join(chunk)).decode("ascii") + "?=")
+    return words
+
+
+def _fold_tokens(name: str, tokens: list[str]) -> bytes:
+    """``Name: tokens`` between single spaces, a line broken before a token that would pass 78
+    (the space between two encoded words is dropped by a reader; any other is the value's own)."""
+    lines, line = [], f"{name}:"
+    for token in tokens:
+        if len(line) + 1 + len(token) > MAX_LINE and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + token
+    lines.append(line)
+    return "\r\n".join(lines).encode("ascii") + b"\r\n"
 
 
 def _fold_at_spaces(line: str) -> bytes | None:
@@ -64,13 +164,41 @@ def address_header(name: str, mailboxes: list[tuple[str, str]]) -> bytes:
     RFC 5322 specials (``notify.mailbox_name``)."""
     parts = []
     for display, address in mailboxes:
-        if not is_simple_address(address) or not _ATOM_PHRASE.fullmatch(display):
-            return _fold(name, [_address(d, a) for d, a in mailboxes])
+        if not is_simple_address(address) or not _ATOM_PHRASE.fullmatch(display) or "=?" in display:
+            return _encoded_address_header(name, mailboxes)
         parts.append(f"{display} <{address}>" if display else address)
     line = f"{name}: {', '.join(parts)}"
     if len(line) <= MAX_LINE:
         return line.encode("ascii") + b"\r\n"
     return f"{name}: {FOLD_AFTER_COMMA.join(parts)}\r\n".encode("ascii")
+
+
+def _encoded_address_header(name: str, mailboxes: list[tuple[str, str]]) -> bytes:
+    """A list with a name that is not all atoms: an ASCII one as a quoted string, as the standard
+    library writes it; any other with its words that are not atoms encoded (RFC 2047 phrases). A
+    run too long for one encoded word is split over several, as the standard library splits it
+    (RFC 2047 readers drop the space between them; its own reader keeps one). An odd address, or
+    a name of another shape, goes to the standard library."""
+    tokens = []
+    for display, address in mailboxes:
+        words = _words(display) if display else []
+        if words is None or not is_simple_address(address) or len(name) > _MAX_NAME or '"' in display \
+                or "\\" in display:
+            return _fold(name, [_address(d, a) for d, a in mailboxes])
+        if not words:
+            tokens.append(address)
+        elif display.isascii() and "=?" not in display and max(map(len, words)) <= _MAX_WORD:
+            tokens += [f'"{words[0]}', *words[1:-1], *([words[-1]] if len(words) > 1 else [])]
+            tokens[-1] += '"'
+            tokens.append(f"<{address}>")
+        else:
+            encoded = _encode_runs(words, _is_plain_phrase_word)
+            if encoded is None:
+                return _fold(name, [_address(d, a) for d, a in mailboxes])
+            tokens += encoded + [f"<{address}>"]
+        tokens[-1] += ","
+    tokens[-1] = tokens[-1][:-1]
+    return _fold_tokens(name, tokens)
 
 
 def is_simple_address(address: str) -> bool:
