@@ -2,9 +2,12 @@
 
 ``EmailMessage`` parses every header it is given and the generator folds each again on output:
 about 40 % of the CPU a mail cost to process (bench/profile_pipeline.py), for mails whose layout
-never changes: text, HTML, perhaps a calendar part and a file. Here a header that is short plain
-ASCII is written as it is; anything else (non-ASCII, long, an odd address) is folded by the standard library exactly as before. Bodies are 7bit when they are
-short-lined ASCII, quoted-printable otherwise, base64 for files. Lines end in CRLF.
+never changes: text, HTML, perhaps a calendar part and a file. Here a plain ASCII header is
+written as it is, folded at spaces when long; a subject or name outside ASCII made of printable
+words is RFC 2047-encoded here; anything else (an odd address, a word too long for a line) is
+folded by the standard library. Text bodies are 7bit when they are short-lined ASCII (an HTML
+part is made ASCII with character references), quoted-printable otherwise, base64 for files.
+Lines end in CRLF.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ def header(name: str, value: str) -> bytes:
 # the sender's CPU with one mail in nine carrying a name or subject with å, ä or ö. Values of the
 # simple shape our mails have (words between single spaces, printable) are written here; anything
 # else still goes to the standard library. Words that need it are encoded, runs of them as one
-# text (their spaces inside, as "_"), in Q or B, whichever is shorter, in encoded words of at most
-# _MAX_WORD characters that never split a character; the rest are left as they are.
+# text (their spaces inside, as "_"), in Q unless B is 5 or more characters shorter (the standard
+# library's rule), in encoded words of at most _MAX_WORD characters that never split a character;
+# the rest are left as they are.
 
 _MAX_WORD = 60   # characters of one encoded word (RFC 2047: 75), so "Subject: " and one fit in 78
 _MAX_NAME = MAX_LINE - _MAX_WORD - 2  # a longer header name goes to the standard library
@@ -101,7 +105,8 @@ def _encode_runs(words: list[str], plain) -> list[str] | None:
 
 
 def _encoded_words(text: str) -> list[str]:
-    """``text`` as UTF-8 encoded words, Q or B (the shorter), none longer than _MAX_WORD."""
+    """``text`` as UTF-8 encoded words, Q or B as the standard library chooses, none longer than
+    _MAX_WORD."""
     q = [c if c in _Q_SAFE else "_" if c == " " else "".join(f"={b:02X}" for b in c.encode("utf-8"))
          for c in text]
     q_length = sum(map(len, q))
@@ -225,7 +230,7 @@ def text_part(subtype: str, text: str, params: str = "") -> bytes:
     if lines and lines[-1] == "":
         lines.pop()
     body = "\n".join(lines) + "\n"
-    if body.isascii() and max(map(len, lines), default=0) <= MAX_BODY_LINE:  # (a generator: 5 % of the sender)
+    if body.isascii() and max(map(len, lines), default=0) <= MAX_BODY_LINE:  # (a generator here took 5 % of the sender)
         cte, data = "7bit", body.encode("ascii")
     else:
         cte, data = "quoted-printable", binascii.b2a_qp(body.encode("utf-8"), istext=True)
