@@ -245,7 +245,11 @@ def html_in_ascii(html: str) -> str:
     and titles (our layouts have no script or style element, where it would not be). The part
     is then 7bit unless a line is too long, instead of quoted-printable: one "·" in a footer made
     every HTML part quoted-printable, a third longer (each ``=`` of a style written ``=3D``), and
-    encoding it took 8 % of the sender's CPU."""
+    encoding it took 8 % of the sender's CPU. An admin's template with a style or script element,
+    whose text a reader takes as it is, keeps its characters (the part is quoted-printable)."""
+    lowered = html.lower()
+    if "<style" in lowered or "<script" in lowered:
+        return html
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 

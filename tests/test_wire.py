@@ -120,6 +120,14 @@ def test_html_goes_in_ascii_and_reads_back_the_same(markup):
     assert sent.isascii() and read(sent) == read(markup + "\n")
 
 
+@pytest.mark.parametrize("markup", ["<STYLE>p::before { content: \"→\" }</STYLE><p>å</p>",
+                                    "<p>å</p><script>var x = 'ö'</script>"])
+def test_html_with_a_style_or_script_element_keeps_its_characters(markup):
+    """Their text is not read for character references: such a part goes quoted-printable as it is."""
+    part = parse(wire.mail([wire.header("Subject", "s")], "text", markup)).get_body(("html",))
+    assert part["Content-Transfer-Encoding"] == "quoted-printable" and content(part) == markup + "\n"
+
+
 def test_calendar_alternative_and_a_file():
     ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nSUMMARY:Möte\r\nEND:VCALENDAR\r\n".encode()
     raw = wire.mail([wire.header("Subject", "call")], "text", "<p>html</p>",
