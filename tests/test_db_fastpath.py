@@ -198,3 +198,30 @@ def test_a_mailer_counts_its_own_automatic_mails_into_its_view(tmp_path):
     assert desk.mailer.window.count == 1 and desk.mailer.window.counted_at == NOW
     desk.mailer.send("note", to=[Recipient("l1@example.com")], now=NOW, ticket=t, context=ctx, automatic=False)
     assert desk.mailer.window.count == 1, "a mail that is not automatic is not in the global limit"
+
+
+@pytest.mark.parametrize("model, sql, by_id", [
+    (Ticket, 'SELECT * FROM "ticket" ORDER BY "id"', False),
+    (Ticket, 'SELECT "t".* FROM "message_ref" AS "r" JOIN "ticket" AS "t" ON "t"."id" = "r"."ticket_id" '
+             'WHERE "r"."message_id" IN (?, ?) ORDER BY "r"."at" DESC', False),
+    (Ticket, 'SELECT "id", "subject", 1 AS "extra", NULL AS "closed_at" FROM "ticket" WHERE "id" = ?', True),
+    (Event, 'SELECT * FROM "event" ORDER BY "id"', False),
+    (Ticket, 'SELECT "id", "subject", "id" FROM "ticket" ORDER BY "id"', False),  # a duplicate: peewee's own way
+])
+def test_fetch_models_gives_what_peewees_raw_query_gives(db_url, model, sql, by_id):
+    """The same instances, field for field (converted: aware datetimes, JSON, booleans, None), with
+    nothing dirty, asked twice (the second time from the remembered plan)."""
+    from peewee import ModelRaw
+    db.connect(db_url)
+    t = _ticket(subject="Skrivaren är trasig", security=True, first_response_due=NOW + timedelta(hours=1))
+    other = _ticket(subject="", assignee="bob@desk.example")
+    tickets.remember_inbound(t.id, "a@x.example", NOW, audience="requester")
+    tickets.remember_inbound(other.id, "b@x.example", NOW + timedelta(minutes=1), audience="requester")
+    Event.create(ticket=t, at=NOW, kind="note", data={"k": ["v", 1]}, text="å")
+    params = (t.id,) if by_id else ("a@x.example", "b@x.example") if "IN (" in sql else ()
+
+    def seen(instances):
+        return [(type(i), dict(i.__data__), set(i._dirty)) for i in instances]
+    theirs = seen(ModelRaw(model, db._dialect(db._real(None), sql), params))
+    assert theirs and seen(db.fetch_models(model, sql, params)) == theirs
+    assert seen(db.fetch_models(model, sql, params)) == theirs
