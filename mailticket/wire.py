@@ -193,9 +193,7 @@ def _encoded_address_header(name: str, mailboxes: list[tuple[str, str]]) -> byte
         if not words:
             tokens.append(address)
         elif display.isascii() and "=?" not in display and max(map(len, words)) <= _MAX_WORD:
-            tokens += [f'"{words[0]}', *words[1:-1], *([words[-1]] if len(words) > 1 else [])]
-            tokens[-1] += '"'
-            tokens.append(f"<{address}>")
+            tokens += f'"{display}"'.split(" ") + [f"<{address}>"]
         else:
             encoded = _encode_runs(words, _is_plain_phrase_word)
             if encoded is None:
