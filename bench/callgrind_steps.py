@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus_gen import cached  # noqa: E402
-from bench.profile_pipeline import prepare  # noqa: E402
+from bench.profile_pipeline import prepare, store_as_fetched  # noqa: E402
 
 
 class _Discard:
@@ -55,15 +55,11 @@ def main(argv=None) -> None:
     ap.add_argument("n", type=int)
     args = ap.parse_args(argv)
     from mailticket import intake, outbox
-    from mailticket.mailbox import FetchedMail
     from mailticket.sentlog import SentLog
     with tempfile.TemporaryDirectory() as tmp:
         desk = prepare(Path(tmp), None)
         desk.mailer.defer = True
-        now = datetime.now(timezone.utc)
-        fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(cached(10_000)[:args.n])]
-        for i in range(0, len(fetched), 200):
-            intake.store_batch(fetched[i:i + 200], "imap:INBOX", now)
+        store_as_fetched(cached(10_000)[:args.n])
         c0 = time.process_time()
         if args.step == "daemon":
             done = len(counted(lambda: intake.process_pending(desk, "bench")))

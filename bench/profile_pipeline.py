@@ -35,6 +35,17 @@ def prepare(tmp: Path, url: str | None):
     return build_desk(config)
 
 
+def store_as_fetched(mails) -> None:
+    """Store corpus mails as the daemon stores what it fetched (UIDs 1.., group commits of 200)."""
+    from datetime import datetime, timezone
+    from mailticket import intake
+    from mailticket.mailbox import FetchedMail
+    now = datetime.now(timezone.utc)
+    fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(mails)]
+    for i in range(0, len(fetched), 200):
+        intake.store_batch(fetched[i:i + 200], "imap:INBOX", now)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", nargs="?", type=int, default=2000)
@@ -48,9 +59,7 @@ def main() -> None:
     ap.add_argument("--sql", action="store_true",
                     help="also time each SQL statement (wall time, round trip included) and list the dearest")
     args = ap.parse_args()
-    from datetime import datetime, timezone
     from mailticket import intake
-    from mailticket.mailbox import FetchedMail
     corpus = cached(10_000)[:args.n]
     with tempfile.TemporaryDirectory() as tmp:
         url = None
@@ -59,10 +68,7 @@ def main() -> None:
             url = postgres.postgres_url()
         desk = prepare(Path(tmp), url)
         desk.mailer.defer = args.drafts
-        now = datetime.now(timezone.utc)
-        fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(corpus)]
-        for i in range(0, len(fetched), 200):
-            intake.store_batch(fetched[i:i + 200], "imap:INBOX", now)
+        store_as_fetched(corpus)
         prof = cProfile.Profile()
         statements = _time_statements() if args.sql else None
         c0, w0 = time.process_time(), time.perf_counter()
