@@ -58,6 +58,7 @@ def check_config(args) -> int:
     config = load_config(args.config)
     problems = [f"{config.service.templates_dir}: {p}" if config.service.templates_dir and not p.startswith("/") else p
                 for p in Renderer(config.service.templates_dir).check()]
+    problems += _secret_checks(config, connect=args.connect)
     if args.connect:
         problems += _connect_checks(config)
     for p in problems:
@@ -66,6 +67,28 @@ def check_config(args) -> int:
         return EXIT_PROBLEM
     print(f"{config.file}: OK")
     return EXIT_OK
+
+
+def _secret_checks(config, *, connect: bool) -> list[str]:
+    """The signing secret and the server passwords, read as the daemon reads them. One kept in a
+    variable or a systemd credential is read only where that is set (under the unit): an admin's
+    shell does not have them. With --connect the logins read the passwords themselves."""
+    from .config import Secret
+    from .errors import ConfigError
+    from .tokens import check_configured_secret
+    checks = [(config.service.secret, check_configured_secret)]
+    if not connect:
+        checks += [(server.credentials.password, Secret.get) for server in (config.imap, config.smtp)
+                   if server is not None and server.credentials.auth == "password"]
+    problems = []
+    for secret, check in checks:
+        if not (connect or secret.readable_here()):
+            continue
+        try:
+            check(secret)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _connect_checks(config) -> list[str]:

@@ -31,27 +31,41 @@ class Secret:
     file: str | None = None
     env: str | None = None
     credential: str | None = None  # name in $CREDENTIALS_DIRECTORY (systemd LoadCredential=)
+    key: str | None = None          # where it was configured ("smtp.password_file"), for errors
+    config_file: str | None = None
 
     def get(self) -> str | None:
         if self.value is not None:
             return self.value
         if self.env:
             if self.env not in os.environ:
-                raise ConfigError(f"environment variable {self.env} is not set")
+                raise self.error(f"environment variable {self.env} is not set")
             return os.environ[self.env]
         path = self.file
         if self.credential:
             cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
             if not cred_dir:
-                raise ConfigError(f"credential {self.credential!r} asked for, but CREDENTIALS_DIRECTORY is not set "
-                                  "(is LoadCredential= in the unit?)")
+                raise self.error(f"credential {self.credential!r} asked for, but CREDENTIALS_DIRECTORY is not set "
+                                 "(is LoadCredential= in the unit?)")
             path = os.path.join(cred_dir, self.credential)
         if path:
             try:
                 return Path(path).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from exc
+                raise self.error(f"cannot read {path}: {exc.strerror}") from exc
         return None
+
+    def readable_here(self) -> bool:
+        """False for a variable or a systemd credential this process's environment does not have:
+        the service's environment has them, a command run from an admin's shell may not."""
+        if self.value is not None:
+            return True
+        if self.env:
+            return self.env in os.environ
+        return not self.credential or bool(os.environ.get("CREDENTIALS_DIRECTORY"))
+
+    def error(self, problem: str) -> ConfigError:
+        return ConfigError(problem, self.config_file, self.key)
 
     def __repr__(self) -> str:  # never show the value
         src = "value" if self.value is not None else self.file or self.env or self.credential
@@ -284,6 +298,8 @@ def _secret(sec: _Section, prefix: str = "password") -> Secret:
         file=sec.string(f"{prefix}_file"),
         env=sec.string(f"{prefix}_env"),
         credential=sec.string(f"{prefix}_credential"),
+        key=sec.key(given[0] if given else prefix),
+        config_file=sec.file,
     )
 
 

@@ -26,7 +26,7 @@ def build_desk(config: Config, clock=None, renderer=None) -> Desk:
     from .tokens import TokenSigner, load_or_create_secret
 
     config.service.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = load_or_create_secret(config.service.data_dir, config.service.secret.get())
+    secret = load_or_create_secret(config.service.data_dir, config.service.secret)
     signer = TokenSigner(secret)
     if renderer is None:
         from .render import Renderer

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mailticket.disk import flush
 from mailticket.errors import ConfigError
+from mailticket.config import Secret
 
 # reply/note tokens go only to internal addresses (tiers, agents) and authorise agent mail;
 # requester tokens go to requesters and only thread their replies.
@@ -149,14 +150,16 @@ def token_from_addresses(support_address: str, addresses: list[str]) -> list[str
     return tokens
 
 
-def load_or_create_secret(data_dir: Path, configured: str | None) -> bytes:
-    """The token secret: the configured one if given, else ``DATA_DIR/secret.key``.
+def load_or_create_secret(data_dir: Path, source: Secret | None) -> bytes:
+    """The token secret: the configured one if given (``service.secret`` and its siblings), else
+    ``DATA_DIR/secret.key``.
 
     The file is created once with 32 random bytes, mode 0600, atomically (a second
     process racing to create it ends up reading the same secret).
     """
+    configured = source.get() if source is not None else None
     if configured is not None:
-        return _configured_secret(configured)
+        return _configured_secret(configured, source)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / SECRET_FILE
@@ -165,14 +168,20 @@ def load_or_create_secret(data_dir: Path, configured: str | None) -> bytes:
     return _read_secret_file(path)
 
 
-def _configured_secret(configured: str) -> bytes:
+def check_configured_secret(source: Secret) -> None:
+    """Raise the ConfigError that starting the daemon would raise for a configured secret (check-config);
+    the secret file the daemon makes by itself is not created here."""
+    configured = source.get()
+    if configured is not None:
+        _configured_secret(configured, source)
+
+
+def _configured_secret(configured: str, source: Secret) -> bytes:
     secret = configured.strip().encode("utf-8")
     if len(secret) < MIN_CONFIGURED_SECRET:
-        raise ConfigError(
+        raise source.error(
             f"the token secret is too short ({len(secret)} bytes); give at least "
-            f"{MIN_CONFIGURED_SECRET} random characters, or leave it out to use {SECRET_FILE}",
-            key="security.token_secret",
-        )
+            f"{MIN_CONFIGURED_SECRET} random characters, or leave it out to use {SECRET_FILE}")
     return secret
 
 

@@ -477,6 +477,36 @@ def test_check_config_broken_template_names_the_file(tmp_path):
     assert done.returncode == 1 and "acknowledgement.txt" in done.stdout
 
 
+def test_check_config_reads_the_secrets_as_the_daemon_does(tmp_path):
+    """A configured signing secret too short for the daemon, or a password file it cannot read,
+    stopped ``run`` but passed check-config; each is now named by file and key."""
+    path = write_config(tmp_path, extra={"service": {"secret": "short"}, "smtp": {
+        "host": "smtp.example.com", "username": "desk", "password_file": str(tmp_path / "missing")}})
+    done = run_cli("check-config", config=path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        f"{path}: service.secret: the token secret is too short (5 bytes); give at least 16 random characters,"
+        " or leave it out to use secret.key",
+        f"{path}: smtp.password_file: cannot read {tmp_path / 'missing'}: No such file or directory"]
+    started = run_cli("poll", "--once", config=path)
+    assert started.returncode == 3 and f"{path}: service.secret: the token secret is too short" in started.stderr
+
+
+def test_check_config_leaves_service_only_secrets_to_the_service(tmp_path):
+    """A variable or a systemd credential exists where the unit runs, not in the admin's shell:
+    read where it is set, not reported where it is not, and the secret file is not created."""
+    path = write_config(tmp_path, extra={"service": {"secret_env": "MT_TEST_SECRET"}, "smtp": {
+        "host": "smtp.example.com", "username": "desk", "password_credential": "smtp"}})
+    done = run_cli("check-config", config=path, env={"MT_TEST_SECRET": "x" * 20, "CREDENTIALS_DIRECTORY": ""})
+    assert (done.returncode, done.stdout) == (0, f"{path}: OK\n"), done.stdout + done.stderr
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    done = run_cli("check-config", config=path, env={"MT_TEST_SECRET": "tiny", "CREDENTIALS_DIRECTORY": str(creds)})
+    assert done.returncode == 1
+    assert [line.split(": ")[1] for line in done.stdout.splitlines()] == ["service.secret_env", "smtp.password_credential"]
+    assert not any(tmp_path.rglob("secret.key"))
+
+
 def test_check_config_connect_all_reachable(tmp_path, mailbox_user, smtp_sink_tls):
     path = write_config(tmp_path, user=mailbox_user, extra={"smtp": {
         "host": "127.0.0.1", "port": smtp_sink_tls.port, "security": "starttls", "username": "sink",
@@ -510,7 +540,9 @@ def test_check_config_connect_with_the_credential_directory(tmp_path, mailbox_us
     assert (done.returncode, done.stdout) == (0, f"{path}: OK\n"), done.stdout + done.stderr
     without = run_cli("check-config", "--connect", config=path, env={"CREDENTIALS_DIRECTORY": ""})
     assert without.returncode == 1
-    assert without.stdout.startswith("imap: credential 'imap' asked for, but CREDENTIALS_DIRECTORY is not set")
+    assert without.stdout.startswith(
+        f"imap: {path}: imap.password_credential: credential 'imap' asked for, but CREDENTIALS_DIRECTORY is not set")
+    assert without.stdout.count("CREDENTIALS_DIRECTORY") == 1  # said once, by the login that needs it
 
 
 def test_check_config_connect_unreachable_servers(tmp_path):

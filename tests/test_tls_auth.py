@@ -274,20 +274,20 @@ def test_smtp_password_from_each_source(smtp_sink_tls, secret_sources, kind):
 def test_missing_password_sources_say_which(tmp_path, monkeypatch):
     monkeypatch.delenv("MT_NOT_SET", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    with pytest.raises(ConfigError, match=f"cannot read password file {tmp_path}/none.txt"):
+    with pytest.raises(ConfigError, match=f"cannot read {tmp_path}/none.txt"):
         Secret(file=str(tmp_path / "none.txt")).get()
     with pytest.raises(ConfigError, match="environment variable MT_NOT_SET is not set"):
         Secret(env="MT_NOT_SET").get()
     with pytest.raises(ConfigError, match="credential 'imap' asked for, but CREDENTIALS_DIRECTORY is not set"):
         Secret(credential="imap").get()
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    with pytest.raises(ConfigError, match=f"cannot read password file {tmp_path}/smtp"):
+    with pytest.raises(ConfigError, match=f"cannot read {tmp_path}/smtp"):
         Secret(credential="smtp").get()
 
 
 def test_a_missing_password_file_stops_the_imap_login(mailbox_user, tmp_path):
     dovecot = mailbox_user.server
-    with pytest.raises(ConfigError, match="cannot read password file"):
+    with pytest.raises(ConfigError, match="cannot read "):
         connect(imap_cfg(dovecot.imaps_port, username=mailbox_user.name, password=Secret(file=str(tmp_path / "x")),
                          ca_file=dovecot.ca_file))
 

@@ -9,12 +9,14 @@ from email.utils import parseaddr
 
 import pytest
 
+from mailticket.config import Secret
 from mailticket.errors import ConfigError
 from mailticket.tokens import (
     MAC_BYTES,
     SECRET_FILE,
     TokenClaim,
     TokenSigner,
+    check_configured_secret,
     load_or_create_secret,
     reply_address,
     token_from_addresses,
@@ -185,14 +187,23 @@ def test_secret_file_is_created_once_with_mode_0600(tmp_path):
 
 
 def test_configured_secret_wins(tmp_path):
-    assert load_or_create_secret(tmp_path, "  a long enough admin secret  ") == b"a long enough admin secret"
-    assert not (tmp_path / SECRET_FILE).exists()
+    configured = Secret(value="  a long enough admin secret  ", key="service.secret")
+    assert load_or_create_secret(tmp_path, configured) == b"a long enough admin secret"
+    assert load_or_create_secret(tmp_path, Secret()) == load_or_create_secret(tmp_path, None)  # none given: the file
+    assert (tmp_path / SECRET_FILE).exists()
 
 
-def test_short_configured_secret_is_a_config_error(tmp_path):
+def test_short_configured_secret_is_a_config_error_naming_its_key(tmp_path):
+    path = tmp_path / "secret.txt"
+    path.write_text("short\n")
+    source = Secret(file=str(path), key="service.secret_file", config_file="/etc/mailticket/mailticket.toml")
     with pytest.raises(ConfigError) as err:
-        load_or_create_secret(tmp_path, "short")
-    assert err.value.key == "security.token_secret"
+        load_or_create_secret(tmp_path, source)
+    assert (err.value.file, err.value.key) == ("/etc/mailticket/mailticket.toml", "service.secret_file")
+    assert "too short (5 bytes)" in str(err.value)
+    with pytest.raises(ConfigError, match="too short"):
+        check_configured_secret(source)
+    assert not (tmp_path / SECRET_FILE).exists()
 
 
 def test_secret_file_readable_by_others_is_a_config_error(tmp_path):
