@@ -344,7 +344,8 @@ def _has_attached_mail(msg) -> bool:
 
 
 def _is_old(cfg, parsed, now) -> bool:
-    """Mail older than ack_max_age (a mailbox full of old mail) is logged without mailing anyone."""
+    """Mail older than ack_max_age (a mailbox full of old mail) is logged without an acknowledgement, and
+    without a tier notice unless it is a P1 or a security ticket (``tickets._announce_new``)."""
     return parsed.date is not None and now - parsed.date > cfg.service.ack_max_age
 
 

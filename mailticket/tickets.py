@@ -121,7 +121,9 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
         event(ticket, now, "not-acknowledged", ack_skip_reason or "no acknowledgement")
-    if not notify_tier:
+    if not notify_tier and not (ticket.security or ticket.priority == "P1"):
+        # a mailbox full of old mail must not mail the tier once per past mail; a breach report or
+        # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}

@@ -547,3 +547,26 @@ def test_a_ccd_colleague_writing_a_new_mail_with_only_the_tag_lands_on_the_ticke
     out = deliver(desk, raw)
     assert (out.state, out.ticket, out.reason) == ("processed", ticket, "threaded by tag")
     assert Ticket.select().count() == 1 and events(ticket, "reply_in")[-1].actor == "carl@customer.example"
+
+
+# ---------------------------------------------------------------- old mail
+
+def test_old_mail_mails_nobody_but_a_breach_report_still_reaches_security_and_tier_3(desk):
+    """Mail older than ack_max_age gets no acknowledgement (SPEC) and no routine tier notice (a
+    mailbox of old mail would mail the tier once per past mail); a data-breach report is still
+    told to the security contact and tier 3, however old its Date says it is."""
+    old = desk.clock.now() - timedelta(days=3)
+    routine = deliver(desk, make_mail(sender="Old <old@customer.example>", date=old,
+                                      message_id="<routine.old@customer.example>"))
+    breach = deliver(desk, make_mail(sender="Dpo <dpo@customer.example>", subject="Data breach: customer list leaked",
+                                     body="Our customer list was posted on a forum.", date=old,
+                                     message_id="<breach.old@customer.example>"))
+    assert not Outbox.select().where(Outbox.ticket == routine.ticket).exists()
+    assert [e.kind for e in events(routine.ticket) if e.kind.startswith("not-")] == ["not-acknowledged",
+                                                                                      "not-notified"]
+    ticket = Ticket.get_by_id(breach.ticket)
+    assert (ticket.security, ticket.priority, ticket.tier) == (True, "P1", 3)
+    sent = sorted((r.kind, r.recipients[0]) for r in Outbox.select().where(Outbox.ticket == breach.ticket))
+    assert sent == [("new_ticket", "l1@example.com"), ("new_ticket", "l3@example.com"),
+                    ("security_alert", "security@example.com")]
+    assert [e.kind for e in events(breach.ticket) if e.kind.startswith("not-")] == ["not-acknowledged"]
