@@ -365,6 +365,16 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
     )
 
 
+def _sqlite_url_from(url: str, base: Path) -> str:
+    """A SQLite file given by a relative path is relative to the config file's folder, like every
+    other path in it (not to wherever a command was started)."""
+    from .db import sqlite_path
+    path = sqlite_path(url)
+    if path is None or Path(path).is_absolute():
+        return url
+    return f"sqlite:///{_path(path, base)}"
+
+
 def _path(value: str, base: Path) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -509,6 +519,7 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     if not url.startswith(("sqlite:", "postgres://", "postgresql://", "postgresext://")):
         from .db import redact
         raise db.error("url", f"{redact(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
+    url = _sqlite_url_from(url, base)
     lease_ttl = db.duration("lease_ttl", timedelta(seconds=30))
     if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
         raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")

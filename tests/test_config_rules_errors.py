@@ -82,3 +82,35 @@ def test_duplicate_rule_names_are_refused(tmp_path):
     result = run_cli("check-config", config=cfg)
     assert result.returncode == EXIT_CONFIG
     assert "rules[1].name" in result.stderr and "duplicate rule name 'vpn'" in result.stderr
+
+
+# ---------------------------------------------------------------- paths relative to the config file
+
+@pytest.mark.parametrize("url, expected", [
+    ("sqlite:///db/desk.db", "sqlite:///{etc}/db/desk.db"),
+    ("sqlite:///../var/desk.db", "sqlite:///{etc}/../var/desk.db"),
+    ("sqlite:////srv/desk.db", "sqlite:////srv/desk.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql://desk@127.0.0.1/desk", "postgresql://desk@127.0.0.1/desk"),
+])
+def test_a_relative_sqlite_file_is_relative_to_the_config_file(tmp_path, monkeypatch, url, expected):
+    """As the example config says of every path: the database file went to the folder the
+    command was started in, while data_dir (attachments, the secret) followed the config file."""
+    from mailticket.config import load_config
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = write_config(etc, db_url=url, extra={"service": {"data_dir": "../var"}})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path)
+    assert config.database.url == expected.format(etc=etc)
+    assert config.service.data_dir == etc / ".." / "var"
+
+
+def test_the_shipped_example_keeps_its_database_beside_its_data_dir():
+    from mailticket.config import load_config
+    from mailticket.db import sqlite_path
+    from tests.harness import REPO
+    config = load_config(REPO / "config" / "mailticket.toml")
+    assert sqlite_path(config.database.url) == str(config.service.data_dir / "mailticket.db")
