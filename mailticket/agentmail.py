@@ -52,6 +52,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     body = result.body.strip()
     errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
     resolution_text = None
+    priority_before = ticket.priority
     for command in result.commands:
         if command.name == "note":
             continue
@@ -62,6 +63,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
                            "valid": VALID.get(command.name, "")})
         elif resolving:
             resolution_text = body  # it went to the requester with the resolved mail
+    p1_to_tier_3(desk, ticket, result.commands, priority_before, agent, now)
     if errors:
         desk.mailer.send("command_error", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
                          context={"errors": errors}, locale=cfg.locale_for_tier(ticket.tier),
@@ -167,6 +169,28 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
     ticket.updated_at = now
     ticket.save()
     return None
+
+
+PRIORITY_COMMANDS = ("priority", "impact", "urgency")
+
+
+def p1_to_tier_3(desk, ticket, commands, priority_before, agent, now) -> None:
+    """SPEC: "P1 tickets go to tier 3 at once", also when an agent's command makes a ticket P1.
+
+    Decided once all the commands of the mail have been applied, so the order of its lines does
+    not matter: a ticket that this mail's #priority, #impact or #urgency made P1 and that is below
+    tier 3 goes there the way #tier 3 takes it (escalation mail, event, clocks restarted). A #tier
+    in the same mail is the agent's own choice and wins; a ticket the mail resolved or closed is
+    not escalated; a lower priority never lowers the tier."""
+    if priority_before == "P1" or ticket.priority != "P1" or ticket.tier >= 3:
+        return
+    if any(c.name == "tier" for c in commands) or ticket.status in ("resolved", "closed"):
+        return
+    lines = ", ".join(c.line.strip() for c in commands if c.name in PRIORITY_COMMANDS)
+    tickets.escalate(desk, ticket, now, to_tier=3, reason=f"P1: straight to tier 3 ({lines} by {agent})",
+                     actor=agent)
+    _restart_clocks(ticket, now, desk.config.sla)
+    ticket.save()
 
 
 def _restart_clocks(ticket, now, policy) -> None:

@@ -279,13 +279,15 @@ def _command_events(ticket):
 def test_each_command_acts_and_is_in_the_history(live):
     ticket, notification = live.open_ticket("<cmd-root@customer.example>")
     started = datetime.now(timezone.utc) - timedelta(seconds=1)
-    live.deliver(outlook_reply(notification, "#assign me\n#impact high\n#urgency high\n#category network\n"
+    live.deliver(outlook_reply(notification, "#assign me\n#impact high\n#urgency medium\n#category network\n"
                                              "#type request\n#status pending\n\nCould you send me the printer's name?"))
     live.wait_mail("anna@customer.example", contains="printer's name")
     t = Ticket.get_by_id(ticket.id)
     assert (t.assignee, t.impact, t.urgency, t.category, t.type, t.status) == (
-        "alice@example.com", "high", "high", "network", "request", "pending")
-    assert t.priority == priority_for("high", "high", live.daemon.config.rules.matrix) == "P1"  # the matrix decides
+        "alice@example.com", "high", "medium", "network", "request", "pending")
+    # the matrix decides (P2 here: a P1 would go straight to tier 3, see the tests below)
+    assert t.priority == priority_for("high", "medium", live.daemon.config.rules.matrix) == "P2"
+    assert t.tier == 1
     assert t.resolution_paused_since is not None  # pending pauses the resolution clock
     live.deliver(gmail_reply(notification, "#priority P3\n#assign bob@example.com\n#escalate needs the vendor"))
     escalation = live.wait_mail("l2@example.com")[-1]
@@ -302,10 +304,10 @@ def test_each_command_acts_and_is_in_the_history(live):
     live.deliver(gmail_reply(third, "#status closed", sender="Dave <dave@example.com>"))
     wait_until(lambda: Ticket.get_by_id(ticket.id).status == "closed", timeout=30, what="closed")
     history = _command_events(ticket)
-    expected = {"#assign me": "alice", "#impact high": "alice", "#urgency high": "alice", "#category network": "alice",
-                "#type request": "alice", "#status pending": "alice", "#priority P3": "alice",
-                "#assign bob@example.com": "alice", "#escalate needs the vendor": "alice", "#tier 3": "carol",
-                "#status resolved": "carol", "#status closed": "dave"}
+    expected = {"#assign me": "alice", "#impact high": "alice", "#urgency medium": "alice",
+                "#category network": "alice", "#type request": "alice", "#status pending": "alice",
+                "#priority P3": "alice", "#assign bob@example.com": "alice", "#escalate needs the vendor": "alice",
+                "#tier 3": "carol", "#status resolved": "carol", "#status closed": "dave"}
     assert set(history) == set(expected)
     for line, who in expected.items():
         assert history[line].actor == f"{who}@example.com"
@@ -849,6 +851,94 @@ def test_a_failure_inside_a_command_rolls_the_whole_mail_back(bench, monkeypatch
     assert not events(t, "command") and not events(t, "escalation") and not command_errors(bench, ticket)
     assert not to_requester(bench, ticket)
     assert len(bench.sent("admin@example.com", kind="quarantine_alert")) == 1
+
+
+# ---------------------------------------------------------------- a command that makes a ticket P1
+
+def _escalations(bench, ticket, rcpt: str) -> list[Outbox]:
+    return [o for o in bench.sent(rcpt, kind="escalation") if o.ticket_id == ticket.id]
+
+
+def _assert_straight_to_tier_3(bench, ticket, lines: str, moved_at: datetime) -> None:
+    """Tier 3, one escalation mail to its address, one event naming the command, clocks from ``moved_at``."""
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.tier, t.tier_since) == ("P1", 3, moved_at)
+    (mail,) = _escalations(bench, ticket, "l3@example.com")
+    assert mail.recipients == ["l3@example.com"]
+    assert not _escalations(bench, ticket, "l2@example.com")
+    (moved,) = events(t, "escalation")
+    assert (moved.data["from_tier"], moved.data["to_tier"], moved.actor) == (1, 3, "alice@example.com")
+    assert "P1: straight to tier 3" in moved.text and lines in moved.text, moved.text
+    assert t.resolution_started_at == moved_at and t.resolution_paused_seconds == 0  # the new tier's own window
+    assert t.resolution_due == moved_at + timedelta(hours=4)  # P1's resolution target, 24/7
+    assert [o.kind for o in bench.sent(t.requester_address, kind="escalated") if o.ticket_id == t.id] == ["escalated"]
+
+
+def test_priority_p1_sends_a_tier_1_ticket_to_tier_3_at_once(bench):
+    ticket, notification = bench.open_ticket()
+    assert (ticket.tier, ticket.priority) == (1, "P3")
+    bench.clock.advance(timedelta(minutes=20))
+    _reply(bench, notification, "#priority P1\n\nWe are on it.")
+    _assert_straight_to_tier_3(bench, ticket, "#priority P1", bench.clock.now())
+    assert not command_errors(bench, ticket)
+
+
+def test_impact_and_urgency_that_make_p1_send_the_ticket_to_tier_3(bench):
+    assert priority_for("high", "high", bench.config.rules.matrix) == "P1"
+    ticket, notification = bench.open_ticket()
+    bench.clock.advance(timedelta(minutes=20))
+    _reply(bench, notification, "#urgency high\n#impact high")
+    _assert_straight_to_tier_3(bench, ticket, "#impact high", bench.clock.now())
+    assert "#urgency high" in events(ticket, "escalation")[0].text
+
+
+@pytest.mark.parametrize("body", ["#priority P1\n#tier 2", "#tier 2\n#priority P1",
+                                  "#impact high\n#tier 2\n#urgency high"])
+def test_an_explicit_tier_in_the_same_mail_wins_over_p1s_move(bench, body):
+    ticket, notification = bench.open_ticket(1)
+    _reply(bench, notification, body)
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.tier) == ("P1", 2)
+    assert len(_escalations(bench, ticket, "l2@example.com")) == 1 and not _escalations(bench, ticket, "l3@example.com")
+    assert [e.data["to_tier"] for e in events(t, "escalation")] == [2]
+    # the control: the same mail without #tier moves a ticket to tier 3
+    other, other_note = bench.open_ticket(2)
+    _reply(bench, other_note, "\n".join(line for line in body.splitlines() if not line.startswith("#tier")))
+    assert Ticket.get_by_id(other.id).tier == 3
+
+
+def test_a_ticket_already_at_tier_3_gets_no_second_escalation_and_lower_priority_keeps_the_tier(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#priority P1")
+    assert Ticket.get_by_id(ticket.id).tier == 3 and len(_escalations(bench, ticket, "l3@example.com")) == 1
+    bench.clock.advance(timedelta(minutes=5))
+    _reply(bench, notification, "#priority P3")  # lowering the priority does not lower the tier
+    assert (Ticket.get_by_id(ticket.id).priority, Ticket.get_by_id(ticket.id).tier) == ("P3", 3)
+    bench.clock.advance(timedelta(minutes=5))
+    _reply(bench, notification, "#impact high\n#urgency high")  # P1 again, at tier 3 already
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.tier) == ("P1", 3)
+    assert len(_escalations(bench, ticket, "l3@example.com")) == 1
+    assert [e.data["to_tier"] for e in events(t, "escalation")] == [3]
+    assert not bench.sent("admin@example.com", kind="escalation_manager")
+
+
+def test_p2_does_not_move_the_ticket_and_p1_later_does(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#priority P2")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.tier) == ("P2", 1)
+    assert not bench.sent(kind="escalation") and not events(t, "escalation")
+    _reply(bench, notification, "#priority P1")
+    assert Ticket.get_by_id(ticket.id).tier == 3 and len(_escalations(bench, ticket, "l3@example.com")) == 1
+
+
+def test_p1_on_a_ticket_resolved_in_the_same_mail_does_not_escalate_it(bench):
+    ticket, notification = bench.open_ticket()
+    _reply(bench, notification, "#priority P1\n#status resolved\n\nThe vendor patch fixed it.")
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.priority, t.status, t.tier) == ("P1", "resolved", 1)
+    assert not bench.sent(kind="escalation") and not events(t, "escalation")
 
 
 # ---------------------------------------------------------------- who gets the reply, in which thread
