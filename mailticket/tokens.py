@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from email.utils import getaddresses
 from pathlib import Path
 
+from mailticket.config import Secret
 from mailticket.disk import flush
 from mailticket.errors import ConfigError
-from mailticket.config import Secret
 
 # reply/note tokens go only to internal addresses (tiers, agents) and authorise agent mail;
 # requester tokens go to requesters and only thread their replies.
