@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or EXIT_OK
     except ConfigError as exc:
-        print(f"mailticket: configuration error: {exc}", file=sys.stderr)
+        for each in getattr(exc, "errors", [exc]):  # several, one line each
+            print(f"mailticket: configuration error: {each}", file=sys.stderr)
         return EXIT_CONFIG
     except MailboxError as exc:
         print(f"mailticket: mail server: {exc}", file=sys.stderr)

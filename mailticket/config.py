@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .durations import format_duration, parse_duration
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 
 LOCALES = ("en", "sv")
 
@@ -507,36 +507,54 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 
 def build_config(data: dict, file: str, base: Path) -> Config:
+    """The validated config, or a ConfigError naming file and key; with problems in several
+    sections, a ConfigErrors holding the first problem of each. A section that another needs
+    (the service's time zone for the SLA, its data_dir for the outbox) is stood in for by a
+    neutral value when it failed, so the others are still checked; monitoring, which names the
+    rules' categories, is checked only with valid rules."""
     from . import monitoring, rules, sla  # pure modules, each validates its own sections
+
+    problems: list[ConfigError] = []
+
+    def checked(build, *args):
+        try:
+            return build(*args)
+        except ConfigError as exc:
+            problems.append(exc)
+            return None
 
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"unknown section (valid: {', '.join(sorted(TOP_KEYS))})", file, unknown[0])
-    service = _service(data.get("service", {}), file, base)
-    db = _Section(data.get("database", {}), file, "database", {"url", "lease_ttl"})
-    default_db = f"sqlite:///{service.data_dir / 'mailticket.db'}"
-    url = db.string("url", default_db)
+        problems.append(ConfigError(f"unknown section (valid: {', '.join(sorted(TOP_KEYS))})", file, unknown[0]))
+    service = checked(_service, data.get("service", {}), file, base)
+    data_dir = service.data_dir if service else base / "var"
+    database = checked(_database, data.get("database", {}), file, base, data_dir)
+    imap = checked(_imap, data["imap"], file) if "imap" in data else None
+    smtp = checked(_smtp, data["smtp"], file) if "smtp" in data else None
+    listener = checked(_listener, data.get("listener"), file, "imap" not in data)
+    if "imap" not in data and listener is not None and not listener.enabled:
+        problems.append(ConfigError("no inbox: configure [imap] or enable [listener]", file, "imap"))
+    ruleset = checked(rules.load_rules, data, file)
+    outbox = checked(_outbox, data.get("outbox"), file, base, data_dir, "smtp" in data)
+    rate_limits = checked(_rate_limits, data.get("rate_limits"), file)
+    tiers = checked(_tiers, data.get("tiers"), file, service.domain if service else "example.invalid")
+    policy = checked(sla.load_policy, data.get("sla", {}), service.timezone if service else "UTC", file)
+    watched = checked(monitoring.load_monitoring, data, file, ruleset.categories) if ruleset else None
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
+    return Config(
+        file=file, service=service, database=database, imap=imap, smtp=smtp, listener=listener, outbox=outbox,
+        rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, raw=data)
+
+
+def _database(data: dict, file: str, base: Path, data_dir: Path) -> DatabaseConfig:
+    db = _Section(data, file, "database", {"url", "lease_ttl"})
+    url = db.string("url", f"sqlite:///{data_dir / 'mailticket.db'}")
     if not url.startswith(("sqlite:", "postgres://", "postgresql://", "postgresext://")):
         from .db import redact
         raise db.error("url", f"{redact(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
-    url = _sqlite_url_from(url, base)
     lease_ttl = db.duration("lease_ttl", timedelta(seconds=30))
     if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
         raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")
-    imap = _imap(data["imap"], file) if "imap" in data else None
-    smtp = _smtp(data["smtp"], file) if "smtp" in data else None
-    listener = _listener(data.get("listener"), file, default_enabled=imap is None)
-    if imap is None and not listener.enabled:
-        raise ConfigError("no inbox: configure [imap] or enable [listener]", file, "imap")
-    ruleset = rules.load_rules(data, file)
-    return Config(
-        file=file, service=service, database=DatabaseConfig(url, lease_ttl), imap=imap, smtp=smtp, listener=listener,
-        outbox=_outbox(data.get("outbox"), file, base, service.data_dir, smtp is not None),
-        rate_limits=_rate_limits(data.get("rate_limits"), file),
-        tiers=_tiers(data.get("tiers"), file, service.domain),
-        sla=sla.load_policy(data.get("sla", {}), service.timezone, file),
-        rules=ruleset,
-        monitoring=monitoring.load_monitoring(data, file, ruleset.categories),
-        raw=data,
-    )
+    return DatabaseConfig(_sqlite_url_from(url, base), lease_ttl)
 

@@ -24,6 +24,17 @@ class ConfigError(MailticketError):
         super().__init__(f"{where}: {problem}" if where else problem)
 
 
+class ConfigErrors(ConfigError):
+    """Problems in several places of one file (``errors``, each naming its key); reads as all of them
+    on one line, and as the first where one file, key and problem are asked for."""
+
+    def __init__(self, errors: list[ConfigError]):
+        self.errors = list(errors)
+        first = self.errors[0]
+        MailticketError.__init__(self, "; ".join(str(e) for e in self.errors))
+        self.problem, self.file, self.key = first.problem, first.file, first.key
+
+
 class QuarantineError(MailticketError):
     """This mail cannot be processed; it goes to quarantine with this reason."""
 

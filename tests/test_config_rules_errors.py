@@ -114,3 +114,44 @@ def test_the_shipped_example_keeps_its_database_beside_its_data_dir():
     from tests.harness import REPO
     config = load_config(REPO / "config" / "mailticket.toml")
     assert sqlite_path(config.database.url) == str(config.service.data_dir / "mailticket.db")
+
+
+# ---------------------------------------------------------------- every section's problem at once
+
+def test_check_config_names_the_problem_of_every_section_at_once(tmp_path):
+    """Four mistakes in four sections: all four named, file and key each, in the file's order, so
+    the admin fixes them in one go instead of one run each."""
+    path = write_config(tmp_path, extra={
+        "service": {"timezone": "Mars/Olympus"}, "database": {"lease_ttl": "5h"},
+        "tiers": {"1": {"address": "not an address"}}, "sla": {"warn_at": 7}})
+    done = run_cli("check-config", config=path)
+    assert done.returncode == 3 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert [line.split(": ")[3] for line in lines] == [
+        "service.timezone", "database.lease_ttl", "tiers.1.address", "sla.warn_at"]
+    assert all(line.startswith(f"mailticket: configuration error: {path}: ") for line in lines)
+
+
+def test_a_failed_section_does_not_make_up_problems_in_the_sections_that_need_it(tmp_path):
+    """The SLA is read in the service's time zone and monitoring names the rules' categories: a
+    bad time zone or bad rules is named once, not once more for each section that depends on it."""
+    from mailticket.config import load_config
+    from mailticket.errors import ConfigError
+    path = write_config(tmp_path, extra={
+        "service": {"timezone": "Mars/Olympus"},
+        "sla": {"business_hours": {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "17:00"}},
+        "rules": [{"name": "x", "priority": "P9"}],
+        "monitoring": [{"name": "nagios", "from": ["nagios@example.com"], "category": "network"}]})
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert [e.key for e in err.value.errors] == ["service.timezone", "rules[0].priority"]
+    assert (err.value.file, err.value.key) == (str(path), "service.timezone")  # the first, where one is asked
+
+
+def test_one_problem_is_a_plain_config_error_as_before(tmp_path):
+    from mailticket.config import load_config
+    from mailticket.errors import ConfigError, ConfigErrors
+    path = write_config(tmp_path, extra={"database": {"lease_ttl": "5h"}})
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert not isinstance(err.value, ConfigErrors) and err.value.key == "database.lease_ttl"
