@@ -109,28 +109,30 @@ def _encoded_words(text: str) -> list[str]:
     _MAX_WORD."""
     q = [c if c in _Q_SAFE else "_" if c == " " else "".join(f"={b:02X}" for b in c.encode("utf-8"))
          for c in text]
-    q_length = sum(map(len, q))
-    b_length = 4 * -(-len(text.encode("utf-8")) // 3)
     room = _MAX_WORD - len("=?utf-8?q??=")
-    words, chunk, size = [], [], 0
-    if q_length - b_length < 5:  # the standard library's choice (email._encoded_words.encode)
-        for piece in q:
-            if size + len(piece) > room and chunk:
-                words.append("=?utf-8?q?" + "".join(chunk) + "?=")
-                chunk, size = [], 0
-            chunk.append(piece)
-            size += len(piece)
-        words.append("=?utf-8?q?" + "".join(chunk) + "?=")
-        return words
-    for c in text:
-        data = c.encode("utf-8")
-        if 4 * -(-(size + len(data)) // 3) > room and chunk:
-            words.append("=?utf-8?b?" + base64.b64encode(b"".join(chunk)).decode("ascii") + "?=")
+    # Q unless B is 5 or more shorter: the standard library's choice (email._encoded_words.encode)
+    if sum(map(len, q)) - _b64_length(len(text.encode("utf-8"))) < 5:
+        return ["=?utf-8?q?" + "".join(chunk) + "?=" for chunk in _packed(q, room, lambda size: size)]
+    return ["=?utf-8?b?" + base64.b64encode(b"".join(chunk)).decode("ascii") + "?="
+            for chunk in _packed([c.encode("utf-8") for c in text], room, _b64_length)]
+
+
+def _b64_length(size: int) -> int:
+    return 4 * -(-size // 3)
+
+
+def _packed(pieces: list, room: int, encoded_length) -> list[list]:
+    """The pieces (one character each, encoded or not) in order, in chunks whose
+    ``encoded_length(total length)`` is at most ``room``: no character is split between two."""
+    chunks, chunk, size = [], [], 0
+    for piece in pieces:
+        if chunk and encoded_length(size + len(piece)) > room:
+            chunks.append(chunk)
             chunk, size = [], 0
-        chunk.append(data)
-        size += len(data)
-    words.append("=?utf-8?b?" + base64.b64encode(b"".join(chunk)).decode("ascii") + "?=")
-    return words
+        chunk.append(piece)
+        size += len(piece)
+    chunks.append(chunk)
+    return chunks
 
 
 def _fold_tokens(name: str, tokens: list[str]) -> bytes:
@@ -189,7 +191,7 @@ def _encoded_address_header(name: str, mailboxes: list[tuple[str, str]]) -> byte
         words = _words(display) if display else []
         if words is None or not is_simple_address(address) or len(name) > _MAX_NAME or '"' in display \
                 or "\\" in display:
-            return _fold(name, [_address(d, a) for d, a in mailboxes])
+            return _fold_mailboxes(name, mailboxes)
         if not words:
             tokens.append(address)
         elif display.isascii() and "=?" not in display and max(map(len, words)) <= _MAX_WORD:
@@ -197,7 +199,7 @@ def _encoded_address_header(name: str, mailboxes: list[tuple[str, str]]) -> byte
         else:
             encoded = _encode_runs(words, _is_plain_phrase_word)
             if encoded is None:
-                return _fold(name, [_address(d, a) for d, a in mailboxes])
+                return _fold_mailboxes(name, mailboxes)
             tokens += encoded + [f"<{address}>"]
         tokens[-1] += ","
     tokens[-1] = tokens[-1][:-1]
@@ -214,6 +216,11 @@ def _address(display: str, address: str):
         return Address(display_name=display, addr_spec=address)
     except (ValueError, IndexError, TypeError):
         return address
+
+
+def _fold_mailboxes(name: str, mailboxes: list[tuple[str, str]]) -> bytes:
+    """An address list as the standard library writes it: for what wire does not write itself."""
+    return _fold(name, [_address(d, a) for d, a in mailboxes])
 
 
 def _fold(name: str, value) -> bytes:
