@@ -75,8 +75,8 @@ def _secret_checks(config, *, connect: bool) -> list[str]:
     shell does not have them. With --connect the logins read the passwords themselves."""
     from .config import Secret
     from .errors import ConfigError
-    from .tokens import check_configured_secret
-    checks = [(config.service.secret, check_configured_secret)]
+    from .tokens import configured_secret
+    checks = [(config.service.secret, configured_secret)]
     if not connect:
         checks += [(server.credentials.password, Secret.get) for server in (config.imap, config.smtp)
                    if server is not None and server.credentials.auth == "password"]

@@ -157,9 +157,9 @@ def load_or_create_secret(data_dir: Path, source: Secret | None) -> bytes:
     The file is created once with 32 random bytes, mode 0600, atomically (a second
     process racing to create it ends up reading the same secret).
     """
-    configured = source.get() if source is not None else None
+    configured = configured_secret(source)
     if configured is not None:
-        return _configured_secret(configured, source)
+        return configured
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / SECRET_FILE
@@ -168,12 +168,11 @@ def load_or_create_secret(data_dir: Path, source: Secret | None) -> bytes:
     return _read_secret_file(path)
 
 
-def check_configured_secret(source: Secret) -> None:
-    """Raise the ConfigError that starting the daemon would raise for a configured secret (check-config);
-    the secret file the daemon makes by itself is not created here."""
-    configured = source.get()
-    if configured is not None:
-        _configured_secret(configured, source)
+def configured_secret(source: Secret | None) -> bytes | None:
+    """The configured secret, or None when none is: a ConfigError naming its key when it cannot be
+    read or is too short (what check-config runs; it never creates the secret file)."""
+    configured = source.get() if source is not None else None
+    return None if configured is None else _configured_secret(configured, source)
 
 
 def _configured_secret(configured: str, source: Secret) -> bytes:

@@ -16,7 +16,7 @@ from mailticket.tokens import (
     SECRET_FILE,
     TokenClaim,
     TokenSigner,
-    check_configured_secret,
+    configured_secret,
     load_or_create_secret,
     reply_address,
     token_from_addresses,
@@ -202,7 +202,7 @@ def test_short_configured_secret_is_a_config_error_naming_its_key(tmp_path):
     assert (err.value.file, err.value.key) == ("/etc/mailticket/mailticket.toml", "service.secret_file")
     assert "too short (5 bytes)" in str(err.value)
     with pytest.raises(ConfigError, match="too short"):
-        check_configured_secret(source)
+        configured_secret(source)
     assert not (tmp_path / SECRET_FILE).exists()
 
 
