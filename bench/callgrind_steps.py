@@ -54,8 +54,9 @@ def main(argv=None) -> None:
     ap.add_argument("step", choices=["daemon", "sender"])
     ap.add_argument("n", type=int)
     args = ap.parse_args(argv)
-    from mailticket import intake, outbox
-    from mailticket.sentlog import SentLog
+    from mailticket.service import intake
+    from mailticket.outbound import outbox
+    from mailticket.outbound.sentlog import SentLog
     with tempfile.TemporaryDirectory() as tmp:
         desk = prepare(Path(tmp), None)
         desk.mailer.defer = True

@@ -25,7 +25,7 @@ from bench.corpora_bounces import score_bounces  # noqa: E402
 from bench.corpora_path import corpus_files, find_corpora  # noqa: E402
 from bench.corpora_quotes import score_quotes  # noqa: E402
 from mailticket.errors import QuarantineError  # noqa: E402
-from mailticket.parse import parse_mail  # noqa: E402
+from mailticket.inbound.parse import parse_mail  # noqa: E402
 
 # which corpus folder each scorer's row belongs to
 QUOTE_FOLDERS = {"discourse": "discourse-email_reply_trimmer", "talon": "talon", "roundup": "roundup",
@@ -47,7 +47,7 @@ def _pipeline_desk(workdir: Path):
     from mailticket import db
     from mailticket.clock import FakeClock
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     config = workdir / "mailticket.toml"
     config.write_text(
         f'[service]\nname = "Service Desk"\naddress = "support@example.com"\ndata_dir = "{workdir / "data"}"\n'
@@ -64,7 +64,7 @@ def _pipeline_desk(workdir: Path):
 
 def run_pipeline(folder: Path, desk) -> dict:
     """Every file of one folder through store_raw + process_one: counts and the slowest file."""
-    from mailticket import pipeline
+    from mailticket.desk import pipeline
     states, parsed, escaped = Counter(), 0, []
     slowest = (0.0, "")
     for uid, path in enumerate(_files(folder), 1):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 
-from mailticket.bounces import parse_bounce
-from mailticket.classify import classify, normalise_line_ends
+from mailticket.inbound.bounces import parse_bounce
+from mailticket.inbound.classify import classify, normalise_line_ends
 from bench.corpora_path import find_corpora
 
 SISIMAI_OWN_STATUS = re.compile(r"^[245]\.0\.9\d\d$")

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailticket.errors import QuarantineError  # noqa: E402
-from mailticket.parse import parse_mail  # noqa: E402
+from mailticket.inbound.parse import parse_mail  # noqa: E402
 from bench.corpora_path import find_corpora
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")

@@ -1,4 +1,4 @@
-"""Score reply/quote stripping (mailticket.quotes) on the shared mail corpora.
+"""Score reply/quote stripping (mailticket.inbound.quotes) on the shared mail corpora.
 
 Each loader yields cases (name, input, expected, kind); kind "text" compares after strip,
 kind "html" compares with all white space removed. score_quotes() runs split_reply or
@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailticket.quotes import split_reply, split_reply_html  # noqa: E402
-import mailticket.quotes_html  # noqa: E402,F401  (imported here so no case pays for loading lxml)
+from mailticket.inbound.quotes import split_reply, split_reply_html  # noqa: E402
+import mailticket.inbound.quotes_html  # noqa: E402,F401  (imported here so no case pays for loading lxml)
 from bench.corpora_path import find_corpora
 
 

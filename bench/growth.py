@@ -74,8 +74,9 @@ def fill(database, n: int, now: datetime) -> float:
 
 def process_figures(desk, corpus, now) -> dict:
     """Throughput with group commit over the corpus, then per-mail latency one transaction each."""
-    from mailticket import intake, pipeline
-    from mailticket.mailbox import FetchedMail
+    from mailticket.service import intake
+    from mailticket.desk import pipeline
+    from mailticket.service.mailbox import FetchedMail
     from mailticket.models import InboundMail
     half = len(corpus) // 2
     first, second = corpus[:half], corpus[half:]
@@ -100,7 +101,7 @@ def run_size(n: int, corpus, tmp: Path) -> dict:
     import logging
     from mailticket import db
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     from tests.harness import write_config
     logging.disable(logging.INFO)
     folder = tmp / f"size{n}"
@@ -124,7 +125,7 @@ def import_rss(n: int, tmp: Path) -> dict:
     write_mbox(cached(n) if n <= 10_000 else generate(n), mbox)
     cfg = write_config(tmp / "import" if (tmp / "import").mkdir() is None else tmp)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mailticket.cli", "--config", str(cfg), "import", str(mbox)],
+    proc = subprocess.Popen([sys.executable, "-m", "mailticket.service.cli", "--config", str(cfg), "import", str(mbox)],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "import.log", "wb"))
     samples, peak = [], 0.0

@@ -204,7 +204,7 @@ def _start(cfg, env, log, profile):
     from tests.harness import REPO, start_daemon_process
     if not profile:
         return start_daemon_process(cfg, env=env, log=log)
-    code = ("import cProfile, sys; from mailticket.cli import main; sys.argv=['mailticket','--config',%r,'run'];"
+    code = ("import cProfile, sys; from mailticket.service.cli import main; sys.argv=['mailticket','--config',%r,'run'];"
             "p=cProfile.Profile(); p.enable()\ntry: main()\nfinally:\n p.disable(); p.dump_stats(%r)") % (str(cfg), profile)
     out = open(log, "ab")
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -26,7 +26,7 @@ from bench.corpus_gen import cached  # noqa: E402
 def prepare(tmp: Path, url: str | None):
     from mailticket import db
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     from tests.harness import write_config
     cfg_path = write_config(tmp, db_url=url, extra={"rate_limits": {"per_ticket": 1000, "per_sender_day": 1000,
                                                                     "global_10min": 10_000_000}})
@@ -38,8 +38,8 @@ def prepare(tmp: Path, url: str | None):
 def store_as_fetched(mails) -> None:
     """Store corpus mails as the daemon stores what it fetched (UIDs 1.., group commits of 200)."""
     from datetime import datetime, timezone
-    from mailticket import intake
-    from mailticket.mailbox import FetchedMail
+    from mailticket.service import intake
+    from mailticket.service.mailbox import FetchedMail
     now = datetime.now(timezone.utc)
     fetched = [FetchedMail(1, i + 1, m.raw) for i, m in enumerate(mails)]
     for i in range(0, len(fetched), 200):
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--sql", action="store_true",
                     help="also time each SQL statement (wall time, round trip included) and list the dearest")
     args = ap.parse_args()
-    from mailticket import intake
+    from mailticket.service import intake
     corpus = cached(10_000)[:args.n]
     with tempfile.TemporaryDirectory() as tmp:
         url = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from mailticket.sla import due_actions, escalated, load_policy, new_ticket_state  # noqa: E402
+from mailticket.desk.sla import due_actions, escalated, load_policy, new_ticket_state  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 10, tzinfo=UTC)
 

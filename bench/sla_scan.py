@@ -31,11 +31,17 @@ import peewee as pw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from mailticket import db, models, sla, slaclock  # noqa: E402
+from mailticket import db
+
+from mailticket import models
+
+from mailticket.desk import sla
+
+from mailticket.desk import slaclock# noqa: E402
 from mailticket.clock import FakeClock  # noqa: E402
 from mailticket.config import load_config  # noqa: E402
-from mailticket.desk import build_desk  # noqa: E402
-from mailticket.escalation import run_sla_check  # noqa: E402
+from mailticket.service.wiring import build_desk  # noqa: E402
+from mailticket.desk.escalation import run_sla_check  # noqa: E402
 from mailticket.models import SlaMark, Ticket  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 10, tzinfo=UTC)

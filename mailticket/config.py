@@ -178,9 +178,9 @@ class Config:
     outbox: OutboxConfig
     rate_limits: RateLimits
     tiers: dict[int, TierConfig]
-    sla: object            # mailticket.sla.SlaPolicy
-    rules: object          # mailticket.rules.RuleSet
-    monitoring: tuple = ()  # mailticket.monitoring rules
+    sla: object            # mailticket.desk.sla.SlaPolicy
+    rules: object          # mailticket.desk.rules.RuleSet
+    monitoring: tuple = ()  # mailticket.desk.monitoring rules
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_tier(self, address: str) -> int | None:
@@ -193,7 +193,7 @@ class Config:
 
     def rules_decide(self, sender: str, subject: str, body: str):
         """Type, category, impact, urgency, priority and tier for a new ticket (first rule wins)."""
-        from .rules import decide
+        from .desk.rules import decide
         return decide(self.rules, sender, subject, body, set(self.service.vip))
 
     @cached_property
@@ -512,7 +512,9 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     (the service's time zone for the SLA, its data_dir for the outbox) is stood in for by a
     neutral value when it failed, so the others are still checked; monitoring, which names the
     rules' categories, is checked only with valid rules."""
-    from . import monitoring, rules, sla  # pure modules, each validates its own sections
+    from .desk import monitoring
+    from .desk import rules
+    from .desk import sla# pure modules, each validates its own sections
 
     problems: list[ConfigError] = []
 

@@ -148,7 +148,7 @@ class Ticket(BaseModel):
     first_response_at = AwareDateTimeField(null=True)
     first_response_due = AwareDateTimeField(null=True)
     resolution_due = AwareDateTimeField(null=True)
-    # the two SLA clocks (mailticket.sla.Clock), stored field by field; targets come from the priority
+    # the two SLA clocks (mailticket.desk.sla.Clock), stored field by field; targets come from the priority
     response_started_at = AwareDateTimeField(null=True)
     response_paused_seconds = pw.FloatField(default=0)
     response_paused_since = AwareDateTimeField(null=True)

@@ -124,8 +124,8 @@ class DaemonThread:
     def __init__(self, config_path: Path, clock=None):
         from mailticket import db
         from mailticket.config import load_config
-        from mailticket.daemon import Daemon
-        from mailticket.desk import build_desk
+        from mailticket.service.daemon import Daemon
+        from mailticket.service.wiring import build_desk
         self.config = load_config(config_path)
         db.connect(self.config.database.url)
         self.desk = build_desk(self.config, clock=clock)
@@ -149,7 +149,7 @@ def start_daemon_process(config_path: Path, *, env: dict | None = None, log: Pat
     """``mailticket --config FILE run`` as a child process, as systemd would start it."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     out = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "mailticket.cli", "--config", str(config_path), "run"],
+    return subprocess.Popen([sys.executable, "-m", "mailticket.service.cli", "--config", str(config_path), "run"],
                             cwd=REPO, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
 
@@ -183,7 +183,7 @@ def fail_attachment_fsyncs(monkeypatch, error: int, text: str):
 
 def run_cli(*args, config: Path | None = None, env: dict | None = None, timeout: float = 120,
             input: bytes | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "mailticket.cli"] + (["--config", str(config)] if config else []) + [str(a) for a in args]
+    cmd = [sys.executable, "-m", "mailticket.service.cli"] + (["--config", str(config)] if config else []) + [str(a) for a in args]
     return subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
                           capture_output=True, text=True, timeout=timeout, input=input)
 

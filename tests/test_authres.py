@@ -3,7 +3,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailticket.authres import (
+from mailticket.inbound.authres import (
     aligned,
     parse_authentication_results,
     strip_internal_headers,

@@ -6,11 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from mailticket import db, intake, pipeline
+from mailticket import db
+
+from mailticket.service import intake
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.daemon import Daemon
-from mailticket.desk import build_desk
+from mailticket.service.daemon import Daemon
+from mailticket.service.wiring import build_desk
 from tests.harness import make_mail, write_config
 
 RESPONDER = "robot@partner.example"

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from mailticket import mailbox
+from mailticket.service import mailbox
 from mailticket.config import load_config
 from tests.harness import write_config
 

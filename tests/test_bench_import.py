@@ -3,10 +3,12 @@ and still settles every one of them."""
 
 from datetime import datetime, timedelta, timezone
 
-from mailticket import db, importer
+from mailticket import db
+
+from mailticket.service import importer
 from mailticket.config import load_config
-from mailticket.desk import build_desk
-from mailticket.escalation import due_tickets
+from mailticket.service.wiring import build_desk
+from mailticket.desk.escalation import due_tickets
 from mailticket.models import SlaMark, Ticket
 from tests.harness import make_mail, write_config
 

@@ -81,7 +81,7 @@ def test_the_lean_sink_offers_pipelining_and_takes_pipelined_mail():
     from datetime import timedelta
 
     from mailticket.config import SmtpConfig
-    from mailticket.transport import SmtpTransport
+    from mailticket.service.transport import SmtpTransport
     sink = LeanSink(contents=[]).start()
     try:
         t = SmtpTransport(SmtpConfig(host="127.0.0.1", port=sink.port, security="none", timeout=timedelta(seconds=5)))

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from bench.corpora_bounces import load_message, score_bounces
 from bench.corpora_path import corpus_files, find_corpora
-from mailticket.bounces import Bounce, parse_bounce
-from mailticket.classify import classify
+from mailticket.inbound.bounces import Bounce, parse_bounce
+from mailticket.inbound.classify import classify
 
 CORPORA = find_corpora()
 needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
@@ -300,7 +300,7 @@ def test_person_writing_about_a_bounce_gets_a_ticket(text):
 # --- _cut_original looks for its patterns' words first: the same cut ---------------------------
 
 def _cut_by_patterns(text: str) -> str:
-    from mailticket import bounces
+    from mailticket.inbound import bounces
     for pattern in (bounces._ORIGINAL_MARKERS, bounces._ORIGINAL_HEADER_BLOCK):
         marker = pattern.search(text)
         if marker:
@@ -321,13 +321,13 @@ _NOTICE_PIECES = ["Below this line is a copy of the message.\n", "----- Original
 def test_the_original_is_cut_where_the_patterns_alone_cut_it(text):
     """ASCII texts and texts with the letters that Python's case-insensitive match takes for
     ASCII ones (ſ for s, İ and ı for i: a marker spelt with them holds none of the words) alike."""
-    from mailticket.bounces import _cut_original
+    from mailticket.inbound.bounces import _cut_original
     assert _cut_original(text) == _cut_by_patterns(text)
 
 
 @needs_corpora
 def test_the_original_is_cut_as_before_in_every_corpus_mail():
-    from mailticket.bounces import _cut_original
+    from mailticket.inbound.bounces import _cut_original
     files = corpus_files(CORPORA, max_size=2_000_000)
     assert len(files) > 1000
     for path in files:

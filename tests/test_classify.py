@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from bench.corpora_bounces import load_message
 from bench.corpora_path import find_corpora
-from mailticket.bounces import parse_bounce
-from mailticket.classify import RULES, Verdict, classify, normalise_line_ends
+from mailticket.inbound.bounces import parse_bounce
+from mailticket.inbound.classify import RULES, Verdict, classify, normalise_line_ends
 
 CORPORA = find_corpora()
 needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
@@ -241,7 +241,7 @@ def test_verdict_is_frozen():
 
 
 def test_a_broken_rule_is_skipped_not_raised():
-    from mailticket.classify import Rule
+    from mailticket.inbound.classify import Rule
 
     def explode(msg, ctx):
         raise RuntimeError("boom")
@@ -369,7 +369,7 @@ def test_roundup_labelled_auto_mail():
 def test_remembered_answers_change_no_verdict_on_any_corpus_mail():
     """classify remembers each header, address and part answer for one mail (mailview.memoised);
     every rule gives the same answer as when each question is asked afresh."""
-    from mailticket.classify import Context, _classify
+    from mailticket.inbound.classify import Context, _classify
     paths = sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.suffix in (".eml", ".txt", ".msg", ""))
     assert len(paths) > 500
     checked = 0
@@ -385,7 +385,7 @@ def test_remembered_answers_change_no_verdict_on_any_corpus_mail():
 
 
 def test_a_remembered_list_is_handed_out_as_a_copy_and_forgotten_after_the_block():
-    from mailticket import mailview as mv
+    from mailticket.inbound import mailview as mv
     msg = parse("From: Anna <anna@customer.example>\nTo: support@example.com\nSubject: hi\n\nbody\n")
     with mv.memoised():
         first = mv.addresses(msg, "from")
@@ -402,7 +402,7 @@ def test_a_remembered_list_is_handed_out_as_a_copy_and_forgotten_after_the_block
 
 def _values_by_scan(msg, name):
     """header_values as it was: a pass over every header for each name asked."""
-    from mailticket.mailview import _as_text, _decode_words
+    from mailticket.inbound.mailview import _as_text, _decode_words
     return [_decode_words(_as_text(v)) for k, v in msg.raw_items() if str(k).strip().lower() == name.lower()]
 
 
@@ -416,7 +416,7 @@ _HEADER_NAMES = ["From", "from", "FROM", "Auto-Submitted", "X-Autoreply", "Prece
 def test_header_reads_give_what_a_pass_per_name_gave(headers, policy_name):
     import email.policy
 
-    from mailticket import mailview as mv
+    from mailticket.inbound import mailview as mv
     text = "".join(f"{k}: {v}\n" for k, v in headers) + "\nbody\n"
     msg = email.message_from_string(text, policy=email.policy.default if policy_name == "policy" else email.policy.compat32)
     for memo in (False, True):
@@ -429,7 +429,7 @@ def test_header_reads_give_what_a_pass_per_name_gave(headers, policy_name):
 
 
 def test_a_mail_whose_headers_cannot_be_read_has_none():
-    from mailticket import mailview as mv
+    from mailticket.inbound import mailview as mv
 
     class Broken(Message):
         def raw_items(self):
@@ -462,7 +462,7 @@ def _outcome(f, text):
 def test_raw_8bit_in_a_header_is_read_as_before(text):
     """Surrogate escapes (raw 8-bit header bytes) are found by a search, as the loop over each
     character found them: read as UTF-8, else Latin-1; any other text is left as it is."""
-    from mailticket.mailview import _undo_surrogates
+    from mailticket.inbound.mailview import _undo_surrogates
     assert _outcome(_undo_surrogates, text) == _outcome(_undo_by_loop, text)
 
 
@@ -477,7 +477,7 @@ def _content_type_by_stdlib(msg):
 
 
 def _as_the_daemon_reads(raw: bytes):
-    from mailticket.parse import parse_tree, use_default_policy
+    from mailticket.inbound.parse import parse_tree, use_default_policy
     msg = parse_tree(raw, [])
     use_default_policy(msg)  # classify reads what parse_mail hands on: policy.default
     return msg
@@ -509,7 +509,7 @@ def _content_type_values(draw):
 def test_a_content_type_is_what_the_stdlib_reads(value):
     """Well-formed or not, folded or not, RFC 2231 or quoted: the answer of the policy.default
     message that classify reads, or text/plain where the stdlib fails."""
-    from mailticket import mailview as mv
+    from mailticket.inbound import mailview as mv
     msg = _as_the_daemon_reads(f"Content-Type: {value}\nSubject: x\n\nbody\n".encode("utf-8", "surrogateescape"))
     want = _content_type_by_stdlib(msg)
     for memo in (False, True):
@@ -518,7 +518,7 @@ def test_a_content_type_is_what_the_stdlib_reads(value):
 
 
 def test_every_part_of_every_corpus_mail_has_the_stdlibs_content_type():
-    from mailticket import mailview as mv
+    from mailticket.inbound import mailview as mv
     from tests.harness import corpus_files_or_skip
     parts = 0
     for path in corpus_files_or_skip():

@@ -14,9 +14,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailticket import db, pipeline
+from mailticket import db
+
+from mailticket.desk import pipeline
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Event, InboundMail, Outbox, Ticket
 from tests.harness import fail_attachment_fsyncs, mail_with_attachment, make_mail, run_cli, write_config
 
@@ -68,7 +70,7 @@ def test_every_command_has_help(command):
 def test_every_argument_is_explained_and_every_command_has_examples():
     import argparse
 
-    from mailticket.cli import build_parser
+    from mailticket.service.cli import build_parser
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert sorted(sub.choices) == sorted(COMMANDS)
@@ -377,7 +379,7 @@ def test_import_takes_mail_in_date_order(tmp_path):
 
 
 def test_import_shows_a_progress_bar(tmp_path, capsys):
-    from mailticket.importer import import_path
+    from mailticket.service.importer import import_path
     path = write_config(tmp_path)
     write_mbox(tmp_path / "past.mbox", past_mails())
     result = import_path(desk_for(path), tmp_path / "past.mbox", progress=True)
@@ -581,7 +583,7 @@ def test_reprocess_whose_attachment_cannot_reach_the_disk_says_so_and_commits_no
                                                                                        capsys):
     import errno
 
-    from mailticket.cli import main
+    from mailticket.service.cli import main
     from mailticket.models import Attachment
     path, _ = desk_cfg
     row = pipeline.store_raw(mail_with_attachment(), source="imap:INBOX", now=datetime.now(timezone.utc))

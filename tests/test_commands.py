@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailticket.commands import CommandError, parse_commands, strict_address
+from mailticket.desk.commands import CommandError, parse_commands, strict_address
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 STHLM = ZoneInfo("Europe/Stockholm")

@@ -27,12 +27,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailticket import db, pipeline
+from mailticket import db
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Event, InboundMail, Outbox, Ticket
-from mailticket.rules import priority_for
+from mailticket.desk.rules import priority_for
 from tests.harness import DaemonThread, make_mail, wait_until, write_config
 
 SUPPORT = "support@example.com"

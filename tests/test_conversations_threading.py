@@ -13,10 +13,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from mailticket import db, pipeline
+from mailticket import db
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Event, InboundMail, MessageRef, Outbox, Participant, Ticket
 from tests.harness import make_mail, write_config
 
@@ -309,7 +311,7 @@ def test_a_reply_to_a_resolved_ticket_reopens_it(desk):
 
 
 def test_a_reply_to_a_ticket_closed_longer_than_the_reopen_window_opens_a_new_linked_ticket(desk):
-    from mailticket import tickets
+    from mailticket.desk import tickets
     ticket, ack = open_first_ticket(desk)
     resolved = _resolve_by_agent(desk, ticket)
     with Ticket._meta.database.atomic():
@@ -325,7 +327,7 @@ def test_a_reply_to_a_ticket_closed_longer_than_the_reopen_window_opens_a_new_li
 
 
 def test_a_reply_to_a_ticket_closed_within_the_window_reopens_it(desk):
-    from mailticket import tickets
+    from mailticket.desk import tickets
     ticket, ack = open_first_ticket(desk)
     resolved = _resolve_by_agent(desk, ticket)
     with Ticket._meta.database.atomic():
@@ -446,7 +448,7 @@ def test_our_own_outgoing_mail_coming_back_is_dropped(desk):
 
 
 def test_after_a_new_linked_ticket_her_next_reply_stays_on_the_new_ticket(desk):
-    from mailticket import tickets
+    from mailticket.desk import tickets
     ticket, ack = open_first_ticket(desk)
     resolved = _resolve_by_agent(desk, ticket)
     with Ticket._meta.database.atomic():

@@ -332,9 +332,9 @@ def test_sigterm_while_idle_exits_0_quickly(tmp_path, smtp_sink, services):
 
 def test_sigterm_while_sending_to_a_slow_server_stops_after_the_mail_in_hand(tmp_path, smtp_sink, services):
     """Six mails queued, the SMTP server takes 3 s each: SIGTERM waits for one, not for six."""
-    from mailticket import pipeline
+    from mailticket.desk import pipeline
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     from mailticket.models import Outbox
     from tests.servers.system import free_port
     cfg = write_config(tmp_path, sink=smtp_sink, listener_port=free_port(), extra={"smtp": {"timeout": "20s"}})
@@ -378,7 +378,7 @@ def test_sighup_reloads_rules_and_templates_and_says_so(tmp_path, mailbox_user, 
     assert Ticket.get().priority == "P3"
     # a new rule and an acknowledgement template of the admin's own, then SIGHUP
     cfg.write_text(cfg.read_text() + _rules("(?i)fax", "P2"))
-    shipped = Path("mailticket/templates/en/acknowledgement.txt").read_text()
+    shipped = Path("templates/en/acknowledgement.txt").read_text()
     (templates / "en" / "acknowledgement.txt").write_text(
         shipped.replace("Thanks for getting in touch.", "RELOADED-TEMPLATE-MARK"))
     mark = len(svc.text())
@@ -460,7 +460,7 @@ def test_log_lines_name_the_mail_and_never_the_password(tmp_path, mailbox_user, 
 
 
 def test_a_traceback_is_logged_on_one_line():
-    code = ("import logging; from mailticket.logsetup import configure; configure(); log = logging.getLogger('x')\n"
+    code = ("import logging; from mailticket.service.logsetup import configure; configure(); log = logging.getLogger('x')\n"
             "try:\n    raise ValueError('bad\\nmail')\nexcept ValueError:\n"
             "    log.exception('mail <m@x> (UID 7) failed')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

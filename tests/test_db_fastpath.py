@@ -5,7 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailticket import db, outbox, tickets
+from mailticket import db
+
+from mailticket.outbound import outbox
+
+from mailticket.desk import tickets
 from mailticket.config import RateLimits
 from mailticket.models import Event, MessageRef, Outbox, Ticket
 from peewee import fn
@@ -185,8 +189,8 @@ def test_the_process_view_is_counted_again_after_a_while_and_when_the_clock_goes
 
 def test_a_mailer_counts_its_own_automatic_mails_into_its_view(tmp_path):
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
-    from mailticket.notify import Recipient
+    from mailticket.service.wiring import build_desk
+    from mailticket.outbound.notify import Recipient
     from tests.harness import write_config
     cfg = load_config(write_config(tmp_path))
     db.connect(cfg.database.url)

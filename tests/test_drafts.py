@@ -11,14 +11,22 @@ from http import HTTPStatus
 import pytest
 from markupsafe import Markup
 
-from mailticket import db, drafts, notify, outbox, pipeline
+from mailticket import db
+
+from mailticket.outbound import drafts
+
+from mailticket.outbound import notify
+
+from mailticket.outbound import outbox
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Outbox, SchemaMigration, Ticket
-from mailticket.notify import Recipient
-from mailticket.render import LOCALES, TEMPLATE_NAMES, Renderer
-from mailticket.template_context import EXTRA_KEYS, sample_context
+from mailticket.outbound.notify import Recipient
+from mailticket.outbound.render import LOCALES, TEMPLATE_NAMES, Renderer
+from mailticket.outbound.template_context import EXTRA_KEYS, sample_context
 from tests.harness import make_mail, write_config
 
 HOSTILE = 'Eve {{7*7}} <script>x</script>\r\nBcc: victim@evil.example \u00e5\u00e4\u00f6 \U0001f600'

@@ -142,7 +142,7 @@ def test_listener_refuses_with_451_when_the_mail_cannot_be_stored(tmp_path):
     """The sending MTA keeps the mail and retries: a 451, never a 250 for a mail we did not keep."""
     import smtplib
     import threading
-    from mailticket.mailbox import _Handler
+    from mailticket.service.mailbox import _Handler
 
     def broken_store(raw):
         raise OSError("disk full")

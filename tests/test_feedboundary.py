@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailticket import feedboundary
-from mailticket.feedboundary import BoundaryMatcher, boundary_compile
+from mailticket.inbound import feedboundary
+from mailticket.inbound.feedboundary import BoundaryMatcher, boundary_compile
 from tests.harness import corpus_files_or_skip
 
 
@@ -50,10 +50,10 @@ def test_any_other_pattern_is_compiled_by_re(pattern, flags):
 
 
 def test_the_parser_gets_the_matcher_and_reads_only_what_it_answers():
-    """mailticket.parse installs it; the parser's source still builds the pattern this module
+    """mailticket.inbound.parse installs it; the parser's source still builds the pattern this module
     recognises, and reads no group of a match but 'end' and 'linesep' (a later Python that
     read more would fail here, not parse wrongly)."""
-    import mailticket.parse  # noqa: F401 - installs it
+    import mailticket.inbound.parse  # noqa: F401 - installs it
     assert email.feedparser.re.compile is boundary_compile and email.feedparser.re.search is re.search
     source = inspect.getsource(email.feedparser)
     assert "re.compile(\n                '(?P<sep>' + re.escape(separator) +\n" \

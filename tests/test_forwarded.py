@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.forwarded import is_forward, name_and_address, original_sender
+from mailticket.inbound.forwarded import is_forward, name_and_address, original_sender
 
 CORPORA = Path("/work/shared/corpora")
 REALCLIENTS = CORPORA / "realclients" / "out"

@@ -41,7 +41,7 @@ class Pipeline:
     def __init__(self, folder: Path):
         from mailticket import db
         from mailticket.config import load_config
-        from mailticket.desk import build_desk
+        from mailticket.service.wiring import build_desk
         cfg = load_config(write_config(folder, extra={"rate_limits": {"global_10min": 1_000_000}}))
         db.connect(cfg.database.url)
         self.desk = build_desk(cfg)
@@ -51,7 +51,7 @@ class Pipeline:
             self.run(make_mail(subject=f"Seed ticket {i}", message_id=f"<seed{i}@customer.example>"))
 
     def run(self, raw: bytes):
-        from mailticket import pipeline
+        from mailticket.desk import pipeline
         self.count += 1
         row = pipeline.store_raw(raw, source="fuzz", now=datetime.now(timezone.utc), uidvalidity=1, uid=self.count)
         t0 = time.process_time()
@@ -299,7 +299,7 @@ def test_ids_with_bytes_that_are_not_utf8_are_processed(pipe, header):
 
 def test_a_bug_in_processing_would_be_caught(pipe, monkeypatch):
     """The check is not blind: an exception inside the pipeline shows as an internal-error quarantine."""
-    from mailticket import pipeline
+    from mailticket.desk import pipeline
 
     def broken(*a, **k):
         raise KeyError("boom")

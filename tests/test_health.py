@@ -6,9 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailticket import db, intake, pipeline
+from mailticket import db
+
+from mailticket.service import intake
+
+from mailticket.desk import pipeline
 from mailticket.config import load_config
-from mailticket.health import check_health
+from mailticket.service.health import check_health
 from mailticket.models import InboundMail, Outbox
 from tests.harness import make_mail, run_cli, write_config
 

@@ -41,10 +41,11 @@ def test_polling_when_idle_is_off(tmp_path, mailbox_user, smtp_sink):
 
 def test_without_move_processed_mail_is_copied_and_marked_seen(tmp_path, mailbox_user, smtp_sink):
     """Servers without MOVE: copy to the processed folder, flag \\Seen, and never fetch it again."""
-    from mailticket import db, intake
+    from mailticket import db
+    from mailticket.service import intake
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
-    from mailticket.mailbox import ImapSource
+    from mailticket.service.wiring import build_desk
+    from mailticket.service.mailbox import ImapSource
     dovecot, user = mailbox_user.server, mailbox_user.name
     cfg = load_config(write_config(tmp_path, user=mailbox_user, sink=smtp_sink))
     db.connect(cfg.database.url)

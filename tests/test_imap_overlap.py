@@ -10,11 +10,13 @@ import threading
 
 import pytest
 
-from mailticket import db, intake
+from mailticket import db
+
+from mailticket.service import intake
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.errors import MailboxError
-from mailticket.mailbox import ImapSource
+from mailticket.service.mailbox import ImapSource
 from mailticket.models import InboundMail, Ticket
 from tests.harness import make_mail, write_config
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from mailticket.invitation import PRODID, attach_invitation, build_invitation
+from mailticket.outbound.invitation import PRODID, attach_invitation, build_invitation
 
 STHLM = ZoneInfo("Europe/Stockholm")
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)

@@ -1,7 +1,7 @@
 import pytest
 
 from mailticket.errors import ConfigError
-from mailticket.monitoring import body_fields, load_monitoring, match_source, parse_alert
+from mailticket.desk.monitoring import body_fields, load_monitoring, match_source, parse_alert
 
 F = "mailticket.toml"
 

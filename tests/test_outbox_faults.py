@@ -8,11 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from mailticket import db, outbox, pipeline
+from mailticket import db
+
+from mailticket.outbound import outbox
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.daemon import Daemon
-from mailticket.desk import build_desk
+from mailticket.service.daemon import Daemon
+from mailticket.service.wiring import build_desk
 from mailticket.models import Outbox
 from tests.harness import make_mail, write_config
 

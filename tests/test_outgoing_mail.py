@@ -7,14 +7,16 @@ from datetime import timedelta
 
 import pytest
 
-from mailticket import db, pipeline
+from mailticket import db
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Outbox, Ticket
-from mailticket.notify import Recipient
-from mailticket.render import LOCALES, TEMPLATE_NAMES, Renderer
-from mailticket.template_context import EXTRA_KEYS, sample_context
+from mailticket.outbound.notify import Recipient
+from mailticket.outbound.render import LOCALES, TEMPLATE_NAMES, Renderer
+from mailticket.outbound.template_context import EXTRA_KEYS, sample_context
 from tests.harness import make_mail, write_config
 
 HOSTILE_NAME = 'Eve {{7*7}} <script>alert(1)</script>\r\nBcc: victim@evil.example'

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mailticket.errors import QuarantineError
-from mailticket.parse import Address, Limits, parse_mail, sanitize_filename
+from mailticket.inbound.parse import Address, Limits, parse_mail, sanitize_filename
 from bench.corpora_path import find_corpora
 
 
@@ -405,7 +405,7 @@ def test_unreadable_and_zone_less_dates():
 
 def test_message_is_an_email_message_with_policy_default():
     parsed = parse_mail(mail("Subject: =?utf-8?Q?h=C3=A4r?="))
-    from mailticket.mailpolicy import POLICY
+    from mailticket.inbound.mailpolicy import POLICY
     assert parsed.message.policy is POLICY  # policy.default that parses each header text once
     assert all(getattr(POLICY, k) == getattr(policy.default, k) for k in
                ("linesep", "max_line_length", "utf8", "cte_type", "raise_on_defect", "refold_source", "mangle_from_"))
@@ -595,7 +595,7 @@ def test_mutated_real_structures_never_raise_anything_but_quarantine(edits):
 
 def _check_nesting_by_patterns(data: bytes, limits) -> str | None:
     """check_nesting as it was, the patterns run on every mail: the refusal, or None."""
-    from mailticket import rawmail
+    from mailticket.inbound import rawmail
     nesting = len(rawmail._NESTING_TYPE.findall(data))
     if nesting > limits.max_parts:
         return f"{nesting} multipart/message parts exceed max_parts {limits.max_parts}"
@@ -614,7 +614,7 @@ _NESTING_PIECES = [b"Content-Type: multipart/mixed; boundary=a\n", b"CONTENT-TYP
 @given(st.lists(st.sampled_from(_NESTING_PIECES) | st.binary(max_size=12), max_size=30).map(b"".join),
        st.integers(0, 4), st.integers(0, 4))
 def test_nesting_is_refused_as_the_patterns_alone_refuse_it(data, max_parts, max_depth):
-    from mailticket.rawmail import check_nesting
+    from mailticket.inbound.rawmail import check_nesting
     limits = Limits(max_parts=max_parts, max_depth=max_depth)
     want = _check_nesting_by_patterns(data, limits)
     if want is None:
@@ -627,7 +627,7 @@ def test_nesting_is_refused_as_the_patterns_alone_refuse_it(data, max_parts, max
 
 def test_nesting_checks_on_the_corpora_agree_with_the_patterns():
     """Every mail of the shared corpora, with the default limits and with tight ones."""
-    from mailticket.rawmail import check_nesting
+    from mailticket.inbound.rawmail import check_nesting
     from tests.harness import corpus_files_or_skip
     files = corpus_files_or_skip()
     assert len(files) > 1000

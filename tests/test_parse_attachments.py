@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.attachments import flushed_before_commit, open_attachment, store_attachment
+from mailticket.inbound.attachments import flushed_before_commit, open_attachment, store_attachment
 from mailticket.errors import StorageError
-from mailticket.parse import Attachment, parse_mail
+from mailticket.inbound.parse import Attachment, parse_mail
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mailticket.errors import QuarantineError
-from mailticket.parse import parse_mail
-from mailticket.tnef import open_tnef
+from mailticket.inbound.parse import parse_mail
+from mailticket.inbound.tnef import open_tnef
 from bench.corpora_path import corpus_files as all_files, find_corpora
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")

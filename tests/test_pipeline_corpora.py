@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mailticket import db, pipeline
+from mailticket import db
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import build_desk
+from mailticket.service.wiring import build_desk
 from mailticket.models import Attachment, Event, InboundMail, Outbox, Ticket
 from tests.harness import make_mail, write_config
 from bench.corpora_path import find_corpora

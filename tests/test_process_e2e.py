@@ -312,14 +312,15 @@ def _desk_at(tmp_path, sla):
     from mailticket import db
     from mailticket.clock import FakeClock
     from mailticket.config import load_config
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     config = load_config(write_config(tmp_path, sla=sla, listener_port=1))
     db.connect(config.database.url)
     return build_desk(config, clock=FakeClock())
 
 
 def _open_ticket(desk) -> Ticket:
-    from mailticket import intake, pipeline
+    from mailticket.service import intake
+    from mailticket.desk import pipeline
     pipeline.store_raw(make_mail(message_id="<clock@customer.example>", date=desk.clock.now()), source="test",
                        now=desk.clock.now())
     intake.process_pending(desk, "test")
@@ -332,7 +333,7 @@ def _set_clock(desk, moment) -> None:
 
 def _scan_at(desk, minutes_after: float, created) -> list[str]:
     """Move the clock, scan, return the kinds of the mails the scan queued."""
-    from mailticket.escalation import run_sla_check
+    from mailticket.desk.escalation import run_sla_check
     _set_clock(desk, created + timedelta(minutes=minutes_after))
     before = Outbox.select().count()
     run_sla_check(desk, desk.clock.now())
@@ -340,7 +341,8 @@ def _scan_at(desk, minutes_after: float, created) -> list[str]:
 
 
 def test_pending_pauses_the_resolution_clock_and_open_runs_it_on(tmp_path):
-    from mailticket import slaclock, tickets
+    from mailticket.desk import slaclock
+    from mailticket.desk import tickets
     desk = _desk_at(tmp_path, {"warn_at": 0.5, "P3": {"first_response": "1h", "resolution": "10m"}})
     ticket = _open_ticket(desk)
     created = ticket.created_at
@@ -365,7 +367,7 @@ def test_pending_pauses_the_resolution_clock_and_open_runs_it_on(tmp_path):
 
 
 def test_due_times_follow_a_priority_change(tmp_path):
-    from mailticket import slaclock
+    from mailticket.desk import slaclock
     desk = _desk_at(tmp_path, {"P2": {"first_response": "30m", "resolution": "2h"},
                                "P3": {"first_response": "1h", "resolution": "8h"}})
     ticket = _open_ticket(desk)
@@ -394,7 +396,7 @@ def test_business_hours_and_holidays_move_the_due_times(tmp_path):
 def test_a_ticket_the_scan_is_done_with_is_not_due_at_every_scan(tmp_path):
     """After the last escalation of a clock, the ticket waits for its next real moment (the
     resolution warning), instead of being looked at again at every scan for ever."""
-    from mailticket.escalation import due_tickets, run_sla_check
+    from mailticket.desk.escalation import due_tickets, run_sla_check
     desk = _desk_at(tmp_path, {"warn_at": 0.5, "P3": {"first_response": "10m", "resolution": "10h"}})
     created = _open_ticket(desk).created_at
     ladder = [_scan_at(desk, minute, created) for minute in (5, 10, 15, 20, 25, 30)]

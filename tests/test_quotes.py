@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bench.corpora_quotes import CORPORA, Case, github_timing_cases, matches, run_case
-from mailticket.quote_lines import classify
-from mailticket.quotes import Reply, embedded_sender, split_reply, split_reply_html
+from mailticket.inbound.quote_lines import classify
+from mailticket.inbound.quotes import Reply, embedded_sender, split_reply, split_reply_html
 from bench.corpora_path import find_corpora
 
 THRESHOLD = 90.0      # per-corpus percentage of exact matches

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailticket.render import KINDS, LOCALES, SHIPPED_DIR, TEMPLATE_NAMES, Rendered, Renderer
-from mailticket.template_context import EXTRA_KEYS, NOW, sample_context
+from mailticket.outbound.render import KINDS, LOCALES, SHIPPED_DIR, TEMPLATE_NAMES, Rendered, Renderer
+from mailticket.outbound.template_context import EXTRA_KEYS, NOW, sample_context
 
 NO_TICKET = ("delivery_failure", "quarantine_alert")
 HOSTILE = "Eve\r\nBcc: x@evil\x00 {{7*7}} <script>alert(1)</script>"
@@ -93,7 +93,7 @@ def test_every_template_renders_from_the_defaults_renderer():
 
 
 def test_every_shipped_template_has_both_parts_in_both_locales():
-    from mailticket.render import SHIPPED_DIR
+    from mailticket.outbound.render import SHIPPED_DIR
     for name, locale in CASES:
         assert (SHIPPED_DIR / locale / f"{name}.txt").is_file()
         assert (SHIPPED_DIR / locale / f"{name}.html").is_file()
@@ -495,7 +495,7 @@ def test_warm_compiles_every_template_at_once_and_leaves_a_broken_override_to_re
 def _jinja_and_ours():
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from mailticket.render import _MailEnvironment
+    from mailticket.outbound.render import _MailEnvironment
     return ImmutableSandboxedEnvironment(), _MailEnvironment()
 
 
@@ -551,7 +551,7 @@ def test_a_mutating_method_stays_blocked_after_safe_lookups():
     ``clear``: still a SecurityError, on every render."""
     from jinja2.sandbox import SecurityError
 
-    from mailticket.render import _MailEnvironment
+    from mailticket.outbound.render import _MailEnvironment
     env = _MailEnvironment()
     template = env.from_string("{{ ticket.subject.upper() }}{{ ticket.get('tag') }}{{ ticket.clear() }}")
     for _ in range(2):
@@ -566,7 +566,7 @@ def test_flat_globals_render_every_mail_as_jinjas_chainmap(monkeypatch):
     locales, comes out the same as with Jinja's own ChainMap."""
     from jinja2 import Environment
 
-    from mailticket.render import _MailEnvironment
+    from mailticket.outbound.render import _MailEnvironment
 
     def every_mail():
         renderer = Renderer(strict=True)

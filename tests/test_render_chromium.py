@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.render import LOCALES, TEMPLATE_NAMES, Renderer
-from mailticket.template_context import sample_context
+from mailticket.outbound.render import LOCALES, TEMPLATE_NAMES, Renderer
+from mailticket.outbound.template_context import sample_context
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from markupsafe import Markup
 
-from mailticket.render_format import (
+from mailticket.outbound.render_format import (
     first_name,
     format_duration_words,
     format_span,

@@ -6,10 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailticket.report import (
+from mailticket.desk.report import (
     CSV_COLUMNS, Record, format_csv, format_json, format_text, median, percentile, summarize,
 )
-from mailticket.sla import load_policy
+from mailticket.desk.sla import load_policy
 
 T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
 M, H = 60, 3600

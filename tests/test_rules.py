@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailticket.errors import ConfigError
-from mailticket.rules import DEFAULT_MATRIX, RuleSet, decide, load_rules, priority_for, security_hit
+from mailticket.desk.rules import DEFAULT_MATRIX, RuleSet, decide, load_rules, priority_for, security_hit
 
 F = "mailticket.toml"
 

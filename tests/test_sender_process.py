@@ -7,7 +7,7 @@ import re
 import signal
 import sys
 
-from mailticket import daemon as daemon_module
+from mailticket.service import daemon as daemon_module
 from mailticket.models import InboundMail, Outbox
 from tests.harness import DaemonThread, make_mail, start_daemon_process, wait_until, write_config
 from tests.servers.system import is_alive

@@ -3,9 +3,11 @@ the main thread; nothing sent twice, also across a crash at any point of a fold.
 
 from datetime import datetime, timedelta, timezone
 
-from mailticket import db, outbox
+from mailticket import db
+
+from mailticket.outbound import outbox
 from mailticket.models import Outbox
-from mailticket.sentlog import SentLog
+from mailticket.outbound.sentlog import SentLog
 from tests.harness import DaemonThread, wait_until, write_config
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailticket.errors import ConfigError
-from mailticket.sla import (
+from mailticket.desk.sla import (
     Clock, add_working_time, always, check, due_actions, escalated,
     load_policy, new_ticket_state, retarget, with_priority, working_time_between,
 )
@@ -420,7 +420,7 @@ def test_unknown_time_zone():
 
 def test_calendar_without_working_time_is_refused():
     from datetime import date
-    from mailticket.sla import Calendar
+    from mailticket.desk.sla import Calendar
     every_day = frozenset(date(2026, 1, 1) + timedelta(days=i) for i in range(3800))
     cal = Calendar(STHLM, True, frozenset({0}), holidays=every_day)
     with pytest.raises(ValueError, match="no working time"):

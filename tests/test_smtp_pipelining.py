@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from mailticket.config import Secret, ServerAuth, SmtpConfig
 from mailticket.errors import PermanentDeliveryError, TemporaryDeliveryError
-from mailticket.transport import SmtpTransport, _dot_stuffed, envelope_address
-from mailticket.wire import is_simple_address
+from mailticket.service.transport import SmtpTransport, _dot_stuffed, envelope_address
+from mailticket.outbound.wire import is_simple_address
 from tests.servers.smtpsink import SmtpSink
 from tests.servers.system import LOOPBACK
 

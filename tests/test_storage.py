@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 import pytest
 
-from mailticket import db, intake, lease, outbox, pipeline
+from mailticket import db
+
+from mailticket.service import intake
+
+from mailticket.service import lease
+
+from mailticket.outbound import outbox
+
+from mailticket.desk import pipeline
 from mailticket.clock import FakeClock
 from mailticket.config import OutboxConfig, load_config
 from mailticket.errors import ConfigError
@@ -203,7 +211,7 @@ def test_store_raw_and_store_batch_store_an_imap_uid_once(db_url):
     first = pipeline.store_raw(b"one", source="imap:INBOX", now=T0, uidvalidity=7, uid=5)
     again = pipeline.store_raw(b"one", source="imap:INBOX", now=T0, uidvalidity=7, uid=5)
     assert again.id == first.id
-    from mailticket.mailbox import FetchedMail
+    from mailticket.service.mailbox import FetchedMail
     batch = [FetchedMail(7, 5, b"one"), FetchedMail(7, 6, b"two")]
     intake.store_batch(batch, "imap:INBOX", T0)
     intake.store_batch(batch, "imap:INBOX", T0)
@@ -324,7 +332,7 @@ def test_an_entry_being_sent_is_not_sent_by_another_daemon_whatever_its_clock_sa
 # ---------------------------------------------------------------- processing: each mail once
 
 def _desk(tmp_path, db_url):
-    from mailticket.desk import build_desk
+    from mailticket.service.wiring import build_desk
     cfg = load_config(write_config(tmp_path, db_url=db_url, listener_port=free_port()))
     db.connect(cfg.database.url)
     return cfg, (lambda: build_desk(cfg, clock=FakeClock(T0)))
@@ -414,7 +422,7 @@ def test_a_write_waits_for_a_short_lock_held_by_another_connection(tmp_path):
 
 
 def test_a_database_locked_too_long_is_a_logged_retry_not_a_crash(tmp_path, caplog):
-    from mailticket.daemon import Daemon
+    from mailticket.service.daemon import Daemon
     cfg, new_desk = _desk(tmp_path, None)
     pipeline.store_raw(make_mail(message_id="<locked@customer.example>", date=T0), source="listener", now=T0)
     daemon = Daemon(new_desk(), transport=_SlowSink(), worker="locked-test")
@@ -437,7 +445,7 @@ def test_attachments_that_cannot_reach_the_disk_commit_nothing_and_are_retried(t
     import errno
     import os
 
-    from mailticket.daemon import Daemon
+    from mailticket.service.daemon import Daemon
     from mailticket.models import Attachment
     cfg, new_desk = _desk(tmp_path, None)
     pipeline.store_raw(mail_with_attachment(b"line 1\nline 2\n"), source="listener", now=T0)
@@ -473,7 +481,7 @@ def test_a_password_in_the_database_url_never_reaches_a_message(tmp_path):
 
 def test_a_lost_postgresql_connection_is_logged_without_the_password(pg_url, tmp_path, caplog):
     import psycopg2
-    from mailticket.daemon import Daemon
+    from mailticket.service.daemon import Daemon
     url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")  # trust auth ignores it
     cfg, new_desk = _desk(tmp_path, url)
     daemon = Daemon(new_desk(), transport=_SlowSink(), worker="pw-test")

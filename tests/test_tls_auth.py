@@ -20,9 +20,9 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 from mailticket.config import ImapConfig, Secret, ServerAuth, SmtpConfig
 from mailticket.errors import ConfigError, MailboxError, TemporaryDeliveryError
-from mailticket.mailbox import ImapSource
-from mailticket.oauth2 import TokenSource
-from mailticket.transport import SmtpTransport, xoauth2_string
+from mailticket.service.mailbox import ImapSource
+from mailticket.service.oauth2 import TokenSource
+from mailticket.service.transport import SmtpTransport, xoauth2_string
 from tests.harness import make_mail
 from tests.servers import certs
 from tests.servers.smtpsink import SmtpSink

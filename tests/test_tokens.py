@@ -11,7 +11,7 @@ import pytest
 
 from mailticket.config import Secret
 from mailticket.errors import ConfigError
-from mailticket.tokens import (
+from mailticket.desk.tokens import (
     MAC_BYTES,
     SECRET_FILE,
     TokenClaim,

@@ -1,4 +1,4 @@
-"""Our own mails written directly (mailticket.wire): every shape parses back with the standard
+"""Our own mails written directly (mailticket.outbound.wire): every shape parses back with the standard
 library to exactly what went in, with no defects, whatever the names, subjects and bodies hold."""
 
 import email
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailticket import wire
+from mailticket.outbound import wire
 
 
 def parse(raw: bytes):
@@ -190,7 +190,7 @@ def test_a_subject_outside_ascii_is_encoded_here_and_reads_back_the_same(subject
                           st.sampled_from(["ann@x.example", "a.b-c@mail.example.org"])),
                 min_size=1, max_size=4))
 def test_names_outside_ascii_are_encoded_here_and_read_back_the_same(people):
-    from mailticket.notify import display_name
+    from mailticket.outbound.notify import display_name
     pairs = [(display_name(name), address) for name, address in people]
     with _ours_alone():  # display_name leaves only printable names, written here
         raw = wire.address_header("To", pairs)
@@ -208,7 +208,7 @@ def test_names_outside_ascii_are_encoded_here_and_read_back_the_same(people):
 def test_a_display_name_keeps_only_printable_characters():
     """C1 controls, format characters and unassigned code points become spaces: with them, the
     standard library's folder wrote a To header that lost the next address."""
-    from mailticket.notify import display_name
+    from mailticket.outbound.notify import display_name
     name = display_name("0000000\x80\x80\x80\u0800\U00010000\U00010000\u202e\ud7fc x")
     assert name == "0000000 \u0800\U00010000\U00010000 x"
     pairs = [(name, "a.b-c@mail.example.org"), ("", "ann@x.example")]

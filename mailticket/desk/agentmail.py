@@ -1,0 +1,224 @@
+"""An agent's mail on a ticket: verified first, then commands, then a public reply or a note.
+
+Nobody acts in an agent's name: a mail from an agent address acts only when it was sent to
+the signed reply address of this ticket's notifications, or carries a passing DKIM/DMARC
+verdict from the trusted server. Otherwise it is kept as an internal note marked unverified.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import slaclock
+
+from . import tickets
+from ..inbound.authres import trusted_verdict
+from .commands import VALID, parse_commands
+from ..models import Ticket
+from ..outbound.notify import Recipient
+from ..inbound.quotes import split_reply
+from .rules import priority_for
+
+log = logging.getLogger("mailticket.agentmail")
+
+AGENT_PURPOSES = ("reply", "note")
+
+
+def verify_agent(desk, match, parsed) -> tuple[bool, str]:
+    """Does this mail prove it comes from the agent it names?"""
+    if match.how == "token" and match.token_purpose in AGENT_PURPOSES:
+        return True, "sent to the ticket's signed reply address"
+    domain = parsed.sender.address.rpartition("@")[2]
+    verdict = trusted_verdict(parsed.message, desk.config.service.trusted_authserv_id, domain)
+    if verdict.passed:
+        return True, verdict.reason
+    return False, f"no signed reply address and {verdict.reason}"
+
+
+def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
+    cfg, ticket = desk.config, match.ticket
+    agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
+    tickets.remember_inbound(ticket, parsed.message_id, now, audience="internal")
+    new_text = split_reply(parsed.text).new
+    verified, how = verify_agent(desk, match, parsed)
+    if not verified:
+        tickets.event(ticket, now, "note", new_text or parsed.text, actor=agent, inbound=row, unverified=True,
+                      why=how)
+        _notify_note(desk, ticket, agent, agent_name, new_text or parsed.text, now, parsed, unverified=True)
+        log.warning("ticket %d: mail <%s> from agent address %s not verified (%s): kept as an unverified note",
+                    ticket.id, parsed.message_id, agent, how)
+        return ticket
+    result = parse_commands(new_text, now=now, timezone=cfg.service.timezone, agents=set(cfg.agents),
+                            categories=set(cfg.rules.categories))
+    is_note = match.token_purpose == "note" or any(c.name == "note" for c in result.commands)
+    body = result.body.strip()
+    errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
+    resolution_text = None
+    priority_before = ticket.priority
+    for command in result.commands:
+        if command.name == "note":
+            continue
+        resolving = command.name == "status" and command.args.get("value") == "resolved" and body and not is_note
+        problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed)
+        if problem:
+            errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
+                           "valid": VALID.get(command.name, "")})
+        elif resolving:
+            resolution_text = body  # it went to the requester with the resolved mail
+    p1_to_tier_3(desk, ticket, result.commands, priority_before, agent, now)
+    if errors:
+        desk.mailer.send("command_error", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
+                         context={"errors": errors}, locale=cfg.locale_for_tier(ticket.tier),
+                         in_reply_to=parsed.message_id, auto_submitted="auto-replied", automatic=True,
+                         rate_limited=True)
+        tickets.event(ticket, now, "command_error",
+                      "; ".join(f"line {e['line_no']} {e['line']!r}: {e['problem']}" for e in errors), actor=agent)
+    if is_note:
+        tickets.event(ticket, now, "note", body, actor=agent, inbound=row, verified_by=how)
+        _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified=False)
+    elif body and resolution_text is None:
+        public_reply(desk, ticket, agent, agent_name, body, now, row, parsed)
+    elif resolution_text is not None:
+        tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row, resolution=True)
+        if ticket.first_response_at is None:
+            tickets.event(ticket, now, "first_response", f"first response by {agent} (resolved)", actor=agent)
+        slaclock.first_response(ticket, cfg, now)
+    ticket.updated_at = now
+    ticket.save()
+    return ticket
+
+
+def public_reply(desk, ticket, agent, agent_name, body, now, row, parsed) -> None:
+    """The agent's new text goes to the requester and participants, threaded in their conversation."""
+    agents = desk.config.agents
+    to, cc = tickets.requester_recipients(ticket, exclude=set(agents) | {agent})
+    last_in = _last_requester_message(ticket) or ticket.thread_root
+    desk.mailer.send("agent_reply", to=to, cc=cc, now=now, ticket=ticket, from_name=agent_name,
+                     context={"agent_name": agent_name, "body": body}, in_reply_to=last_in,
+                     auto_submitted="no", automatic=False)
+    tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row)
+    if ticket.first_response_at is None:
+        slaclock.first_response(ticket, desk.config, now)
+        tickets.event(ticket, now, "first_response", f"first response by {agent}", actor=agent)
+    if ticket.status == "new":
+        tickets.set_status(desk, ticket, "open", now, actor=agent, why="first agent reply", notify=False)
+
+
+def _last_requester_message(ticket) -> str | None:
+    from ..models import Event
+    ev = (Event.select().where(Event.ticket == ticket, Event.kind.in_(["reply_in", "logged"]))
+          .order_by(Event.at.desc(), Event.id.desc()).first())
+    return (ev.data or {}).get("message_id") if ev else None
+
+
+def _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified) -> None:
+    cfg = desk.config
+    tier = cfg.tiers[ticket.tier]
+    others = sorted(a for a in tier.agents if a != agent)
+    to = [Recipient(a) for a in others] or [Recipient(tier.address, tier.name)]
+    desk.mailer.send("note", to=to, now=now, ticket=ticket, locale=cfg.locale_for_tier(ticket.tier),
+                     context={"agent_name": agent_name, "body": body, "unverified": unverified},
+                     in_reply_to=parsed.message_id, reply_purpose="note")
+
+
+def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text, parsed) -> str | None:
+    """Apply one valid command; returns a problem to tell the agent, or None. Recorded in the history."""
+    cfg, name, args = desk.config, command.name, command.args
+    if name == "status":
+        try:
+            tickets.set_status(desk, ticket, args["value"], now, actor=agent, why=f"#status by {agent}",
+                               body=resolution_text)
+        except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
+            return str(exc)
+    elif name == "priority":
+        old = ticket.priority
+        ticket.priority = args["value"]
+        slaclock.on_priority(ticket, cfg)
+        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent)
+    elif name in ("impact", "urgency"):
+        setattr(ticket, name, args["value"])
+        old = ticket.priority
+        ticket.priority = priority_for(ticket.impact, ticket.urgency, cfg.rules.matrix)
+        slaclock.on_priority(ticket, cfg)
+        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
+    elif name == "assign":
+        who = agent if args.get("me") or args.get("address") in (None, "me") else args["address"]
+        ticket.assignee = who
+        tickets.event(ticket, now, "assign", f"assigned to {who}", actor=agent)
+    elif name == "escalate":
+        if ticket.tier >= 3:
+            tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
+        else:
+            tickets.escalate(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}", actor=agent)
+            _restart_clocks(ticket, now, cfg.sla)
+    elif name == "tier":
+        if args["value"] != ticket.tier:
+            tickets.escalate(desk, ticket, now, to_tier=args["value"], reason=f"#tier {args['value']} by {agent}",
+                             actor=agent)
+            _restart_clocks(ticket, now, cfg.sla)
+    elif name in ("category", "type"):
+        old = getattr(ticket, name)
+        setattr(ticket, name, args["value"])
+        tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
+    elif name == "call":
+        try:
+            send_call(desk, ticket, agent, agent_name, args, now)
+        except ValueError as exc:  # an address the invitation cannot carry
+            return f"no invitation could be made: {exc}"
+    else:
+        return f"#{name} is not handled"
+    tickets.event(ticket, now, "command", command.line.strip(), actor=agent)
+    ticket.updated_at = now
+    ticket.save()
+    return None
+
+
+PRIORITY_COMMANDS = ("priority", "impact", "urgency")
+
+
+def p1_to_tier_3(desk, ticket, commands, priority_before, agent, now) -> None:
+    """SPEC: "P1 tickets go to tier 3 at once", also when an agent's command makes a ticket P1.
+
+    Decided once all the commands of the mail have been applied, so the order of its lines does
+    not matter: a ticket that this mail's #priority, #impact or #urgency made P1 and that is below
+    tier 3 goes there the way #tier 3 takes it (escalation mail, event, clocks restarted). A #tier
+    in the same mail is the agent's own choice and wins; a ticket the mail resolved or closed is
+    not escalated; a lower priority never lowers the tier."""
+    if priority_before == "P1" or ticket.priority != "P1" or ticket.tier >= 3:
+        return
+    if any(c.name == "tier" for c in commands) or ticket.status in ("resolved", "closed"):
+        return
+    lines = ", ".join(c.line.strip() for c in commands if c.name in PRIORITY_COMMANDS)
+    tickets.escalate(desk, ticket, now, to_tier=3, reason=f"P1: straight to tier 3 ({lines} by {agent})",
+                     actor=agent)
+    _restart_clocks(ticket, now, desk.config.sla)
+    ticket.save()
+
+
+def _restart_clocks(ticket, now, policy) -> None:
+    """A new tier gets its own window for the clocks still running (and the scan a new moment)."""
+    for attr in ("response", "resolution"):
+        if getattr(ticket, f"{attr}_stopped_at") is None:
+            setattr(ticket, f"{attr}_started_at", now)
+            setattr(ticket, f"{attr}_paused_seconds", 0)
+    slaclock.refresh(ticket, policy)
+
+
+def send_call(desk, ticket, agent, agent_name, args, now) -> None:
+    """#call: the requester gets an iCalendar invitation (METHOD:REQUEST, the agent as organiser)."""
+    from ..outbound.invitation import build_invitation
+    cfg = desk.config
+    start, duration = args["start"], args["duration"]
+    ics = build_invitation(
+        uid=f"call-{ticket.id}-{int(start.timestamp())}@{cfg.service.domain}",
+        summary=f"[{cfg.service.tag_prefix}#{ticket.id}] {ticket.subject}",
+        description=f"{cfg.service.name}: call about ticket {ticket.id} with {agent_name}",
+        start=start, duration=duration, timezone=cfg.service.timezone, organizer_name=agent_name,
+        organizer_email=agent, attendee_name=ticket.requester_name, attendee_email=ticket.requester_address, now=now)
+    desk.mailer.send("call_invitation", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,
+                     ticket=ticket, from_name=agent_name, in_reply_to=ticket.thread_root, auto_submitted="no",
+                     context={"agent_name": agent_name, "start": start, "end": start + duration,
+                              "duration": duration},
+                     alternatives=[("text/calendar; method=REQUEST; charset=UTF-8", ics)],
+                     attachments=[("invite.ics", "application/ics", ics)])
+    tickets.event(ticket, now, "call", f"call with the requester {start.isoformat()} for {duration}", actor=agent)

@@ -1,0 +1,411 @@
+"""One mail, one transaction: orchestration only.
+
+The raw mail is already committed (``store_raw``). ``process_one`` parses, classifies,
+correlates and applies it, queueing every mail it causes, in one transaction; any error
+rolls that back and quarantines the one mail with its reason, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import peewee as pw
+
+from . import tickets
+from ..inbound.attachments import flushed_before_commit, store_attachment
+from ..inbound.authres import strip_internal_headers
+from ..inbound.bounces import parse_bounce
+from ..inbound.classify import classify
+from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
+from ..db import is_postgres, run, write_transaction
+from ..errors import QuarantineError
+from ..models import Attachment, InboundMail, Outbox, Ticket
+from ..outbound.notify import LOOP_HEADER, Recipient
+from ..inbound.parse import Address, parse_mail
+from ..inbound.quotes import split_reply
+
+log = logging.getLogger("mailticket.pipeline")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str                  # processed | duplicate | dropped | quarantined
+    ticket: int | None = None
+    reason: str = ""
+
+
+def store_raw(raw: bytes, *, source: str, now: datetime, uidvalidity: int | None = None,
+              uid: int | None = None) -> InboundMail:
+    """Commit the raw mail before anything else. The same (source, UIDVALIDITY, UID) is stored once."""
+    db = InboundMail._meta.database
+    with db.atomic():
+        if uid is not None:
+            row = InboundMail.get_or_none(InboundMail.source == source, InboundMail.uidvalidity == uidvalidity,
+                                          InboundMail.uid == uid)
+            if row is not None:
+                return row
+        return InboundMail.create(source=source, uidvalidity=uidvalidity, uid=uid, raw=raw, size=len(raw),
+                                  received_at=now)
+
+
+def process_one(desk, row: InboundMail) -> Outcome:
+    """Process one stored mail; never raises for a problem of the mail itself."""
+    outcome = _attempt(desk, row)
+    _log_outcome(row, outcome)
+    return outcome
+
+
+def process_batch(desk, rows: list[InboundMail], *, stop=None) -> list[tuple[InboundMail, Outcome]]:
+    """Process several stored mails with one commit (group commit: one fsync for the batch).
+
+    Each mail runs in a savepoint of its own (the transactions of ``_apply`` and ``quarantine``
+    nest), so a mail that fails is rolled back and quarantined alone and the others go on. A
+    database failure rolls the whole batch back: the mails stay stored and are processed again
+    later, and nothing was moved or sent for them (the IMAP move and the outbox drain come after
+    this commit). Outcomes are logged once they are committed. Stops early when ``stop`` is set;
+    the rows not reached are not in the result. The batch's attachment files are flushed to disk
+    while it is processed, and all of them before the commit (``attachments.StorageError`` if one
+    cannot be: then nothing is committed either).
+    """
+    done = []
+    with write_transaction(InboundMail._meta.database), flushed_before_commit():
+        for row in rows:
+            if stop is not None and stop.is_set():
+                break
+            done.append((row, _attempt(desk, row)))
+    for row, outcome in done:
+        _log_outcome(row, outcome)
+    return done
+
+
+def _attempt(desk, row: InboundMail) -> Outcome:
+    now = desk.clock.now()
+    try:
+        outcome = _apply(desk, row, now)
+        if outcome.reason == HANDLED_ELSEWHERE:
+            return outcome
+    except (pw.OperationalError, pw.InterfaceError):
+        raise  # the database itself failed: the daemon retries the mail later
+    except QuarantineError as exc:
+        outcome = quarantine(desk, row, str(exc), now)
+    except Exception as exc:  # a bug or an input nobody foresaw: keep the mail, tell the admin, go on
+        log.exception("mail %s (UID %s) failed", row.message_id or f"#{row.id}", row.uid)
+        outcome = quarantine(desk, row, f"internal error: {type(exc).__name__}: {exc}", now)
+    return outcome
+
+
+HANDLED_ELSEWHERE = "already handled by another daemon"
+
+
+def _apply(desk, row, now) -> Outcome:
+    """Process and record the mail in one transaction that holds its row. Two daemons never both
+    process one mail: the second waits for the row, then finds it no longer "received". A unique
+    key taken meanwhile by another daemon (two copies of one mail at once) is tried once more."""
+    for attempt in (1, 2):
+        try:
+            with write_transaction(InboundMail._meta.database):
+                state, ticket_id = _lock_stored(row)
+                if state != "received":
+                    return Outcome(state, ticket_id, HANDLED_ELSEWHERE)
+                outcome = _process(desk, row, now)
+                _finish(row, outcome, now)
+                return outcome
+        except pw.IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("stored mail %s: a concurrent change took one of its keys; trying it again", row.id)
+
+
+def _lock_stored(row) -> tuple[str, int | None]:
+    """The stored mail's state and ticket now, its row held until the commit (PostgreSQL)."""
+    found = run(_LOCK_PG if is_postgres() else _LOCK, (row.id,)).fetchone()
+    if found is None:
+        raise InboundMail.DoesNotExist(f"stored mail {row.id} is gone")
+    return found
+
+
+_LOCK = 'SELECT "state", "ticket_id" FROM "inbound_mail" WHERE "id" = ?'
+_LOCK_PG = _LOCK + " FOR UPDATE"
+
+
+def _log_outcome(row, outcome):
+    if outcome.reason == HANDLED_ELSEWHERE:
+        log.info("stored mail %s (UID %s): %s", row.id, row.uid, HANDLED_ELSEWHERE)
+        return
+    what = f"mail <{row.message_id}>" if row.message_id else f"stored mail {row.id}"
+    uid = f" (UID {row.uid})" if row.uid is not None else ""
+    ticket = f" ticket {outcome.ticket}" if outcome.ticket else ""
+    log.info("%s%s: %s%s%s", what, uid, outcome.state, ticket, f": {outcome.reason}" if outcome.reason else "")
+
+
+def _finish(row, outcome, now):
+    run(_FINISH, (outcome.state, outcome.reason or None, outcome.ticket, InboundMail.processed_at.db_value(now),
+                  row.message_id, row.id))
+
+
+_FINISH = ('UPDATE "inbound_mail" SET "state" = ?, "reason" = ?, "ticket_id" = ?, "processed_at" = ?,'
+           ' "message_id" = ?, "claimed_by" = NULL WHERE "id" = ?')
+
+
+def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
+    """Mark the mail quarantined and tell the admin, in a transaction of its own."""
+    with write_transaction(InboundMail._meta.database):
+        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
+                                  message_id=row.message_id).where(
+                InboundMail.id == row.id, InboundMail.state == "received").execute():
+            current = InboundMail.get_by_id(row.id)
+            return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
+        desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
+                         context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
+                                  "sender": _header(row, "From"), "subject": _header(row, "Subject"),
+                                  "quarantine_id": row.id}, reply_purpose=None, automatic=True,
+                         rate_limited=True)
+    log.error("mail %s (UID %s) quarantined: %s", row.message_id or f"#{row.id}", row.uid, reason)
+    return Outcome("quarantined", None, reason)
+
+
+def _header(row, name):
+    from email.parser import BytesHeaderParser
+    try:
+        value = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
+        return str(value)[:300]
+    except Exception:
+        return ""
+
+
+# ---------------------------------------------------------------- the decisions
+
+def _process(desk, row, now) -> Outcome:
+    cfg = desk.config
+    parsed = parse_mail(bytes(row.raw))
+    row.message_id = parsed.message_id[:250]
+    # Our loop marker is read before the X-Mailticket-* headers are stripped, and only when it
+    # names our own address: it catches our mail coming back under a new Message-ID and From
+    # (a list re-sending it), while another desk's marker or any other header of ours written
+    # by someone else has no effect. A human who copies our exact marker only drops their own mail.
+    looped = _carries_our_loop_marker(parsed.message, cfg.service.address)
+    stripped = strip_internal_headers(parsed.message)
+    if stripped:
+        log.warning("mail <%s>: removed inbound headers that look like ours: %s", parsed.message_id,
+                    ", ".join(stripped))
+    _one_at_a_time(row.message_id)
+    ref = run(_REF, (row.message_id,)).fetchone()
+    if ref is not None:
+        direction, ticket_id = ref
+        if direction == "out":
+            return Outcome("dropped", ticket_id, "our own outgoing mail came back")
+        return Outcome("duplicate", ticket_id, f"already processed (ticket {ticket_id})")
+    if looped:
+        return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
+    verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
+    if verdict.kind == "loop":
+        return Outcome("dropped", None, f"loop: {verdict.reason}")
+    if verdict.kind == "bounce":
+        return _bounce(desk, row, parsed, verdict, now)
+    claims = _token_claims(desk, parsed, now)
+    match = _with_ticket_locked(find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims))
+    if verdict.kind == "auto_reply":
+        if match.ticket is None:  # RFC 3834 responders answer our return path, often without tag or headers
+            entry = _outbox_by_return_path(desk, parsed)
+            if entry is not None and entry.ticket_id:
+                match = Match(entry.ticket, "return-path")
+        if match.ticket is None:
+            return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
+        tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
+        return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
+    sender = parsed.sender
+    if not sender.address:
+        sender = _recovered_sender(bytes(row.raw))
+        if sender is None:
+            raise QuarantineError("no usable sender address in From")
+        parsed = replace(parsed, sender=sender)
+    agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
+    if match.ticket is not None and agent_tier is not None:
+        from .agentmail import handle_agent_mail
+        ticket = handle_agent_mail(desk, match, parsed, now, row)
+        return Outcome("processed", ticket.id)
+    if match.ticket is not None:
+        return _followup(desk, row, parsed, verdict, match, now)
+    return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _one_at_a_time(message_id: str) -> None:
+    """On PostgreSQL, two copies of one mail in two daemons wait for each other here, so the second
+    sees the first's MessageRef and is a duplicate (SQLite's write lock already does this)."""
+    if is_postgres():
+        InboundMail._meta.database.execute_sql("SELECT pg_advisory_xact_lock(1, hashtext(%s))", (message_id,))
+
+
+def _with_ticket_locked(match):
+    """On PostgreSQL, hold the matched ticket's row and read it afresh, so that two daemons changing
+    one ticket at once (a reply here, the SLA scan there) do not overwrite each other's change."""
+    if match.ticket is None or not is_postgres():
+        return match
+    ticket = ticket_by_id(match.ticket.id, for_update=True)
+    if ticket is None:
+        raise Ticket.DoesNotExist(f"ticket {match.ticket.id} is gone")
+    return replace(match, ticket=ticket)
+
+
+_REF = 'SELECT "direction", "ticket_id" FROM "message_ref" WHERE "message_id" = ?'
+
+
+_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
+_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _recovered_sender(raw: bytes) -> Address | None:
+    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
+    marked defective so it never counts as an agent."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    line = _RAW_FROM.search(head)
+    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
+    return Address("", found.group(0).lower(), True) if found else None
+
+
+def _carries_our_loop_marker(msg, own_address: str) -> bool:
+    values = msg.get_all(LOOP_HEADER) or []
+    return any(str(v).strip().lower() == own_address.lower() for v in values)
+
+
+def _token_claims(desk, parsed, now) -> list:
+    from .tokens import token_from_addresses
+    addresses = [a.address for a in (*parsed.to, *parsed.cc)] + list(parsed.delivered_to)
+    claims = []
+    for token in token_from_addresses(desk.config.service.address, addresses):
+        claim = desk.signer.verify(token, now)
+        if claim is not None:
+            claims.append(claim)
+    return claims
+
+
+def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
+    cfg, ticket = desk.config, match.ticket
+    addr = parsed.sender.address
+    known = addr == ticket.requester_address or ticket.participants.where(
+        tickets.Participant.address == addr).exists()
+    new_text = split_reply(parsed.text).new
+    if match.tag_only and not known:
+        # a tag alone does not let a stranger into a ticket: a new ticket, linked to the old one
+        return _new(desk, row, parsed, verdict, None, now, linked_to=ticket)
+    decision = reopen_decision(ticket, now, cfg.service.reopen_window)
+    if decision == "new-linked":
+        return _new(desk, row, parsed, verdict, None, now, linked_to=ticket,
+                    note=f"closed more than {cfg.service.reopen_window} ago")
+    if verdict.kind != "human":
+        tickets.record_auto_reply(ticket, parsed, verdict, now, row)
+        return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
+    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
+        tickets.add_participant(ticket, addr, parsed.sender.name)
+    tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
+                               author=(parsed.sender.name, addr), now=now, inbound=row)
+    _store_attachments(desk, row, parsed, ticket)
+    return Outcome("processed", ticket.id, f"threaded by {match.how}")
+
+
+def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -> Outcome:
+    cfg = desk.config
+    from .monitoring import match_source, parse_alert
+    source = match_source(cfg.monitoring, parsed.sender.address, parsed.subject)
+    alert = parse_alert(parsed.subject, parsed.text) if source is not None else None
+    if alert is not None:
+        from .alerts import handle_alert
+        ticket, reason = handle_alert(desk, alert, source, parsed, now, row)
+        return Outcome("processed", ticket.id if ticket else None, reason)
+    requester = (parsed.sender.name, parsed.sender.address)
+    body = parsed.text
+    if agent_tier is not None:
+        from ..inbound.forwarded import is_forward, original_sender
+        original = original_sender(parsed.message, parsed.text) if is_forward(parsed.subject) or _has_attached_mail(
+            parsed.message) else None
+        if original is not None and original[1]:
+            requester = original
+            note = f"forwarded by agent {parsed.sender.address}"
+    ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
+    # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
+    decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
+    ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
+                                 inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
+                                 notify_tier=not _is_old(cfg, parsed, now))
+    if note:
+        tickets.event(ticket, now, "note", note)
+    _store_attachments(desk, row, parsed, ticket)
+    return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else ""))
+
+
+def _has_attached_mail(msg) -> bool:
+    try:
+        return any(part.get_content_type() == "message/rfc822" for part in msg.walk())
+    except Exception:
+        return False
+
+
+def _is_old(cfg, parsed, now) -> bool:
+    """Mail older than ack_max_age (a mailbox full of old mail) is logged without an acknowledgement, and
+    without a tier notice unless it is a P1 or a security ticket (``tickets._announce_new``)."""
+    return parsed.date is not None and now - parsed.date > cfg.service.ack_max_age
+
+
+def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
+    if not verdict.may_acknowledge:
+        return False, f"no acknowledgement: {verdict.reason or 'the sender asked for no automatic answers'}"
+    if _is_old(cfg, parsed, now):
+        return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
+    if cfg.is_own_address(address):
+        return False, "no acknowledgement: the requester is one of our own addresses"
+    return True, ""
+
+
+def _store_attachments(desk, row, parsed, ticket) -> None:
+    for att in parsed.attachments:
+        path = store_attachment(desk.data_dir, att)
+        Attachment.create(inbound=row, ticket=ticket, filename=att.filename[:250], content_type=att.content_type[:120],
+                          size=len(att.data), path=path, content_id=att.content_id, inline=att.inline)
+
+
+def _bounce(desk, row, parsed, verdict, now) -> Outcome:
+    """A bounce of our own mail is recorded on its ticket as a delivery failure; the admin is told once."""
+    bounce = parse_bounce(parsed.message)
+    entry = None
+    if bounce is not None and bounce.return_path_token:
+        entry = _outbox_for_token(desk, bounce.return_path_token)
+    if entry is None and bounce is not None and bounce.original_message_id:
+        entry = Outbox.get_or_none(Outbox.message_id == bounce.original_message_id.strip("<>"))
+    if entry is None:
+        entry = _outbox_by_return_path(desk, parsed)
+    if entry is None:
+        return Outcome("dropped", None, f"bounce not matching any mail we sent: {verdict.reason}")
+    recipients = ", ".join(bounce.recipients) if bounce and bounce.recipients else ", ".join(entry.recipients)
+    detail = (bounce.diagnostic or bounce.status or "") if bounce else ""
+    if entry.ticket_id:
+        # remembered like any mail on the ticket, so the same report delivered twice is a duplicate
+        tickets.remember_inbound(entry.ticket_id, row.message_id, now, audience="internal")
+        tickets.event(entry.ticket, now, "delivery_failure",
+                      f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
+                      inbound=row, outbox=entry.id)
+    if not entry.admin_told and entry.kind not in ("delivery_failure", "quarantine_alert"):
+        Outbox.update(admin_told=True).where(Outbox.id == entry.id).execute()
+        desk.mailer.send("delivery_failure", to=[Recipient(desk.config.service.admin_address)], now=now,
+                         ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
+                                                       "outbox_id": entry.id}, reply_purpose=None)
+    return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
+
+
+def _outbox_by_return_path(desk, parsed) -> Outbox | None:
+    """The outbox entry whose signed return path (support+b.<id>.<mac>@) this mail was sent to."""
+    for a in parsed.delivered_to + tuple(x.address for x in parsed.to):
+        local = a.partition("@")[0]
+        entry = _outbox_for_token(desk, local.split("+", 1)[1]) if "+" in local else None
+        if entry:
+            return entry
+    return None
+
+
+def _outbox_for_token(desk, token: str) -> Outbox | None:
+    """The outbox entry a signed return-path token names, or None when it is not ours."""
+    mid = desk.mailer.bounces.message_id_for(token)
+    return Outbox.get_or_none(Outbox.message_id == mid) if mid else None
+

@@ -1,0 +1,238 @@
+"""What happens to a ticket: open, follow-up, agent reply, note, commands, status, escalation.
+
+Each function runs inside the caller's transaction and queues the mails it causes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from . import slaclock
+from .correlate import clean_subject, format_tag
+from ..db import insert_or_ignore, run
+from ..models import Event, MessageRef, Participant, Ticket, insert_together
+from ..outbound.notify import Recipient
+
+log = logging.getLogger("mailticket.tickets")
+
+DESCRIPTION_LIMIT = 100_000  # characters of the first mail kept as the ticket's description
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+# allowed moves of the status machine (agents may also close from any state)
+TRANSITIONS = {
+    "new": {"open", "pending", "resolved", "closed"},
+    "open": {"pending", "resolved", "closed"},
+    "pending": {"open", "resolved", "closed"},
+    "resolved": {"open", "closed"},
+    "closed": {"open"},
+}
+
+
+def event(ticket: Ticket, now: datetime, kind: str, text: str = "", actor: str = "system",
+          inbound=None, **data) -> Event:
+    entry = new_event(ticket, now, kind, text, actor, inbound, **data)
+    entry.save(force_insert=True)
+    return entry
+
+
+def new_event(ticket: Ticket, now: datetime, kind: str, text: str = "", actor: str = "system",
+              inbound=None, **data) -> Event:
+    """The event, not yet stored (for ``models.insert_together``)."""
+    return Event(ticket=ticket, at=now, kind=kind, text=text, actor=actor, inbound=inbound, data=data or None)
+
+
+def tier_recipients(desk, tier: int) -> list[Recipient]:
+    t = desk.config.tiers[tier]
+    return [Recipient(t.address, t.name)]
+
+
+def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset()) -> tuple[list, list]:
+    """The requester (To) and the other participants (Cc), without agents or ourselves."""
+    to = [Recipient(ticket.requester_address, ticket.requester_name)]
+    cc = [Recipient(p.address, p.name) for p in ticket.participants.where(Participant.role == "cc")
+          if p.address not in exclude]
+    return to, cc
+
+
+def tells_requester(ticket: Ticket) -> bool:
+    """Automatic notices go to the requester, unless that is a monitoring system (an alert incident)."""
+    return not ticket.alert_key
+
+
+def remember_inbound(ticket, message_id: str, now: datetime, audience: str = "requester") -> None:
+    """Threading and de-duplication know this Message-ID from now on (the first record stays)."""
+    run(insert_or_ignore('"message_ref" ("message_id", "ticket_id", "direction", "audience", "at") '
+                         'VALUES (?, ?, ?, ?, ?)'),
+        (message_id, getattr(ticket, "id", ticket), "in", audience, MessageRef.at.db_value(now)))
+
+
+def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -> None:
+    if not address or address == ticket.requester_address:
+        return
+    Participant.insert(ticket=ticket, address=address, name=name or "", role=role).on_conflict_ignore().execute()
+
+
+# ---------------------------------------------------------------- opening
+
+def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
+                acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
+                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
+    cfg = desk.config
+    name, address = requester
+    tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
+    ticket = Ticket(
+        type=decision.type, status="new", tier=tier, priority=decision.priority, impact=decision.impact,
+        urgency=decision.urgency, category=decision.category,
+        subject=clean_subject(parsed.subject, cfg.service.tag_prefix)[:500],
+        description=(body if body is not None else parsed.text)[:DESCRIPTION_LIMIT], requester_name=name[:200],
+        requester_address=address, decided_by=decision.rule_name, security=decision.security,
+        alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
+        tier_since=now, thread_root=parsed.message_id)
+    slaclock.start(ticket, cfg, now, decision)
+    ticket.save()  # one INSERT with the clocks already set
+    remember_inbound(ticket, parsed.message_id, now)
+    for a in (*parsed.to, *parsed.cc):
+        if a.address and not cfg.is_own_address(a.address) and not a.defective:
+            add_participant(ticket, a.address, a.name)
+    insert_together(
+        new_event(ticket, now, "logged", f"{ticket.type} logged from mail by {address}: {ticket.subject}",
+                  actor=address, inbound=inbound, message_id=parsed.message_id),
+        new_event(ticket, now, "categorised",
+                  f"type {ticket.type}, category {ticket.category}, impact {ticket.impact}, urgency {ticket.urgency} "
+                  f"-> {ticket.priority}, tier {tier}"
+                  + (f" (rule {decision.rule_name})" if decision.rule_name else " (defaults)"),
+                  reasons=list(decision.reasons)))
+    if linked_to is not None:
+        event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
+        event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
+    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier)
+    log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
+             ticket.priority, ticket.category, ticket.tier)
+    return ticket
+
+
+def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True):
+    cfg, mailer = desk.config, desk.mailer
+    if acknowledge:
+        sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
+                           now=now, ticket=ticket, in_reply_to=parsed.message_id, auto_submitted="auto-replied",
+                           automatic=True, rate_limited=True)
+        if sent:
+            event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
+    else:
+        event(ticket, now, "not-acknowledged", ack_skip_reason or "no acknowledgement")
+    if not notify_tier and not (ticket.security or ticket.priority == "P1"):
+        # a mailbox full of old mail must not mail the tier once per past mail; a breach report or
+        # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
+        event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
+        return
+    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}
+    mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
+                locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
+    if ticket.tier == 3 and ticket.priority == "P1":
+        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket, context=ctx,
+                    locale=cfg.locale_for_tier(1), in_reply_to=parsed.message_id)
+        event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
+    if ticket.security:
+        mailer.send("security_alert", to=[Recipient(cfg.service.security_address)], now=now, ticket=ticket,
+                    context=ctx, in_reply_to=parsed.message_id)
+        event(ticket, now, "security", f"security contact {cfg.service.security_address} told")
+
+
+# ---------------------------------------------------------------- mail on an existing ticket
+
+def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: tuple[str, str], now, inbound) -> Ticket:
+    """The requester (or a participant) wrote again: record, reopen if needed, tell the tier."""
+    cfg = desk.config
+    name, address = author
+    remember_inbound(ticket, parsed.message_id, now)
+    for a in parsed.cc:
+        if a.address and not cfg.is_own_address(a.address) and not a.defective and cfg.agent_tier(a.address) is None:
+            add_participant(ticket, a.address, a.name)
+    event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id)
+    kind = "requester_update"
+    if ticket.status in ("resolved", "closed"):
+        set_status(desk, ticket, "open", now, actor=address, why="reopened by the requester's reply", notify=False)
+        event(ticket, now, "reopen", f"reopened by a reply from {address}", actor=address)
+        kind = "reopened"
+    elif ticket.status == "pending":
+        set_status(desk, ticket, "open", now, actor=address, why="the requester answered", notify=False)
+    ticket.updated_at = now
+    ticket.save()
+    desk.mailer.send(kind, to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
+                     context={"body": new_text, "author_name": name or address},
+                     locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
+    return ticket
+
+
+def record_auto_reply(ticket: Ticket, parsed, verdict, now, inbound) -> None:
+    remember_inbound(ticket, parsed.message_id, now)
+    event(ticket, now, "auto_reply", f"{verdict.reason}: {parsed.subject}", actor=parsed.sender.address,
+          inbound=inbound, message_id=parsed.message_id)
+
+
+# ---------------------------------------------------------------- status and escalation
+
+def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, why: str = "",
+               notify: bool = True, body: str | None = None) -> None:
+    old = ticket.status
+    if status == old:
+        return
+    if status not in TRANSITIONS.get(old, ()):
+        raise ValueError(f"a {old} ticket cannot become {status}")
+    ticket.status = status
+    ticket.updated_at = now
+    if status == "resolved":
+        ticket.resolved_at = now
+    if status == "closed":
+        ticket.closed_at = now
+    if status == "open" and old in ("resolved", "closed"):
+        ticket.resolved_at = ticket.closed_at = None
+    slaclock.on_status(ticket, desk.config, old, status, now)
+    ticket.save()
+    event(ticket, now, "status", f"{old} -> {status}" + (f": {why}" if why else ""), actor=actor,
+          old=old, new=status)
+    if notify and status in ("resolved", "closed") and tells_requester(ticket):
+        to, cc = requester_recipients(ticket)
+        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
+                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
+                         in_reply_to=ticket.thread_root, automatic=True)
+
+
+def history_context(ticket: Ticket) -> list[dict]:
+    """The ticket's history as the escalation templates show it."""
+    return [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
+            for e in ticket.events.order_by(Event.at, Event.id)]
+
+
+def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
+             actor: str = "system", time_used=None) -> int:
+    """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
+    cfg = desk.config
+    old = ticket.tier
+    new = to_tier or min(old + 1, 3)
+    history = history_context(ticket)
+    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history}
+    if new == old and to_tier is None:
+        return old
+    ticket.tier, ticket.tier_since, ticket.updated_at = new, now, now
+    ticket.save()
+    event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
+    desk.mailer.send("escalation", to=tier_recipients(desk, new), now=now, ticket=ticket, context=ctx,
+                     locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root)
+    if new > old and tells_requester(ticket):
+        to, cc = requester_recipients(ticket)
+        desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,
+                         automatic=True, rate_limited=True)
+    log.info("ticket %d escalated tier %d -> %d: %s", ticket.id, old, new, reason)
+    return new
+
+
+def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
+    history = history_context(ticket)
+    desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
+                     ticket=ticket, in_reply_to=ticket.thread_root,
+                     context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
+                              "history": history})
+    event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
+    log.info("ticket %d escalated to the manager: %s", ticket.id, reason)

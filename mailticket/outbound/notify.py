@@ -1,0 +1,242 @@
+"""Queue the mails mailticket sends, and write them: a template rendered, with the right headers.
+
+``Mailer.send`` decides a mail's headers (``heading``) in the caller's transaction and queues
+either the finished mail or, in the daemon, a draft that the sender process writes with
+``mail_bytes`` when it sends it (``drafts``); ``assemble`` writes both, the same way.
+
+Headers every mail carries: a fresh Message-ID on the service's domain (stored, so replies
+thread), In-Reply-To/References that keep the recipient's thread, the ticket tag in the
+subject, Auto-Submitted, X-Auto-Response-Suppress, our loop marker, the signed reply address
+as Reply-To, and a signed return path that matches a bounce to its outbox entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+from . import drafts
+
+from . import outbox
+
+from . import wire
+from ..db import run
+from ..models import Event, MessageRef, Outbox, Ticket
+
+log = logging.getLogger("mailticket.notify")
+
+LOOP_HEADER = "X-Mailticket-Loop"
+TICKET_HEADER = "X-Mailticket-Ticket"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def clean_header(value: str | None, limit: int = 900) -> str:
+    """No CR, LF, NUL or other control character from a mail can add or break a header."""
+    return _CONTROL.sub(" ", value or "").strip()[:limit]
+
+
+_SPECIALS = re.compile(r'[<>()\[\]:;@\\,"]+')
+
+
+def display_name(name: str | None) -> str:
+    """A display name that can never inject a header or smuggle in an address.
+
+    RFC 5322 specials are taken out: the standard library's header folding can drop the quotes
+    around a long name, and then ``<x>`` in it would become the address."""
+    cleaned = clean_header(name, 200)
+    if not cleaned.isprintable():  # C1 controls, format characters, unassigned code points: the
+        cleaned = "".join(c if c.isprintable() else " " for c in cleaned)  # stdlib's folder lost addresses
+    return " ".join(_SPECIALS.sub(" ", cleaned).split())
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    name: str = ""
+
+
+class BounceSigner:
+    """Signed return paths ``support+b.<id>.<mac>@domain`` whose id names an outbox Message-ID."""
+
+    def __init__(self, secret: bytes, service_address: str):
+        self.key = hashlib.sha256(b"bounce:" + secret).digest()
+        self.local, _, self.domain = service_address.partition("@")
+
+    def _mac(self, ident: str) -> str:
+        digest = hmac.new(self.key, ident.encode(), hashlib.sha256).digest()[:10]  # 80 bits
+        return base64.b32encode(digest).decode().lower().rstrip("=")
+
+    def return_path(self, ident: str) -> str:
+        return f"{self.local}+b.{ident}.{self._mac(ident)}@{self.domain}"
+
+    def message_id_for(self, token: str) -> str | None:
+        """The Message-ID a bounce token stands for, or None when it is not ours."""
+        m = re.fullmatch(r"b\.([0-9a-f]{20})\.([a-z2-7]{16})", token or "")
+        if not m or not hmac.compare_digest(self._mac(m.group(1)), m.group(2)):
+            return None
+        return f"mt.{m.group(1)}@{self.domain}"
+
+
+class Mailer:
+    """Composes and queues every mail mailticket sends. Call inside the ticket's transaction."""
+
+    def __init__(self, config, renderer, signer, bounce_signer: BounceSigner):
+        self.config, self.renderer, self.signer, self.bounces = config, renderer, signer, bounce_signer
+        self.silent = False  # `mailticket import`: record everything, mail nobody
+        self.defer = False   # queue drafts for the sender process to render (the daemon sets it)
+        self.window = outbox.GlobalWindow()  # this process's view of the global rate limit's count
+
+    # -------------------------------------------------------------- public
+
+    def send(self, kind: str, *, to: list[Recipient], now: datetime, ticket: Ticket | None = None,
+             context: dict | None = None, locale: str | None = None, reply_purpose: str | None = "reply",
+             in_reply_to: str | None = None, auto_submitted: str = "auto-generated", from_name: str | None = None,
+             automatic: bool = False, rate_limited: bool = False, cc: list[Recipient] = (),
+             attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = ()) -> Outbox | None:
+        """Queue mail ``kind``: as a draft for the sender to render (``drafts``) when ``defer`` is
+        set and it can be one, otherwise rendered now. Returns None when the rate limit held it
+        back (recorded)."""
+        to = [r for r in to if r.address]
+        if not to or self.silent:
+            return None
+        if rate_limited:
+            verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits,
+                                        self.window)
+            if not verdict.allowed:
+                log.warning("%s to %s not sent: rate limit: %s", kind, to[0].address, verdict.reason)
+                if ticket is not None:
+                    Event.create(ticket=ticket, at=now, kind="suppressed",
+                                 text=f"{kind} to {to[0].address} not sent: {verdict.reason}")
+                return None
+        if reply_purpose in ("reply", "note") and not all(self.config.is_internal_address(r.address) for r in (*to, *cc)):
+            reply_purpose = "requester"  # a token that authorises agent mail never leaves the desk
+        ctx = self.base_context(ticket, now)
+        ctx.update(context or {})
+        audience = "internal" if reply_purpose in ("reply", "note") else "requester"
+        heading = self.heading(to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose, audience=audience,
+                               in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name)
+        draft = drafts.Draft(kind, locale or self.config.service.locale, ctx, heading)
+        raw, draft_json = b"", None
+        if self.defer and not attachments and not alternatives:
+            try:
+                draft_json = drafts.dumps(draft)
+            except drafts.NotPlain as exc:
+                log.debug("%s written at once: its values hold %s", kind, exc)
+        if draft_json is None:
+            raw = self.assemble(self.renderer.render(draft.kind, draft.locale, ctx), heading,
+                                attachments=attachments, alternatives=alternatives)
+        ident = heading.message_id.split("@")[0].removeprefix("mt.")
+        ref = None if ticket is None else MessageRef(message_id=heading.message_id, ticket=ticket, direction="out",
+                                                     audience=audience, at=now)
+        entry = outbox.enqueue(raw, heading.message_id, kind=kind, mail_from=self.bounces.return_path(ident),
+                               recipients=[r.address for r in (*to, *cc)], now=now, ticket=ticket,
+                               automatic=automatic, draft=draft_json, along=ref)
+        if automatic:
+            self.window.queued()
+        return entry
+
+    def base_context(self, ticket: Ticket | None, now: datetime) -> dict:
+        svc = self.config.service
+        ctx = {"service": {"name": svc.name, "address": svc.address, "tag_prefix": svc.tag_prefix},
+               "timezone": svc.timezone, "now": now, "ticket": None}
+        if ticket is not None:
+            ctx["ticket"] = ticket_context(ticket, self.config)
+        return ctx
+
+    # -------------------------------------------------------------- composing
+
+    def heading(self, *, to, cc=(), ticket, now, reply_purpose, in_reply_to, auto_submitted,
+                audience="requester", from_name=None) -> drafts.Heading:
+        """Everything the headers say besides the subject, decided now: a fresh Message-ID, the
+        thread so far, the signed reply address."""
+        svc = self.config.service
+        reply_to = None
+        if ticket is not None and reply_purpose:
+            reply_to = _plus(svc.address, self.signer.make(ticket.id, reply_purpose, now + svc.token_lifetime))
+        return drafts.Heading(
+            message_id=f"mt.{secrets.token_hex(10)}@{svc.domain}", date=now,
+            to=tuple((r.name, r.address) for r in to), cc=tuple((r.name, r.address) for r in cc),
+            in_reply_to=in_reply_to, references=tuple(self.references(ticket, in_reply_to, audience)),
+            reply_to=reply_to, auto_submitted=auto_submitted, from_name=from_name,
+            ticket_id=ticket.id if ticket is not None else None)
+
+    def assemble(self, rendered, h: drafts.Heading, *, attachments=(), alternatives=()) -> bytes:
+        """The mail as CRLF bytes ready for SMTP."""
+        svc = self.config.service
+        display = f"{h.from_name} via {svc.name}" if h.from_name else svc.name
+        lines = [wire.address_header("From", [(display_name(display), svc.address)]),
+                 wire.address_header("To", [(display_name(n), clean_header(a, 300)) for n, a in h.to])]
+        if h.cc:
+            lines.append(wire.address_header("Cc", [(display_name(n), clean_header(a, 300)) for n, a in h.cc]))
+        lines += [wire.header("Subject", clean_header(rendered.subject, 500) or "(no subject)"),
+                  wire.header("Date", format_datetime(h.date)),
+                  wire.header("Message-ID", f"<{h.message_id}>")]
+        if h.in_reply_to:
+            lines.append(wire.header("In-Reply-To", f"<{h.in_reply_to}>"))
+        if h.references:
+            lines.append(wire.header("References", " ".join(f"<{r}>" for r in h.references)))
+        if h.reply_to:
+            lines.append(wire.address_header("Reply-To", [(display_name(svc.name), h.reply_to)]))
+        lines += [wire.header("Auto-Submitted", h.auto_submitted), wire.header("X-Auto-Response-Suppress", "All")]
+        if h.auto_submitted != "no":
+            lines.append(wire.header("Precedence", "bulk"))
+        lines.append(wire.header(LOOP_HEADER, svc.address))
+        if h.ticket_id is not None:
+            lines.append(wire.header(TICKET_HEADER, str(h.ticket_id)))
+        return wire.mail(lines, rendered.text, rendered.html, alternatives=alternatives, attachments=attachments)
+
+    def mail_bytes(self, entry: Outbox) -> bytes:
+        """The bytes to send for an outbox entry: its draft rendered now, or the mail as queued."""
+        if entry.draft is None:
+            return bytes(entry.raw)
+        draft = drafts.loads(entry.draft)
+        return self.assemble(self.renderer.render(draft.kind, draft.locale, draft.context), draft.heading)
+
+    def references(self, ticket: Ticket | None, in_reply_to: str | None, audience: str = "requester") -> list[str]:
+        """The thread so far: the requester's first mail, then the latest ids, then the parent.
+        Requesters see only their side of the thread; agents see all of it."""
+        if ticket is None:
+            return [in_reply_to] if in_reply_to else []
+        sql = _RECENT_FOR_REQUESTER if audience == "requester" else _RECENT
+        recent = [row[0] for row in run(sql, (ticket.id,)).fetchall()]
+        chain = ([ticket.thread_root] if ticket.thread_root else []) + list(reversed(recent))
+        if in_reply_to:
+            chain.append(in_reply_to)
+        seen, out = set(), []
+        for ident in chain:
+            if ident and ident not in seen:
+                seen.add(ident)
+                out.append(ident)
+        return out[-20:]
+
+
+_RECENT = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? '
+           'ORDER BY "at" DESC, "id" DESC LIMIT 10')
+_RECENT_FOR_REQUESTER = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? AND "audience" = \'requester\' '
+                         'ORDER BY "at" DESC, "id" DESC LIMIT 10')
+
+
+def _plus(address: str, token: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def ticket_context(ticket: Ticket, config) -> dict:
+    tier = config.tiers.get(ticket.tier)
+    return {
+        "number": ticket.id, "tag": f"[{config.service.tag_prefix}#{ticket.id}]", "subject": ticket.subject,
+        "status": ticket.status, "priority": ticket.priority, "type": ticket.type, "category": ticket.category,
+        "impact": ticket.impact, "urgency": ticket.urgency, "tier": ticket.tier,
+        "tier_name": tier.name if tier else f"Tier {ticket.tier}", "requester_name": ticket.requester_name,
+        "requester_address": ticket.requester_address, "assignee": ticket.assignee,
+        "created_at": ticket.created_at, "first_response_due": ticket.first_response_due,
+        "resolution_due": ticket.resolution_due, "description": ticket.description,
+        "breach_report_deadline": ticket.breach_report_deadline,
+    }

@@ -1,0 +1,137 @@
+"""The command line: thin commands over the library.
+
+Exit codes: 0 success; 1 a check found problems (health, check-config) or the command failed;
+2 wrong usage; 3 configuration error; 4 database unreachable; 5 mail server unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ..errors import ConfigError, MailboxError, StorageError
+
+from .exitcodes import EPILOG, EXIT_CONFIG, EXIT_DATABASE, EXIT_MAILSERVER, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args) or EXIT_OK
+    except ConfigError as exc:
+        for each in getattr(exc, "errors", [exc]):  # several, one line each
+            print(f"mailticket: configuration error: {each}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MailboxError as exc:
+        print(f"mailticket: mail server: {exc}", file=sys.stderr)
+        return EXIT_MAILSERVER
+    except StorageError as exc:  # nothing of the batch was committed: the mails wait, stored, for the daemon
+        print(f"mailticket: {exc}; nothing of that batch was committed", file=sys.stderr)
+        return EXIT_PROBLEM
+    except _database_errors() as exc:
+        from ..db import describe_error
+        print(f"mailticket: database: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_DATABASE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _database_errors():
+    import peewee as pw
+    from ..db import DatabaseError
+    return (DatabaseError, pw.OperationalError, pw.InterfaceError)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    from .logsetup import configure
+    configure(logging.DEBUG if verbose else logging.INFO)
+
+
+EXAMPLES = {
+    "run": "  mailticket --config /etc/mailticket/mailticket.toml run     (systemd does this)",
+    "check-config": "  mailticket -c /etc/mailticket/mailticket.toml check-config\n"
+                    "  mailticket -c /etc/mailticket/mailticket.toml check-config --connect",
+    "poll": "  mailticket -c FILE poll --once",
+    "tickets": "  mailticket tickets --status active --sort due\n"
+               "  mailticket tickets --priority P1 --tier 3 --format json\n"
+               "  mailticket tickets --requester @customer.example --limit 20 --page 2",
+    "show": "  mailticket show 123\n  mailticket show 123 --raw | less",
+    "report": "  mailticket report --since 2026-10-01\n  mailticket report --format csv > sla.csv",
+    "outbox": "  mailticket outbox\n  mailticket outbox --retry 42\n  mailticket outbox --retry all",
+    "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
+    "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
+    "migrate": "  mailticket migrate",
+    "health": "  mailticket health || echo 'mailticket needs attention'\n"
+              "  mailticket health --max-fetch-age 30m --max-queue-age 1h",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailticket", description="An email-driven IT incident desk.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("MAILTICKET_CONFIG"),
+                   help="the TOML config file (default: $MAILTICKET_CONFIG, else the embedded default: "
+                        "SQLite under ./var, listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    def cmd(name, func, help_, **kw):
+        examples = EXAMPLES.get(name, "")
+        sp = sub.add_parser(name, help=help_, description=help_,
+                            epilog=(f"examples:\n{examples}\n\n" if examples else "") + EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        sp.set_defaults(func=func)
+        return sp
+
+    from . import cli_commands as c
+    cmd("run", c.run, "run the daemon in the foreground (logs to stderr)")
+    sp = cmd("check-config", c.check_config, "validate the config file and templates; each problem named with its file and key")
+    sp.add_argument("--connect", action="store_true", help="also log in to the IMAP and SMTP servers and the database")
+    sp = cmd("poll", c.poll, "process the inbox now and exit")
+    sp.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    sp = cmd("tickets", c.list_tickets, "list tickets")
+    sp.add_argument("--status", action="append", help="new, open, pending, resolved, closed, or 'active' (repeatable)")
+    sp.add_argument("--tier", type=int, choices=(1, 2, 3), help="only tickets at this tier")
+    sp.add_argument("--priority", choices=("P1", "P2", "P3", "P4"), help="only tickets of this priority")
+    sp.add_argument("--requester", help="requester address (or part of it)")
+    sp.add_argument("--sort", default="-number", choices=("number", "-number", "priority", "due", "updated", "-updated"),
+                    help="order (default -number: newest first; due: the next deadline first)")
+    sp.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
+    sp.add_argument("--page", type=int, default=1, help="which page of --limit rows (default 1)")
+    sp.add_argument("--format", choices=("text", "json"), default="text", help="a table (default) or JSON")
+    sp = cmd("show", c.show, "show one ticket with its whole history")
+    sp.add_argument("number", type=int, help="the ticket number, as in [SD#123]")
+    sp.add_argument("--raw", action="store_true", help="also print the raw mails")
+    sp = cmd("report", c.report, "first-response and resolution times against the targets")
+    sp.add_argument("--since", help="YYYY-MM-DD (default: all)")
+    sp.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                    help="text (default), JSON, or CSV for a spreadsheet")
+    sp = cmd("outbox", c.outbox_cmd, "queued and failed outgoing mail; --retry to send again")
+    sp.add_argument("--retry", metavar="ID|all", help="queue a failed (or waiting) mail to be sent at once")
+    sp.add_argument("--all", action="store_true", help="also list sent mail")
+    sp = cmd("quarantine", c.quarantine_cmd, "mail that could not be processed")
+    sp.add_argument("action", nargs="?", default="list", choices=("list", "show"),
+                    help="list (default) the quarantined mails, or show one with its raw text")
+    sp.add_argument("id", nargs="?", type=int, help="the stored mail's ID (from the list), for show")
+    sp.add_argument("--reprocess", metavar="ID", help="process a quarantined mail again (ID or 'all')")
+    sp = cmd("import", c.import_cmd, "import past mail from an mbox or maildir (no mail is sent)")
+    sp.add_argument("path", help="an mbox file or a maildir folder (with cur/ and new/)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    cmd("migrate", c.migrate, "bring the database schema up to date")
+    sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
+    sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
+    sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""What each CLI command does. Each is a thin wrapper over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .exitcodes import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from ..config import load_config
+from ..durations import parse_duration
+
+
+def _setup(args, migrate: bool = True):
+    from .. import db
+    config = load_config(args.config)
+    db.connect(config.database.url, migrate=migrate)
+    return config
+
+
+def _desk(args, clock=None):
+    from .wiring import build_desk
+    config = _setup(args)
+    return build_desk(config, clock=clock)
+
+
+def _fmt(dt) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+# ---------------------------------------------------------------- run / poll
+
+def run(args) -> int:
+    from .daemon import Daemon
+    desk = _desk(args)
+    if args.config is None:
+        print("mailticket: no --config given: running on the embedded default (SQLite under ./var, "
+              "inbox = SMTP listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing/new)", file=sys.stderr)
+    daemon = Daemon(desk, config_loader=(lambda: load_config(args.config)) if args.config else None)
+    daemon.install_signals()
+    return daemon.run()
+
+
+def poll(args) -> int:
+    from .daemon import Daemon
+    desk = _desk(args)
+    daemon = Daemon(desk)
+    daemon.cycle()
+    daemon.shutdown()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- check-config / migrate / health
+
+def check_config(args) -> int:
+    from ..outbound.render import Renderer
+    config = load_config(args.config)
+    problems = [f"{config.service.templates_dir}: {p}" if config.service.templates_dir and not p.startswith("/") else p
+                for p in Renderer(config.service.templates_dir).check()]
+    problems += _secret_checks(config, connect=args.connect)
+    if args.connect:
+        problems += _connect_checks(config)
+    for p in problems:
+        print(" ".join(p.split()))  # one line per problem, even when a driver's message has several
+    if problems:
+        return EXIT_PROBLEM
+    print(f"{config.file}: OK")
+    return EXIT_OK
+
+
+def _secret_checks(config, *, connect: bool) -> list[str]:
+    """The signing secret and the server passwords, read as the daemon reads them. One kept in a
+    variable or a systemd credential is read only where that is set (under the unit): an admin's
+    shell does not have them. With --connect the logins read the passwords themselves."""
+    from ..config import Secret
+    from ..errors import ConfigError
+    from ..desk.tokens import configured_secret
+    checks = [(config.service.secret, configured_secret)]
+    if not connect:
+        checks += [(server.credentials.password, Secret.get) for server in (config.imap, config.smtp)
+                   if server is not None and server.credentials.auth == "password"]
+    problems = []
+    for secret, check in checks:
+        if not (connect or secret.readable_here()):
+            continue
+        try:
+            check(secret)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _connect_checks(config) -> list[str]:
+    from .. import db
+    from ..errors import ConfigError, DeliveryError, MailboxError
+    from .mailbox import ImapSource
+    problems = []
+    try:
+        db.connect(config.database.url, migrate=False)
+    except Exception as exc:
+        problems.append(f"database.url: {exc}")
+    if config.imap:
+        source = ImapSource(config.imap)
+        try:
+            source.connect()
+        except (MailboxError, ConfigError) as exc:
+            problems.append(f"imap: {exc}")
+        finally:
+            source.close()
+    if config.smtp:
+        from .transport import SmtpTransport
+        t = SmtpTransport(config.smtp)
+        try:
+            with t._connect() as smtp:
+                t._login(smtp)
+        except (DeliveryError, OSError, ConfigError) as exc:
+            problems.append(f"smtp: {exc}")
+    return problems
+
+
+def migrate(args) -> int:
+    from .. import db
+    config = load_config(args.config)
+    database = db.connect(config.database.url, migrate=False)
+    pending = db.pending_migrations(database)
+    applied = db.apply_migrations(database)
+    print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
+    return EXIT_OK if set(applied) == set(pending) else EXIT_PROBLEM
+
+
+def health(args) -> int:
+    from .health import check_health
+    try:
+        max_fetch, max_queue = parse_duration(args.max_fetch_age), parse_duration(args.max_queue_age)
+    except ValueError as exc:
+        print(f"mailticket health: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_config(args.config)
+    problems = check_health(config, datetime.now(timezone.utc), max_fetch_age=max_fetch, max_queue_age=max_queue)
+    for p in problems:
+        print(p)
+    if not problems:
+        print("OK")
+    return EXIT_PROBLEM if problems else EXIT_OK
+
+
+# ---------------------------------------------------------------- tickets / show
+
+PRIORITY_ORDER = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+
+
+def list_tickets(args) -> int:
+    from ..models import Ticket
+    _setup(args)
+    q = Ticket.select()
+    if args.status:
+        wanted = set()
+        for s in args.status:
+            wanted |= {"new", "open", "pending"} if s == "active" else {s}
+        q = q.where(Ticket.status.in_(sorted(wanted)))
+    if args.tier:
+        q = q.where(Ticket.tier == args.tier)
+    if args.priority:
+        q = q.where(Ticket.priority == args.priority)
+    if args.requester:
+        q = q.where(Ticket.requester_address.contains(args.requester.lower()))
+    order = {"number": Ticket.id, "-number": Ticket.id.desc(), "priority": Ticket.priority,
+             "due": Ticket.resolution_due, "updated": Ticket.updated_at, "-updated": Ticket.updated_at.desc()}
+    total = q.count()
+    rows = list(q.order_by(order[args.sort], Ticket.id.desc()).paginate(max(1, args.page), max(1, args.limit)))
+    if args.format == "json":
+        print(json.dumps([_ticket_dict(t) for t in rows], default=str, indent=1))
+        return EXIT_OK
+    print(f"{'#':>6}  {'status':8} {'pri':3} {'tier':4} {'category':12} {'requester':28} {'due':16}  subject")
+    for t in rows:
+        due = t.first_response_due if t.first_response_at is None and t.status in ("new", "open") else t.resolution_due
+        print(f"{t.id:>6}  {t.status:8} {t.priority:3} {t.tier:^4} {t.category[:12]:12} {t.requester_address[:28]:28} "
+              f"{_fmt(due) if t.status not in ('resolved', 'closed') else '-':16}  {t.subject[:60]}")
+    pages = (total + args.limit - 1) // args.limit if args.limit else 1
+    print(f"-- {len(rows)} of {total} ticket(s), page {args.page} of {max(pages, 1)}")
+    return EXIT_OK
+
+
+def _ticket_dict(t) -> dict:
+    return {"number": t.id, "status": t.status, "type": t.type, "priority": t.priority, "impact": t.impact,
+            "urgency": t.urgency, "tier": t.tier, "category": t.category, "subject": t.subject,
+            "requester": {"name": t.requester_name, "address": t.requester_address}, "assignee": t.assignee,
+            "created_at": t.created_at, "first_response_at": t.first_response_at,
+            "first_response_due": t.first_response_due, "resolution_due": t.resolution_due,
+            "resolved_at": t.resolved_at, "closed_at": t.closed_at, "linked_to": t.linked_to,
+            "decided_by": t.decided_by}
+
+
+def show(args) -> int:
+    from ..models import Attachment, Participant, Ticket
+    _setup(args)
+    t = Ticket.get_or_none(Ticket.id == args.number)
+    if t is None:
+        print(f"mailticket: there is no ticket {args.number}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"Ticket {t.id}: {t.subject}")
+    rows = [("Status", t.status), ("Type", t.type), ("Priority", f"{t.priority} (impact {t.impact}, urgency {t.urgency})"),
+            ("Tier", t.tier), ("Category", t.category), ("Requester", f"{t.requester_name} <{t.requester_address}>"),
+            ("Participants", ", ".join(p.address for p in t.participants.where(Participant.role == "cc")) or "-"),
+            ("Assignee", t.assignee or "-"), ("Decided by", t.decided_by or "defaults"),
+            ("Created", _fmt(t.created_at)), ("First response", _fmt(t.first_response_at)),
+            ("First response due", _fmt(t.first_response_due)), ("Resolution due", _fmt(t.resolution_due)),
+            ("Resolved", _fmt(t.resolved_at)), ("Closed", _fmt(t.closed_at))]
+    if t.linked_to:
+        rows.append(("Linked to", t.linked_to))
+    if t.breach_report_deadline:
+        rows.append(("Breach report due", _fmt(t.breach_report_deadline)))
+    for k, v in rows:
+        print(f"  {k + ':':20} {v}")
+    print("\nDescription:\n" + _indent(t.description))
+    atts = list(Attachment.select().where(Attachment.ticket == t))
+    if atts:
+        print("\nAttachments:")
+        for a in atts:
+            print(f"  {a.filename} ({a.content_type}, {a.size} bytes) -> {a.path}")
+    print("\nHistory:")
+    for at, _, line, detail in _history(t, args.raw):
+        print(f"  {_fmt(at)}  {line}")
+        if detail.strip():
+            print(_indent(detail, 6))
+    return EXIT_OK
+
+
+def _history(t, raw: bool):
+    """Events and outgoing mail of a ticket, in time order: (at, order, line, detail)."""
+    from ..models import Event, Outbox
+    rows = []
+    for e in t.events.order_by(Event.at, Event.id):
+        flag = " [UNVERIFIED]" if (e.data or {}).get("unverified") else ""
+        first, _, rest = e.text.strip().partition("\n")
+        if raw and e.inbound_id:
+            rest += "\n" + bytes(e.inbound.raw).decode("utf-8", "replace")
+        rows.append((e.at, (0, e.id), f"{e.kind:16} {e.actor}{flag}: {first}", rest))
+    for o in Outbox.select().where(Outbox.ticket == t).order_by(Outbox.id):
+        state = o.status + (f" ({o.last_error[:80]})" if o.status == "failed" and o.last_error else "")
+        rows.append((o.created_at, (1, o.id), f"{'mail out':16} {o.kind} to {', '.join(o.recipients)}: {state}",
+                     ""))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def _indent(text: str, n: int = 2) -> str:
+    pad = " " * n
+    return "\n".join(pad + line for line in (text or "").rstrip().splitlines()) or pad + "-"
+
+
+# ---------------------------------------------------------------- report
+
+def report(args) -> int:
+    from ..desk.reporting import run_report
+    config = _setup(args)
+    since = None
+    if args.since:
+        try:
+            since = _local_midnight(args.since, config.service.timezone)
+        except ValueError:
+            print(f"mailticket report: --since {args.since!r} is not a date like 2026-11-01", file=sys.stderr)
+            return EXIT_USAGE
+    print(run_report(config, since=since, fmt=args.format))
+    return EXIT_OK
+
+
+def _local_midnight(day: str, tz_name: str) -> datetime:
+    """``--since 2026-11-02`` is the start of that day where the desk is, not in UTC."""
+    from zoneinfo import ZoneInfo
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZoneInfo(tz_name))
+
+
+# ---------------------------------------------------------------- outbox / quarantine
+
+def outbox_cmd(args) -> int:
+    from ..outbound import outbox
+    from ..models import Outbox
+    _setup(args)
+    now = datetime.now(timezone.utc)
+    if args.retry:
+        try:
+            n = outbox.retry(args.retry, now)
+        except (ValueError, LookupError) as exc:
+            print(f"mailticket outbox: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"{n} mail(s) queued to be sent again; the daemon sends them within its next cycle")
+        return EXIT_OK
+    q = Outbox.select().order_by(Outbox.id)
+    if not args.all:
+        q = q.where(Outbox.status.in_(["queued", "failed"]))
+    rows = list(q)
+    print(f"{'id':>6}  {'status':9} {'tries':5} {'created':16} {'next try':16} {'kind':18} {'ticket':>6}  to / last error")
+    for o in rows:
+        print(f"{o.id:>6}  {o.status:9} {o.attempts:^5} {_fmt(o.created_at):16} "
+              f"{_fmt(o.next_attempt_at) if o.status == 'queued' else '-':16} {o.kind:18} {o.ticket_id or '-':>6}  "
+              f"{', '.join(o.recipients)[:50]}" + (f"  | {o.last_error[:120]}" if o.last_error else ""))
+    print(f"-- {len(rows)} mail(s)")
+    return EXIT_OK
+
+
+def quarantine_cmd(args) -> int:
+    from ..models import InboundMail
+    if args.reprocess:
+        return _reprocess(args)
+    _setup(args)
+    if args.action == "show":
+        if args.id is None:
+            print("mailticket quarantine show: give the ID", file=sys.stderr)
+            return EXIT_USAGE
+        row = InboundMail.get_or_none(InboundMail.id == args.id)
+        if row is None:
+            print(f"mailticket: there is no stored mail {args.id}", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"Stored mail {row.id}: state {row.state}, from {row.source} UID {row.uid}, "
+              f"Message-ID <{row.message_id}>\nReason: {row.reason}\n")
+        sys.stdout.write(bytes(row.raw).decode("utf-8", "replace"))
+        return EXIT_OK
+    rows = list(InboundMail.select().where(InboundMail.state == "quarantined").order_by(InboundMail.id))
+    for r in rows:
+        print(f"{r.id:>6}  {_fmt(r.received_at)}  {r.size:>8} B  <{r.message_id or '?'}>  {r.reason}")
+    print(f"-- {len(rows)} mail(s) in quarantine" + ("; `mailticket quarantine --reprocess ID` tries again" if rows else ""))
+    return EXIT_OK
+
+
+def _reprocess(args) -> int:
+    from . import intake
+    from ..models import InboundMail
+    desk = _desk(args)
+    q = InboundMail.update(state="received", reason=None, claimed_by=None, claimed_until=None).where(
+        InboundMail.state == "quarantined")
+    if args.reprocess != "all":
+        try:
+            q = q.where(InboundMail.id == int(args.reprocess))
+        except ValueError:
+            print(f"mailticket quarantine: {args.reprocess!r} is neither an ID nor 'all'", file=sys.stderr)
+            return EXIT_USAGE
+    if not q.execute():
+        print(f"mailticket quarantine: no quarantined mail {args.reprocess}", file=sys.stderr)
+        return EXIT_PROBLEM
+    results = intake.process_pending(desk, "cli-reprocess")
+    bad = 0
+    for row, outcome in results:
+        print(f"{row.id}: {outcome.state}" + (f" ticket {outcome.ticket}" if outcome.ticket else "")
+              + (f": {outcome.reason}" if outcome.reason else ""))
+        bad += outcome.state == "quarantined"
+    return EXIT_PROBLEM if bad else EXIT_OK
+
+
+# ---------------------------------------------------------------- import
+
+def import_cmd(args) -> int:
+    from .importer import import_path
+    desk = _desk(args)
+    path = Path(args.path)
+    if not path.exists():
+        print(f"mailticket import: {path} does not exist", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
+        result = import_path(desk, path, progress=not args.no_progress and sys.stderr.isatty())
+    except ValueError as exc:
+        print(f"mailticket import: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{path}: {result.seen} mail(s): {result.new_tickets} new ticket(s), {result.threaded} threaded, "
+          f"{result.skipped} already known, {result.quarantined} quarantined; no mail was sent")
+    return EXIT_PROBLEM if result.quarantined else EXIT_OK

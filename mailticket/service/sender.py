@@ -1,0 +1,273 @@
+"""The outbox drained by a process of its own, beside the daemon that processes mail.
+
+The daemon takes mail in; the sender process sends what it queued. Waiting for the SMTP server
+(a cloud relay can take a second a mail) then never holds up the intake, acknowledgements leave
+during a backlog, and sending runs on a core of its own: as a thread of the daemon it shared one
+interpreter lock with the intake, and a backlog went no faster than both together
+(bench/RESULTS.md).
+
+The daemon starts ``python -m mailticket.service.sender`` and writes its configuration to the process's
+standard input, then one byte whenever it queued new mail. The process stops when that input
+closes: when the daemon asks it to (shutdown, SIGHUP), and when the daemon dies, even by SIGKILL.
+SIGTERM and SIGINT stop it too (systemd signals every process of the service). It always finishes
+the mail in hand first. Each time it has sent mail it writes how many on its standard output, and
+the daemon comes round to fold them in and to update its status line. Its log lines go to the
+daemon's standard error, so to the same journal.
+
+The daemon queues most mails as drafts (``drafts``): recipients, Message-ID, thread headers and
+signed addresses decided, the template's values kept. This process renders and writes each one
+as it sends it, so the Jinja rendering and the MIME writing run on its core too.
+
+On PostgreSQL each mail is sent inside a transaction of the process's own connection that holds
+the mail's outbox row. On SQLite the daemon holds the one write lock for a whole batch, so the
+sender does not write there: each sent mail is recorded in the sent log beside the database
+(``sentlog``), and the daemon folds it into the outbox between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import peewee as pw
+
+from ..outbound import outbox
+from ..db import describe_error
+from ..models import database_proxy
+
+log = logging.getLogger("mailticket.sender")  # by name: the sender process runs this module as __main__
+
+MAX_BACKOFF = 60.0
+_WAKE = b"w"
+_READY = b"ready\n"
+
+
+class SendLoop:
+    """Drains the outbox until ``stop`` is set; ``wake`` says new mail was queued."""
+
+    def __init__(self, *, transport, clock, config, worker: str, stop: threading.Event, wake: threading.Event,
+                 on_failed, compose, sent_log=None, on_sent=None):
+        self.transport, self.clock, self.config, self.worker = transport, clock, config, worker
+        self.compose = compose  # an entry's bytes, its draft rendered (Mailer.mail_bytes)
+        self.stop, self.wake, self.on_failed = stop, wake, on_failed
+        self.sent_log = sent_log
+        self.on_sent = on_sent  # told how many were sent by each drain that sent any
+
+    def run(self) -> None:
+        backoff = 1.0
+        try:
+            while not self.stop.is_set():
+                self.wake.clear()
+                try:
+                    result = outbox.drain(self.transport, self.clock.now(), self.config.outbox, worker=self.worker,
+                                          on_failed=self.on_failed, stop=self.stop, sent_log=self.sent_log,
+                                          compose=self.compose)
+                    backoff = 1.0
+                except (pw.OperationalError, pw.InterfaceError) as exc:
+                    log.error("sending failed: database: %s; retrying in %.0f s", describe_error(exc), backoff)
+                    _close_connection()
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                except Exception:
+                    log.exception("sending failed; retrying in %.0f s", backoff)
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                if result.sent and self.on_sent is not None:
+                    self.on_sent(result.sent)
+                if not result.sent:
+                    self.wake.wait(min(1.0, outbox.next_due_in(self.clock.now())))
+        finally:
+            _close_connection()
+            if self.sent_log is not None:
+                self.sent_log.close()
+
+
+def tell_admin_failed(desk, entry) -> None:
+    """Queue the admin's alert for an outbox entry that failed for good (once per entry)."""
+    if entry.kind in ("delivery_failure", "quarantine_alert"):
+        return  # never mail the admin about mail to the admin: it is in the log and in `mailticket outbox`
+    from ..models import Outbox
+    from ..outbound.notify import Recipient
+    now = desk.clock.now()
+    with Outbox._meta.database.atomic():
+        if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
+            desk.mailer.send("delivery_failure", to=[Recipient(desk.config.service.admin_address)], now=now,
+                             ticket=entry.ticket, reply_purpose=None, automatic=True, rate_limited=True,
+                             context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
+                                      "outbox_id": entry.id})
+
+
+def _close_connection() -> None:
+    """This thread's own connection (peewee keeps one per thread)."""
+    try:
+        database_proxy.obj.close()
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------- the daemon's side
+
+class SenderProcess:
+    """The daemon's handle on its sender process: start it, nudge it, count what it sent, stop it."""
+
+    def __init__(self, config, *, worker: str, on_sent=None):
+        self.config, self.worker, self.on_sent = config, worker, on_sent
+        self.sent = 0  # for the status line
+        self.proc: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+        self._answered = threading.Event()  # it said it is ready, or it ended
+        self._ready = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, ready_timeout: float = 30) -> "SenderProcess":
+        """Start the process and wait until it can send (its database connected), so that sending
+        is up before the first mail is taken in."""
+        package_root = str(Path(__file__).resolve().parents[2])  # the child runs this very code
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen([sys.executable, "-m", "mailticket.service.sender"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        try:
+            pickle.dump((self.config, self.worker, logging.getLogger().level), self.proc.stdin)
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it exited before reading: reported below, with its exit status
+            pass
+        os.set_blocking(self.proc.stdin.fileno(), False)  # a nudge never blocks the daemon
+        self._reader = threading.Thread(target=self._read_counts, name="mailticket-sender-counts", daemon=True)
+        self._reader.start()
+        self._answered.wait(ready_timeout)
+        if self._ready:
+            log.info("sender process %s started", self.proc.pid)
+        elif not self.is_alive():
+            log.error("sender process %s exited at start with status %s (its error is logged above); "
+                      "the daemon starts it again at a later turn, 10 s after this start at the earliest",
+                      self.proc.pid, self.proc.poll())
+        else:
+            log.warning("sender process %s is not ready after %.0f s; going on without waiting",
+                        self.proc.pid, ready_timeout)
+        return self
+
+    def _read_counts(self) -> None:
+        for line in self.proc.stdout:
+            if line == _READY:
+                self._ready = True
+                self._answered.set()
+                continue
+            try:
+                self.sent += int(line)
+            except ValueError:
+                continue
+            if self.on_sent is not None:
+                self.on_sent()
+        self.proc.wait()  # its output ended: so has it
+        self._answered.set()
+
+    def is_alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def nudge(self) -> None:
+        """New mail is queued. (A full pipe means plenty of nudges are waiting already.)"""
+        if not self.is_alive():
+            return
+        try:
+            self.proc.stdin.write(_WAKE)
+            self.proc.stdin.flush()
+        except (BlockingIOError, BrokenPipeError, ValueError):
+            pass
+
+    def stop(self, timeout: float = 60) -> None:
+        """Close its input, so that it finishes the mail in hand and exits; kill it after ``timeout``."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+        except (BlockingIOError, BrokenPipeError):
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("sender process %s did not stop within %.0f s; killing it", self.proc.pid, timeout)
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.returncode not in (0, -signal.SIGTERM):
+            log.error("sender process %s exited with %s", self.proc.pid, self.proc.returncode)
+        self.close()
+
+    def close(self) -> None:
+        """Release the pipes of a process that has ended."""
+        if self.proc is None:
+            return
+        self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except (BlockingIOError, BrokenPipeError):
+                pass
+
+
+# ---------------------------------------------------------------- the sender process itself
+
+def main() -> int:
+    control = sys.stdin.buffer
+    config, worker, level = pickle.load(control)
+    from .logsetup import configure
+    configure(level)
+    stop, wake = threading.Event(), threading.Event()
+
+    def halt(*_):
+        stop.set()
+        wake.set()
+    signal.signal(signal.SIGTERM, halt)
+    signal.signal(signal.SIGINT, halt)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the daemon reloads, then starts a new sender
+    threading.Thread(target=_read_control, args=(control, wake, halt), daemon=True).start()
+
+    from .. import db
+    from .transport import make_transport
+    from .wiring import build_desk
+    from ..outbound.sentlog import SentLog
+    db.connect(config.database.url, migrate=False)
+    desk = build_desk(config)
+    path = db.sqlite_path(config.database.url)
+    out = sys.stdout.buffer
+
+    def report(count: int) -> None:
+        out.write(b"%d\n" % count)
+        out.flush()
+    sent_log = SentLog.beside(path) if path else None
+    desk.renderer.warm()  # it renders the queued drafts: the first acknowledgement must not wait for Jinja
+    out.write(_READY)
+    out.flush()
+    SendLoop(transport=make_transport(config), clock=desk.clock, config=config, worker=worker, stop=stop, wake=wake,
+             on_failed=partial(tell_admin_failed, desk), compose=desk.mailer.mail_bytes, sent_log=sent_log,
+             on_sent=report).run()
+    log.info("sender process %s stopped", os.getpid())
+    return 0
+
+
+def _read_control(control, wake: threading.Event, halt) -> None:
+    """Each byte from the daemon is a nudge; the end of the input (the daemon closed it or died) stops us."""
+    while True:
+        data = control.read1(4096)
+        if not data:
+            halt()
+            return
+        wake.set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
