@@ -37,9 +37,18 @@ def is_mail(raw: bytes) -> bool:
 
 def measure(corpora_dir: Path) -> list[dict]:
     from mailticket.desk import pipeline
-    rows = []
     logger = logging.getLogger("mailticket")
-    logger.setLevel(logging.CRITICAL)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # a quarantine logs a traceback; the table says it better
+    try:
+        return _measure(corpora_dir)
+    finally:
+        logger.setLevel(level)
+
+
+def _measure(corpora_dir: Path) -> list[dict]:
+    from mailticket.desk import pipeline
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mailticket-qrate-") as tmp:
         desk = _pipeline_desk(Path(tmp))
         uid = 0
