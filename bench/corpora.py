@@ -83,6 +83,7 @@ def run_pipeline(folder: Path, desk) -> dict:
         slowest = max(slowest, (time.perf_counter() - started, path.name))
     return {"files": sum(states.values()) + len(escaped), "parsed": parsed, "quarantined": states["quarantined"],
             "processed": states["processed"], "duplicate": states["duplicate"], "dropped": states["dropped"],
+            "spam": states["spam"],
             "escaped": escaped, "slowest_ms": round(slowest[0] * 1000, 1), "slowest": slowest[1]}
 
 

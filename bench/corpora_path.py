@@ -1,10 +1,12 @@
-"""Where the shared mail corpora are: $MAILTICKET_CORPORA, else the nearest shared/corpora
-beside the repository or in a folder above it (a worktree sits deeper than a checkout)."""
+"""Where the mail corpora are: $MAILTICKET_CORPORA, else the nearest shared/corpora beside the
+repository or in a folder above it (a worktree sits deeper than a checkout), else the curated
+share bundled in tests/data/corpora (bench/curate_corpora.py), so that a fresh clone measures too."""
 
 import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BUNDLED = REPO / "tests" / "data" / "corpora"
 
 
 def find_corpora() -> Path:
@@ -14,7 +16,12 @@ def find_corpora() -> Path:
         candidate = folder / "shared" / "corpora"
         if candidate.is_dir():
             return candidate
-    return REPO.parent / "shared" / "corpora"
+    return BUNDLED
+
+
+def is_bundled(corpora: Path | None = None) -> bool:
+    """Are these the bundled share (fewer files: tests scale their counts) rather than the full corpora?"""
+    return (corpora or find_corpora()).resolve() == BUNDLED.resolve()
 
 
 def corpus_files(folder: Path | None = None, *, max_size: int | None = None) -> list[Path]:

@@ -112,6 +112,7 @@ class ImapConfig:
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
+    spam_folder: str = "Junk"
     idle: bool = True
     poll_interval: timedelta = timedelta(seconds=60)
     ca_file: str | None = None
@@ -162,6 +163,11 @@ class TierConfig:
 
 
 @dataclass(frozen=True)
+class SpamConfig:
+    trust_headers: bool = True     # honour X-Spam-Flag & co. of the filter in front of the mailbox
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str
     lease_ttl: timedelta = timedelta(seconds=30)  # several daemons on PostgreSQL: IMAP folder lease and claims
@@ -181,6 +187,7 @@ class Config:
     sla: object            # mailticket.desk.sla.SlaPolicy
     rules: object          # mailticket.desk.rules.RuleSet
     monitoring: tuple = ()  # mailticket.desk.monitoring rules
+    spam: SpamConfig = field(default_factory=SpamConfig)
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_tier(self, address: str) -> int | None:
@@ -395,7 +402,7 @@ def _imap(data: dict, file: str) -> ImapConfig:
     s = _Section(data, file, "imap", {
         "host", "port", "security", "username", "password", "password_file", "password_env",
         "password_credential", "auth", "oauth2_token_command", "folder", "processed_folder",
-        "quarantine_folder", "idle", "poll_interval", "ca_file", "timeout", "batch_size"})
+        "quarantine_folder", "spam_folder", "idle", "poll_interval", "ca_file", "timeout", "batch_size"})
     host, security, ca = _server(s, default_security="ssl")
     poll = s.duration("poll_interval", timedelta(seconds=60))
     if poll.total_seconds() <= 0:
@@ -408,6 +415,7 @@ def _imap(data: dict, file: str) -> ImapConfig:
         credentials=_auth(s), folder=s.string("folder", "INBOX"),
         processed_folder=s.string("processed_folder", "Processed"),
         quarantine_folder=s.string("quarantine_folder", "Quarantine"),
+        spam_folder=s.string("spam_folder", "Junk"),
         idle=s.get("idle", bool, True), poll_interval=poll, ca_file=ca,
         timeout=s.duration("timeout", timedelta(seconds=30)), batch_size=batch)
 
@@ -458,6 +466,11 @@ def _rate_limits(data: dict | None, file: str) -> RateLimits:
     return RateLimits(**values)
 
 
+def _spam(data: dict | None, file: str) -> SpamConfig:
+    s = _Section(data or {}, file, "spam", {"trust_headers"})
+    return SpamConfig(trust_headers=s.get("trust_headers", bool, True))
+
+
 def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
     if data is None:
         return {n: TierConfig(n, name, f"tier{n}@{domain}", frozenset())
@@ -484,7 +497,7 @@ def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
 
 
 TOP_KEYS = {"service", "database", "imap", "smtp", "listener", "outbox", "rate_limits", "tiers", "sla",
-            "rules", "priority_matrix", "security", "monitoring"}
+            "rules", "priority_matrix", "security", "monitoring", "spam"}
 
 
 def load_config(path: str | os.PathLike | None) -> Config:
@@ -541,12 +554,13 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     rate_limits = checked(_rate_limits, data.get("rate_limits"), file)
     tiers = checked(_tiers, data.get("tiers"), file, service.domain if service else "example.invalid")
     policy = checked(sla.load_policy, data.get("sla", {}), service.timezone if service else "UTC", file)
+    spam = checked(_spam, data.get("spam"), file)
     watched = checked(monitoring.load_monitoring, data, file, ruleset.categories) if ruleset else None
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return Config(
         file=file, service=service, database=database, imap=imap, smtp=smtp, listener=listener, outbox=outbox,
-        rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, raw=data)
+        rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, spam=spam, raw=data)
 
 
 def _database(data: dict, file: str, base: Path, data_dir: Path) -> DatabaseConfig:

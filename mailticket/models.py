@@ -188,7 +188,7 @@ class InboundMail(BaseModel):
     raw = pw.BlobField()
     size = pw.IntegerField(default=0)
     received_at = AwareDateTimeField()
-    state = pw.CharField(default="received", index=True)  # received|processed|duplicate|dropped|quarantined
+    state = pw.CharField(default="received", index=True)  # received|processed|duplicate|dropped|quarantined|spam
     reason = pw.TextField(null=True)
     ticket = pw.ForeignKeyField(Ticket, null=True, backref="inbound", on_delete="SET NULL")
     processed_at = AwareDateTimeField(null=True)

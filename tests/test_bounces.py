@@ -14,6 +14,7 @@ from bench.corpora_bounces import load_message, score_bounces
 from bench.corpora_path import corpus_files, find_corpora
 from mailticket.inbound.bounces import Bounce, parse_bounce
 from mailticket.inbound.classify import classify
+from tests.harness import at_least
 
 CORPORA = find_corpora()
 needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"corpora not found at {CORPORA} "
@@ -215,9 +216,13 @@ def scores():
     return {row["corpus"]: row for row in score_bounces(CORPORA)}
 
 
+# flufl.bounce (LGPL) is scored only with the full corpora, not on the share bundled with the tests
+HAS_FLUFL = (CORPORA / "flufl.bounce").is_dir()
+
+
 @needs_corpora
 @pytest.mark.parametrize("corpus", ["sisimai (bsd+not)", "sisimai dos (CRLF)", "sisimai mac (CR)",
-                                    "flufl.bounce", "perl-bounceparser"])
+                                    "perl-bounceparser"] + ["flufl.bounce"] * HAS_FLUFL)
 def test_at_least_98_percent_of_bounces_recognised(scores, corpus):
     row = scores[corpus]
     assert row["bounces"] > 0
@@ -236,14 +241,15 @@ def test_at_most_2_percent_of_non_bounces_taken_for_bounces(scores, corpus):
 @pytest.mark.parametrize("corpus", ["sisimai (bsd+not)", "perl-bounceparser"])
 def test_every_vacation_reply_is_automatic(scores, corpus):
     row = scores[corpus]
-    assert row["vacations"] >= 4
+    assert row["vacations"] >= at_least(4, 3)
     assert row["vacations_recognised_pct"] == 100.0
 
 
 @needs_corpora
 def test_extraction_figures_do_not_regress(scores):
-    assert scores["flufl.bounce"]["addresses_exact_pct"] >= 92.0
-    assert scores["flufl.bounce"]["temporary_right_pct"] >= 95.0
+    if HAS_FLUFL:
+        assert scores["flufl.bounce"]["addresses_exact_pct"] >= 92.0
+        assert scores["flufl.bounce"]["temporary_right_pct"] >= 95.0
     assert scores["perl-bounceparser"]["addresses_exact_pct"] >= 95.0
     assert scores["sisimai (bsd+not)"]["status_right_pct"] >= 90.0
     assert scores["sisimai (bsd+not)"]["recipient_count_right_pct"] >= 85.0
@@ -329,7 +335,7 @@ def test_the_original_is_cut_where_the_patterns_alone_cut_it(text):
 def test_the_original_is_cut_as_before_in_every_corpus_mail():
     from mailticket.inbound.bounces import _cut_original
     files = corpus_files(CORPORA, max_size=2_000_000)
-    assert len(files) > 1000
+    assert len(files) > at_least(1000, 900)
     for path in files:
         text = path.read_bytes().decode("utf-8", "replace")[:50_000]
         assert _cut_original(text) == _cut_by_patterns(text), path

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mailticket.inbound import feedboundary
 from mailticket.inbound.feedboundary import BoundaryMatcher, boundary_compile
-from tests.harness import corpus_files_or_skip
+from tests.harness import at_least, corpus_files_or_skip
 
 
 def feedparser_pattern(separator: str) -> str:
@@ -89,4 +89,4 @@ def test_every_corpus_mail_parses_to_the_same_tree():
             multipart += shapes[0][0][0].startswith("multipart/")
     finally:
         email.feedparser.re = shim
-    assert multipart > 300
+    assert multipart > at_least(300, 200)

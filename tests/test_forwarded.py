@@ -7,7 +7,9 @@ import pytest
 
 from mailticket.inbound.forwarded import is_forward, name_and_address, original_sender
 
-CORPORA = Path("/work/shared/corpora")
+from bench.corpora_path import find_corpora
+
+CORPORA = find_corpora()  # the full corpora beside the checkout, else the share in tests/data/corpora
 REALCLIENTS = CORPORA / "realclients" / "out"
 DISCOURSE = CORPORA / "discourse-email_reply_trimmer" / "test" / "emails"
 SUPPORT = ("Mailticket Support", "support@mailticket.test")

@@ -1,6 +1,6 @@
 """Fuzzing the whole pipeline (parse → classify → thread → apply → render and queue the mails).
 
-Inputs: real corpus mails (/work/shared/corpora and the bench corpus) mutated byte- and
+Inputs: real corpus mails (bench.corpora_path.find_corpora, and the bench corpus) mutated byte- and
 structure-wise, and generated MIME trees (nesting, multipart kinds, charsets, transfer encodings,
 encoded words, odd headers). Every mail must end processed, duplicate, dropped, or quarantined on
 purpose (a QuarantineError with its reason) — never "internal error" — and no case may take more
@@ -21,11 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.corpora_path import find_corpora
 from tests.harness import make_mail, write_config
 
-CORPORA = Path("/work/shared/corpora")
+CORPORA = find_corpora()  # the full corpora beside the checkout, else the share in tests/data/corpora
 CASE_LIMIT_CPU_S = 2.0
-ENDINGS = {"processed", "duplicate", "dropped", "quarantined"}
+ENDINGS = {"processed", "duplicate", "dropped", "quarantined", "spam"}
 
 SHORT = settings(max_examples=40, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

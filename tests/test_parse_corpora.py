@@ -16,6 +16,7 @@ from mailticket.errors import QuarantineError
 from mailticket.inbound.parse import parse_mail
 from mailticket.inbound.tnef import open_tnef
 from bench.corpora_path import corpus_files as all_files, find_corpora
+from tests.harness import at_least
 
 MAIL_START = re.compile(rb"\s*(?:From |[\x21-\x39\x3b-\x7e]+[ \t]*:)")
 
@@ -61,7 +62,7 @@ def test_every_corpus_file_parses_or_is_quarantined_with_a_reason(capsys):
             print(f"  quarantined: {line}")
     assert crashed == []
     assert slow == []
-    assert mails > 1000
+    assert mails > at_least(1000, 400)
     assert len(quarantined_mails) <= mails // 200, quarantined_mails  # at most 0.5 %
 
 
@@ -82,5 +83,5 @@ def test_tnef_files_match_the_expected_lists_for_most_samples(capsys):
                 == expected_tnef_files(t.with_suffix(".list"))]
     with capsys.disabled():
         print(f"\nTNEF: {len(matching)}/{len(samples)} samples give exactly the listed files")
-    assert len(samples) >= 15
+    assert len(samples) >= at_least(15, 9)
     assert len(matching) >= len(samples) * 3 // 4

@@ -8,7 +8,6 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -24,15 +23,17 @@ from ..db import is_postgres, run, write_transaction
 from ..errors import QuarantineError
 from ..models import Attachment, InboundMail, Outbox, Ticket
 from ..outbound.notify import LOOP_HEADER, Recipient
-from ..inbound.parse import Address, parse_mail
+from ..inbound.parse import parse_mail
 from ..inbound.quotes import split_reply
+from ..inbound.senders import recover_sender
+from ..inbound.spam import spam_verdict
 
 log = logging.getLogger("mailticket.pipeline")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str                  # processed | duplicate | dropped | quarantined
+    state: str                  # processed | duplicate | dropped | quarantined | spam
     ticket: int | None = None
     reason: str = ""
 
@@ -200,6 +201,9 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("duplicate", ticket_id, f"already processed (ticket {ticket_id})")
     if looped:
         return Outcome("dropped", None, f"loop: carries our loop marker {LOOP_HEADER}: {cfg.service.address}")
+    spam = _spam_verdict(desk, parsed, now)
+    if spam:
+        return Outcome("spam", None, spam)
     verdict = classify(parsed.message, loop_marker=LOOP_HEADER, own_addresses=frozenset({cfg.service.address}))
     if verdict.kind == "loop":
         return Outcome("dropped", None, f"loop: {verdict.reason}")
@@ -216,12 +220,25 @@ def _process(desk, row, now) -> Outcome:
             return Outcome("dropped", None, f"auto-reply not about any ticket: {verdict.reason}")
         tickets.record_auto_reply(match.ticket, parsed, verdict, now, row)
         return Outcome("processed", match.ticket.id, f"auto-reply recorded: {verdict.reason}")
-    sender = parsed.sender
+    sender, recovered = parsed.sender, None
     if not sender.address:
-        sender = _recovered_sender(bytes(row.raw))
-        if sender is None:
-            raise QuarantineError("no usable sender address in From")
+        recovered = recover_sender(parsed.message, bytes(row.raw))
+        if recovered.sender is None:
+            raise QuarantineError(recovered.reason)
+        log.warning("mail <%s>: %s (%s)", parsed.message_id, recovered.reason, recovered.sender.address)
+        sender = recovered.sender
         parsed = replace(parsed, sender=sender)
+    outcome = _route(desk, row, parsed, verdict, match, now)
+    if recovered is not None and outcome.ticket:
+        tickets.event(ticket_by_id(outcome.ticket), now, "sender_recovered", recovered.reason,
+                      inbound=row, source=recovered.source, address=sender.address)
+    return outcome
+
+
+def _route(desk, row, parsed, verdict, match, now) -> Outcome:
+    """A human mail (or an auto-generated one that is no reply) to its ticket: an agent's, a
+    follow-up or a new ticket."""
+    cfg, sender = desk.config, parsed.sender
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:
         from .agentmail import handle_agent_mail
@@ -230,6 +247,29 @@ def _process(desk, row, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _spam_verdict(desk, parsed, now) -> str | None:
+    """The upstream filter's spam verdict (``[spam] trust_headers``), unless the mail proves it is an
+    agent's: a reply to a ticket's signed address or with the trusted server's DKIM/DMARC pass is
+    the agent's by proof, which outweighs a content filter's guess (an agent quoting a phishing
+    mail or a log full of URLs trips filters), so its text and commands still count; the verdict
+    is logged. An agent address without that proof is what a spammer forges: spam like any other."""
+    if not desk.config.spam.trust_headers:
+        return None
+    reason = spam_verdict(parsed.message)
+    if reason is None:
+        return None
+    sender = parsed.sender
+    if sender.address and not sender.defective and desk.config.agent_tier(sender.address) is not None:
+        from .agentmail import verify_agent
+        match = find_ticket(parsed, prefix=desk.config.service.tag_prefix, token_claims=_token_claims(desk, parsed, now))
+        proven, how = verify_agent(desk, match, parsed)
+        if proven:
+            log.warning("mail <%s> from agent %s carries a spam verdict (%s) but is proven (%s): processed",
+                        parsed.message_id, sender.address, reason, how)
+            return None
+    return f"spam verdict of the upstream filter: {reason}"
 
 
 def _one_at_a_time(message_id: str) -> None:
@@ -251,19 +291,6 @@ def _with_ticket_locked(match):
 
 
 _REF = 'SELECT "direction", "ticket_id" FROM "message_ref" WHERE "message_id" = ?'
-
-
-_RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
-_ADDR_SPEC = re.compile(r"[\w.%+'=-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-def _recovered_sender(raw: bytes) -> Address | None:
-    """The address in the raw From line when the parser found none (e.g. "From: Big Bug bb@bug.com"),
-    marked defective so it never counts as an agent."""
-    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
-    line = _RAW_FROM.search(head)
-    found = _ADDR_SPEC.search(line.group(1).decode("utf-8", "replace")) if line else None
-    return Address("", found.group(0).lower(), True) if found else None
 
 
 def _carries_our_loop_marker(msg, own_address: str) -> bool:

@@ -172,6 +172,8 @@ def format_text(summary: dict) -> str:
         + f" {'res within':>12}",
         _row("all", summary["overall"]),
     ]
+    if summary.get("spam"):
+        lines[1:1] = [f"Set aside as spam (upstream filter's verdict): {summary['spam']} mail(s)"]
     for key, groups in summary.items():
         if key.startswith("by_"):
             lines += ["", f"By {key[3:]}:"]

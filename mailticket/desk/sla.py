@@ -11,7 +11,9 @@ Config (see docs/rules.md)::
     days = ["mon", "tue", "wed", "thu", "fri"]
     start = "08:00"
     end = "17:00"                   # "24:00" allowed; end after start
-    holidays = ["2026-12-24", "2026-12-25", "2026-12-31..2027-01-01"]   # dates or inclusive ranges
+    holidays = ["2026-12-23"]      # the company's own days: dates or inclusive ranges
+    holidays_country = "SE"         # (in [sla]) public holidays computed for every year: publicholidays.py
+    holidays_subdivision = "..."    # (in [sla]) optional: a state, province or county with days of its own
     [sla.P1]
     first_response = "1h"
     resolution = "4h"
@@ -34,6 +36,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..durations import format_duration, parse_duration
+from .publicholidays import load_public_holidays
 from ..errors import ConfigError
 
 ZERO = timedelta(0)
@@ -42,7 +45,7 @@ CLOCKS = ("first_response", "resolution")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TARGETS = {"P1": ("1h", "4h"), "P2": ("2h", "8h"), "P3": ("3h", "24h"), "P4": ("3h", "72h")}
 SLA_KEYS = {"check_interval", "warn_at", "warn_each_tier", "auto_close_after", "business_hours",
-            "breach_report",
+            "breach_report", "holidays_country", "holidays_subdivision",
             *PRIORITIES}
 HOURS_KEYS = {"days", "start", "end", "holidays"}
 TARGET_KEYS = {"first_response", "resolution", "business_hours"}
@@ -61,6 +64,7 @@ class Calendar:
     start: time = time(0)
     end: time | None = None          # None = midnight at the end of the day ("24:00")
     holidays: frozenset[date] = frozenset()
+    public: object = field(default=None, compare=False)   # publicholidays.PublicHolidays: `day in public`
     _windows: dict = field(default_factory=dict, compare=False, repr=False)
     _before: "_PrefixSums" = field(default_factory=lambda: _PrefixSums(), compare=False,
                                    repr=False)
@@ -74,7 +78,7 @@ class Calendar:
             return win
 
     def _compute_window(self, day: date) -> tuple[datetime, datetime] | None:
-        if day.weekday() not in self.days or day in self.holidays:
+        if day.weekday() not in self.days or day in self.holidays or (self.public is not None and day in self.public):
             return None
         opens = datetime.combine(day, self.start, self.tz).astimezone(UTC)
         if self.end is None:
@@ -297,6 +301,9 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ConfigError(f"unknown time zone {timezone!r}", file, "service.timezone") from None
     business = _load_hours(data.get("business_hours"), tz, file)
+    public = load_public_holidays(data, file)
+    if public is not None and business.business:
+        business = replace(business, public=public, _windows={}, _before=_PrefixSums())
     report = data.get("breach_report", {})
     _require_table(report, "sla.breach_report", file)
     _reject_unknown(report, REPORT_KEYS, file, "sla.breach_report")

@@ -55,14 +55,26 @@ def resolve_charset(label: str | None) -> str | None:
 
 
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, list[str]]:
-    """Decode body bytes: declared charset, then UTF-8, then Windows-1252, then Latin-1."""
+    """Decode body bytes: the declared charset, unless a Western label sits on UTF-8 text or on text
+    that is not Western (charset-normalizer tells which then); a label that fails, or none, is
+    guessed (``guess_decode``)."""
     notes: list[str] = []
     codec = resolve_charset(label)
     if codec is None and (label or "").strip().lower() not in UNKNOWN_CHARSETS:
         notes.append(f"unknown charset {_shown(label)}")
+    if codec in _UTF8_IMPOSTORS and _is_utf8_text(data):
+        notes.append(f"charset {_shown(label)} declared, but the text is UTF-8: decoded as utf-8")
+        return data.decode("utf-8"), notes
     if codec in _CP1252_IMPOSTORS and _C1_BYTES.search(data):
         codec = "cp1252"
         notes.append(f"charset {_shown(label)} with bytes 0x80-0x9f, decoded as windows-1252")
+    if codec in _WESTERN and not data.isascii():
+        text = data.decode(codec, "replace")
+        if not reads_as_western(text):
+            detected = _detected(data)
+            if detected is not None and detected[1] not in _WESTERN:
+                notes.append(f"charset {_shown(label)} declared, but the text reads as {detected[1]}")
+                return detected[0], notes
     if codec:
         try:
             return data.decode(codec), _renamed(label, codec, notes)
@@ -75,8 +87,9 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, list[str]]:
 
 
 def guess_decode(data: bytes, relatives: tuple[str, ...] = ()) -> tuple[str, str]:
-    """Decode bytes of unknown charset: ASCII, UTF-8, relatives of the declared charset,
-    Windows-1252, else Latin-1."""
+    """Decode bytes of unknown charset: ASCII, UTF-8, relatives of the declared charset, then
+    Windows-1252 where that reads as Western text, else what charset-normalizer finds, else
+    Windows-1252 or Latin-1."""
     if data.isascii() and not relatives:
         return data.decode("ascii"), "ascii"
     for codec in ("utf-8", *relatives):
@@ -87,10 +100,82 @@ def guess_decode(data: bytes, relatives: tuple[str, ...] = ()) -> tuple[str, str
     mostly_utf8 = data.decode("utf-8", "replace")
     if _mostly_utf8(data, mostly_utf8.count("\ufffd")):  # UTF-8 cut mid-character, say
         return mostly_utf8, "utf-8 (invalid bytes replaced)"
+    return _western_or_detected(data)
+
+
+def _western_or_detected(data: bytes) -> tuple[str, str]:
+    """8-bit text that is not UTF-8. The guard comes first: text that reads as a Western language
+    in Windows-1252 (Swedish å ä ö in Latin-1 above all) stays so, since a detector guessing on a
+    few accented letters is often wrong (a short Swedish mail "is" Latin-2 or Mac Roman to it).
+    Only text that would be mostly accented letters in Windows-1252 (Cyrillic, Greek, Chinese,
+    Japanese … in a legacy charset) is handed to charset-normalizer."""
     try:
-        return data.decode("cp1252"), "cp1252"
+        western: str | None = data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes 0x81 0x8d 0x8f 0x90 0x9d: not Windows-1252
+        western = None
+    if western is not None and reads_as_western(western):
+        return western, "cp1252"
+    detected = _detected(data)
+    if detected is not None:
+        return detected
+    if western is not None:
+        return western, "cp1252"
+    return data.decode("latin-1"), "latin-1"
+
+
+def reads_as_western(text: str) -> bool:
+    """At most half the letters are outside ASCII: true of every Western European language
+    (Swedish, Finnish and Icelandic run at 3-15 %), false of Cyrillic, Greek or CJK bytes read
+    as Windows-1252 (nearly all letters accented)."""
+    letters = [ch for ch in text[:_DETECT_BYTES] if ch.isalpha()]
+    accented = sum(1 for ch in letters if not ch.isascii())
+    return accented * 2 <= len(letters)
+
+
+def _detected(data: bytes) -> tuple[str, str] | None:
+    """charset-normalizer's reading among the legacy charsets mail is written in (``DETECTABLE``):
+    the first one that it recognised a language in, or a multi-byte one that fits the bytes
+    without chaos (byte pairs that are valid Shift_JIS or GB18030 by accident are rare in text
+    of some length). Short text or a mere "no errors" in a single-byte charset is no answer."""
+    from charset_normalizer import from_bytes
+    sample = data[:_DETECT_BYTES]
+    long_enough = sum(1 for byte in sample if byte > 0x7F) >= 16
+    try:
+        matches = list(from_bytes(sample, cp_isolation=list(DETECTABLE)))
+    except Exception:  # noqa: BLE001 - a detector failure is no answer
+        return None
+    for match in matches:
+        multibyte = match.encoding in _MULTIBYTE
+        if match.coherence > 0 or (multibyte and long_enough and match.chaos < 0.1):
+            try:
+                return data.decode(match.encoding), match.encoding
+            except (UnicodeDecodeError, LookupError):
+                continue
+    return None
+
+
+# Legacy charsets that real mail is written in without saying so (or while saying Latin-1).
+_MULTIBYTE = {"cp932", "euc_jp", "iso2022_jp", "gb18030", "big5", "cp949"}
+DETECTABLE = ("cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "koi8_r", "koi8_u",
+              "iso8859_2", "iso8859_5", "iso8859_7", "iso8859_8", "iso8859_9", "iso8859_13", "cp874",
+              *sorted(_MULTIBYTE))
+_DETECT_BYTES = 64 * 1024  # enough to tell a charset; the detector is slow on megabytes
+# Declared 8-bit charsets that a client sends for UTF-8 text (every byte string is valid in them,
+# so the mistake never shows as a decoding error): text that is valid UTF-8 with at least one
+# multi-byte sequence is UTF-8. Latin-1 text is almost never valid UTF-8 (å ä ö are lead bytes
+# that need continuation bytes after them).
+_UTF8_IMPOSTORS = {"iso8859-1", "cp1252", "iso8859-15"}
+_WESTERN = {"iso8859-1", "cp1252", "iso8859-15", "ascii"}  # labels that a Cyrillic or Greek text may wear
+
+
+def _is_utf8_text(data: bytes) -> bool:
+    if data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
+        return False
+    return _UTF8_SEQUENCE.search(data) is not None
 
 
 def _renamed(label: str | None, codec: str, notes: list[str]) -> list[str]:

@@ -255,6 +255,34 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Loop and auto-submission headers that mail filters and other ticket systems write on what they
+# send: (header, values that mean "no", who writes it). A mail carrying one is kept and threaded as
+# usual (a person may have written it: an RT correspondence, a Zendesk agent's comment) but never
+# gets an automatic answer, which is how those systems avoid answering each other in a loop.
+FOREIGN_LOOP_HEADERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("x-loop", (), "procmail/formail (`formail -A \"X-Loop: ADDR\"`), SmartList, Majordomo; OTRS/Znuny "
+                   "auto-responses"),
+    ("x-no-loop", (), "OTRS/Znuny PostMaster (read as a loop marker there)"),
+    ("x-otrs-loop", ("no", "false"), "OTRS/Znuny: every mail the system sends (yes or its address)"),
+    ("rt-loop-prevention", (), "Request Tracker (RT) 5: the sending RT's rtname"),
+    ("x-rt-loop-prevention", (), "Request Tracker (RT) 3-4: the sending RT's rtname"),
+    ("x-zendesk-from-account-id", (), "Zendesk: every mail a Zendesk account sends"),
+    ("x-jira-fingerprint", (), "Atlassian Jira / Jira Service Management notifications"),
+    ("x-beenthere", (), "GNU Mailman 2: the list a mail already went through"),
+)
+# X-AutoReply-From, X-Autorespond and the like are out-of-office headers: the autoreply_header rule.
+
+
+def foreign_loop_header(msg: Message) -> str | None:
+    """The first loop or auto-submission header of another system that the mail carries."""
+    for name, means_no, source in FOREIGN_LOOP_HEADERS:
+        value = mv.header(msg, name)
+        if value is None or _strip_comments(value) in means_no:
+            continue
+        return f"{name} ({source.split(':')[0].split(' (')[0]})"
+    return None
+
+
 def _asks_for_no_autoreply(msg: Message) -> str | None:
     """X-Auto-Response-Suppress (Exchange) naming All, AutoReply or OOF."""
     for value in mv.header_values(msg, "x-auto-response-suppress"):
@@ -283,4 +311,8 @@ def _classify(msg: Message, ctx: Context, rules: tuple[Rule, ...]) -> Verdict:
     if suppress:
         return Verdict("human", f"human mail; sender asked for no automatic answer ({suppress})",
                        "auto_response_suppress", True)
+    looped = foreign_loop_header(msg)
+    if looped:
+        return Verdict("human", f"sent through another system that must not be answered automatically: {looped}",
+                       "foreign_loop_header", True)
     return Verdict("human", "no automatic-mail rule fired", "human", False)

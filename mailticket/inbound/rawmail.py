@@ -46,10 +46,35 @@ def prepare_bytes(raw: bytes, limits: Limits, notes: list[str]) -> bytes:
         notes.append("leading blank lines removed")
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise QuarantineError("not a mail: an Outlook .msg file (OLE compound document)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        notes.append("UTF-8 byte order mark before the headers removed")
     if not (HEADER_LINE.match(data) or data.startswith(b"From ")):
-        raise QuarantineError(f"not a mail: no header block at the start ({_first_line(data)!r})")
+        data = skip_junk_before_headers(data, notes)
     check_nesting(data, limits)
     return cut_long_header_lines(data, limits.max_header_line, notes)
+
+
+JUNK_LINES = 40  # lines of something else before a header block that are skipped
+_MAIL_HEADER = re.compile(rb"(?:from|to|cc|subject|date|sent|message-id|received|return-path|mime-version|"
+                          rb"sender|reply-to|content-type|delivered-to)[ \t]*:", re.I)
+
+
+def skip_junk_before_headers(data: bytes, notes: list[str]) -> bytes:
+    """A few lines of something else (a client's "original message" dump, a forwarding note, a
+    stray banner) before a real header block: the mail from that block on, the skipped lines
+    noted (the raw mail, kept whole, still has them). A header block here is two or more header
+    lines in a row, one of them a header every mail has; none within JUNK_LINES: not a mail."""
+    lines = data.split(b"\n", JUNK_LINES + 1)[:JUNK_LINES + 1]
+    offset = 0
+    for i, line in enumerate(lines[:-1]):
+        following = lines[i + 1]
+        if (HEADER_LINE.match(line) and (HEADER_LINE.match(following) or following[:1] in (b" ", b"\t"))
+                and (_MAIL_HEADER.match(line) or _MAIL_HEADER.match(following))):
+            notes.append(f"{i} line(s) before the header block skipped ({_first_line(data)!r})")
+            return data[offset:]
+        offset += len(line) + 1
+    raise QuarantineError(f"not a mail: no header block at the start ({_first_line(data)!r})")
 
 
 def check_nesting(data: bytes, limits: Limits) -> None:

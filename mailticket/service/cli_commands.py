@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .exitcodes import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
@@ -142,7 +142,19 @@ def health(args) -> int:
         print(p)
     if not problems:
         print("OK")
+    if not any(p.startswith("database unreachable") for p in problems):
+        print(*_spam_figures(config), sep="\n", end="")
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _spam_figures(config) -> list[str]:
+    """An information line, not a problem: what the upstream filter's verdicts set aside."""
+    from ..desk.reporting import spam_count
+    day, total = spam_count(datetime.now(timezone.utc) - timedelta(days=1)), spam_count()
+    if not total:
+        return []
+    where = f" (folder {config.imap.spam_folder})" if config.imap is not None else ""
+    return [f"spam set aside{where}: {day} in the last 24 h, {total} in all\n"]
 
 
 # ---------------------------------------------------------------- tickets / show

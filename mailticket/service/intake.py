@@ -146,7 +146,8 @@ def _stored_uids(source: str, uidvalidity: int, uids: list[int]) -> set[int]:
 
 
 def move_finished(source, uids_in_folder: list[int]) -> int:
-    """Move every finished mail still in the folder: quarantined ones to the quarantine folder."""
+    """Move every finished mail still in the folder: quarantined ones to the quarantine folder, spam to
+    the spam folder."""
     plan = _finished(source, uids_in_folder)
     _move(source, plan)
     return _mark_moved(plan)
@@ -161,7 +162,7 @@ def _finished(source, uids_in_folder: list[int]) -> list[tuple[str, list]]:
             InboundMail.source == source.source, InboundMail.uidvalidity == source.uidvalidity,
             InboundMail.uid.in_(chunk), InboundMail.state != "received", InboundMail.moved == False))  # noqa: E712
     plan = []
-    for folder, states in ((cfg.quarantine_folder, {"quarantined"}),
+    for folder, states in ((cfg.quarantine_folder, {"quarantined"}), (cfg.spam_folder, {"spam"}),
                            (cfg.processed_folder, {"processed", "duplicate", "dropped"})):
         batch = [r for r in rows if r.state in states]
         if batch:

@@ -65,7 +65,7 @@ class ImapSource:
             self._login(client, where)
             caps = client.capabilities()
             self.can_move, self.can_idle = b"MOVE" in caps, b"IDLE" in caps and cfg.idle
-            for folder in (cfg.processed_folder, cfg.quarantine_folder):
+            for folder in (cfg.processed_folder, cfg.quarantine_folder, cfg.spam_folder):
                 if not client.folder_exists(folder):
                     client.create_folder(folder)
             info = client.select_folder(cfg.folder)
