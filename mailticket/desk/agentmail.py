@@ -11,7 +11,7 @@ import logging
 
 from . import slaclock
 
-from . import tickets
+from . import related, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
 from ..models import Ticket
@@ -57,6 +57,12 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     priority_before = ticket.priority
     for command in result.commands:
         if command.name == "note":
+            continue
+        if command.name == "broadcast":
+            problem = related.broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed)
+            if problem:
+                errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
+                               "valid": VALID["broadcast"]})
             continue
         resolving = command.name == "status" and command.args.get("value") == "resolved" and body and not is_note
         problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed)
@@ -130,6 +136,7 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
                                body=resolution_text)
         except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
             return str(exc)
+        related.after_status(desk, ticket, args["value"], resolution_text, agent, now)
     elif name == "priority":
         old = ticket.priority
         ticket.priority = args["value"]
@@ -160,6 +167,10 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         old = getattr(ticket, name)
         setattr(ticket, name, args["value"])
         tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
+    elif name in related.COMMANDS:
+        problem = related.apply(desk, ticket, command, agent, now)
+        if problem:
+            return problem
     elif name == "call":
         try:
             send_call(desk, ticket, agent, agent_name, args, now)
