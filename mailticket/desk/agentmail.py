@@ -59,7 +59,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         if command.name == "note":
             continue
         if command.name == "broadcast":
-            problem = related.broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed)
+            problem = related.broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed,
+                                        reply=public_reply)
             if problem:
                 errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
                                "valid": VALID["broadcast"]})

@@ -167,8 +167,9 @@ def open_children(ticket: Ticket) -> list[Ticket]:
                                       Ticket.merged_into.is_null()).order_by(Ticket.id))
 
 
-def broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed) -> str | None:
-    """#broadcast: the reply goes to the requester of every open child, in the child's own thread."""
+def broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed, *, reply) -> str | None:
+    """#broadcast: the reply goes to the requester of every open child, in the child's own thread
+    (``reply`` is ``agentmail.public_reply``: the same mail and history as a reply on the child)."""
     if is_note:
         return problem(desk, ticket, "as_note")
     if not body:
@@ -176,13 +177,12 @@ def broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed) 
     children = open_children(ticket)
     if not children:
         return problem(desk, ticket, "no_children")
-    from .agentmail import public_reply
     told = {ticket.requester_address} | {p.address for p in ticket.participants.where(Participant.role == "cc")}
     tag = lambda t: format_tag(desk.config.service.tag_prefix, t.id)  # noqa: E731
     for child in children:
         if child.requester_address in told:  # already has the text from the parent's own reply
             continue
-        public_reply(desk, child, agent, agent_name, body, now, row, parsed)
+        reply(desk, child, agent, agent_name, body, now, row, parsed)
         tickets.event(child, now, "broadcast", f"reply broadcast from the major incident {tag(ticket)}",
                       actor=agent, parent=ticket.id)
         child.updated_at = now
