@@ -449,9 +449,10 @@ def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: 
 
 
 def _rate_limits(data: dict | None, file: str) -> RateLimits:
-    s = _Section(data or {}, file, "rate_limits", {"per_ticket", "per_sender_day", "global_10min", "queries_per_hour"})
+    defaults = {"per_ticket": 3, "per_sender_day": 10, "global_10min": 300, "queries_per_hour": 10}
+    s = _Section(data or {}, file, "rate_limits", set(defaults))
     values = {}
-    for key, default in (("per_ticket", 3), ("per_sender_day", 10), ("global_10min", 300), ("queries_per_hour", 10)):
+    for key, default in defaults.items():
         v = s.get(key, int, default)
         if v < 1:
             raise s.error(key, "must be 1 or more (a limit of 0 would silence every acknowledgement)")

@@ -35,10 +35,12 @@ PROBLEMS = {
         "itself": "a ticket cannot be {verb} itself",
         "closed": "ticket {number} is closed; reopen it first or choose another",
         "merged": "ticket {number} was merged into {survivor}; use {survivor}",
-        "cycle": "ticket {number} is already below this ticket; a major incident cannot be its own child",
+        "cycle": ("ticket {number} is already below this ticket; "
+                  "a major incident cannot be its own child"),
         "own_address": "{address} is one of the desk's own addresses, not a participant",
         "requester": "{address} is already the requester of this ticket",
-        "no_children": "this ticket has no open child tickets to broadcast to (make tickets its children with #parent)",
+        "no_children": ("this ticket has no open child tickets to broadcast to "
+                        "(make tickets its children with #parent)"),
         "no_text": "a broadcast needs the text of a public reply below the commands",
         "as_note": "a note stays internal and cannot be broadcast",
     },
@@ -48,10 +50,12 @@ PROBLEMS = {
         "itself": "ett ärende kan inte {verb} sig självt",
         "closed": "ärende {number} är stängt; öppna det igen först eller välj ett annat",
         "merged": "ärende {number} har slagits ihop med {survivor}; använd {survivor}",
-        "cycle": "ärende {number} ligger redan under det här ärendet; ett huvudärende kan inte vara sitt eget underärende",
+        "cycle": ("ärende {number} ligger redan under det här ärendet; "
+                  "ett huvudärende kan inte vara sitt eget underärende"),
         "own_address": "{address} är en av deskens egna adresser, inte en deltagare",
         "requester": "{address} är redan anmälare i det här ärendet",
-        "no_children": "ärendet har inga öppna underärenden att skicka till (gör ärenden till underärenden med #parent)",
+        "no_children": ("ärendet har inga öppna underärenden att skicka till "
+                        "(gör ärenden till underärenden med #parent)"),
         "no_text": "ett utskick behöver texten i ett svar under kommandona",
         "as_note": "en anteckning är intern och kan inte skickas ut",
     },
