@@ -95,6 +95,9 @@ def test_the_new_commands_parse_and_bad_values_name_the_line():
 
 def test_mytickets_answers_the_from_address_only_and_opens_nothing(bench):
     bench.open_ticket(1)
+    (ack,) = [parse(bytes(o.raw)) for o in bench.sent(kind="acknowledgement")]
+    link = "mailto:support@example.com?subject=%23mytickets"
+    assert link in plain_text(ack) and f'href="{link}"' in ack.get_body(("html",)).get_content()
     bench.open_ticket(2)
     before = Outbox.select().count()
     raw = make_mail(subject="#mytickets", body="", date=bench.clock.now(),
