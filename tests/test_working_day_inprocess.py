@@ -331,3 +331,20 @@ def test_swedish_tier_gets_swedish_problems(tmp_path):
     a, note = bench.open_ticket(1)
     reply(bench, note, "#merge 99")
     assert "det finns inget ärende 99" in errors_to(bench)[-1]
+
+
+def test_closing_a_major_incident_closes_its_children_with_its_text(bench_any_db):
+    bench = bench_any_db
+    parent, p_note = bench.open_ticket(1)
+    child, c_note = bench.open_ticket(2, sender="Erik <erik@customer.example>")
+    done, d_note = bench.open_ticket(3, sender="Frida <frida@customer.example>")
+    for note in (c_note, d_note):
+        reply(bench, note, f"#parent {parent.id}")
+    reply(bench, d_note, "#status closed")
+    reply(bench, p_note, "#status closed\n\nThe network switch was replaced.")
+    assert Ticket.get_by_id(child.id).status == "closed"
+    (closed,) = bench.sent("erik@customer.example", kind="closed")
+    assert "network switch was replaced" in plain_text(parse(bytes(closed.raw)))
+    assert len(bench.sent("frida@customer.example", kind="closed")) == 1  # closed before, told once
+    (status,) = [e for e in history(child) if e.kind == "status"]
+    assert status.actor == "alice@example.com" and f"[SD#{parent.id}]" in status.text

@@ -70,8 +70,10 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         if problem:
             errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
                            "valid": VALID.get(command.name, "")})
-        elif resolving:
-            resolution_text = body  # it went to the requester with the resolved mail
+        elif command.name == "status":
+            related.after_status(desk, ticket, command.args["value"], body if not is_note else None, agent, now)
+            if resolving:
+                resolution_text = body  # it went to the requester with the resolved mail
     p1_to_tier_3(desk, ticket, result.commands, priority_before, agent, now)
     if errors:
         desk.mailer.send("command_error", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
@@ -137,7 +139,6 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
                                body=resolution_text)
         except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
             return str(exc)
-        related.after_status(desk, ticket, args["value"], resolution_text, agent, now)
     elif name == "priority":
         old = ticket.priority
         ticket.priority = args["value"]
