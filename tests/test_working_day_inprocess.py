@@ -348,3 +348,13 @@ def test_closing_a_major_incident_closes_its_children_with_its_text(bench_any_db
     assert len(bench.sent("frida@customer.example", kind="closed")) == 1  # closed before, told once
     (status,) = [e for e in history(child) if e.kind == "status"]
     assert status.actor == "alice@example.com" and f"[SD#{parent.id}]" in status.text
+
+
+def test_a_hostile_query_line_stays_data(bench):
+    bench.process(agent_new_mail(bench, "#show {{7*7}} <script>x</script>\r\nBcc: victim@evil.example"))
+    (answer,) = bench.sent("alice@example.com", kind="query_answer")
+    assert answer.recipients == ["alice@example.com"]
+    msg = parse(bytes(answer.raw))
+    text, html = plain_text(msg), msg.get_body(("html",)).get_content()
+    assert "{{7*7}}" in text and "49" not in text and "<script" not in html and "&lt;script&gt;" in html
+    assert "\n" not in msg["Subject"] and msg["Bcc"] is None
