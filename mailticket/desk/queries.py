@@ -28,6 +28,7 @@ QUERIES = {"mytickets": "mytickets", "minaärenden": "mytickets", "list": "list"
 LIVE = ("new", "open", "pending")
 MAX_LISTED = 100
 MAX_EVENT_TEXT = 2000
+MAX_EVENTS = 200  # #show: the latest events of a very long history
 _LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
 
 
@@ -130,7 +131,7 @@ def _agent_answer(cfg, agent, tiers, query) -> dict:
         return {"problem": {"code": "not_visible", "value": number}}
     from ..outbound.notify import ticket_context
     shown = ticket_context(ticket, cfg) | _extras(cfg, ticket)
-    history = [e | {"text": (e["text"] or "")[:MAX_EVENT_TEXT]} for e in tickets.history_context(ticket)]
+    history = [e | {"text": (e["text"] or "")[:MAX_EVENT_TEXT]} for e in tickets.history_context(ticket)[-MAX_EVENTS:]]
     return {"shown": shown, "history": history}
 
 

@@ -19,7 +19,7 @@ import logging
 
 from . import tickets
 from .correlate import format_tag, ticket_by_id
-from ..db import run
+from ..db import is_postgres, run
 from ..models import Participant, Ticket
 from ..outbound.notify import Recipient
 
@@ -87,7 +87,7 @@ def _other(desk, ticket, command, agent) -> tuple[Ticket | None, str | None]:
     if number == ticket.id:
         locale = desk.config.locale_for_tier(ticket.tier)
         return None, problem(desk, ticket, "itself", verb=_VERBS.get(locale, _VERBS["en"])[command.name])
-    other = ticket_by_id(number)
+    other = ticket_by_id(number, for_update=is_postgres())  # held until the commit, as this ticket is
     if other is None:
         return None, problem(desk, ticket, "no_ticket", number=number)
     if not may_see(desk.config, agent, other):
