@@ -298,11 +298,17 @@ def address_and_name(argument: str) -> tuple[str | None, str]:
 _NUMBER = re.compile(r"(?:\[\s*[^\W\d_]*\s*#\s*(\d{1,12})\s*\]|#?(\d{1,12}))")
 
 
+def ticket_number(text: str) -> int | None:
+    """``42``, ``#42`` or ``[SD#42]`` -> 42; anything else -> None."""
+    match = _NUMBER.fullmatch(text.strip().replace("# ", "#"))
+    return int(match.group(1) or match.group(2)) if match else None
+
+
 def _ticket_number(argument: str, ctx: _Context) -> dict:
-    match = _NUMBER.fullmatch(_one_word(argument.replace("# ", "#"), "ticket number"))
-    if not match:
+    number = ticket_number(_one_word(argument.replace("# ", "#"), "ticket number"))
+    if number is None:
         raise _Invalid(f"{argument!r} is not a ticket number")
-    return {"number": int(match.group(1) or match.group(2))}
+    return {"number": number}
 
 
 def _broadcast(argument: str, ctx: _Context) -> dict:

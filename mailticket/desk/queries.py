@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from . import tickets
+from .commands import ticket_number
 from .correlate import format_tag, strip_prefixes, ticket_by_id
 from ..inbound.authres import trusted_verdict
 from ..models import Outbox, Ticket
@@ -121,7 +122,7 @@ def _agent_answer(cfg, agent, tiers, query) -> dict:
             return {"problem": {"code": "tier_not_visible", "value": tier}}
         found = Ticket.select().where(Ticket.tier == tier, Ticket.status.in_(LIVE), Ticket.merged_into.is_null())
         return {"tier": tier, "tickets": _rows(cfg, [t for t in _by_urgency(found) if may_see(cfg, agent, t)])}
-    number = _number(query.argument)
+    number = ticket_number(query.argument)
     if number is None:
         return {"problem": {"code": "bad_number", "value": query.argument}}
     ticket = ticket_by_id(number)
@@ -170,6 +171,3 @@ def _tier(argument: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _number(argument: str) -> int | None:
-    match = re.fullmatch(r"(?:\[\s*[^\W\d_]*\s*#\s*(\d{1,12})\s*\]|#?\s*(\d{1,12}))", argument.strip())
-    return int(match.group(1) or match.group(2)) if match else None
