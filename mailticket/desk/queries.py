@@ -30,6 +30,7 @@ LIVE = ("new", "open", "pending")
 MAX_LISTED = 100
 MAX_EVENT_TEXT = 2000
 MAX_EVENTS = 200  # #show: the latest events of a very long history
+_FIRST_LINE = re.compile(r"\s*([^\r\n]*)")
 _LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
 
 
@@ -44,7 +45,7 @@ class Query:
 def find_query(subject: str, text: str) -> Query | None:
     """The query in the subject (under any reply prefix), else in the first non-blank line."""
     candidates = [(strip_prefixes(subject or ""), "subject")]
-    first = next((line for line in (text or "").splitlines() if line.strip()), "")
+    first = _FIRST_LINE.match(text or "").group(1)  # not text.splitlines(): a body may be megabytes
     candidates.append((first, "body"))
     for line, where in candidates:
         match = _LINE.fullmatch(line.strip())
