@@ -151,6 +151,7 @@ class RateLimits:
     per_ticket: int = 3            # automatic mails to one address about one ticket per day
     per_sender_day: int = 10       # automatic mails to one address per day
     global_10min: int = 300        # automatic mails in all per ten minutes
+    queries_per_hour: int = 10     # answers to #mytickets, #list ... to one address per hour
 
 
 @dataclass(frozen=True)
@@ -456,9 +457,10 @@ def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: 
 
 
 def _rate_limits(data: dict | None, file: str) -> RateLimits:
-    s = _Section(data or {}, file, "rate_limits", {"per_ticket", "per_sender_day", "global_10min"})
+    defaults = {"per_ticket": 3, "per_sender_day": 10, "global_10min": 300, "queries_per_hour": 10}
+    s = _Section(data or {}, file, "rate_limits", set(defaults))
     values = {}
-    for key, default in (("per_ticket", 3), ("per_sender_day", 10), ("global_10min", 300)):
+    for key, default in defaults.items():
         v = s.get(key, int, default)
         if v < 1:
             raise s.error(key, "must be 1 or more (a limit of 0 would silence every acknowledgement)")

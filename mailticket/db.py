@@ -212,11 +212,21 @@ def _outbox_drafts(database: pw.Database) -> None:
         database.execute_sql('ALTER TABLE "outbox" ADD COLUMN "draft" TEXT')
 
 
+def _related_tickets(database: pw.Database) -> None:
+    """#merge and #parent: a merged ticket names its survivor, a child its major incident."""
+    columns = {c.name for c in database.get_columns("ticket")}
+    for name in ("merged_into", "parent"):
+        if name not in columns:
+            database.execute_sql(f'ALTER TABLE "ticket" ADD COLUMN "{name}" INTEGER')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_parent" ON "ticket" ("parent")')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
+    ("0111_related_tickets", _related_tickets),
 ]
 
 

@@ -163,6 +163,8 @@ class Ticket(BaseModel):
     breach_report_deadline = AwareDateTimeField(null=True)
     next_check_at = AwareDateTimeField(null=True, index=True)  # earliest moment the SLA scan must look
     thread_root = pw.CharField(null=True)          # the requester's first Message-ID
+    merged_into = pw.IntegerField(null=True)       # #merge: mail to this ticket lands on that one
+    parent = pw.IntegerField(null=True, index=True)  # #parent: the major incident this ticket belongs to
 
     class Meta:
         indexes = ((("status", "next_check_at"), False),)

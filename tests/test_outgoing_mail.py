@@ -21,7 +21,8 @@ from tests.harness import make_mail, write_config
 
 HOSTILE_NAME = 'Eve {{7*7}} <script>alert(1)</script>\r\nBcc: victim@evil.example'
 HOSTILE_SUBJECT = 'Help {{7*7}} <script>x</script>\r\nBcc: victim@evil.example\x00'
-NO_MAIL_DATA = {"closed", "escalated", "warning", "breach_deadline_warning", "delivery_failure", "command_error"}
+NO_MAIL_DATA = {"closed", "escalated", "warning", "breach_deadline_warning", "delivery_failure", "command_error",
+                "query_answer"}
 EXPECTED_HEADERS = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references", "reply-to",
                     "auto-submitted", "x-auto-response-suppress", "precedence", "x-mailticket-loop",
                     "x-mailticket-ticket", "mime-version", "content-type"}

@@ -11,7 +11,7 @@ import logging
 
 from . import slaclock
 
-from . import tickets
+from . import related, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
 from ..models import Ticket
@@ -58,13 +58,22 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     for command in result.commands:
         if command.name == "note":
             continue
+        if command.name == "broadcast":
+            problem = related.broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed,
+                                        reply=public_reply)
+            if problem:
+                errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
+                               "valid": VALID["broadcast"]})
+            continue
         resolving = command.name == "status" and command.args.get("value") == "resolved" and body and not is_note
         problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed)
         if problem:
             errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
                            "valid": VALID.get(command.name, "")})
-        elif resolving:
-            resolution_text = body  # it went to the requester with the resolved mail
+        elif command.name == "status":
+            related.after_status(desk, ticket, command.args["value"], body if not is_note else None, agent, now)
+            if resolving:
+                resolution_text = body  # it went to the requester with the resolved mail
     p1_to_tier_3(desk, ticket, result.commands, priority_before, agent, now)
     if errors:
         desk.mailer.send("command_error", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
@@ -160,6 +169,10 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         old = getattr(ticket, name)
         setattr(ticket, name, args["value"])
         tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
+    elif name in related.COMMANDS:
+        problem = related.apply(desk, ticket, command, agent, now)
+        if problem:
+            return problem
     elif name == "call":
         try:
             send_call(desk, ticket, agent, agent_name, args, now)

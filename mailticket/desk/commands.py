@@ -86,7 +86,8 @@ ME = {"me", "mig"}
 
 ALIASES = {"prioritet": "priority", "påverkan": "impact", "brådska": "urgency",
            "tilldela": "assign", "eskalera": "escalate", "nivå": "tier", "kategori": "category",
-           "typ": "type", "anteckning": "note", "samtal": "call"}
+           "typ": "type", "anteckning": "note", "samtal": "call",
+           "kopia": "cc", "länka": "link", "sammanfoga": "merge", "huvudärende": "parent", "utskick": "broadcast"}
 
 VALID = {
     "status": "#status open|pending|resolved|closed",
@@ -101,6 +102,12 @@ VALID = {
     "note": "#note (the whole reply becomes an internal note)",
     "call": "#call YYYY-MM-DD HH:MM [ZONE] [DURATION], e.g. #call 2026-11-28 14:00 30m "
             "or #call 2026-11-28 14:00 Europe/Stockholm 1h",
+    # the working day by mail: participants and related tickets (applied by desk.related)
+    "cc": "#cc ADDRESS (adds a participant, who then gets the public replies)",
+    "link": "#link NUMBER (links this ticket and that one)",
+    "merge": "#merge NUMBER (merges this ticket into that one)",
+    "parent": "#parent NUMBER (makes this ticket a child of that major incident)",
+    "broadcast": "#broadcast (on a major incident: this reply also goes to the requester of every open child)",
 }
 COMMAND_NAMES = tuple(VALID)
 VALID_COMMANDS = "one per line at the top: " + ", ".join(f"#{name}" for name in COMMAND_NAMES)
@@ -271,6 +278,45 @@ def _note(argument: str, ctx: _Context) -> dict:
     return {}
 
 
+def _cc(argument: str, ctx: _Context) -> dict:
+    address, name = address_and_name(argument)
+    if address is None:
+        raise _Invalid(f"{argument!r} is not an email address" if argument else "needs an email address")
+    return {"address": address, "name": name}
+
+
+def address_and_name(argument: str) -> tuple[str | None, str]:
+    """``ADDRESS [Name]`` or ``Name <ADDRESS>`` -> (lower-cased address or None, name)."""
+    parsed = parse_address(argument) if argument else None
+    if parsed:
+        return parsed[1], parsed[0] or ""
+    first, _, rest = argument.strip().partition(" ")
+    parsed = parse_address(first.strip("<>")) if first else None
+    return (parsed[1], " ".join(rest.split())) if parsed else (None, "")
+
+
+_NUMBER = re.compile(r"(?:\[\s*[^\W\d_]*\s*#\s*(\d{1,12})\s*\]|#?(\d{1,12}))")
+
+
+def ticket_number(text: str) -> int | None:
+    """``42``, ``#42`` or ``[SD#42]`` -> 42; anything else -> None."""
+    match = _NUMBER.fullmatch(text.strip().replace("# ", "#"))
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _ticket_number(argument: str, ctx: _Context) -> dict:
+    number = ticket_number(_one_word(argument.replace("# ", "#"), "ticket number"))
+    if number is None:
+        raise _Invalid(f"{argument!r} is not a ticket number")
+    return {"number": number}
+
+
+def _broadcast(argument: str, ctx: _Context) -> dict:
+    if argument:
+        raise _Invalid("takes nothing after it; the text of the reply is what goes out")
+    return {}
+
+
 def strict_address(text: str) -> str | None:
     """The one address in ``text`` (``a@b.c`` or ``Name <a@b.c>``), lower-cased, or None;
     see ``parse_address``."""
@@ -429,4 +475,9 @@ _PARSERS = {
     "type": _choice(TYPES, "type"),
     "note": _note,
     "call": _call,
+    "cc": _cc,
+    "link": _ticket_number,
+    "merge": _ticket_number,
+    "parent": _ticket_number,
+    "broadcast": _broadcast,
 }

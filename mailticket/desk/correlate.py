@@ -55,17 +55,17 @@ class Match:
 def find_ticket(parsed, *, prefix: str, token_claims: list) -> Match:
     """Match in order: a valid signed reply address, a Message-ID we stored or sent, the subject tag."""
     for claim in token_claims:
-        ticket = ticket_by_id(claim.ticket)
+        ticket = survivor(ticket_by_id(claim.ticket))
         if ticket is not None:
             return Match(ticket, "token", claim.purpose)
     ids = list(dict.fromkeys(i for i in (*parsed.in_reply_to, *reversed(parsed.references)) if i))[:100]
     if ids:
         found = fetch_models(Ticket, _BY_REFERENCE.format(marks=", ".join("?" * len(ids))), ids)
         if found:
-            return Match(found[0], "references")
+            return Match(survivor(found[0]), "references")
     number = tag_number(parsed.subject, prefix)
     if number is not None:
-        ticket = ticket_by_id(number)
+        ticket = survivor(ticket_by_id(number))
         if ticket is not None:
             return Match(ticket, "tag", tag_only=True)
     return Match(None, "none")
@@ -82,6 +82,15 @@ def ticket_by_id(number: int, *, for_update: bool = False) -> Ticket | None:
     """The ticket, or None; ``for_update`` holds its row until the commit (PostgreSQL)."""
     found = fetch_models(Ticket, _BY_ID + " FOR UPDATE" if for_update else _BY_ID, (number,))
     return found[0] if found else None
+
+
+def survivor(ticket: Ticket | None) -> Ticket | None:
+    """The ticket a merged ticket's mail lands on (#merge), following merges; else the ticket itself."""
+    seen = set()
+    while ticket is not None and ticket.merged_into and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = ticket_by_id(ticket.merged_into) or ticket
+    return ticket
 
 
 def reopen_decision(ticket: Ticket, now: datetime, window) -> str:

@@ -246,6 +246,27 @@ def _route(desk, row, parsed, verdict, match, now) -> Outcome:
         return Outcome("processed", ticket.id)
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
+    return _query_or_new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _query_or_new(desk, row, parsed, verdict, agent_tier, now) -> Outcome:
+    """A new mail: a query is answered (no ticket), an agent's #requester opens a ticket for that user."""
+    from .queries import answer, find_query
+    query = find_query(parsed.subject, parsed.text)
+    if query is not None:
+        if not verdict.may_acknowledge:
+            return Outcome("dropped", None, f"query {query.line!r} not answered: {verdict.reason or 'automatic mail'}")
+        if InboundMail.select().where(InboundMail.message_id == row.message_id, InboundMail.id != row.id,
+                                      InboundMail.state == "processed").exists():
+            return Outcome("duplicate", None, "query already answered")
+        return Outcome("processed", None, answer(desk, parsed, query, now))
+    if agent_tier is not None:
+        from .onbehalf import behalf_of
+        behalf = behalf_of(desk, parsed, now)
+        if behalf is not None and behalf.requester is None:
+            return Outcome("processed", None, behalf.refused)
+        if behalf is not None:
+            return _new(desk, row, parsed, verdict, None, now, behalf=behalf)
     return _new(desk, row, parsed, verdict, agent_tier, now)
 
 
@@ -333,7 +354,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     return Outcome("processed", ticket.id, f"threaded by {match.how}")
 
 
-def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -> Outcome:
+def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="", behalf=None) -> Outcome:
     cfg = desk.config
     from .monitoring import match_source, parse_alert
     source = match_source(cfg.monitoring, parsed.sender.address, parsed.subject)
@@ -344,6 +365,8 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
         return Outcome("processed", ticket.id if ticket else None, reason)
     requester = (parsed.sender.name, parsed.sender.address)
     body = parsed.text
+    if behalf is not None:  # an agent logs it for a user (onbehalf)
+        requester, body = behalf.requester, behalf.body or parsed.subject
     if agent_tier is not None:
         from ..inbound.forwarded import is_forward, original_sender
         original = original_sender(parsed.message, parsed.text) if is_forward(parsed.subject) or _has_attached_mail(
@@ -359,8 +382,12 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
                                  notify_tier=not _is_old(cfg, parsed, now))
     if note:
         tickets.event(ticket, now, "note", note)
+    if behalf is not None:
+        tickets.event(ticket, now, "on_behalf", f"logged by agent {parsed.sender.address} for {requester[1]}",
+                      actor=parsed.sender.address)
     _store_attachments(desk, row, parsed, ticket)
-    return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else ""))
+    return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else "")
+                   + (f" for {requester[1]}, logged by {parsed.sender.address}" if behalf else ""))
 
 
 def _has_attached_mail(msg) -> bool:

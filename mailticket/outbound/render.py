@@ -65,6 +65,9 @@ TEMPLATE_NAMES = (
     "quarantine_alert",
     "security_alert",
     "breach_deadline_warning",
+    "query_answer",
+    "requester_refused",
+    "merged",
 )
 KINDS = (".txt", ".html")
 

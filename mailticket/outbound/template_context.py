@@ -29,6 +29,9 @@ EXTRA_KEYS = {
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "security_alert": ("breach_report_deadline",),
     "breach_deadline_warning": ("breach_report_deadline", "time_left"),
+    "query_answer": ("query", "tickets", "shown", "history", "problem", "tier"),
+    "requester_refused": ("line", "line_no", "problem", "address", "body", "original_subject"),
+    "merged": ("merged_from",),
 }
 
 
@@ -94,6 +97,30 @@ def _sample_extras(now: datetime) -> dict:
         "subject": "Help with VPN",
         "quarantine_id": 9,
         "breach_report_deadline": now + timedelta(hours=70),
+        **_working_day_extras(now, history),
+    }
+
+
+def _working_day_extras(now: datetime, history: list) -> dict:
+    """Asking by mail, tickets on someone's behalf, merged tickets (desk.queries, onbehalf, related)."""
+    listed = {"number": 42, "tag": "[SD#42]", "subject": "Printer on floor 3 prints blank pages", "status": "open",
+              "priority": "P3", "tier": 1, "assignee": None, "requester_name": "Anna Svensson",
+              "requester_address": "anna.svensson@example.com", "first_response_due": None,
+              "resolution_due": now + timedelta(hours=23), "resolved_at": None, "merged_into": None, "parent": None}
+    resolved = listed | {"number": 40, "tag": "[SD#40]", "subject": "VPN drops every hour", "status": "resolved",
+                         "resolution_due": None, "resolved_at": now - timedelta(days=1)}
+    return {
+        "query": {"name": "mytickets", "line": "#mytickets", "where": "subject"},
+        "tickets": [listed, resolved],
+        "shown": None,
+        "problem": None,
+        "tier": None,
+        "line": "#requester anna.berg@example",
+        "line_no": 1,
+        "address": "",
+        "original_subject": "Phone: Outlook crashes at start",
+        "merged_from": {"number": 41, "tag": "[SD#41]", "subject": "Printer 3 again",
+                        "requester_name": "Anna Svensson"},
     }
 
 
@@ -116,9 +143,11 @@ _EXTRA_CHANGES = {
     "reopened": {"body": "Sorry, it is back: blank pages again since lunch."},
     "resolved": {"body": "We replaced the toner cartridge. Test prints look fine now."},
     "note": {"body": "Toner ordered, arrives tomorrow.", "unverified": True},
+    "requester_refused": {"problem": "bad_address", "body": "Anna called: Outlook crashes at start since today."},
     "warning": {"time_used": timedelta(hours=18), "time_left": timedelta(hours=6), "due": NOW + timedelta(hours=6)},
 }
 _SECURITY = ("security_alert", "breach_deadline_warning")
+_NO_TICKET = ("query_answer", "requester_refused")  # answers about several tickets, or none
 
 
 def sample_context(name: str, now: datetime = NOW) -> dict:
@@ -129,6 +158,7 @@ def sample_context(name: str, now: datetime = NOW) -> dict:
     extras = _sample_extras(now) | _EXTRA_CHANGES.get(name, {})
     if name == "breach_deadline_warning":
         extras |= {"breach_report_deadline": now + timedelta(hours=12), "time_left": timedelta(hours=12)}
-    context = {"service": sample_service(), "ticket": ticket, "timezone": "Europe/Stockholm", "now": now}
+    context = {"service": sample_service(), "ticket": None if name in _NO_TICKET else ticket,
+               "timezone": "Europe/Stockholm", "now": now}
     context.update({key: extras[key] for key in EXTRA_KEYS[name]})
     return context
