@@ -212,11 +212,17 @@ def _outbox_drafts(database: pw.Database) -> None:
         database.execute_sql('ALTER TABLE "outbox" ADD COLUMN "draft" TEXT')
 
 
+def _alarms_erasures(database: pw.Database) -> None:
+    """The admin's alarms and the record of erasures (desk/alarms.py, desk/erasure.py)."""
+    database.create_tables([models.AlarmState, models.Erasure], safe=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
+    ("0151_alarms_erasures", _alarms_erasures),
 ]
 
 

@@ -65,6 +65,8 @@ TEMPLATE_NAMES = (
     "quarantine_alert",
     "security_alert",
     "breach_deadline_warning",
+    "alarm",
+    "alarm_cleared",
 )
 KINDS = (".txt", ".html")
 

@@ -29,6 +29,8 @@ EXTRA_KEYS = {
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "security_alert": ("breach_report_deadline",),
     "breach_deadline_warning": ("breach_report_deadline", "time_left"),
+    "alarm": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
+    "alarm_cleared": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
 }
 
 
@@ -94,6 +96,12 @@ def _sample_extras(now: datetime) -> dict:
         "subject": "Help with VPN",
         "quarantine_id": 9,
         "breach_report_deadline": now + timedelta(hours=70),
+        "problem": "outgoing",
+        "since": now - timedelta(minutes=16),
+        "detail": "451 4.3.0 smtp.example.com: 4.3.0",
+        "lasted": timedelta(minutes=16),
+        "alarm_after": timedelta(minutes=15),
+        "host": "smtp.example.com",
     }
 
 
@@ -118,6 +126,9 @@ _EXTRA_CHANGES = {
     "note": {"body": "Toner ordered, arrives tomorrow.", "unverified": True},
     "warning": {"time_used": timedelta(hours=18), "time_left": timedelta(hours=6), "due": NOW + timedelta(hours=6)},
 }
+_EXTRA_CHANGES["alarm_cleared"] = {"detail": None, "lasted": timedelta(minutes=42),
+                                   "since": NOW - timedelta(minutes=42)}
+_NO_TICKET = ("alarm", "alarm_cleared")  # about the desk, not about a ticket
 _SECURITY = ("security_alert", "breach_deadline_warning")
 
 
@@ -129,6 +140,8 @@ def sample_context(name: str, now: datetime = NOW) -> dict:
     extras = _sample_extras(now) | _EXTRA_CHANGES.get(name, {})
     if name == "breach_deadline_warning":
         extras |= {"breach_report_deadline": now + timedelta(hours=12), "time_left": timedelta(hours=12)}
+    if name in _NO_TICKET:
+        ticket = None
     context = {"service": sample_service(), "ticket": ticket, "timezone": "Europe/Stockholm", "now": now}
     context.update({key: extras[key] for key in EXTRA_KEYS[name]})
     return context

@@ -71,7 +71,9 @@ EXAMPLES = {
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
-              "  mailticket health --max-fetch-age 30m --max-queue-age 1h",
+              "  mailticket health --max-fetch-age 30m --max-queue-age 1h\n"
+              "  mailticket health --format prometheus > /var/lib/node_exporter/mailticket.prom.$$ && \\\n"
+              "    mv /var/lib/node_exporter/mailticket.prom.$$ /var/lib/node_exporter/mailticket.prom",
 }
 
 
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
     sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
     sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    sp.add_argument("--format", choices=("text", "prometheus"), default="text",
+                    help="text (default): one line per problem; prometheus: the desk's figures in the Prometheus "
+                         "text format, for node_exporter's textfile collector (exit 0 whenever the database answered)")
     return p
 
 

@@ -137,12 +137,28 @@ def health(args) -> int:
         print(f"mailticket health: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config = load_config(args.config)
-    problems = check_health(config, datetime.now(timezone.utc), max_fetch_age=max_fetch, max_queue_age=max_queue)
+    now = datetime.now(timezone.utc)
+    problems = check_health(config, now, max_fetch_age=max_fetch, max_queue_age=max_queue)
+    if args.format == "prometheus":
+        return _prometheus(problems, now)
     for p in problems:
         print(p)
     if not problems:
         print("OK")
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _prometheus(problems: list[str], now: datetime) -> int:
+    """The figures for node_exporter's textfile collector; problems are a figure too, so the
+    exit status says only whether the database answered."""
+    from .exitcodes import EXIT_DATABASE
+    from . import metrics
+    if problems and problems[0].startswith("database unreachable"):
+        sys.stdout.buffer.write(metrics.database_down())
+        print(f"mailticket health: {problems[0]}", file=sys.stderr)
+        return EXIT_DATABASE
+    sys.stdout.buffer.write(metrics.exposition(now, len(problems)))
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- tickets / show

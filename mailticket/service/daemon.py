@@ -24,7 +24,8 @@ from . import lease
 
 from ..outbound import outbox
 
-from ..desk import pipeline
+from ..desk import alarms, pipeline
+from ..marks import FailingMark
 from ..db import describe_error, redact, sqlite_path
 from ..errors import ConfigError, MailboxError, StorageError
 from .mailbox import ImapSource, Listener
@@ -62,9 +63,11 @@ class Daemon:
         self.ready = False
         self.holds_lease = False
         self.backoff = 1.0
+        self.mailbox_mark = FailingMark("mailbox")  # since when the mailbox fails, for the alarms
         self.scheduler = schedule.Scheduler()
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
         self.scheduler.every(interval).seconds.do(self.check_clocks)
+        self.scheduler.every(alarm_check_interval(self.config)).seconds.do(self.check_alarms)
 
     # ------------------------------------------------------------ life cycle
 
@@ -185,7 +188,12 @@ class Daemon:
         log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)
         self.notifier.status(f"{what} failing: {message} (retry in {self.backoff:.0f}s)")
         try:
-            intake.record_error(f"last_{what}_error", message, self.desk.clock.now())
+            now = self.desk.clock.now()
+            intake.record_error(f"last_{what}_error", message, now)
+            if what == "mailbox":
+                self.mailbox_mark.failed(now, message, refresh=True)
+            if what != "database":  # the alarms need the database; they look while the rest waits
+                self.check_alarms()
         except pw.PeeweeException:
             pass
         self.stop.wait(self.backoff)
@@ -202,6 +210,7 @@ class Daemon:
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
             result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop, on_batch=self._batch_done,
                                        still_ours=self._holds_folder)
+            self.mailbox_mark.worked()
             got_mail, processed = result.fetched > 0, len(result.outcomes)
         elif self.source is not None:
             self._mark_ready(f"standby: another daemon reads {self.config.imap.folder}; "
@@ -272,6 +281,15 @@ class Daemon:
         except Exception:
             log.exception("SLA check failed; trying again at the next interval")
 
+    def check_alarms(self):
+        """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
+        try:
+            return alarms.check(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("alarm check failed; trying again at the next interval")
+
     def wait(self) -> None:
         seconds = self.config.imap.poll_interval.total_seconds() if self.config.imap else 1.0
         next_job = self.scheduler.idle_seconds
@@ -322,9 +340,14 @@ class Daemon:
             log.error("SIGHUP: configuration not reloaded, still running with the previous one: %s", exc)
 
 
+def alarm_check_interval(config) -> int:
+    """Seconds between two looks at the alarms: a quarter of ``alarm_after``, 1 to 10 s."""
+    return int(min(10, max(1, config.service.alarm_after.total_seconds() // 4)))
+
+
 def _with_runtime(old, new):
     """Rules, SLA, tiers and templates come from the new file; connections stay as they are."""
     import dataclasses
     return dataclasses.replace(old, rules=new.rules, sla=new.sla, tiers=new.tiers, monitoring=new.monitoring,
-                               rate_limits=new.rate_limits, raw=new.raw,
+                               rate_limits=new.rate_limits, raw=new.raw, retention=new.retention,
                                service=dataclasses.replace(new.service, data_dir=old.service.data_dir))
