@@ -1,0 +1,159 @@
+"""The admin's alarms: mailed once when a problem has lasted alarm_after, once when it clears.
+
+Conversation tests against a real Dovecot and SMTP sink with alarm_after = "3s", and the pure
+decision in unit tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from mailticket.desk.alarms import Observation, decide
+from tests.conftest import new_mailbox_user, unavailable
+from tests.harness import DaemonThread, make_mail, run_cli, wait_until, write_config
+from tests.servers.dovecot import Dovecot, ensure_dovecot_installed
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+AFTER = timedelta(minutes=15)
+
+
+# ---------------------------------------------------------------- the decision, pure
+
+def state(raised_at=None, since=None, last_raised_at=None):
+    return SimpleNamespace(raised_at=raised_at, since=since, last_raised_at=last_raised_at)
+
+
+def test_a_problem_younger_than_alarm_after_is_no_alarm():
+    assert decide([Observation("mailbox", T0)], {}, T0 + AFTER - timedelta(seconds=1), AFTER) == []
+
+
+def test_a_problem_as_old_as_alarm_after_raises_once():
+    [change] = decide([Observation("mailbox", T0, "refused")], {}, T0 + AFTER, AFTER)
+    assert (change.problem, change.action, change.since, change.detail) == ("mailbox", "raise", T0, "refused")
+    raised = {"mailbox": state(raised_at=T0 + AFTER, since=T0, last_raised_at=T0 + AFTER)}
+    assert decide([Observation("mailbox", T0)], raised, T0 + 3 * AFTER, AFTER) == []
+
+
+def test_a_raised_alarm_clears_once_the_problem_is_gone():
+    raised = {"outgoing": state(raised_at=T0 + AFTER, since=T0, last_raised_at=T0 + AFTER)}
+    [change] = decide([Observation("outgoing", None)], raised, T0 + 2 * AFTER, AFTER)
+    assert (change.action, change.since) == ("clear", T0)
+    cleared = {"outgoing": state(since=T0, last_raised_at=T0 + AFTER)}
+    assert decide([Observation("outgoing", None)], cleared, T0 + 3 * AFTER, AFTER) == []
+
+
+def test_never_more_often_than_alarm_after():
+    """A new episode right after the last alarm waits until alarm_after has passed since it."""
+    recent = {"inbox": state(last_raised_at=T0)}
+    episode = Observation("inbox", T0 - AFTER)
+    assert decide([episode], recent, T0 + AFTER / 2, AFTER) == []
+    assert [c.action for c in decide([episode], recent, T0 + AFTER, AFTER)] == ["raise"]
+
+
+def test_problems_are_independent():
+    changes = decide([Observation("mailbox", T0), Observation("inbox", None), Observation("outgoing", T0)],
+                     {}, T0 + AFTER, AFTER)
+    assert [(c.problem, c.action) for c in changes] == [("mailbox", "raise"), ("outgoing", "raise")]
+
+
+# ---------------------------------------------------------------- conversations
+
+FAST = {"service": {"alarm_after": "3s"}}
+
+
+def alarm_mails(sink, subject_start: str) -> list:
+    return [m for m in sink.received if str(m.message["Subject"]).startswith(subject_start)
+            and m.rcpt_tos == ["admin@example.com"]]
+
+
+def wait_for_alarm(sink, subject_start: str, timeout: float = 30):
+    return wait_until(lambda: alarm_mails(sink, subject_start), timeout=timeout, what=f"a mail {subject_start!r}")
+
+
+def cut_session(daemon) -> None:
+    """Dovecot lets running sessions outlive its master: cut ours, as a network failure would."""
+    client = daemon.daemon.source.client
+    if client is not None:
+        try:
+            client._imap.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def own_dovecot():
+    """A Dovecot of this test's own, which it stops and starts."""
+    if not ensure_dovecot_installed():
+        unavailable("Dovecot is not installed")
+    server = Dovecot().start()
+    yield server
+    server.close()
+
+
+def test_mailbox_down_raises_one_alarm_and_one_cleared(own_dovecot, smtp_sink, tmp_path):
+    user = new_mailbox_user(own_dovecot)
+    path = write_config(tmp_path, user=user, sink=smtp_sink, extra=FAST)
+    with DaemonThread(path) as daemon:
+        wait_until(lambda: daemon.daemon.ready, what="the daemon ready")
+        own_dovecot.stop()
+        cut_session(daemon)
+        [alarm] = wait_for_alarm(smtp_sink, "Alarm: mailbox unreachable", timeout=60)
+        body = alarm.message.get_body(("plain",)).get_content()
+        assert f"The mailbox on 127.0.0.1 cannot be reached" in body and "Last error:" in body
+        health = run_cli("health", config=path)
+        assert health.returncode == 1 and "ALARM mailbox: the mailbox is unreachable" in health.stdout
+        time.sleep(4)  # longer than alarm_after: still one alarm for the one episode
+        assert len(alarm_mails(smtp_sink, "Alarm:")) == 1
+        own_dovecot.start()
+        [cleared] = wait_for_alarm(smtp_sink, "Cleared: mailbox unreachable")
+        assert "lasted" in str(cleared.message["Subject"])
+        own_dovecot.append(user.name, "INBOX", make_mail(subject="After the outage"))
+        wait_until(lambda: [m for m in smtp_sink.received if "After the outage" in str(m.message["Subject"])],
+                   what="the acknowledgement of mail after the outage")
+        time.sleep(1)
+    assert len(alarm_mails(smtp_sink, "Alarm:")) == 1 and len(alarm_mails(smtp_sink, "Cleared:")) == 1
+    assert "ALARM" not in run_cli("health", config=path).stdout
+
+
+def test_a_failing_token_command_raises_the_mailbox_alarm(dovecot_oauth2, smtp_sink, tmp_path):
+    user = new_mailbox_user(dovecot_oauth2)
+    token_file = tmp_path / "token"  # missing: the command fails
+    path = write_config(tmp_path, sink=smtp_sink, extra={**FAST, "service": {"alarm_after": "3s", "locale": "sv"},
+                                                           "imap": {
+        "host": "127.0.0.1", "port": dovecot_oauth2.imaps_port, "security": "ssl", "ca_file": dovecot_oauth2.ca_file,
+        "username": user.name, "auth": "oauth2", "oauth2_token_command": f"cat {token_file}",
+        "poll_interval": "1s", "timeout": "10s"}})
+    with DaemonThread(path):
+        [alarm] = wait_for_alarm(smtp_sink, "Larm: brevlådan går inte att nå")
+        body = alarm.message.get_body(("plain",)).get_content()
+        assert "oauth2_token_command failed with exit code 1" in body and "Senaste fel" in body
+        token_file.write_text(dovecot_oauth2.token_authority.issue(user.name))
+        wait_for_alarm(smtp_sink, "Åtgärdat: brevlådan går inte att nå")
+    assert len(alarm_mails(smtp_sink, "Larm:")) == 1
+
+
+def test_outgoing_mail_failing_is_told_once_it_can_be_and_cleared(mailbox_user, smtp_sink, tmp_path):
+    """A 451 server: the alarm waits in the outbox (never given up) and goes out, with the
+    cleared mail after it, once the server takes mail again."""
+    path = write_config(tmp_path, user=mailbox_user, sink=smtp_sink,
+                        extra={**FAST, "outbox": {"retry_base": "1s", "retry_max": "2s", "max_attempts": 2}})
+    smtp_sink.mode = "tempfail"
+    with DaemonThread(path) as daemon:
+        mailbox_user.server.append(mailbox_user.name, "INBOX", make_mail(subject="Printer broken"))
+        health = wait_until(lambda: (lambda h: "ALARM outgoing" in h.stdout and h)(run_cli("health", config=path)),
+                            timeout=30, what="the outgoing alarm in health")
+        assert "451" in health.stdout
+        time.sleep(5)  # the alarm mail has failed more than max_attempts times by now
+        assert smtp_sink.received == []
+        smtp_sink.mode = "ok"
+        [cleared] = wait_for_alarm(smtp_sink, "Cleared: outgoing mail failing")
+        [alarm] = alarm_mails(smtp_sink, "Alarm: outgoing mail failing")
+        assert smtp_sink.received.index(alarm) < smtp_sink.received.index(cleared)
+        assert "451" in alarm.message.get_body(("plain",)).get_content()
+        assert "Lasted:" in cleared.message.get_body(("plain",)).get_content()
+        time.sleep(1)
+    assert len(alarm_mails(smtp_sink, "Alarm:")) == 1 and len(alarm_mails(smtp_sink, "Cleared:")) == 1
