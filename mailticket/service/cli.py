@@ -70,6 +70,8 @@ EXAMPLES = {
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
+    "purge": "  mailticket purge --dry-run\n  mailticket purge",
+    "erase": "  mailticket erase anna@customer.example --dry-run\n  mailticket erase anna@customer.example",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
               "  mailticket health --max-fetch-age 30m --max-queue-age 1h\n"
               "  mailticket health --format prometheus > /var/lib/node_exporter/mailticket.prom.$$ && \\\n"
@@ -129,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("path", help="an mbox file or a maildir folder (with cur/ and new/)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     cmd("migrate", c.migrate, "bring the database schema up to date")
+    sp = cmd("purge", c.purge_cmd, "apply [retention]: remove old raw mails, attachments and closed tickets")
+    sp.add_argument("--dry-run", action="store_true", help="only say what would go")
+    sp = cmd("erase", c.erase_cmd, "anonymise everything stored about one person (GDPR erasure request)")
+    sp.add_argument("address", help="the person's mail address")
+    sp.add_argument("--dry-run", action="store_true", help="only say how much would be anonymised")
+    sp.add_argument("--actor", default="admin", help="who asked, for the record (default: admin)")
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
     sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
     sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")

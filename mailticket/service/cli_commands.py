@@ -380,3 +380,61 @@ def import_cmd(args) -> int:
     print(f"{path}: {result.seen} mail(s): {result.new_tickets} new ticket(s), {result.threaded} threaded, "
           f"{result.skipped} already known, {result.quarantined} quarantined; no mail was sent")
     return EXIT_PROBLEM if result.quarantined else EXIT_OK
+
+
+# ---------------------------------------------------------------- retention / erasure
+
+def purge_cmd(args) -> int:
+    from ..desk import retention
+    from ..durations import format_duration
+    config = _setup(args)
+    policy, now = config.retention, datetime.now(timezone.utc)
+    if not (policy.raw_mail or policy.closed_tickets):
+        print("mailticket purge: [retention] keeps everything (raw_mail and closed_tickets are 0 or not set); "
+              "nothing to do")
+        return EXIT_OK
+    done = retention.plan(policy, now) if args.dry_run else retention.purge(
+        policy, config.service.data_dir, now, config.service.locale)
+    verb = "would remove" if args.dry_run else "removed"
+    if policy.raw_mail:
+        print(f"raw_mail = {format_duration(policy.raw_mail)}: {verb} {done.raw_mails} raw mail(s), "
+              f"{done.raw_sent} sent mail(s) and {done.attachments} attachment(s)"
+              + (f" of closed ticket(s) {_numbers(done.raw_tickets)}" if done.raw_tickets else ""))
+    if policy.closed_tickets:
+        print(f"closed_tickets = {format_duration(policy.closed_tickets)}: {verb} {len(done.tickets)} closed "
+              f"ticket(s) {_numbers(done.tickets)} and {done.untied_mails} finished mail(s) of no ticket".replace(
+                  " ticket(s)  and", " ticket(s) and"))
+    if done.kept_open:
+        print(f"{done.kept_open} ticket(s) not yet closed are older than the retention: open, pending and resolved "
+              "tickets are never purged; they are kept, and their time counts from when they are closed")
+    if done.empty:
+        print("nothing is old enough to go")
+    return EXIT_OK
+
+
+def _numbers(ids: list[int], most: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def erase_cmd(args) -> int:
+    from ..desk import erasure
+    config = _setup(args)
+    try:
+        done = erasure.erase(config, args.address, datetime.now(timezone.utc), actor=args.actor,
+                             dry_run=args.dry_run)
+    except erasure.NothingStored as exc:
+        print(f"mailticket erase: {exc.args[0]}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except ValueError as exc:  # malformed, or the desk's own address
+        print(f"mailticket erase: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    what = (f"{len(done.tickets)} ticket(s) {_numbers(done.tickets)}, {done.mails} raw mail(s), "
+            f"{done.attachments} attachment(s), {done.outgoing} outgoing mail(s), {done.events} history entr(ies)")
+    if args.dry_run:
+        print(f"would anonymise {args.address}: {what}; nothing was changed")
+        return EXIT_OK
+    print(f"anonymised: {what}" + (f"; {done.cancelled} queued mail(s) to them not sent" if done.cancelled else "")
+          + (f"; {done.files} file(s) deleted from the outbox folder" if done.files else "")
+          + ". Recorded: that an erasure happened, not what or whose. The report's figures are unchanged.")
+    return EXIT_OK

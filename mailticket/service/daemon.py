@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from functools import partial
 
 import peewee as pw
@@ -68,6 +69,8 @@ class Daemon:
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
         self.scheduler.every(interval).seconds.do(self.check_clocks)
         self.scheduler.every(alarm_check_interval(self.config)).seconds.do(self.check_alarms)
+        retention_job = self.scheduler.every(1).days.do(self.apply_retention)
+        retention_job.next_run = datetime.now()  # due at the first turn, then daily (schedule's local clock)
 
     # ------------------------------------------------------------ life cycle
 
@@ -280,6 +283,20 @@ class Daemon:
             raise
         except Exception:
             log.exception("SLA check failed; trying again at the next interval")
+
+    def apply_retention(self):
+        """[retention]: daily, and at the first turn after start."""
+        policy = self.config.retention
+        if not (policy.raw_mail or policy.closed_tickets):
+            return None
+        from ..desk import retention
+        try:
+            return retention.purge(policy, self.config.service.data_dir, self.desk.clock.now(),
+                                   self.config.service.locale)
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("retention failed; trying again tomorrow")
 
     def check_alarms(self):
         """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
