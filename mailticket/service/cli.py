@@ -70,6 +70,9 @@ EXAMPLES = {
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
+    "backup": "  sudo -u mailticket mailticket backup /var/backups/mailticket/$(date +%F)",
+    "restore": "  systemctl stop mailticket\n  sudo -u mailticket mailticket restore /var/backups/mailticket/2026-12-01\n"
+               "  systemctl start mailticket",
     "purge": "  mailticket purge --dry-run\n  mailticket purge",
     "erase": "  mailticket erase anna@customer.example --dry-run\n  mailticket erase anna@customer.example",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
@@ -137,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("address", help="the person's mail address")
     sp.add_argument("--dry-run", action="store_true", help="only say how much would be anonymised")
     sp.add_argument("--actor", default="admin", help="who asked, for the record (default: admin)")
+    sp = cmd("backup", c.backup_cmd, "copy everything the desk needs into a new folder, while the daemon runs")
+    sp.add_argument("dir", help="a new or empty folder")
+    sp = cmd("restore", c.restore_cmd, "put a backup back (the daemon must be stopped)")
+    sp.add_argument("dir", help="a folder written by `mailticket backup`")
+    sp.add_argument("--overwrite", action="store_true", help="replace a desk that already has tickets or mail")
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
     sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
     sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")

@@ -39,7 +39,12 @@ def run(args) -> int:
               "inbox = SMTP listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing/new)", file=sys.stderr)
     daemon = Daemon(desk, config_loader=(lambda: load_config(args.config)) if args.config else None)
     daemon.install_signals()
-    return daemon.run()
+    from .desklock import DeskBusy
+    try:
+        return daemon.run()
+    except DeskBusy as exc:
+        print(f"mailticket: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
 
 
 def poll(args) -> int:
@@ -437,4 +442,43 @@ def erase_cmd(args) -> int:
     print(f"anonymised: {what}" + (f"; {done.cancelled} queued mail(s) to them not sent" if done.cancelled else "")
           + (f"; {done.files} file(s) deleted from the outbox folder" if done.files else "")
           + ". Recorded: that an erasure happened, not what or whose. The report's figures are unchanged.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- backup / restore
+
+def backup_cmd(args) -> int:
+    from .backup import BackupError, backup
+    config = _setup(args)
+    try:
+        done = backup(config, Path(args.dir))
+    except BackupError as exc:
+        print(f"mailticket backup: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    counts = done.counts
+    print(f"backed up to {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "
+          f"{counts.get('outbox', 0)} outgoing mail(s), {counts.get('attachments', 0)} attachment(s), the signing "
+          f"secret; {done.files} file(s), each with its checksum in manifest.json")
+    for note in done.notes:
+        print(f"note: {note}")
+    if done.missing:
+        print(f"mailticket backup: {len(done.missing)} attachment file(s) the database names are missing on disk "
+              f"(first: {done.missing[0]}); the backup has the rest", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def restore_cmd(args) -> int:
+    from .backup import BackupError, restore
+    config = load_config(args.config)
+    try:
+        done = restore(config, Path(args.dir), overwrite=args.overwrite)
+    except BackupError as exc:
+        print(f"mailticket restore: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    counts = done.counts
+    print(f"restored from {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "
+          f"{counts.get('attachments', 0)} attachment(s) and the signing secret; start the daemon again")
+    for note in done.notes:
+        print(f"note: {note}")
     return EXIT_OK

@@ -21,7 +21,7 @@ import schedule
 
 from . import intake
 
-from . import lease
+from . import desklock, lease
 
 from ..outbound import outbox
 
@@ -61,6 +61,7 @@ class Daemon:
         self._sender_restart_at = 0.0
         self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
+        self.desk_lock: int | None = None  # run() holds the data folder (desklock)
         self.ready = False
         self.holds_lease = False
         self.backoff = 1.0
@@ -84,6 +85,7 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
+        self.desk_lock = desklock.hold_shared(self.config.service.data_dir)  # restore waits for us
         self._release_stale_claims()
         self._start_sender()
         self.desk.mailer.defer = True  # the sender process renders what is queued, on the other core
@@ -144,6 +146,8 @@ class Daemon:
             self.sent_log.close()
         if self.listener is not None:
             self.listener.stop()
+        desklock.release(self.desk_lock)
+        self.desk_lock = None
         if self.source is not None:
             self.source.close()
             if self._shared_database():
