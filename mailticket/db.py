@@ -223,6 +223,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
     ("0151_alarms_erasures", _alarms_erasures),
+    ("0152_inbound_unmoved_index", _indexes),
 ]
 
 

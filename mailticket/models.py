@@ -198,7 +198,8 @@ class InboundMail(BaseModel):
     attempts = pw.IntegerField(default=0)
 
     class Meta:
-        indexes = ((("source", "uidvalidity", "uid"), True),)
+        indexes = ((("source", "uidvalidity", "uid"), True),
+                   (("source", "moved"), False))  # the alarms' look for mail left in the IMAP folder
 
 
 class MessageRef(BaseModel):

@@ -157,3 +157,35 @@ def test_outgoing_mail_failing_is_told_once_it_can_be_and_cleared(mailbox_user, 
         assert "Lasted:" in cleared.message.get_body(("plain",)).get_content()
         time.sleep(1)
     assert len(alarm_mails(smtp_sink, "Alarm:")) == 1 and len(alarm_mails(smtp_sink, "Cleared:")) == 1
+
+
+# ---------------------------------------------------------------- mail waiting in the inbox
+
+def test_mail_waiting_in_the_inbox_raises_and_clears(tmp_path, db_url):
+    """Stored and not processed, or processed and not moved out of the IMAP folder: either is mail
+    waiting; a listener's mail is never "moved" and does not count."""
+    from mailticket import db
+    from mailticket.clock import FakeClock
+    from mailticket.config import load_config
+    from mailticket.desk import alarms
+    from mailticket.models import InboundMail, Outbox
+    from mailticket.service.wiring import build_desk
+    path = write_config(tmp_path, db_url=db_url, extra={"service": {"alarm_after": "15m"}, "imap": {
+        "host": "imap.example.com", "username": "support@example.com", "password": "unused"}})
+    config = load_config(path)
+    db.connect(config.database.url)
+    desk = build_desk(config, clock=FakeClock(T0))
+    InboundMail.create(source="listener", raw=b"x", received_at=T0 - AFTER * 4, state="processed",
+                       processed_at=T0 - AFTER * 4)
+    assert alarms.check(desk, T0) == []
+    stuck = InboundMail.create(source="imap:INBOX", uidvalidity=1, uid=7, raw=b"x", received_at=T0, state="received")
+    assert alarms.check(desk, T0 + AFTER - timedelta(seconds=1)) == []
+    [change] = alarms.check(desk, T0 + AFTER)
+    assert (change.problem, change.action, change.since) == ("inbox", "raise", T0)
+    InboundMail.update(state="processed", processed_at=T0 + AFTER).where(InboundMail.id == stuck.id).execute()
+    assert alarms.check(desk, T0 + 2 * AFTER) == []  # processed, but still in the folder: still waiting
+    InboundMail.update(moved=True).where(InboundMail.id == stuck.id).execute()
+    [change] = alarms.check(desk, T0 + 2 * AFTER + timedelta(seconds=5))
+    assert change.action == "clear"
+    kinds = [(o.kind, o.recipients) for o in Outbox.select().order_by(Outbox.id)]
+    assert kinds == [("alarm", ["admin@example.com"]), ("alarm_cleared", ["admin@example.com"])]

@@ -76,21 +76,22 @@ def observe(config, now: datetime) -> list[Observation]:
     if config.imap is not None:
         mark = marks.failing("mailbox")
         seen.append(Observation("mailbox", mark.at if mark else None, mark.value if mark else None))
-    waiting = oldest_waiting_mail()
+    waiting = oldest_waiting_mail(f"imap:{config.imap.folder}" if config.imap is not None else None)
     seen.append(Observation("inbox", waiting, None))
     mark = marks.failing("outgoing")
     seen.append(Observation("outgoing", mark.at if mark else None, mark.value if mark else None))
     return seen
 
 
-def oldest_waiting_mail() -> datetime | None:
+def oldest_waiting_mail(imap_source: str | None) -> datetime | None:
     """When the longest-waiting mail arrived: stored and not processed, or processed and still in
-    the IMAP folder (its move failing)."""
+    the IMAP folder (its move failing). Both from indexes (state; source and moved)."""
     stored = (InboundMail.select(pw.fn.MIN(InboundMail.received_at))
               .where(InboundMail.state == "received").scalar())
-    unmoved = (InboundMail.select(pw.fn.MIN(InboundMail.processed_at))
-               .where(InboundMail.source.startswith("imap:"), InboundMail.moved == False,  # noqa: E712
-                      InboundMail.state != "received", InboundMail.processed_at.is_null(False)).scalar())
+    unmoved = None if imap_source is None else (
+        InboundMail.select(pw.fn.MIN(InboundMail.processed_at))
+        .where(InboundMail.source == imap_source, InboundMail.moved == False,  # noqa: E712
+               InboundMail.state != "received", InboundMail.processed_at.is_null(False)).scalar())
     times = [InboundMail.received_at.python_value(t) for t in (stored, unmoved) if t is not None]
     return min(times) if times else None
 
