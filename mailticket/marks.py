@@ -50,9 +50,12 @@ class FailingMark:
             set_failing(self.what, now, error)
             self._set = True
 
-    def worked(self) -> None:
+    def worked(self) -> bool:
+        """Clear the mark; True when it was set (the first success after failures)."""
         if self._known() is None:
             self._set = failing(self.what) is not None
         if self._set:
             clear_failing(self.what)
             self._set = False
+            return True
+        return False

@@ -189,3 +189,52 @@ def test_mail_waiting_in_the_inbox_raises_and_clears(tmp_path, db_url):
     assert change.action == "clear"
     kinds = [(o.kind, o.recipients) for o in Outbox.select().order_by(Outbox.id)]
     assert kinds == [("alarm", ["admin@example.com"]), ("alarm_cleared", ["admin@example.com"])]
+
+
+# ---------------------------------------------------------------- the alarm mail itself
+
+class Flaky:
+    """A transport that fails with 451 until told otherwise, then records."""
+
+    def __init__(self):
+        self.down, self.sent = True, []
+
+    def send(self, mail_from, recipients, raw):
+        from mailticket.errors import TemporaryDeliveryError
+        if self.down:
+            raise TemporaryDeliveryError("451 4.3.0 try again later")
+        self.sent.append(raw)
+
+    def close(self):
+        pass
+
+
+def test_alarm_mails_are_never_given_up_and_go_first_once_the_server_is_back(tmp_path, db_url):
+    from mailticket import db, marks
+    from mailticket.config import load_config
+    from mailticket.models import Outbox
+    from mailticket.outbound import outbox
+    config = load_config(write_config(tmp_path, db_url=db_url, extra={"outbox": {"max_attempts": 2}}))
+    db.connect(config.database.url)
+
+    def queue(kind, n):
+        return Outbox.create(kind=kind, message_id=f"mt.{kind}{n}@example.com", mail_from="s@example.com",
+                             recipients=["admin@example.com"], rcpt_key="admin@example.com", raw=b"x\r\n",
+                             created_at=T0, next_attempt_at=T0)
+    alarm, ack = queue("alarm", 1), queue("acknowledgement", 2)
+    server = Flaky()
+    for minute in range(5):
+        outbox.drain(server, T0 + timedelta(hours=minute), config.outbox)
+    assert Outbox.get_by_id(ack.id).status == "failed"
+    waiting = Outbox.get_by_id(alarm.id)
+    assert waiting.status == "queued" and waiting.attempts == 5 and marks.failing("outgoing") is not None
+    later = queue("acknowledgement", 3)
+    server.down = False
+    now = T0 + timedelta(hours=5)
+    Outbox.update(next_attempt_at=now).where(Outbox.id == later.id).execute()
+    Outbox.update(next_attempt_at=now + timedelta(hours=1)).where(Outbox.id == alarm.id).execute()  # retry_max 1h
+    outbox.drain(server, now, config.outbox, limit=1)  # the new mail goes: the alarm is due at once
+    assert marks.failing("outgoing") is None
+    assert Outbox.get_by_id(alarm.id).next_attempt_at == now
+    outbox.drain(server, now, config.outbox)
+    assert Outbox.get_by_id(alarm.id).status == "sent"

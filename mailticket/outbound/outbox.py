@@ -288,7 +288,9 @@ def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent, *, compo
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
         mark_sent(entry.id, now)
-        FAILING.worked()
+        if FAILING.worked():  # the server takes mail again: the admin's alarms go first, not at their back-off
+            Outbox.update(next_attempt_at=now).where(Outbox.status == "queued", Outbox.kind.in_(KEEP_TRYING),
+                                                     Outbox.next_attempt_at > now).execute()
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)

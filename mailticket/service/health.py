@@ -53,6 +53,9 @@ ALARM_WORDS = {"mailbox": "the mailbox is unreachable or refuses the login",
 def alarm_lines(now: datetime) -> list[str]:
     """One line per alarm that is on (the admin was mailed about it)."""
     from ..desk.alarms import active
+    from ..models import AlarmState
+    if not AlarmState.table_exists():  # a database the daemon has not migrated yet
+        return []
     lines = []
     for alarm in active():
         since = alarm.since or alarm.raised_at

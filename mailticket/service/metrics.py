@@ -55,7 +55,8 @@ class DeskCollector:
         yield _single(GaugeMetricFamily, "mailticket_last_fetch_timestamp_seconds",
                       "when mail was last fetched from the IMAP folder (Unix time; 0: never)",
                       last.at.timestamp() if last is not None and last.at else 0)
-        raised = {a.kind for a in AlarmState.select().where(AlarmState.raised_at.is_null(False))}
+        raised = {a.kind for a in AlarmState.select().where(AlarmState.raised_at.is_null(False))} \
+            if AlarmState.table_exists() else set()
         yield _by("mailticket_alarm", "1 while the admin's alarm about this problem is on", "problem",
                   {p: int(p in raised) for p in PROBLEMS}, PROBLEMS)
         yield _single(GaugeMetricFamily, "mailticket_health_problems", "problems `mailticket health` reports",
