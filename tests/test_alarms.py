@@ -103,7 +103,7 @@ def test_mailbox_down_raises_one_alarm_and_one_cleared(own_dovecot, smtp_sink, t
         cut_session(daemon)
         [alarm] = wait_for_alarm(smtp_sink, "Alarm: mailbox unreachable", timeout=60)
         body = alarm.message.get_body(("plain",)).get_content()
-        assert f"The mailbox on 127.0.0.1 cannot be reached" in body and "Last error:" in body
+        assert "The mailbox on 127.0.0.1 cannot be reached" in body and "Last error:" in body
         health = run_cli("health", config=path)
         assert health.returncode == 1 and "ALARM mailbox: the mailbox is unreachable" in health.stdout
         time.sleep(4)  # longer than alarm_after: still one alarm for the one episode
@@ -142,7 +142,7 @@ def test_outgoing_mail_failing_is_told_once_it_can_be_and_cleared(mailbox_user, 
     path = write_config(tmp_path, user=mailbox_user, sink=smtp_sink,
                         extra={**FAST, "outbox": {"retry_base": "1s", "retry_max": "2s", "max_attempts": 2}})
     smtp_sink.mode = "tempfail"
-    with DaemonThread(path) as daemon:
+    with DaemonThread(path):
         mailbox_user.server.append(mailbox_user.name, "INBOX", make_mail(subject="Printer broken"))
         health = wait_until(lambda: (lambda h: "ALARM outgoing" in h.stdout and h)(run_cli("health", config=path)),
                             timeout=30, what="the outgoing alarm in health")
