@@ -207,3 +207,14 @@ def test_a_backup_restores_into_a_fresh_desk_of_the_same_kind(small, tmp_path, d
     assert (fresh.config.service.data_dir / "secret.key").read_bytes() == \
         (desk.config.service.data_dir / "secret.key").read_bytes()
     assert hashlib.sha256((fresh.config.service.data_dir / Attachment.get().path).read_bytes()).hexdigest()
+
+
+def test_without_pg_dump_postgresql_is_left_to_its_own_tools(tmp_path, pg_url):
+    desk = SmallDesk(tmp_path / "desk", pg_url)
+    desk.mail(1)
+    database_proxy.obj.close()
+    done = run_cli("backup", tmp_path / "backup", config=desk.path, env={"PATH": str(tmp_path / "no-tools")})
+    assert done.returncode == 1
+    assert "the database is PostgreSQL and pg_dump is not on PATH: back it up with PostgreSQL's own tools" \
+        in done.stderr
+    assert not (tmp_path / "backup").exists()
