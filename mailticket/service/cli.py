@@ -70,9 +70,9 @@ EXAMPLES = {
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
-    "backup": "  sudo -u mailticket mailticket backup /var/backups/mailticket/$(date +%F)",
-    "restore": "  systemctl stop mailticket\n  sudo -u mailticket mailticket restore /var/backups/mailticket/2026-12-01\n"
-               "  systemctl start mailticket",
+    "backup": "  mailticket backup /var/backups/mailticket/$(date +%F)     (as the service's user, while it runs)",
+    "restore": "  mailticket restore /var/backups/mailticket/2026-12-01     (after systemctl stop mailticket)\n"
+               "  mailticket restore /var/backups/mailticket/2026-12-01 --overwrite",
     "purge": "  mailticket purge --dry-run\n  mailticket purge",
     "erase": "  mailticket erase anna@customer.example --dry-run\n  mailticket erase anna@customer.example",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
