@@ -11,7 +11,6 @@ from mailticket.config import load_config
 from mailticket.models import AlarmState, InboundMail, KeyValue, Outbox, SlaMark, Ticket
 from tests.harness import run_cli, write_config
 
-NOW = datetime.now(timezone.utc)
 
 
 def samples(text: str) -> dict:
@@ -24,27 +23,32 @@ def samples(text: str) -> dict:
     return out, types
 
 
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def ticket(priority: str, status: str = "open", **kw) -> Ticket:
     return Ticket.create(priority=priority, status=status, requester_address="anna@customer.example",
-                         created_at=NOW - timedelta(hours=2), updated_at=NOW, **kw)
+                         created_at=now() - timedelta(hours=2), updated_at=now(), **kw)
 
 
 def inbound(state: str, n: int) -> None:
     for i in range(n):
-        InboundMail.create(source="listener", raw=b"x", received_at=NOW, state=state)
+        InboundMail.create(source="listener", raw=b"x", received_at=now(), state=state)
 
 
 def outbox(status: str, n: int) -> None:
     for i in range(n):
         Outbox.create(kind="acknowledgement", message_id=f"mt.{status}{i}@example.com", mail_from="s@example.com",
-                      recipients=["a@example.com"], rcpt_key="a@example.com", raw=b"x", created_at=NOW,
-                      next_attempt_at=NOW, status=status)
+                      recipients=["a@example.com"], rcpt_key="a@example.com", raw=b"x", created_at=now(),
+                      next_attempt_at=now(), status=status)
 
 
 def test_prometheus_figures(tmp_path, db_url):
     path = write_config(tmp_path, db_url=db_url, extra={"imap": {
         "host": "imap.example.com", "username": "support@example.com", "password": "unused"}})
     db.connect(load_config(path).database.url)
+    NOW = now()
     ticket("P1")
     ticket("P2", first_response_due=NOW - timedelta(minutes=5))  # overdue
     ticket("P2", status="pending")
