@@ -238,3 +238,11 @@ def test_alarm_mails_are_never_given_up_and_go_first_once_the_server_is_back(tmp
     assert Outbox.get_by_id(alarm.id).next_attempt_at == now
     outbox.drain(server, now, config.outbox)
     assert Outbox.get_by_id(alarm.id).status == "sent"
+
+
+def test_alarm_after_is_read_and_checked(tmp_path):
+    from mailticket.config import load_config
+    assert load_config(write_config(tmp_path, extra=FAST)).service.alarm_after == timedelta(seconds=3)
+    assert load_config(write_config(tmp_path)).service.alarm_after == timedelta(minutes=15)
+    done = run_cli("check-config", config=write_config(tmp_path, extra={"service": {"alarm_after": "0s"}}))
+    assert done.returncode == 3 and "service.alarm_after: must be 1s or more" in done.stderr

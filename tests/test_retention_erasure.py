@@ -235,3 +235,12 @@ def test_retention_keys_are_checked(tmp_path):
     path = write_config(tmp_path, extra={"retention": {"raw_mail": "90d", "closed_tickets": "30d"}})
     done = run_cli("check-config", config=path)
     assert done.returncode == 3 and "retention.closed_tickets: 30d is shorter than raw_mail (90d)" in done.stderr
+
+
+def test_retention_in_years_and_zero_keeps(tmp_path):
+    config = load_config(write_config(tmp_path, extra={"retention": {"raw_mail": "90d", "closed_tickets": "3y"}}))
+    assert (config.retention.raw_mail, config.retention.closed_tickets) == (timedelta(days=90), timedelta(days=1095))
+    keep = load_config(write_config(tmp_path, extra={"retention": {"raw_mail": "0"}})).retention
+    assert not keep.raw_mail and not keep.closed_tickets
+    done = run_cli("purge", "--dry-run", config=write_config(tmp_path))
+    assert done.returncode == 0 and "keeps everything" in done.stdout
