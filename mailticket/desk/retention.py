@@ -145,8 +145,8 @@ def _purge_raw(cutoff: datetime, data_dir, now: datetime, history: str) -> None:
 
 def _purge_tickets(ticket_ids: list[int], cutoff: datetime, data_dir) -> None:
     for i in range(0, len(ticket_ids), BATCH):
-        batch = ticket_ids[i:i + BATCH]
-        with write_transaction():
+        with write_transaction():  # still closed long enough now (a reply may have reopened one meanwhile)
+            batch = [t for (t,) in _closed_before(cutoff).where(Ticket.id.in_(ticket_ids[i:i + BATCH])).tuples()]
             files = [p for (p,) in Attachment.select(Attachment.path).where(
                 Attachment.ticket.in_(batch) | Attachment.inbound.in_(
                     InboundMail.select(InboundMail.id).where(InboundMail.ticket.in_(batch)))).tuples()]
