@@ -244,3 +244,27 @@ def test_retention_in_years_and_zero_keeps(tmp_path):
     assert not keep.raw_mail and not keep.closed_tickets
     done = run_cli("purge", "--dry-run", config=write_config(tmp_path))
     assert done.returncode == 0 and "keeps everything" in done.stdout
+
+
+def test_the_daemon_purges_a_big_backlog_in_rounds(old_desk, monkeypatch):
+    """Retention turned on for an old desk: a few batches at a time, the rest each minute."""
+    import schedule
+
+    from mailticket.desk import retention
+    from mailticket.service import daemon as daemon_module
+    desk, recent, raw_gone, gone, still_open = old_desk
+    aged(desk, "Closed 300 days ago", closed_days_ago=300, created_days_ago=301)
+    monkeypatch.setattr(retention, "BATCH", 1)
+    monkeypatch.setattr(daemon_module, "RETENTION_ROUNDS", 1)
+    daemon = daemon_module.Daemon(desk.desk)
+    first = daemon.apply_retention()
+    assert first.more and len(first.tickets) == 2 and Ticket.select().count() == 4
+    assert daemon._retention_continues and "_continue_retention" in repr(daemon.scheduler.jobs)
+    assert daemon._continue_retention() is schedule.CancelJob
+    assert {t.id for t in Ticket.select()} == {recent.id, raw_gone.id, still_open.id}
+    assert not InboundMail.select().where(InboundMail.ticket == raw_gone.id, pw_length(InboundMail.raw) > 0).exists()
+
+
+def pw_length(field):
+    import peewee as pw
+    return pw.fn.LENGTH(field)

@@ -45,6 +45,7 @@ class Plan:
     tickets: list[int] = field(default_factory=list)      # closed tickets that go whole
     untied_mails: int = 0       # finished mails of no ticket that go whole
     kept_open: int = 0          # tickets not closed that are older than the retention: kept
+    more: bool = False          # a purge limited to some rounds left the rest for the next run
 
     @property
     def empty(self) -> bool:
@@ -73,18 +74,22 @@ def plan(retention, now: datetime) -> Plan:
     return result
 
 
-def purge(retention, data_dir, now: datetime, locale: str = "en") -> Plan:
-    """Remove what ``plan`` names, a batch of tickets to a transaction; returns what went."""
+def purge(retention, data_dir, now: datetime, locale: str = "en", *, rounds: int | None = None) -> Plan:
+    """Remove what ``plan`` names, a batch to a transaction; returns the plan. With ``rounds``, at
+    most that many batches of each kind (the daemon's daily run, which must not hold up the
+    intake for long on a desk that turns retention on): ``more`` then says whether some is left."""
     done = plan(retention, now)
     if retention.raw_mail:
-        _purge_raw(now - retention.raw_mail, data_dir, now, HISTORY_TEXT[locale].format(
-            age=_age(retention.raw_mail)))
+        done.more |= _purge_raw(now - retention.raw_mail, data_dir, now, HISTORY_TEXT[locale].format(
+            age=_age(retention.raw_mail)), rounds)
     if retention.closed_tickets:
-        _purge_tickets(done.tickets, now - retention.closed_tickets, data_dir)
+        limit = len(done.tickets) if rounds is None else rounds * BATCH
+        _purge_tickets(done.tickets[:limit], now - retention.closed_tickets, data_dir)
+        done.more |= len(done.tickets) > limit
     if not done.empty:
         log.info("retention: %d raw mail(s), %d sent mail(s) and %d attachment(s) removed; %d closed ticket(s) "
-                 "and %d mail(s) of no ticket deleted", done.raw_mails, done.raw_sent, done.attachments,
-                 len(done.tickets), done.untied_mails)
+                 "and %d mail(s) of no ticket deleted%s", done.raw_mails, done.raw_sent, done.attachments,
+                 len(done.tickets), done.untied_mails, " (in part: the rest at the next run)" if done.more else "")
     return done
 
 
@@ -120,8 +125,13 @@ def _untied(cutoff: datetime):
 
 # ---------------------------------------------------------------- the removals
 
-def _purge_raw(cutoff: datetime, data_dir, now: datetime, history: str) -> None:
+def _purge_raw(cutoff: datetime, data_dir, now: datetime, history: str, rounds: int | None) -> bool:
+    """True when ``rounds`` ran out before everything was removed."""
+    done = 0
     while True:
+        if rounds is not None and done >= rounds:
+            return True
+        done += 1
         with write_transaction():
             tickets = _closed_before(cutoff)
             mails = [m for (m,) in _raw_mails(tickets, cutoff).limit(BATCH * 5).tuples()]
@@ -129,7 +139,7 @@ def _purge_raw(cutoff: datetime, data_dir, now: datetime, history: str) -> None:
             files = list(Attachment.select(Attachment.id, Attachment.path).where(
                 Attachment.ticket.in_(tickets) | Attachment.inbound.in_(_in(mails))).limit(BATCH * 5).tuples())
             if not (mails or sent or files):
-                return
+                return False
             touched = {t for (t,) in InboundMail.select(InboundMail.ticket).where(
                 InboundMail.id.in_(mails), InboundMail.ticket.is_null(False)).tuples()}
             if mails:

@@ -40,6 +40,7 @@ log = logging.getLogger("mailticket.daemon")
 
 MAX_BACKOFF = 60.0
 SENDER_RESTART_EVERY = 10.0  # seconds at least between two starts of the sender process
+RETENTION_ROUNDS = 5  # batches of each kind a retention run removes before the intake goes on
 
 
 class Daemon:
@@ -70,6 +71,7 @@ class Daemon:
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
         self.scheduler.every(interval).seconds.do(self.check_clocks)
         self.scheduler.every(alarm_check_interval(self.config)).seconds.do(self.check_alarms)
+        self._retention_continues = False
         retention_job = self.scheduler.every(1).days.do(self.apply_retention)
         retention_job.next_run = datetime.now()  # due at the first turn, then daily (schedule's local clock)
 
@@ -289,18 +291,35 @@ class Daemon:
             log.exception("SLA check failed; trying again at the next interval")
 
     def apply_retention(self):
-        """[retention]: daily, and at the first turn after start."""
+        """[retention]: at the first turn after start, then daily. A big run (retention turned on for
+        an old desk) removes RETENTION_ROUNDS batches, then the rest each minute, the intake served
+        in between."""
+        done = self._retention_round()
+        if done is not None and done.more and not self._retention_continues:
+            self._retention_continues = True
+            self.scheduler.every(1).minutes.do(self._continue_retention)
+        return done
+
+    def _continue_retention(self):
+        done = self._retention_round()
+        if done is None or not done.more:
+            self._retention_continues = False
+            return schedule.CancelJob
+        return None
+
+    def _retention_round(self):
         policy = self.config.retention
         if not (policy.raw_mail or policy.closed_tickets):
             return None
         from ..desk import retention
         try:
             return retention.purge(policy, self.config.service.data_dir, self.desk.clock.now(),
-                                   self.config.service.locale)
+                                   self.config.service.locale, rounds=RETENTION_ROUNDS)
         except (pw.OperationalError, pw.InterfaceError):
             raise
         except Exception:
             log.exception("retention failed; trying again tomorrow")
+            return None
 
     def check_alarms(self):
         """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
