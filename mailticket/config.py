@@ -97,6 +97,7 @@ class ServiceConfig:
     trusted_authserv_id: str | None = None
     secret: Secret = field(default_factory=Secret)
     token_lifetime: timedelta = timedelta(days=90)
+    alarm_after: timedelta = timedelta(minutes=15)  # a problem this old mails the admin (desk/alarms.py)
 
     @property
     def domain(self) -> str:
@@ -169,6 +170,14 @@ class SpamConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long closed tickets keep their raw mails and attachments, and themselves; 0 keeps forever."""
+
+    raw_mail: timedelta = timedelta(0)
+    closed_tickets: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str
     lease_ttl: timedelta = timedelta(seconds=30)  # several daemons on PostgreSQL: IMAP folder lease and claims
@@ -189,6 +198,7 @@ class Config:
     rules: object          # mailticket.desk.rules.RuleSet
     monitoring: tuple = ()  # mailticket.desk.monitoring rules
     spam: SpamConfig = field(default_factory=SpamConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_tier(self, address: str) -> int | None:
@@ -339,7 +349,7 @@ def _is_loopback(host: str) -> bool:
 SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address",
                 "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
                 "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
-                "token_lifetime", "categories"}
+                "token_lifetime", "categories", "alarm_after"}
 
 
 def _service(data: dict, file: str, base: Path) -> ServiceConfig:
@@ -370,7 +380,24 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         trusted_authserv_id=s.string("trusted_authserv_id"),
         secret=_secret(s, "secret"),
         token_lifetime=s.duration("token_lifetime", timedelta(days=90)),
+        alarm_after=_alarm_after(s),
     )
+
+
+def _alarm_after(s: _Section) -> timedelta:
+    value = s.duration("alarm_after", timedelta(minutes=15))
+    if value.total_seconds() < 1:
+        raise s.error("alarm_after", "must be 1s or more (a problem must last that long before the admin is mailed)")
+    return value
+
+
+def _retention(data: dict | None, file: str) -> RetentionConfig:
+    s = _Section(data or {}, file, "retention", {"raw_mail", "closed_tickets"})
+    raw_mail, closed = s.duration("raw_mail", timedelta(0)), s.duration("closed_tickets", timedelta(0))
+    if raw_mail and closed and closed < raw_mail:
+        raise s.error("closed_tickets", f"{format_duration(closed)} is shorter than raw_mail "
+                                        f"({format_duration(raw_mail)}): the tickets would go before their mails")
+    return RetentionConfig(raw_mail=raw_mail, closed_tickets=closed)
 
 
 def _sqlite_url_from(url: str, base: Path) -> str:
@@ -499,7 +526,8 @@ def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
 
 
 TOP_KEYS = {"service", "database", "imap", "smtp", "listener", "outbox", "rate_limits", "tiers", "sla",
-            "rules", "priority_matrix", "security", "monitoring", "spam"}
+            "rules", "priority_matrix", "security", "monitoring", "spam",
+            "retention"}
 
 
 def load_config(path: str | os.PathLike | None) -> Config:
@@ -558,11 +586,13 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     policy = checked(sla.load_policy, data.get("sla", {}), service.timezone if service else "UTC", file)
     spam = checked(_spam, data.get("spam"), file)
     watched = checked(monitoring.load_monitoring, data, file, ruleset.categories) if ruleset else None
+    retention = checked(_retention, data.get("retention"), file)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return Config(
         file=file, service=service, database=database, imap=imap, smtp=smtp, listener=listener, outbox=outbox,
-        rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, spam=spam, raw=data)
+        rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, spam=spam, retention=retention,
+        raw=data)
 
 
 def _database(data: dict, file: str, base: Path, data_dir: Path) -> DatabaseConfig:

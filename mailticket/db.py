@@ -221,12 +221,19 @@ def _related_tickets(database: pw.Database) -> None:
     database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_parent" ON "ticket" ("parent")')
 
 
+def _alarms_erasures(database: pw.Database) -> None:
+    """The admin's alarms and the record of erasures (desk/alarms.py, desk/erasure.py)."""
+    database.create_tables([models.AlarmState, models.Erasure], safe=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
     ("0111_related_tickets", _related_tickets),
+    ("0151_alarms_erasures", _alarms_erasures),
+    ("0152_inbound_unmoved_index", _indexes),
 ]
 
 

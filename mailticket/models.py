@@ -200,7 +200,8 @@ class InboundMail(BaseModel):
     attempts = pw.IntegerField(default=0)
 
     class Meta:
-        indexes = ((("source", "uidvalidity", "uid"), True),)
+        indexes = ((("source", "uidvalidity", "uid"), True),
+                   (("source", "moved"), False))  # the alarms' look for mail left in the IMAP folder
 
 
 class MessageRef(BaseModel):
@@ -303,10 +304,30 @@ class Lease(BaseModel):
     expires_at = AwareDateTimeField()
 
 
+class AlarmState(BaseModel):
+    """One of the admin's alarms (desk/alarms.py): when its problem began, when the alarm mail was
+    queued, when it last cleared. A row per kind: mailbox, inbox, outgoing."""
+
+    kind = pw.CharField(primary_key=True)
+    raised_at = AwareDateTimeField(null=True)    # set while the alarm is on
+    since = AwareDateTimeField(null=True)        # when the problem of the raised alarm began
+    detail = pw.TextField(null=True)             # its last error, for `health`
+    last_raised_at = AwareDateTimeField(null=True)
+    cleared_at = AwareDateTimeField(null=True)
+
+
+class Erasure(BaseModel):
+    """That a person's data was erased (GDPR), when and by whom; never what or whose."""
+
+    at = AwareDateTimeField()
+    actor = pw.CharField(default="admin")
+    tickets = pw.IntegerField(default=0)         # how many tickets were touched
+
+
 class SchemaMigration(BaseModel):
     name = pw.CharField(primary_key=True)
     applied_at = AwareDateTimeField()
 
 
 ALL_MODELS = [Ticket, Participant, InboundMail, MessageRef, Event, Attachment, Outbox, SlaMark,
-              FolderState, KeyValue, Lease, SchemaMigration]
+              FolderState, KeyValue, Lease, SchemaMigration, AlarmState, Erasure]

@@ -23,7 +23,7 @@ from mailticket.models import Event, InboundMail, Outbox, Ticket
 from tests.harness import fail_attachment_fsyncs, mail_with_attachment, make_mail, run_cli, write_config
 
 COMMANDS = ["run", "check-config", "poll", "tickets", "show", "report", "outbox", "quarantine", "import",
-            "migrate", "health"]
+            "migrate", "health", "purge", "erase", "backup", "restore"]
 RULES = [{"name": "outage", "subject": "(?i)outage", "priority": "P1"},
          {"name": "password", "subject": "(?i)password", "priority": "P4", "type": "request"}]
 ALL_MIGRATIONS = ", ".join(name for name, _ in db.MIGRATIONS)

@@ -22,7 +22,8 @@ from tests.harness import make_mail, write_config
 HOSTILE_NAME = 'Eve {{7*7}} <script>alert(1)</script>\r\nBcc: victim@evil.example'
 HOSTILE_SUBJECT = 'Help {{7*7}} <script>x</script>\r\nBcc: victim@evil.example\x00'
 NO_MAIL_DATA = {"closed", "escalated", "warning", "breach_deadline_warning", "delivery_failure", "command_error",
-                "query_answer"}
+                "query_answer",
+                "alarm", "alarm_cleared"}
 EXPECTED_HEADERS = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references", "reply-to",
                     "auto-submitted", "x-auto-response-suppress", "precedence", "x-mailticket-loop",
                     "x-mailticket-ticket", "mime-version", "content-type"}
@@ -54,7 +55,7 @@ def _hostile_ticket(desk):
 def test_every_mail_parses_back_with_exactly_the_expected_headers(desk, kind, locale):
     ticket = _hostile_ticket(desk)
     extras = {k: v for k, v in sample_context(kind).items() if k in EXTRA_KEYS[kind]}
-    for key in ("agent_name", "author_name", "sender", "subject", "reason", "body"):
+    for key in ("agent_name", "author_name", "sender", "subject", "reason", "body", "detail"):
         if key in extras:
             extras[key] = HOSTILE_SUBJECT
     entry = desk.mailer.send(kind, to=[Recipient("eve@customer.example", HOSTILE_NAME)], now=desk.clock.now(),

@@ -9,6 +9,7 @@ missing or partial file; a crash before that commit can only leave a file no row
 from __future__ import annotations
 
 import contextvars
+import logging
 import mimetypes
 import re
 import secrets
@@ -33,6 +34,8 @@ class Attachment:
     content_id: str | None  # without <>
     inline: bool
 
+
+log = logging.getLogger("mailticket.attachments")
 
 MAX_FILENAME = 150  # characters of a display name
 ATTACHMENT_DIR = "attachments"
@@ -172,3 +175,21 @@ def open_attachment(data_dir: Path, rel: str) -> bytes:
     if not target.is_relative_to(root) or target == root:
         raise ValueError(f"attachment path {rel!r} is outside {root}")
     return target.read_bytes()
+
+
+def remove_attachments(data_dir: Path, rels) -> int:
+    """Delete stored attachment files (retention, erasure); a path outside data_dir/attachments is
+    left alone, a file already gone is no error. Returns how many were deleted."""
+    root = (Path(data_dir) / ATTACHMENT_DIR).resolve()
+    removed = 0
+    for rel in rels:
+        target = (Path(data_dir) / rel).resolve()
+        if not target.is_relative_to(root) or target == root:
+            log.warning("attachment path %r is outside %s: not deleted", rel, root)
+            continue
+        try:
+            target.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

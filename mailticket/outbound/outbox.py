@@ -21,6 +21,7 @@ from functools import partial
 import peewee as pw
 
 from ..config import OutboxConfig, RateLimits
+from ..marks import FailingMark
 from ..db import fetch_models, is_postgres, lazy_commits, run, write_transaction
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..models import Outbox, insert_together
@@ -29,6 +30,11 @@ log = logging.getLogger("mailticket.outbox")
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 CLAIM_FOR = timedelta(minutes=5)
+# The admin's alarms are never given up on a temporary failure: the alarm that outgoing mail
+# fails must go out once the server takes mail again (desk/alarms.py).
+KEEP_TRYING = frozenset({"alarm", "alarm_cleared"})
+# when the SMTP server began to fail, for the alarms (one per process: see marks.FailingMark)
+FAILING = FailingMark("outgoing")
 
 
 def enqueue(raw: bytes, message_id: str, *, kind: str, mail_from: str, recipients: list[str], now: datetime,
@@ -275,12 +281,16 @@ def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent, *, compo
     try:
         transport.send(entry.mail_from, list(entry.recipients), raw)
     except TemporaryDeliveryError as exc:
+        FAILING.failed(now, str(exc))
         _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)
         return not exc.server_down
     except PermanentDeliveryError as exc:
         _record_failure(entry, str(exc), now, cfg, permanent=True, result=result, on_failed=on_failed)
     else:
         mark_sent(entry.id, now)
+        if FAILING.worked():  # the server takes mail again: the admin's alarms go first, not at their back-off
+            Outbox.update(next_attempt_at=now).where(Outbox.status == "queued", Outbox.kind.in_(KEEP_TRYING),
+                                                     Outbox.next_attempt_at > now).execute()
         result.sent += 1
         log.info("outbox %s sent: %s to %s (Message-ID <%s>, ticket %s)", entry.id, entry.kind,
                  ", ".join(entry.recipients), entry.message_id, entry.ticket_id)
@@ -307,7 +317,7 @@ def _postpone(entries, when: datetime, result: DrainResult) -> None:
 
 def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):
     attempts = entry.attempts + 1
-    final = permanent or attempts >= cfg.max_attempts
+    final = permanent or (attempts >= cfg.max_attempts and entry.kind not in KEEP_TRYING)
     fields = dict(attempts=attempts, last_error=error[:2000], claimed_by=None, claimed_until=None)
     if final:
         fields["status"] = "failed"

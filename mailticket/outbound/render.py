@@ -68,6 +68,8 @@ TEMPLATE_NAMES = (
     "query_answer",
     "requester_refused",
     "merged",
+    "alarm",
+    "alarm_cleared",
 )
 KINDS = (".txt", ".html")
 

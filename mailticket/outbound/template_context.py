@@ -32,6 +32,8 @@ EXTRA_KEYS = {
     "query_answer": ("query", "tickets", "shown", "history", "problem", "tier"),
     "requester_refused": ("line", "line_no", "problem", "address", "body", "original_subject"),
     "merged": ("merged_from",),
+    "alarm": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
+    "alarm_cleared": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
 }
 
 
@@ -97,6 +99,12 @@ def _sample_extras(now: datetime) -> dict:
         "subject": "Help with VPN",
         "quarantine_id": 9,
         "breach_report_deadline": now + timedelta(hours=70),
+        "problem": "outgoing",
+        "since": now - timedelta(minutes=16),
+        "detail": "451 4.3.0 smtp.example.com: 4.3.0",
+        "lasted": timedelta(minutes=16),
+        "alarm_after": timedelta(minutes=15),
+        "host": "smtp.example.com",
         **_working_day_extras(now, history),
     }
 
@@ -113,7 +121,6 @@ def _working_day_extras(now: datetime, history: list) -> dict:
         "query": {"name": "mytickets", "line": "#mytickets", "where": "subject"},
         "tickets": [listed, resolved],
         "shown": None,
-        "problem": None,
         "tier": None,
         "line": "#requester anna.berg@example",
         "line_no": 1,
@@ -146,8 +153,12 @@ _EXTRA_CHANGES = {
     "requester_refused": {"problem": "bad_address", "body": "Anna called: Outlook crashes at start since today."},
     "warning": {"time_used": timedelta(hours=18), "time_left": timedelta(hours=6), "due": NOW + timedelta(hours=6)},
 }
+_EXTRA_CHANGES["alarm_cleared"] = {"detail": None, "lasted": timedelta(minutes=42),
+                                   "since": NOW - timedelta(minutes=42)}
+_EXTRA_CHANGES["query_answer"] = {"problem": None}
 _SECURITY = ("security_alert", "breach_deadline_warning")
-_NO_TICKET = ("query_answer", "requester_refused")  # answers about several tickets, or none
+# about the desk (alarms), or answers about several tickets or none
+_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused")
 
 
 def sample_context(name: str, now: datetime = NOW) -> dict:

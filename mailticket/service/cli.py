@@ -70,8 +70,15 @@ EXAMPLES = {
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
+    "backup": "  mailticket backup /var/backups/mailticket/$(date +%F)     (as the service's user, while it runs)",
+    "restore": "  mailticket restore /var/backups/mailticket/2026-12-01     (after systemctl stop mailticket)\n"
+               "  mailticket restore /var/backups/mailticket/2026-12-01 --overwrite",
+    "purge": "  mailticket purge --dry-run\n  mailticket purge",
+    "erase": "  mailticket erase anna@customer.example --dry-run\n  mailticket erase anna@customer.example",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
-              "  mailticket health --max-fetch-age 30m --max-queue-age 1h",
+              "  mailticket health --max-fetch-age 30m --max-queue-age 1h\n"
+              "  mailticket health --format prometheus > /var/lib/node_exporter/mailticket.prom.$$ && \\\n"
+              "    mv /var/lib/node_exporter/mailticket.prom.$$ /var/lib/node_exporter/mailticket.prom",
 }
 
 
@@ -127,9 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("path", help="an mbox file or a maildir folder (with cur/ and new/)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     cmd("migrate", c.migrate, "bring the database schema up to date")
+    sp = cmd("purge", c.purge_cmd, "apply [retention]: remove old raw mails, attachments and closed tickets")
+    sp.add_argument("--dry-run", action="store_true", help="only say what would go")
+    sp = cmd("erase", c.erase_cmd, "anonymise everything stored about one person (GDPR erasure request)")
+    sp.add_argument("address", help="the person's mail address")
+    sp.add_argument("--dry-run", action="store_true", help="only say how much would be anonymised")
+    sp.add_argument("--actor", default="admin", help="who asked, for the record (default: admin)")
+    sp = cmd("backup", c.backup_cmd, "copy everything the desk needs into a new folder, while the daemon runs")
+    sp.add_argument("dir", help="a new or empty folder")
+    sp = cmd("restore", c.restore_cmd, "put a backup back (the daemon must be stopped)")
+    sp.add_argument("dir", help="a folder written by `mailticket backup`")
+    sp.add_argument("--overwrite", action="store_true", help="replace a desk that already has tickets or mail")
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
     sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
     sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    sp.add_argument("--format", choices=("text", "prometheus"), default="text",
+                    help="text (default): one line per problem; prometheus: the desk's figures in the Prometheus "
+                         "text format, for node_exporter's textfile collector (exit 0 whenever the database answered)")
     return p
 
 

@@ -39,7 +39,12 @@ def run(args) -> int:
               "inbox = SMTP listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing/new)", file=sys.stderr)
     daemon = Daemon(desk, config_loader=(lambda: load_config(args.config)) if args.config else None)
     daemon.install_signals()
-    return daemon.run()
+    from .desklock import DeskBusy
+    try:
+        return daemon.run()
+    except DeskBusy as exc:
+        print(f"mailticket: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
 
 
 def poll(args) -> int:
@@ -137,7 +142,10 @@ def health(args) -> int:
         print(f"mailticket health: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config = load_config(args.config)
-    problems = check_health(config, datetime.now(timezone.utc), max_fetch_age=max_fetch, max_queue_age=max_queue)
+    now = datetime.now(timezone.utc)
+    problems = check_health(config, now, max_fetch_age=max_fetch, max_queue_age=max_queue)
+    if args.format == "prometheus":
+        return _prometheus(problems, now)
     for p in problems:
         print(p)
     if not problems:
@@ -155,6 +163,19 @@ def _spam_figures(config) -> list[str]:
         return []
     where = f" (folder {config.imap.spam_folder})" if config.imap is not None else ""
     return [f"spam set aside{where}: {day} in the last 24 h, {total} in all\n"]
+
+
+def _prometheus(problems: list[str], now: datetime) -> int:
+    """The figures for node_exporter's textfile collector; problems are a figure too, so the
+    exit status says only whether the database answered."""
+    from .exitcodes import EXIT_DATABASE
+    from . import metrics
+    if problems and problems[0].startswith("database unreachable"):
+        sys.stdout.buffer.write(metrics.database_down())
+        print(f"mailticket health: {problems[0]}", file=sys.stderr)
+        return EXIT_DATABASE
+    sys.stdout.buffer.write(metrics.exposition(now, len(problems)))
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- tickets / show
@@ -376,3 +397,100 @@ def import_cmd(args) -> int:
     print(f"{path}: {result.seen} mail(s): {result.new_tickets} new ticket(s), {result.threaded} threaded, "
           f"{result.skipped} already known, {result.quarantined} quarantined; no mail was sent")
     return EXIT_PROBLEM if result.quarantined else EXIT_OK
+
+
+# ---------------------------------------------------------------- retention / erasure
+
+def purge_cmd(args) -> int:
+    from ..desk import retention
+    from ..durations import format_duration
+    config = _setup(args)
+    policy, now = config.retention, datetime.now(timezone.utc)
+    if not (policy.raw_mail or policy.closed_tickets):
+        print("mailticket purge: [retention] keeps everything (raw_mail and closed_tickets are 0 or not set); "
+              "nothing to do")
+        return EXIT_OK
+    done = retention.plan(policy, now) if args.dry_run else retention.purge(
+        policy, config.service.data_dir, now, config.service.locale)
+    verb = "would remove" if args.dry_run else "removed"
+    if policy.raw_mail:
+        print(f"raw_mail = {format_duration(policy.raw_mail)}: {verb} {done.raw_mails} raw mail(s), "
+              f"{done.raw_sent} sent mail(s) and {done.attachments} attachment(s)"
+              + (f" of closed ticket(s) {_numbers(done.raw_tickets)}" if done.raw_tickets else ""))
+    if policy.closed_tickets:
+        print(f"closed_tickets = {format_duration(policy.closed_tickets)}: {verb} {len(done.tickets)} closed "
+              f"ticket(s) {_numbers(done.tickets)} and {done.untied_mails} finished mail(s) of no ticket".replace(
+                  " ticket(s)  and", " ticket(s) and"))
+    if done.kept_open:
+        print(f"{done.kept_open} ticket(s) not yet closed are older than the retention: open, pending and resolved "
+              "tickets are never purged; they are kept, and their time counts from when they are closed")
+    if done.empty:
+        print("nothing is old enough to go")
+    return EXIT_OK
+
+
+def _numbers(ids: list[int], most: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def erase_cmd(args) -> int:
+    from ..desk import erasure
+    config = _setup(args)
+    try:
+        done = erasure.erase(config, args.address, datetime.now(timezone.utc), actor=args.actor,
+                             dry_run=args.dry_run)
+    except erasure.NothingStored as exc:
+        print(f"mailticket erase: {exc.args[0]}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except ValueError as exc:  # malformed, or the desk's own address
+        print(f"mailticket erase: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    what = (f"{len(done.tickets)} ticket(s) {_numbers(done.tickets)}, {done.mails} raw mail(s), "
+            f"{done.attachments} attachment(s), {done.outgoing} outgoing mail(s), {done.events} history entr(ies)")
+    if args.dry_run:
+        print(f"would anonymise {args.address}: {what}; nothing was changed")
+        return EXIT_OK
+    print(f"anonymised: {what}" + (f"; {done.cancelled} queued mail(s) to them not sent" if done.cancelled else "")
+          + (f"; {done.files} file(s) deleted from the outbox folder" if done.files else "")
+          + ". Recorded: that an erasure happened, not what or whose. The report's figures are unchanged.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- backup / restore
+
+def backup_cmd(args) -> int:
+    from .backup import BackupError, backup
+    config = _setup(args)
+    try:
+        done = backup(config, Path(args.dir))
+    except BackupError as exc:
+        print(f"mailticket backup: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    counts = done.counts
+    print(f"backed up to {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "
+          f"{counts.get('outbox', 0)} outgoing mail(s), {counts.get('attachments', 0)} attachment(s), the signing "
+          f"secret; {done.files} file(s), each with its checksum in manifest.json")
+    for note in done.notes:
+        print(f"note: {note}")
+    if done.missing:
+        print(f"mailticket backup: {len(done.missing)} attachment file(s) the database names are missing on disk "
+              f"(first: {done.missing[0]}); the backup has the rest", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def restore_cmd(args) -> int:
+    from .backup import BackupError, restore
+    config = load_config(args.config)
+    try:
+        done = restore(config, Path(args.dir), overwrite=args.overwrite)
+    except BackupError as exc:
+        print(f"mailticket restore: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    counts = done.counts
+    print(f"restored from {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "
+          f"{counts.get('attachments', 0)} attachment(s) and the signing secret; start the daemon again")
+    for note in done.notes:
+        print(f"note: {note}")
+    return EXIT_OK

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from functools import partial
 
 import peewee as pw
@@ -20,11 +21,12 @@ import schedule
 
 from . import intake
 
-from . import lease
+from . import desklock, lease
 
 from ..outbound import outbox
 
-from ..desk import pipeline
+from ..desk import alarms, pipeline
+from ..marks import FailingMark
 from ..db import describe_error, redact, sqlite_path
 from ..errors import ConfigError, MailboxError, StorageError
 from .mailbox import ImapSource, Listener
@@ -38,6 +40,7 @@ log = logging.getLogger("mailticket.daemon")
 
 MAX_BACKOFF = 60.0
 SENDER_RESTART_EVERY = 10.0  # seconds at least between two starts of the sender process
+RETENTION_ROUNDS = 5  # batches of each kind a retention run removes before the intake goes on
 
 
 class Daemon:
@@ -59,12 +62,18 @@ class Daemon:
         self._sender_restart_at = 0.0
         self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
+        self.desk_lock: int | None = None  # run() holds the data folder (desklock)
         self.ready = False
         self.holds_lease = False
         self.backoff = 1.0
+        self.mailbox_mark = FailingMark("mailbox")  # since when the mailbox fails, for the alarms
         self.scheduler = schedule.Scheduler()
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
         self.scheduler.every(interval).seconds.do(self.check_clocks)
+        self.scheduler.every(alarm_check_interval(self.config)).seconds.do(self.check_alarms)
+        self._retention_continues = False
+        retention_job = self.scheduler.every(1).days.do(self.apply_retention)
+        retention_job.next_run = datetime.now()  # due at the first turn, then daily (schedule's local clock)
 
     # ------------------------------------------------------------ life cycle
 
@@ -78,6 +87,7 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
+        self.desk_lock = desklock.hold_shared(self.config.service.data_dir)  # restore waits for us
         self._release_stale_claims()
         self._start_sender()
         self.desk.mailer.defer = True  # the sender process renders what is queued, on the other core
@@ -138,6 +148,8 @@ class Daemon:
             self.sent_log.close()
         if self.listener is not None:
             self.listener.stop()
+        desklock.release(self.desk_lock)
+        self.desk_lock = None
         if self.source is not None:
             self.source.close()
             if self._shared_database():
@@ -185,7 +197,12 @@ class Daemon:
         log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)
         self.notifier.status(f"{what} failing: {message} (retry in {self.backoff:.0f}s)")
         try:
-            intake.record_error(f"last_{what}_error", message, self.desk.clock.now())
+            now = self.desk.clock.now()
+            intake.record_error(f"last_{what}_error", message, now)
+            if what == "mailbox":
+                self.mailbox_mark.failed(now, message, refresh=True)
+            if what != "database":  # the alarms need the database; they look while the rest waits
+                self.check_alarms()
         except pw.PeeweeException:
             pass
         self.stop.wait(self.backoff)
@@ -202,6 +219,7 @@ class Daemon:
             self._mark_ready(f"watching {self.config.imap.folder} on {self.config.imap.host}")
             result = intake.imap_cycle(self.desk, self.source, self.worker, stop=self.stop, on_batch=self._batch_done,
                                        still_ours=self._holds_folder)
+            self.mailbox_mark.worked()
             got_mail, processed = result.fetched > 0, len(result.outcomes)
         elif self.source is not None:
             self._mark_ready(f"standby: another daemon reads {self.config.imap.folder}; "
@@ -272,6 +290,46 @@ class Daemon:
         except Exception:
             log.exception("SLA check failed; trying again at the next interval")
 
+    def apply_retention(self):
+        """[retention]: at the first turn after start, then daily. A big run (retention turned on for
+        an old desk) removes RETENTION_ROUNDS batches, then the rest each minute, the intake served
+        in between."""
+        done = self._retention_round()
+        if done is not None and done.more and not self._retention_continues:
+            self._retention_continues = True
+            self.scheduler.every(1).minutes.do(self._continue_retention)
+        return done
+
+    def _continue_retention(self):
+        done = self._retention_round()
+        if done is None or not done.more:
+            self._retention_continues = False
+            return schedule.CancelJob
+        return None
+
+    def _retention_round(self):
+        policy = self.config.retention
+        if not (policy.raw_mail or policy.closed_tickets):
+            return None
+        from ..desk import retention
+        try:
+            return retention.purge(policy, self.config.service.data_dir, self.desk.clock.now(),
+                                   self.config.service.locale, rounds=RETENTION_ROUNDS)
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("retention failed; trying again tomorrow")
+            return None
+
+    def check_alarms(self):
+        """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
+        try:
+            return alarms.check(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("alarm check failed; trying again at the next interval")
+
     def wait(self) -> None:
         seconds = self.config.imap.poll_interval.total_seconds() if self.config.imap else 1.0
         next_job = self.scheduler.idle_seconds
@@ -322,9 +380,14 @@ class Daemon:
             log.error("SIGHUP: configuration not reloaded, still running with the previous one: %s", exc)
 
 
+def alarm_check_interval(config) -> int:
+    """Seconds between two looks at the alarms: a quarter of ``alarm_after``, 1 to 10 s."""
+    return int(min(10, max(1, config.service.alarm_after.total_seconds() // 4)))
+
+
 def _with_runtime(old, new):
     """Rules, SLA, tiers and templates come from the new file; connections stay as they are."""
     import dataclasses
     return dataclasses.replace(old, rules=new.rules, sla=new.sla, tiers=new.tiers, monitoring=new.monitoring,
-                               rate_limits=new.rate_limits, raw=new.raw,
+                               rate_limits=new.rate_limits, raw=new.raw, retention=new.retention,
                                service=dataclasses.replace(new.service, data_dir=old.service.data_dir))

@@ -16,7 +16,7 @@ def check_health(config, now: datetime, *, max_fetch_age: timedelta, max_queue_a
         InboundMail.select().limit(1).count()
     except Exception as exc:
         return [f"database unreachable: {db.redact(config.database.url)}: {str(exc).strip()}"]
-    problems = []
+    problems = alarm_lines(now)
     if config.imap is not None:
         last = KeyValue.get_or_none(KeyValue.key == "last_fetch_ok")
         err = KeyValue.get_or_none(KeyValue.key == "last_mailbox_error")
@@ -43,3 +43,23 @@ def check_health(config, now: datetime, *, max_fetch_age: timedelta, max_queue_a
         problems.append(f"outgoing mail waiting for {format_duration(age)} (limit {format_duration(max_queue_age)}; "
                         f"{why})")
     return problems
+
+
+ALARM_WORDS = {"mailbox": "the mailbox is unreachable or refuses the login",
+               "inbox": "mail is waiting in the inbox unprocessed",
+               "outgoing": "outgoing mail is failing"}
+
+
+def alarm_lines(now: datetime) -> list[str]:
+    """One line per alarm that is on (the admin was mailed about it)."""
+    from ..desk.alarms import active
+    from ..models import AlarmState
+    if not AlarmState.table_exists():  # a database the daemon has not migrated yet
+        return []
+    lines = []
+    for alarm in active():
+        since = alarm.since or alarm.raised_at
+        lines.append(f"ALARM {alarm.kind}: {ALARM_WORDS.get(alarm.kind, alarm.kind)} since "
+                     f"{since.isoformat(timespec='seconds')} ({format_duration(now - since)}; the admin was mailed)"
+                     + (f": {alarm.detail}" if alarm.detail else ""))
+    return lines

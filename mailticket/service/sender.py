@@ -93,7 +93,7 @@ class SendLoop:
 
 def tell_admin_failed(desk, entry) -> None:
     """Queue the admin's alert for an outbox entry that failed for good (once per entry)."""
-    if entry.kind in ("delivery_failure", "quarantine_alert"):
+    if entry.kind in ("delivery_failure", "quarantine_alert", "alarm", "alarm_cleared"):
         return  # never mail the admin about mail to the admin: it is in the log and in `mailticket outbox`
     from ..models import Outbox
     from ..outbound.notify import Recipient
