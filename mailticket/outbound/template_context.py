@@ -29,7 +29,14 @@ EXTRA_KEYS = {
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "security_alert": ("breach_report_deadline",),
     "breach_deadline_warning": ("breach_report_deadline", "time_left"),
+    "pending_reminder": ("pending_since", "waited", "resolve_at", "auto_close_after"),
+    "pending_resolved": ("pending_since", "waited", "resolve_at", "auto_close_after"),
+    "assigned": ("assigned_by", "assigned_by_name", "files", "attach_max"),
+    "attachment_refused": ("refused",),
 }
+# Mails that list a requester's files (templates/<locale>/_attachments.*) have these keys too.
+FILE_KEYS = ("files", "attach_max")
+LISTS_FILES = ("new_ticket", "requester_update", "reopened", "escalation", "security_alert", "agent_reply")
 
 
 def sample_service() -> dict:
@@ -94,7 +101,27 @@ def _sample_extras(now: datetime) -> dict:
         "subject": "Help with VPN",
         "quarantine_id": 9,
         "breach_report_deadline": now + timedelta(hours=70),
+        "pending_since": now - timedelta(days=3),
+        "waited": timedelta(days=3),
+        "resolve_at": now + timedelta(days=4),
+        "assigned_by": "bob@example.com",
+        "assigned_by_name": "Bob Berg",
+        "files": sample_files(),
+        "attach_max": 10_000_000,
+        "refused": [{"name": "scan.pdf", "size": 0, "why": "empty"},
+                    {"name": "video.mp4", "size": 48_000_000, "why": "too_big", "limit": 25_000_000}],
     }
+
+
+def sample_files() -> list[dict]:
+    """A screenshot shown inline, a PDF attached, a file over attach_max and an empty one."""
+    return [{"name": "screenshot.png", "size": 182_000, "content_type": "image/png", "state": "attached",
+             "cid": "att1@example.com"},
+            {"name": "error.pdf", "size": 54_000, "content_type": "application/pdf", "state": "attached",
+             "cid": None},
+            {"name": "printer-log.zip", "size": 14_500_000, "content_type": "application/zip",
+             "state": "over_limit", "cid": None},
+            {"name": "empty.txt", "size": 0, "content_type": "text/plain", "state": "empty", "cid": None}]
 
 
 # how the sample differs for some mails, so that each reads like a real one
@@ -131,4 +158,6 @@ def sample_context(name: str, now: datetime = NOW) -> dict:
         extras |= {"breach_report_deadline": now + timedelta(hours=12), "time_left": timedelta(hours=12)}
     context = {"service": sample_service(), "ticket": ticket, "timezone": "Europe/Stockholm", "now": now}
     context.update({key: extras[key] for key in EXTRA_KEYS[name]})
+    if name in LISTS_FILES:
+        context.update({key: extras[key] for key in FILE_KEYS})
     return context

@@ -70,6 +70,8 @@ EXAMPLES = {
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
     "migrate": "  mailticket migrate",
+    "attachment": "  mailticket attachment 123\n  mailticket attachment 123 \"logs.zip\" -o /tmp/\n"
+                  "  mailticket attachment 123 screenshot.png -o - | display",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
               "  mailticket health --max-fetch-age 30m --max-queue-age 1h",
 }
@@ -130,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
     sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
     sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    from .cli_files import attachment
+    sp = cmd("attachment", attachment, "list a ticket's files, or write one out (those too large to go by mail)")
+    sp.add_argument("ticket", type=int, help="the ticket number, as in [SD#123]")
+    sp.add_argument("name", nargs="?", help="the file's name as the mail lists it (without it: list the files)")
+    sp.add_argument("--output", "-o", metavar="PATH", help="where to write it: a file, a folder, or - for stdout "
+                                                           "(default: NAME in the current folder)")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
 
 
