@@ -315,10 +315,20 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
     )
 
 
+def _pending_step(data: dict, key: str, default: str, file: str) -> timedelta:
+    """A pending step's wait; ``0`` (or ``"0s"``) turns the step off."""
+    try:
+        if key in data and parse_duration(data[key]) == ZERO:
+            return ZERO
+    except ValueError:
+        pass  # _duration names the key and says what is valid
+    return _duration(data, key, default, file, "sla")
+
+
 def _pending(data: dict, file: str) -> dict:
     """[sla] pending_reminder and pending_resolve_after: the reminder must come before the resolution."""
-    reminder = _duration(data, "pending_reminder", "3d", file, "sla")
-    resolve = _duration(data, "pending_resolve_after", "7d", file, "sla")
+    reminder = _pending_step(data, "pending_reminder", "3d", file)
+    resolve = _pending_step(data, "pending_resolve_after", "7d", file)
     if reminder and resolve and reminder >= resolve:
         raise ConfigError(f"{format_duration(reminder)} is not before pending_resolve_after "
                           f"({format_duration(resolve)}): the reminder would never be sent", file,
