@@ -127,6 +127,9 @@ def test_png_and_pdf_reach_the_tier_with_the_same_bytes_and_are_listed(case, tmp
         data_dir = live.daemon.config.service.data_dir
         assert {r.filename: sha(files.read(data_dir, r)) for r in rows} == {
             "screenshot.png": sha(shot), "error report.pdf": sha(report)}
+        (logged,) = Event.select().where(Event.ticket == ticket, Event.kind == "files")
+        assert logged.actor == "anna@customer.example"
+        assert sorted(logged.data["files"]) == ["error report.pdf", "screenshot.png"]
         # the requester's next mail with a file: the update to the tier carries that file
         log = b"2026-12-06 08:00 spooler crashed\n" * 50
         live.deliver(requester_mail(message_id="<files-2@customer.example>", subject=f"Re: [SD#{ticket.id}] x",
@@ -205,6 +208,8 @@ def test_an_agents_pdf_reaches_the_requester_and_is_stored_on_the_ticket(case, t
         assert row.filename == "reset guide.pdf" and row.size == len(guide)
         assert InboundMail.get_by_id(row.inbound_id).ticket_id == ticket.id
         assert sha(files.read(live.daemon.config.service.data_dir, row)) == sha(guide)
+        stored = Event.select().where(Event.ticket == ticket, Event.kind == "files").get()
+        assert stored.actor == "alice@example.com" and stored.data["files"] == ["reset guide.pdf"]
         out = Event.select().where(Event.ticket == ticket, Event.kind == "reply_out").get()
         assert out.actor == "alice@example.com" and out.data["files"] == ["reset guide.pdf"]
         assert not live.mails("alice@example.com")  # nothing was refused

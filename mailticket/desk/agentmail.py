@@ -40,7 +40,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     cfg, ticket = desk.config, match.ticket
     agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
     tickets.remember_inbound(ticket, parsed.message_id, now, audience="internal")
-    stored = ticket_files.store(desk, row, ticket, parsed.attachments)  # kept whatever the mail turns out to be
+    # kept whatever the mail turns out to be (a note, unverified)
+    stored = ticket_files.store(desk, row, ticket, parsed.attachments, actor=agent, now=now)
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
     if not verified:

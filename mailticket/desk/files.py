@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from ..inbound.attachments import open_attachment, store_attachment
-from ..models import Attachment, Ticket
+from ..models import Attachment, Event, Ticket
 from ..outbound.drafts import MailFile
 
 log = logging.getLogger("mailticket.files")
@@ -26,9 +26,9 @@ log = logging.getLogger("mailticket.files")
 ROOM_FOR_TEXT = 200_000  # bytes of a mail's own text, HTML and headers, kept free under max_size
 
 
-def store(desk, inbound, ticket: Ticket, attachments) -> list[Attachment]:
-    """Each file of the mail on disk and on the ticket; the bytes stay at hand for a mail
-    written at once (``Attachment.data``, not a column)."""
+def store(desk, inbound, ticket: Ticket, attachments, *, actor: str, now) -> list[Attachment]:
+    """Each file of the mail on disk and on the ticket, named in its history; the bytes stay at
+    hand for a mail written at once (``Attachment.data``, not a column)."""
     rows = []
     for att in attachments:
         path = store_attachment(desk.data_dir, att)
@@ -37,6 +37,11 @@ def store(desk, inbound, ticket: Ticket, attachments) -> list[Attachment]:
                                 content_id=att.content_id, inline=att.inline)
         row.data = att.data
         rows.append(row)
+    if rows:
+        names = unique_names(of_ticket(ticket))
+        Event.create(ticket=ticket, at=now, actor=actor, kind="files", inbound=inbound,
+                     text=", ".join(f"{names[r.id]} ({r.size} bytes)" for r in rows),
+                     data={"files": [names[r.id] for r in rows]})
     return rows
 
 

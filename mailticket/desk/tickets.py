@@ -101,7 +101,6 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()  # one INSERT with the clocks already set
     remember_inbound(ticket, parsed.message_id, now)
-    stored = ticket_files.store(desk, inbound, ticket, parsed.attachments)
     for a in (*parsed.to, *parsed.cc):
         if a.address and not cfg.is_own_address(a.address) and not a.defective:
             add_participant(ticket, a.address, a.name)
@@ -116,6 +115,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
+    stored = ticket_files.store(desk, inbound, ticket, parsed.attachments, actor=address, now=now)
     _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier, stored)
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
@@ -164,7 +164,8 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
             add_participant(ticket, a.address, a.name)
     event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id)
     carried = ticket_files.for_notification(desk, ticket,
-                                            ticket_files.store(desk, inbound, ticket, parsed.attachments))
+                                            ticket_files.store(desk, inbound, ticket, parsed.attachments,
+                                                               actor=address, now=now))
     kind = "requester_update"
     if ticket.status in ("resolved", "closed"):
         set_status(desk, ticket, "open", now, actor=address, why="reopened by the requester's reply", notify=False)

@@ -114,9 +114,11 @@ def _sample_extras(now: datetime) -> dict:
 
 
 def sample_files() -> list[dict]:
-    """A screenshot shown inline, a PDF attached, a file over attach_max and an empty one."""
+    """A screenshot and a PDF attached, a file over attach_max and an empty one. (An inline image
+    has a ``cid`` that the HTML shows it by; the sample has none, as a page in a browser cannot
+    load one.)"""
     return [{"name": "screenshot.png", "size": 182_000, "content_type": "image/png", "state": "attached",
-             "cid": "att1@example.com"},
+             "cid": None},
             {"name": "error.pdf", "size": 54_000, "content_type": "application/pdf", "state": "attached",
              "cid": None},
             {"name": "printer-log.zip", "size": 14_500_000, "content_type": "application/zip",
