@@ -267,3 +267,26 @@ def test_attach_max_and_the_server_limit_are_checked_by_config(tmp_path):
         with pytest.raises(ConfigError) as err:
             build_config(data, "f.toml", tmp_path)
         assert key in str(err.value)
+
+
+def test_a_file_removed_before_the_sender_writes_the_mail_is_listed_as_gone(tmp_path):
+    """The daemon queues a draft naming the stored file; if retention (or an admin) removes the file
+    before the sender writes the mail, the mail goes without it and says so, rather than failing."""
+    import email
+    import email.policy
+    from mailticket.models import Outbox
+    from tests.test_conversations_agents import Bench
+    bench = Bench(tmp_path)
+    bench.desk.mailer.defer = True
+    report = pdf(10_000)
+    outcome = bench.process(requester_mail(message_id="<gone@customer.example>",
+                                           parts=[("report.pdf", "application/pdf", report)]))
+    entry = Outbox.get((Outbox.ticket == outcome.ticket) & (Outbox.kind == "new_ticket"))
+    assert entry.draft and not bytes(entry.raw)  # the file travels by reference, not in the outbox row
+    written = email.message_from_bytes(bench.desk.mailer.mail_bytes(entry), policy=email.policy.default)
+    assert attached(written) == {"report.pdf": report}
+    (row,) = files.of_ticket(outcome.ticket)
+    (bench.config.service.data_dir / row.path).unlink()
+    written = email.message_from_bytes(bench.desk.mailer.mail_bytes(entry), policy=email.policy.default)
+    assert attached(written) == {}
+    assert "report.pdf (10 KB): no longer stored" in plain_text(written)
