@@ -27,10 +27,10 @@ ANNA = "Anna Svensson <anna@customer.example>"
 CASES = [("sqlite", "en"), ("postgresql", "sv")]
 WORDS = {"en": {"files": "Files:", "over": "not attached, over the", "empty": "empty, nothing to attach",
                 "refused": "Some files were not sent to the requester", "too_big": "Too large",
-                "is_empty": "The file is empty"},
+                "is_empty": "The file is empty", "ack_empty": "arrived empty (0 bytes)"},
          "sv": {"files": "Filer:", "over": "inte bifogad, större än de", "empty": "tom, inget att bifoga",
                 "refused": "Några filer skickades inte till anmälaren", "too_big": "För stor",
-                "is_empty": "Filen är tom"}}
+                "is_empty": "Filen är tom", "ack_empty": "kom fram tom (0 byte)"}}
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -152,6 +152,8 @@ def test_files_over_attach_max_are_listed_and_fetched_with_the_cli(case, tmp_pat
         assert f"large.pdf ({format_size(len(large), locale)}): {WORDS[locale]['over']} 50 KB" in text
         assert f"blank.txt (0 B): {WORDS[locale]['empty']}" in text
         assert f'mailticket attachment {ticket.id} "' in text
+        ack = live.wait_mail("anna@customer.example")[-1]  # the requester is asked for the empty file again
+        assert "blank.txt" in plain_text(ack) and WORDS[locale]["ack_empty"] in plain_text(ack)
         # escalated: the next tier's mail carries and lists the same files
         agent_reply = thunderbird_reply(note, "#escalate the vendor must look at the large PDF",
                                         sender="Alice <alice@example.com>")

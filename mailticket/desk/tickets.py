@@ -124,10 +124,12 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
 
 def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True, stored=()):
     cfg, mailer = desk.config, desk.mailer
+    carried = ticket_files.for_notification(desk, ticket, stored)
     if acknowledge:
+        empty = [f["name"] for f in carried.context if f["state"] == "empty"]  # the requester is asked again
         sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
                            now=now, ticket=ticket, in_reply_to=parsed.message_id, auto_submitted="auto-replied",
-                           automatic=True, rate_limited=True)
+                           automatic=True, rate_limited=True, context={"empty_files": empty} if empty else None)
         if sent:
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
@@ -137,7 +139,6 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
-    carried = ticket_files.for_notification(desk, ticket, stored)
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description,
            **ticket_files.mail_context(carried, desk)}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,

@@ -37,6 +37,8 @@ EXTRA_KEYS = {
 # Mails that list a requester's files (templates/<locale>/_attachments.*) have these keys too.
 FILE_KEYS = ("files", "attach_max")
 LISTS_FILES = ("new_ticket", "requester_update", "reopened", "escalation", "security_alert", "agent_reply")
+# The acknowledgement asks again for files that arrived empty (templates/<locale>/_empty_files.*).
+LISTS_EMPTY_FILES = ("acknowledgement",)
 
 
 def sample_service() -> dict:
@@ -162,4 +164,6 @@ def sample_context(name: str, now: datetime = NOW) -> dict:
     context.update({key: extras[key] for key in EXTRA_KEYS[name]})
     if name in LISTS_FILES:
         context.update({key: extras[key] for key in FILE_KEYS})
+    if name in LISTS_EMPTY_FILES:
+        context["empty_files"] = ["scan.pdf"]
     return context
