@@ -159,3 +159,18 @@ def test_bad_security_lines_are_refused_naming_the_line(tmp_path, line, problem)
     (error,) = [parse(bytes(o.raw)) for o in bench.sent("dave@example.com", kind="command_error")]
     assert line in plain_text(error) and problem in plain_text(error)
     assert not Ticket.get_by_id(ticket.id).security
+
+
+def test_a_reopening_reply_goes_to_the_assignee_not_the_tier(bench):
+    ticket, notification = bench.open_ticket()
+    bench.process(agent_mail(notification, "#assign bob@example.com\n#status resolved\n\nFixed the driver.",
+                             to=reply_address(notification)))
+    assert [o.kind for o in bench.sent("bob@example.com")] == ["assigned"]
+    tier_before = len(bench.sent("l1@example.com"))
+    bench.process(make_mail(sender=ANNA, subject=f"Re: [SD#{ticket.id}] Printer 1 broken", body="Still broken.",
+                            message_id="<reopen-1@customer.example>", in_reply_to="<bench-1@customer.example>",
+                            date=START))
+    assert Ticket.get_by_id(ticket.id).status == "open"
+    (reopened,) = bench.sent(kind="reopened")
+    assert reopened.recipients == ["bob@example.com"]
+    assert len(bench.sent("l1@example.com")) == tier_before
