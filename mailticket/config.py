@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .durations import format_duration, parse_duration
 from .errors import ConfigError, ConfigErrors
+from .sizes import format_size, parse_size
 
 LOCALES = ("en", "sv")
 
@@ -98,6 +99,7 @@ class ServiceConfig:
     secret: Secret = field(default_factory=Secret)
     token_lifetime: timedelta = timedelta(days=90)
     alarm_after: timedelta = timedelta(minutes=15)  # a problem this old mails the admin (desk/alarms.py)
+    attach_max: int = 10_000_000  # bytes of a requester's files a notification carries in all
 
     @property
     def domain(self) -> str:
@@ -145,6 +147,7 @@ class OutboxConfig:
     max_attempts: int = 8
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(hours=1)
+    max_size: int = 25_000_000  # the mail server's limit for one mail: files beyond it are not attached
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,14 @@ class _Section:
         except ValueError as exc:
             raise self.error(name, str(exc)) from None
 
+    def size(self, name, default: int) -> int:
+        if name not in self.data:
+            return default
+        try:
+            return parse_size(self.data[name])
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
     def address(self, name, default=None, required=False) -> str | None:
         value = self.string(name, default, required)
         if value is None:
@@ -349,7 +360,8 @@ def _is_loopback(host: str) -> bool:
 SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address",
                 "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
                 "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
-                "token_lifetime", "categories", "alarm_after"}
+                "token_lifetime", "categories", "alarm_after",
+                "attach_max"}
 
 
 def _service(data: dict, file: str, base: Path) -> ServiceConfig:
@@ -381,6 +393,7 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         secret=_secret(s, "secret"),
         token_lifetime=s.duration("token_lifetime", timedelta(days=90)),
         alarm_after=_alarm_after(s),
+        attach_max=s.size("attach_max", 10_000_000),
     )
 
 
@@ -472,13 +485,17 @@ def _listener(data: dict | None, file: str, default_enabled: bool) -> ListenerCo
 
 
 def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: bool) -> OutboxConfig:
-    s = _Section(data or {}, file, "outbox", {"maildir", "max_attempts", "retry_base", "retry_max"})
+    s = _Section(data or {}, file, "outbox", {"maildir", "max_attempts", "retry_base", "retry_max", "max_size"})
     maildir = s.string("maildir")
     attempts = s.get("max_attempts", int, 8)
     if attempts < 1:
         raise s.error("max_attempts", "must be 1 or more")
     md = _path(maildir, base) if maildir else (None if has_smtp else data_dir / "outgoing")
-    return OutboxConfig(maildir=md, max_attempts=attempts,
+    max_size = s.size("max_size", 25_000_000)
+    if max_size < 100_000:
+        raise s.error("max_size", f"{format_size(max_size)} is too small for a mail; give the mail server's "
+                                  "limit, e.g. 25MB")
+    return OutboxConfig(maildir=md, max_attempts=attempts, max_size=max_size,
                         retry_base=s.duration("retry_base", timedelta(seconds=30)),
                         retry_max=s.duration("retry_max", timedelta(hours=1)))
 

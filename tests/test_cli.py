@@ -24,6 +24,7 @@ from tests.harness import fail_attachment_fsyncs, mail_with_attachment, make_mai
 
 COMMANDS = ["run", "check-config", "poll", "tickets", "show", "report", "outbox", "quarantine", "import",
             "migrate", "health", "purge", "erase", "backup", "restore"]
+COMMANDS += ["attachment"]  # issue 21: a ticket's files
 RULES = [{"name": "outage", "subject": "(?i)outage", "priority": "P1"},
          {"name": "password", "subject": "(?i)password", "priority": "P4", "type": "request"}]
 ALL_MIGRATIONS = ", ".join(name for name, _ in db.MIGRATIONS)

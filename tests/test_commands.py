@@ -181,7 +181,7 @@ def test_assign_to_a_malformed_address_is_refused(value):
 
 
 def test_assign_without_a_value_is_refused():
-    assert only_error("#assign").problem == "needs me or an agent's address"
+    assert only_error("#assign").problem == "needs me, none or an agent's address"
 
 
 @pytest.mark.parametrize("value", ["bob", "bob@", "bob@@example.com", "a@example.com, b@example.com",

@@ -788,7 +788,7 @@ def test_assign_to_someone_who_is_not_an_agent_is_refused(bench):
     t = Ticket.get_by_id(ticket.id)
     assert t.assignee is None and t.priority == "P2"
     assert_one_error_reply(bench, ticket, mail, "#assign mallory@evil.example", "mallory@evil.example is not an agent",
-                           "#assign me, or #assign ADDRESS of an agent")
+                           "#assign me, #assign none, or #assign ADDRESS of an agent")
     assert "I am on it." in plain_text(to_requester(bench, ticket)[0])
 
 

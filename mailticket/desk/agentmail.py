@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from . import files as ticket_files
 from . import slaclock
 
 from . import related, tickets
@@ -39,6 +40,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     cfg, ticket = desk.config, match.ticket
     agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
     tickets.remember_inbound(ticket, parsed.message_id, now, audience="internal")
+    # kept whatever the mail turns out to be (a note, unverified)
+    stored = ticket_files.store(desk, row, ticket, parsed.attachments, actor=agent, now=now)
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
     if not verified:
@@ -55,6 +58,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
     resolution_text = None
     priority_before = ticket.priority
+    carried, refused = ticket_files.for_requester(desk, ticket, stored) if not is_note else (None, [])
     for command in result.commands:
         if command.name == "note":
             continue
@@ -66,7 +70,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
                                "valid": VALID["broadcast"]})
             continue
         resolving = command.name == "status" and command.args.get("value") == "resolved" and body and not is_note
-        problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed)
+        problem = apply_command(desk, ticket, command, agent, agent_name, now, body if resolving else None, parsed,
+                                carried=carried if resolving else None)
         if problem:
             errors.append({"line": command.line.strip(), "line_no": command.line_no, "problem": problem,
                            "valid": VALID.get(command.name, "")})
@@ -85,32 +90,46 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     if is_note:
         tickets.event(ticket, now, "note", body, actor=agent, inbound=row, verified_by=how)
         _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified=False)
-    elif body and resolution_text is None:
-        public_reply(desk, ticket, agent, agent_name, body, now, row, parsed)
+    elif (body or (carried and carried.files)) and resolution_text is None:
+        public_reply(desk, ticket, agent, agent_name, body, now, row, parsed, carried=carried)
     elif resolution_text is not None:
         tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row, resolution=True)
         if ticket.first_response_at is None:
             tickets.event(ticket, now, "first_response", f"first response by {agent} (resolved)", actor=agent)
         slaclock.first_response(ticket, cfg, now)
+    if refused and not is_note:
+        _tell_refused(desk, ticket, agent, parsed, refused, now)
     ticket.updated_at = now
     ticket.save()
     return ticket
 
 
-def public_reply(desk, ticket, agent, agent_name, body, now, row, parsed) -> None:
-    """The agent's new text goes to the requester and participants, threaded in their conversation."""
+def public_reply(desk, ticket, agent, agent_name, body, now, row, parsed, carried=None) -> None:
+    """The agent's new text (and files) go to the requester and participants, threaded in their conversation."""
     agents = desk.config.agents
     to, cc = tickets.requester_recipients(ticket, exclude=set(agents) | {agent})
     last_in = _last_requester_message(ticket) or ticket.thread_root
+    extra = ticket_files.mail_context(carried, desk) if carried else {}
     desk.mailer.send("agent_reply", to=to, cc=cc, now=now, ticket=ticket, from_name=agent_name,
-                     context={"agent_name": agent_name, "body": body}, in_reply_to=last_in,
-                     auto_submitted="no", automatic=False)
-    tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row)
+                     context={"agent_name": agent_name, "body": body, **extra}, in_reply_to=last_in,
+                     auto_submitted="no", automatic=False, files=carried.files if carried else ())
+    sent = [f["name"] for f in extra.get("files", ())]
+    tickets.event(ticket, now, "reply_out", body, actor=agent, inbound=row, **({"files": sent} if sent else {}))
     if ticket.first_response_at is None:
         slaclock.first_response(ticket, desk.config, now)
         tickets.event(ticket, now, "first_response", f"first response by {agent}", actor=agent)
     if ticket.status == "new":
         tickets.set_status(desk, ticket, "open", now, actor=agent, why="first agent reply", notify=False)
+
+
+def _tell_refused(desk, ticket, agent, parsed, refused, now) -> None:
+    """The agent hears which files did not go to the requester, and why; they stay on the ticket."""
+    desk.mailer.send("attachment_refused", to=[Recipient(agent, parsed.sender.name)], now=now, ticket=ticket,
+                     context={"refused": refused}, locale=desk.config.locale_for_tier(ticket.tier),
+                     in_reply_to=parsed.message_id, auto_submitted="auto-replied", automatic=True, rate_limited=True)
+    tickets.event(ticket, now, "files_not_sent", "; ".join(
+        f"{f['name']} ({f['size']} bytes): {'empty' if f['why'] == 'empty' else 'over the mail server limit'}"
+        for f in refused), actor=agent)
 
 
 def _last_requester_message(ticket) -> str | None:
@@ -130,13 +149,14 @@ def _notify_note(desk, ticket, agent, agent_name, body, now, parsed, unverified)
                      in_reply_to=parsed.message_id, reply_purpose="note")
 
 
-def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text, parsed) -> str | None:
+def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text, parsed,
+                  carried=None) -> str | None:
     """Apply one valid command; returns a problem to tell the agent, or None. Recorded in the history."""
     cfg, name, args = desk.config, command.name, command.args
     if name == "status":
         try:
             tickets.set_status(desk, ticket, args["value"], now, actor=agent, why=f"#status by {agent}",
-                               body=resolution_text)
+                               body=resolution_text, carried=carried)
         except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
             return str(exc)
     elif name == "priority":
@@ -151,9 +171,13 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         slaclock.on_priority(ticket, cfg)
         tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
     elif name == "assign":
-        who = agent if args.get("me") or args.get("address") in (None, "me") else args["address"]
-        ticket.assignee = who
-        tickets.event(ticket, now, "assign", f"assigned to {who}", actor=agent)
+        assign(desk, ticket, None if args.get("none") else (agent if args.get("me") else args["address"]),
+               agent, agent_name, now)
+    elif name == "security":
+        from .securityflag import set_security
+        problem = set_security(desk, ticket, args["on"], args.get("reason"), agent, now)
+        if problem:
+            return problem
     elif name == "escalate":
         if ticket.tier >= 3:
             tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
@@ -184,6 +208,27 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
     ticket.updated_at = now
     ticket.save()
     return None
+
+
+def assign(desk, ticket, who: str | None, agent, agent_name, now) -> None:
+    """#assign: the ticket's mails go to ``who`` from now on (None: back to the tier); the new
+    assignee hears of it once, unless they assigned themselves."""
+    old = ticket.assignee
+    if who == old:
+        tickets.event(ticket, now, "assign", f"already assigned to {who}" if who else "already unassigned",
+                      actor=agent)
+        return
+    ticket.assignee = who
+    tickets.event(ticket, now, "assign", f"assigned to {who}" if who else f"unassigned (was {old}): back to the tier",
+                  actor=agent, old=old, new=who)
+    if who is None or who == agent:
+        return
+    cfg = desk.config
+    carried = ticket_files.for_notification(desk, ticket, ticket_files.of_ticket(ticket))
+    desk.mailer.send("assigned", to=[Recipient(who)], now=now, ticket=ticket, in_reply_to=ticket.thread_root,
+                     locale=cfg.locale_for_tier(cfg.agent_tier(who) or ticket.tier), files=carried.files,
+                     context={"assigned_by": agent, "assigned_by_name": agent_name,
+                              **ticket_files.mail_context(carried, desk)})
 
 
 PRIORITY_COMMANDS = ("priority", "impact", "urgency")

@@ -109,6 +109,13 @@ VALID = {
     "parent": "#parent NUMBER (makes this ticket a child of that major incident)",
     "broadcast": "#broadcast (on a major incident: this reply also goes to the requester of every open child)",
 }
+# assignment back to the tier, and the security flag (issue 21)
+NONE = {"none", "ingen"}
+SECURITY_STATES = {"on": True, "off": False, "på": True, "av": False}
+VALID["assign"] = "#assign me, #assign none, or #assign ADDRESS of an agent"
+VALID["security"] = "#security on, or #security off REASON (tier-3 agents and the security contact)"
+ALIASES["säkerhet"] = "security"
+
 COMMAND_NAMES = tuple(VALID)
 VALID_COMMANDS = "one per line at the top: " + ", ".join(f"#{name}" for name in COMMAND_NAMES)
 VALID_PLACE = "put commands on the first lines of the reply, one per line, before any other text"
@@ -249,9 +256,11 @@ def _tier(argument: str, ctx: _Context) -> dict:
 
 def _assign(argument: str, ctx: _Context) -> dict:
     if not argument:
-        raise _Invalid("needs me or an agent's address")
+        raise _Invalid("needs me, none or an agent's address")
     if argument.lower() in ME:
         return {"me": True, "address": None}
+    if argument.lower() in NONE:
+        return {"me": False, "address": None, "none": True}
     address = strict_address(argument)
     if address is None:
         raise _Invalid(f"{argument!r} is not an email address")
@@ -315,6 +324,16 @@ def _broadcast(argument: str, ctx: _Context) -> dict:
     if argument:
         raise _Invalid("takes nothing after it; the text of the reply is what goes out")
     return {}
+
+
+def _security(argument: str, ctx: _Context) -> dict:
+    word, _, reason = argument.partition(" ")
+    if word.lower() not in SECURITY_STATES:
+        raise _Invalid("needs on or off" if not word else f"{word!r} is neither on nor off")
+    on, reason = SECURITY_STATES[word.lower()], reason.strip()
+    if not on and not reason:
+        raise _Invalid("needs a reason after off, e.g. #security off false alarm")
+    return {"on": on, "reason": reason or None}
 
 
 def strict_address(text: str) -> str | None:
@@ -481,3 +500,4 @@ _PARSERS = {
     "parent": _ticket_number,
     "broadcast": _broadcast,
 }
+_PARSERS["security"] = _security

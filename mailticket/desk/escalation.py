@@ -86,7 +86,7 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
     if action.kind == "warn":
         due = clock.due(cal)
         left = max(due - now, timedelta(0)) if due else None
-        desk.mailer.send("warning", to=tickets.tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
+        desk.mailer.send("warning", to=tickets.team_recipients(desk, ticket, also_tier=True), now=now, ticket=ticket,
                          locale=cfg.locale_for_tier(ticket.tier), in_reply_to=ticket.thread_root,
                          context={"clock": action.clock, "due": due, "time_used": used, "time_left": left})
         tickets.event(ticket, now, "warning", action.reason, clock=action.clock, tier=ticket.tier)
@@ -100,6 +100,10 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
         return state
     if action.kind == "auto_close":
         tickets.set_status(desk, ticket, "closed", now, actor="system", why=action.reason)
+        return slaclock.state_of(ticket, policy)
+    if action.kind in ("pending_reminder", "pending_resolve"):
+        from .pending import remind, resolve
+        (remind if action.kind == "pending_reminder" else resolve)(desk, ticket, now, action.reason)
         return slaclock.state_of(ticket, policy)
     if action.kind == "breach_deadline_warning":
         left = ticket.breach_report_deadline - now

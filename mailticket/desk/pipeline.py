@@ -14,14 +14,14 @@ from datetime import datetime
 import peewee as pw
 
 from . import tickets
-from ..inbound.attachments import flushed_before_commit, store_attachment
+from ..inbound.attachments import flushed_before_commit
 from ..inbound.authres import strip_internal_headers
 from ..inbound.bounces import parse_bounce
 from ..inbound.classify import classify
 from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
 from ..db import is_postgres, run, write_transaction
 from ..errors import QuarantineError
-from ..models import Attachment, InboundMail, Outbox, Ticket
+from ..models import InboundMail, Outbox, Ticket
 from ..outbound.notify import LOOP_HEADER, Recipient
 from ..inbound.parse import parse_mail
 from ..inbound.quotes import split_reply
@@ -240,7 +240,8 @@ def _route(desk, row, parsed, verdict, match, now) -> Outcome:
     follow-up or a new ticket."""
     cfg, sender = desk.config, parsed.sender
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
-    if match.ticket is not None and agent_tier is not None:
+    security_contact = not sender.defective and sender.address == cfg.service.security_address
+    if match.ticket is not None and (agent_tier is not None or security_contact):
         from .agentmail import handle_agent_mail
         ticket = handle_agent_mail(desk, match, parsed, now, row)
         return Outcome("processed", ticket.id)
@@ -350,7 +351,6 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
         tickets.add_participant(ticket, addr, parsed.sender.name)
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
-    _store_attachments(desk, row, parsed, ticket)
     return Outcome("processed", ticket.id, f"threaded by {match.how}")
 
 
@@ -385,7 +385,6 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="", b
     if behalf is not None:
         tickets.event(ticket, now, "on_behalf", f"logged by agent {parsed.sender.address} for {requester[1]}",
                       actor=parsed.sender.address)
-    _store_attachments(desk, row, parsed, ticket)
     return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else "")
                    + (f" for {requester[1]}, logged by {parsed.sender.address}" if behalf else ""))
 
@@ -411,13 +410,6 @@ def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
     if cfg.is_own_address(address):
         return False, "no acknowledgement: the requester is one of our own addresses"
     return True, ""
-
-
-def _store_attachments(desk, row, parsed, ticket) -> None:
-    for att in parsed.attachments:
-        path = store_attachment(desk.data_dir, att)
-        Attachment.create(inbound=row, ticket=ticket, filename=att.filename[:250], content_type=att.content_type[:120],
-                          size=len(att.data), path=path, content_id=att.content_id, inline=att.inline)
 
 
 def _bounce(desk, row, parsed, verdict, now) -> Outcome:

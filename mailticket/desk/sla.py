@@ -46,6 +46,7 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TARGETS = {"P1": ("1h", "4h"), "P2": ("2h", "8h"), "P3": ("3h", "24h"), "P4": ("3h", "72h")}
 SLA_KEYS = {"check_interval", "warn_at", "warn_each_tier", "auto_close_after", "business_hours",
             "breach_report", "holidays_country", "holidays_subdivision",
+            "pending_reminder", "pending_resolve_after",
             *PRIORITIES}
 HOURS_KEYS = {"days", "start", "end", "holidays"}
 TARGET_KEYS = {"first_response", "resolution", "business_hours"}
@@ -279,6 +280,8 @@ class SlaPolicy:
     breach_report_deadline: timedelta = timedelta(hours=72)
     breach_report_warn_before: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=4))
     warn_each_tier: bool = True
+    pending_reminder: timedelta = timedelta(days=3)       # 0: no reminder
+    pending_resolve_after: timedelta = timedelta(days=7)  # 0: a pending ticket waits for ever
 
     def calendar_for(self, priority: str) -> Calendar:
         """The business calendar, or 24/7 when the priority opts out or none is set."""
@@ -316,7 +319,29 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
         breach_report_deadline=_duration(report, "deadline", "72h", file, "sla.breach_report"),
         breach_report_warn_before=_warn_before(report, file),
         warn_each_tier=_bool(data, "warn_each_tier", True, file, "sla"),
+        **_pending(data, file),
     )
+
+
+def _pending_step(data: dict, key: str, default: str, file: str) -> timedelta:
+    """A pending step's wait; ``0`` (or ``"0s"``) turns the step off."""
+    try:
+        if key in data and parse_duration(data[key]) == ZERO:
+            return ZERO
+    except ValueError:
+        pass  # _duration names the key and says what is valid
+    return _duration(data, key, default, file, "sla")
+
+
+def _pending(data: dict, file: str) -> dict:
+    """[sla] pending_reminder and pending_resolve_after: the reminder must come before the resolution."""
+    reminder = _pending_step(data, "pending_reminder", "3d", file)
+    resolve = _pending_step(data, "pending_resolve_after", "7d", file)
+    if reminder and resolve and reminder >= resolve:
+        raise ConfigError(f"{format_duration(reminder)} is not before pending_resolve_after "
+                          f"({format_duration(resolve)}): the reminder would never be sent", file,
+                          "sla.pending_reminder")
+    return {"pending_reminder": reminder, "pending_resolve_after": resolve}
 
 
 def _bool(raw: dict, key: str, default: bool, file: str, where: str) -> bool:
@@ -475,7 +500,7 @@ class TicketState:
 class Action:
     """One thing the daemon should do now; ``key`` is recorded so it happens once."""
     kind: str                         # warn | escalate | escalate_manager | auto_close
-                                      # | breach_deadline_warning
+                                      # | breach_deadline_warning | pending_reminder | pending_resolve
     clock: str | None                 # first_response | resolution | None
     key: str
     reason: str
@@ -523,6 +548,8 @@ def escalated(state: TicketState, now: datetime, policy: SlaPolicy) -> TicketSta
 def due_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Action]:
     """What is due for one ticket at ``now``, leaving out keys already sent."""
     actions = _deadline_actions(state, now, policy)
+    if state.status == "pending":
+        actions += _pending_actions(state, now, policy)
     if state.status == "resolved":
         actions += _auto_close(state, now, policy)
     elif state.status in ("new", "open", "pending"):
@@ -582,6 +609,31 @@ def _auto_close(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Ac
     return [Action("auto_close", None, f"auto_close:{stamp}",
                    f"resolved {format_duration(now - state.resolved_at)} ago "
                    f"(auto-close after {format_duration(policy.auto_close_after)})")]
+
+
+def pending_moments(pending_since: datetime | None, policy: SlaPolicy) -> list[tuple[str, datetime]]:
+    """When a ticket pending since ``pending_since`` gets its reminder and is resolved (wall clock)."""
+    if pending_since is None:
+        return []
+    return [(kind, pending_since + after) for kind, after in (("pending_reminder", policy.pending_reminder),
+                                                               ("pending_resolve", policy.pending_resolve_after))
+            if after > ZERO]
+
+
+def _pending_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Action]:
+    """One reminder to the requester, then the resolution; a late scan resolves without reminding.
+    The keys carry the moment the ticket became pending, so each pending spell has its own."""
+    since = state.resolution.paused_since
+    due = [(kind, at) for kind, at in pending_moments(since, policy) if now >= at]
+    if not due:
+        return []
+    kind, _ = due[-1]
+    stamp = _utc(since).strftime("%Y%m%dT%H%M%SZ")
+    waited = format_duration(now - since)
+    reason = (f"pending for {waited}: reminder to the requester" if kind == "pending_reminder"
+              else f"pending for {waited} without an answer (pending_resolve_after "
+                   f"{format_duration(policy.pending_resolve_after)})")
+    return [Action(kind, None, f"{kind}:{stamp}", reason)]
 
 
 def _deadline_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Action]:

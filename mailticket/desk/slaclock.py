@@ -69,6 +69,8 @@ def refresh(ticket: Ticket, policy, after: datetime | None = None) -> None:
             warn = sla.add_working_time(clock.started_at, clock.target * policy.warn_at + clock.paused_total, cal)
             due = clock.due(cal)
             moments += [warn, due] if due else [warn]
+    if ticket.status == "pending":
+        moments += [at for _, at in sla.pending_moments(ticket.resolution_paused_since, policy)]
     if ticket.status == "resolved" and ticket.resolved_at:
         moments.append(ticket.resolved_at + policy.auto_close_after)
     if ticket.breach_report_deadline and ticket.status != "closed":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from . import files as ticket_files
 from . import slaclock
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
@@ -44,6 +45,15 @@ def new_event(ticket: Ticket, now: datetime, kind: str, text: str = "", actor: s
 def tier_recipients(desk, tier: int) -> list[Recipient]:
     t = desk.config.tiers[tier]
     return [Recipient(t.address, t.name)]
+
+
+def team_recipients(desk, ticket: Ticket, *, also_tier: bool = False) -> list[Recipient]:
+    """Who works the ticket: its assignee while it has one, else its tier's address. Warnings and
+    escalations (``also_tier``) go to the tier as well."""
+    tier = tier_recipients(desk, ticket.tier)
+    if not ticket.assignee:
+        return tier
+    return [Recipient(ticket.assignee)] + (tier if also_tier else [])
 
 
 def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset()) -> tuple[list, list]:
@@ -105,18 +115,21 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
-    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier)
+    stored = ticket_files.store(desk, inbound, ticket, parsed.attachments, actor=address, now=now)
+    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier, stored)
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
     return ticket
 
 
-def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True):
+def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True, stored=()):
     cfg, mailer = desk.config, desk.mailer
+    carried = ticket_files.for_notification(desk, ticket, stored)
     if acknowledge:
+        empty = [f["name"] for f in carried.context if f["state"] == "empty"]  # the requester is asked again
         sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
                            now=now, ticket=ticket, in_reply_to=parsed.message_id, auto_submitted="auto-replied",
-                           automatic=True, rate_limited=True)
+                           automatic=True, rate_limited=True, context={"empty_files": empty} if empty else None)
         if sent:
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
@@ -126,16 +139,17 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
-    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}
+    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description,
+           **ticket_files.mail_context(carried, desk)}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
-                locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
+                locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
     if ticket.tier == 3 and ticket.priority == "P1":
         mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket, context=ctx,
-                    locale=cfg.locale_for_tier(1), in_reply_to=parsed.message_id)
+                    locale=cfg.locale_for_tier(1), in_reply_to=parsed.message_id, files=carried.files)
         event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
     if ticket.security:
         mailer.send("security_alert", to=[Recipient(cfg.service.security_address)], now=now, ticket=ticket,
-                    context=ctx, in_reply_to=parsed.message_id)
+                    context=ctx, in_reply_to=parsed.message_id, files=carried.files)
         event(ticket, now, "security", f"security contact {cfg.service.security_address} told")
 
 
@@ -150,6 +164,9 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
         if a.address and not cfg.is_own_address(a.address) and not a.defective and cfg.agent_tier(a.address) is None:
             add_participant(ticket, a.address, a.name)
     event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id)
+    carried = ticket_files.for_notification(desk, ticket,
+                                            ticket_files.store(desk, inbound, ticket, parsed.attachments,
+                                                               actor=address, now=now))
     kind = "requester_update"
     if ticket.status in ("resolved", "closed"):
         set_status(desk, ticket, "open", now, actor=address, why="reopened by the requester's reply", notify=False)
@@ -159,9 +176,10 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
         set_status(desk, ticket, "open", now, actor=address, why="the requester answered", notify=False)
     ticket.updated_at = now
     ticket.save()
-    desk.mailer.send(kind, to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
-                     context={"body": new_text, "author_name": name or address},
-                     locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
+    desk.mailer.send(kind, to=team_recipients(desk, ticket), now=now, ticket=ticket,
+                     context={"body": new_text, "author_name": name or address,
+                              **ticket_files.mail_context(carried, desk)},
+                     locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
     return ticket
 
 
@@ -174,7 +192,9 @@ def record_auto_reply(ticket: Ticket, parsed, verdict, now, inbound) -> None:
 # ---------------------------------------------------------------- status and escalation
 
 def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, why: str = "",
-               notify: bool = True, body: str | None = None) -> None:
+               notify: bool = True, body: str | None = None, carried=None) -> None:
+    """Move the ticket; the requester hears of a resolution or closure (with ``body``, and the
+    files ``carried`` of the agent's reply that did it)."""
     old = ticket.status
     if status == old:
         return
@@ -194,9 +214,10 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
           old=old, new=status)
     if notify and status in ("resolved", "closed") and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
+        extra = ticket_files.mail_context(carried, desk) if carried else {}
         desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
-                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
-                         in_reply_to=ticket.thread_root, automatic=True)
+                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after, **extra},
+                         in_reply_to=ticket.thread_root, automatic=True, files=carried.files if carried else ())
 
 
 def history_context(ticket: Ticket) -> list[dict]:
@@ -211,15 +232,17 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     cfg = desk.config
     old = ticket.tier
     new = to_tier or min(old + 1, 3)
-    history = history_context(ticket)
-    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history}
     if new == old and to_tier is None:
         return old
+    history = history_context(ticket)
+    carried = ticket_files.for_notification(desk, ticket, ticket_files.of_ticket(ticket))
+    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history,
+           **ticket_files.mail_context(carried, desk)}
     ticket.tier, ticket.tier_since, ticket.updated_at = new, now, now
     ticket.save()
     event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
-    desk.mailer.send("escalation", to=tier_recipients(desk, new), now=now, ticket=ticket, context=ctx,
-                     locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root)
+    desk.mailer.send("escalation", to=team_recipients(desk, ticket, also_tier=True), now=now, ticket=ticket,
+                     context=ctx, locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root, files=carried.files)
     if new > old and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
         desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,

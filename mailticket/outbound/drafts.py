@@ -9,14 +9,16 @@ would have written, byte for byte, with the templates of the moment it is sent
 (tests/test_drafts.py renders every kind both ways and compares).
 
 Only plain values go into a draft: text, numbers, booleans, None, lists, string-keyed tables,
-datetimes, dates and durations. A mail whose values are anything else, or that carries files
-or a calendar part, is written at once by the daemon, as before.
+datetimes, dates and durations. A mail whose values are anything else, or that carries a
+calendar part or files given as bytes, is written at once by the daemon, as before. Files
+stored under the data directory (a requester's attachments) travel as ``MailFile`` references:
+the sender reads them when it writes the mail.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 
 VERSION = 1
@@ -48,19 +50,35 @@ _HEADING_FIELDS = tuple(f.name for f in fields(Heading))
 
 
 @dataclass(frozen=True)
+class MailFile:
+    """A stored file to attach: its display name, type, path under the data directory, and the
+    Content-ID it is shown by in the HTML part when it is an inline image (else None). ``data``
+    is the bytes when they are at hand (a mail written at once); a draft carries only the path."""
+
+    name: str
+    content_type: str
+    path: str
+    content_id: str | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Draft:
     kind: str
     locale: str
     context: dict
     heading: Heading
+    files: tuple[MailFile, ...] = ()
 
 
 def dumps(draft: Draft) -> str:
     """The draft as JSON; raises NotPlain for a value it cannot carry."""
     heading = {f: getattr(draft.heading, f) for f in _HEADING_FIELDS}  # dataclasses.asdict deep-copies: 3x dearer
-    return json.dumps({"v": VERSION, "kind": draft.kind, "locale": draft.locale,
-                       "context": _plain(draft.context), "heading": _plain(heading)},
-                      separators=(",", ":"), allow_nan=False)
+    data = {"v": VERSION, "kind": draft.kind, "locale": draft.locale,
+            "context": _plain(draft.context), "heading": _plain(heading)}
+    if draft.files:
+        data["files"] = [[f.name, f.content_type, f.path, f.content_id] for f in draft.files]
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str) -> Draft:
@@ -70,7 +88,9 @@ def loads(text: str) -> Draft:
         raise ValueError(f"not a version-{VERSION} draft")
     h = _revive(data["heading"])
     heading = Heading(**{**h, "to": _pairs(h["to"]), "cc": _pairs(h["cc"]), "references": tuple(h["references"])})
-    return Draft(kind=data["kind"], locale=data["locale"], context=_revive(data["context"]), heading=heading)
+    files = tuple(MailFile(*item) for item in data.get("files", ()))
+    return Draft(kind=data["kind"], locale=data["locale"], context=_revive(data["context"]), heading=heading,
+                 files=files)
 
 
 def _pairs(items) -> tuple[tuple[str, str], ...]:

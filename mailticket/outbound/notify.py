@@ -99,10 +99,12 @@ class Mailer:
              context: dict | None = None, locale: str | None = None, reply_purpose: str | None = "reply",
              in_reply_to: str | None = None, auto_submitted: str = "auto-generated", from_name: str | None = None,
              automatic: bool = False, rate_limited: bool = False, cc: list[Recipient] = (),
-             attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = ()) -> Outbox | None:
+             attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = (),
+             files: list[drafts.MailFile] = ()) -> Outbox | None:
         """Queue mail ``kind``: as a draft for the sender to render (``drafts``) when ``defer`` is
-        set and it can be one, otherwise rendered now. Returns None when the rate limit held it
-        back (recorded)."""
+        set and it can be one, otherwise rendered now. ``files`` are stored files to attach (read
+        when the mail is written); ``attachments`` files given as bytes. Returns None when the
+        rate limit held it back (recorded)."""
         to = [r for r in to if r.address]
         if not to or self.silent:
             return None
@@ -122,7 +124,7 @@ class Mailer:
         audience = "internal" if reply_purpose in ("reply", "note") else "requester"
         heading = self.heading(to=to, cc=cc, ticket=ticket, now=now, reply_purpose=reply_purpose, audience=audience,
                                in_reply_to=in_reply_to, auto_submitted=auto_submitted, from_name=from_name)
-        draft = drafts.Draft(kind, locale or self.config.service.locale, ctx, heading)
+        draft = drafts.Draft(kind, locale or self.config.service.locale, ctx, heading, tuple(files))
         raw, draft_json = b"", None
         if self.defer and not attachments and not alternatives:
             try:
@@ -130,8 +132,7 @@ class Mailer:
             except drafts.NotPlain as exc:
                 log.debug("%s written at once: its values hold %s", kind, exc)
         if draft_json is None:
-            raw = self.assemble(self.renderer.render(draft.kind, draft.locale, ctx), heading,
-                                attachments=attachments, alternatives=alternatives)
+            raw = self.write(draft, attachments=attachments, alternatives=alternatives)
         ident = heading.message_id.split("@")[0].removeprefix("mt.")
         ref = None if ticket is None else MessageRef(message_id=heading.message_id, ticket=ticket, direction="out",
                                                      audience=audience, at=now)
@@ -167,7 +168,30 @@ class Mailer:
             reply_to=reply_to, auto_submitted=auto_submitted, from_name=from_name,
             ticket_id=ticket.id if ticket is not None else None)
 
-    def assemble(self, rendered, h: drafts.Heading, *, attachments=(), alternatives=()) -> bytes:
+    def write(self, draft: drafts.Draft, *, attachments=(), alternatives=()) -> bytes:
+        """The draft rendered and assembled, its stored files read now. A file no longer on disk
+        (removed by retention meanwhile) is left out, and the mail's list of files says so."""
+        context, loaded = draft.context, []
+        for f in draft.files:
+            data = f.data if f.data is not None else self._stored(f)
+            if data is None:
+                context = _file_missing(context, f.name)
+            else:
+                loaded.append((f, data))
+        related = [(f.name, f.content_type, data, f.content_id) for f, data in loaded if f.content_id]
+        files = [(f.name, f.content_type, data) for f, data in loaded if not f.content_id]
+        return self.assemble(self.renderer.render(draft.kind, draft.locale, context), draft.heading,
+                             attachments=[*files, *attachments], alternatives=alternatives, related=related)
+
+    def _stored(self, f: drafts.MailFile) -> bytes | None:
+        from ..inbound.attachments import open_attachment
+        try:
+            return open_attachment(self.config.service.data_dir, f.path)
+        except (OSError, ValueError) as exc:
+            log.warning("file %r (%s) cannot be attached: %s", f.name, f.path, exc)
+            return None
+
+    def assemble(self, rendered, h: drafts.Heading, *, attachments=(), alternatives=(), related=()) -> bytes:
         """The mail as CRLF bytes ready for SMTP."""
         svc = self.config.service
         display = f"{h.from_name} via {svc.name}" if h.from_name else svc.name
@@ -190,14 +214,14 @@ class Mailer:
         lines.append(wire.header(LOOP_HEADER, svc.address))
         if h.ticket_id is not None:
             lines.append(wire.header(TICKET_HEADER, str(h.ticket_id)))
-        return wire.mail(lines, rendered.text, rendered.html, alternatives=alternatives, attachments=attachments)
+        return wire.mail(lines, rendered.text, rendered.html, alternatives=alternatives, attachments=attachments,
+                         related=related)
 
     def mail_bytes(self, entry: Outbox) -> bytes:
         """The bytes to send for an outbox entry: its draft rendered now, or the mail as queued."""
         if entry.draft is None:
             return bytes(entry.raw)
-        draft = drafts.loads(entry.draft)
-        return self.assemble(self.renderer.render(draft.kind, draft.locale, draft.context), draft.heading)
+        return self.write(drafts.loads(entry.draft))
 
     def references(self, ticket: Ticket | None, in_reply_to: str | None, audience: str = "requester") -> list[str]:
         """The thread so far: the requester's first mail, then the latest ids, then the parent.
@@ -221,6 +245,13 @@ _RECENT = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? '
            'ORDER BY "at" DESC, "id" DESC LIMIT 10')
 _RECENT_FOR_REQUESTER = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_id" = ? AND "audience" = \'requester\' '
                          'ORDER BY "at" DESC, "id" DESC LIMIT 10')
+
+
+def _file_missing(context: dict, name: str) -> dict:
+    """The context with file ``name`` listed as no longer available rather than attached."""
+    files = [dict(f, state="missing") if f.get("name") == name and f.get("state") == "attached" else f
+             for f in context.get("files") or ()]
+    return {**context, "files": files}
 
 
 def _plus(address: str, token: str) -> str:

@@ -32,6 +32,7 @@ from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from . import render_format as fmt
+from ..sizes import format_size
 from .template_context import sample_context
 
 log = logging.getLogger("mailticket.render")
@@ -70,6 +71,10 @@ TEMPLATE_NAMES = (
     "merged",
     "alarm",
     "alarm_cleared",
+    "pending_reminder",
+    "pending_resolved",
+    "assigned",
+    "attachment_refused",
 )
 KINDS = (".txt", ".html")
 
@@ -163,6 +168,7 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
     env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, ctx.get("timezone"), locale))
     env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, ctx.get("timezone"), locale))
     env.filters["duration"] = partial(fmt.format_duration_words, locale=locale)
+    env.filters["filesize"] = partial(format_size, locale=locale)
     env.filters["first_name"] = fmt.first_name
     env.filters["one_line"] = fmt.one_line
     env.filters["paragraphs"] = fmt.paragraphs_html

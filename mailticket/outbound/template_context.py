@@ -34,7 +34,16 @@ EXTRA_KEYS = {
     "merged": ("merged_from",),
     "alarm": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
     "alarm_cleared": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
+    "pending_reminder": ("pending_since", "waited", "resolve_at", "auto_close_after"),
+    "pending_resolved": ("pending_since", "waited", "resolve_at", "auto_close_after"),
+    "assigned": ("assigned_by", "assigned_by_name", "files", "attach_max"),
+    "attachment_refused": ("refused",),
 }
+# Mails that list a requester's files (templates/<locale>/_attachments.*) have these keys too.
+FILE_KEYS = ("files", "attach_max")
+LISTS_FILES = ("new_ticket", "requester_update", "reopened", "escalation", "security_alert", "agent_reply")
+# The acknowledgement asks again for files that arrived empty (templates/<locale>/_empty_files.*).
+LISTS_EMPTY_FILES = ("acknowledgement",)
 
 
 def sample_service() -> dict:
@@ -105,6 +114,15 @@ def _sample_extras(now: datetime) -> dict:
         "lasted": timedelta(minutes=16),
         "alarm_after": timedelta(minutes=15),
         "host": "smtp.example.com",
+        "pending_since": now - timedelta(days=3),
+        "waited": timedelta(days=3),
+        "resolve_at": now + timedelta(days=4),
+        "assigned_by": "bob@example.com",
+        "assigned_by_name": "Bob Berg",
+        "files": sample_files(),
+        "attach_max": 10_000_000,
+        "refused": [{"name": "scan.pdf", "size": 0, "why": "empty"},
+                    {"name": "video.mp4", "size": 48_000_000, "why": "too_big", "limit": 25_000_000}],
         **_working_day_extras(now, history),
     }
 
@@ -129,6 +147,19 @@ def _working_day_extras(now: datetime, history: list) -> dict:
         "merged_from": {"number": 41, "tag": "[SD#41]", "subject": "Printer 3 again",
                         "requester_name": "Anna Svensson"},
     }
+
+
+def sample_files() -> list[dict]:
+    """A screenshot and a PDF attached, a file over attach_max and an empty one. (An inline image
+    has a ``cid`` that the HTML shows it by; the sample has none, as a page in a browser cannot
+    load one.)"""
+    return [{"name": "screenshot.png", "size": 182_000, "content_type": "image/png", "state": "attached",
+             "cid": None},
+            {"name": "error.pdf", "size": 54_000, "content_type": "application/pdf", "state": "attached",
+             "cid": None},
+            {"name": "printer-log.zip", "size": 14_500_000, "content_type": "application/zip",
+             "state": "over_limit", "cid": None},
+            {"name": "empty.txt", "size": 0, "content_type": "text/plain", "state": "empty", "cid": None}]
 
 
 # how the sample differs for some mails, so that each reads like a real one
@@ -172,4 +203,8 @@ def sample_context(name: str, now: datetime = NOW) -> dict:
     context = {"service": sample_service(), "ticket": None if name in _NO_TICKET else ticket,
                "timezone": "Europe/Stockholm", "now": now}
     context.update({key: extras[key] for key in EXTRA_KEYS[name]})
+    if name in LISTS_FILES:
+        context.update({key: extras[key] for key in FILE_KEYS})
+    if name in LISTS_EMPTY_FILES:
+        context["empty_files"] = ["scan.pdf"]
     return context

@@ -258,15 +258,27 @@ def html_in_ascii(html: str) -> str:
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def file_part(ctype: str, data: bytes, filename: str) -> bytes:
-    """An attached file, base64 in lines of 76."""
+def file_part(ctype: str, data: bytes, filename: str, content_id: str | None = None) -> bytes:
+    """An attached file, base64 in lines of 76; with ``content_id``, an inline part the HTML
+    shows by ``cid:``."""
+    kind = "inline" if content_id else "attachment"
     if filename.isascii() and _ATOM_PHRASE.fullmatch(filename.replace(".", "")):
-        disposition = f'attachment; filename="{filename}"'
+        disposition = f'{kind}; filename="{filename}"'
     else:
-        disposition = f"attachment; filename*={encode_rfc2231(filename, 'utf-8')}"
+        disposition = f"{kind}; filename*={encode_rfc2231(filename, 'utf-8')}"
+    cid = f"Content-ID: <{content_id}>\r\n" if content_id else ""
     encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
-    return (f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n"
+    return (f"Content-Type: {_safe_ctype(ctype)}\r\nContent-Transfer-Encoding: base64\r\n{cid}"
             f"Content-Disposition: {disposition}\r\n\r\n").encode("ascii") + encoded
+
+
+_CTYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.I)
+
+
+def _safe_ctype(ctype: str) -> str:
+    """A bare type/subtype (a stored type from a mail can carry nothing into our headers)."""
+    ctype = (ctype or "").split(";")[0].strip()
+    return ctype if _CTYPE.fullmatch(ctype) else "application/octet-stream"
 
 
 def multipart(subtype: str, parts: list[bytes]) -> bytes:
@@ -281,13 +293,21 @@ def multipart(subtype: str, parts: list[bytes]) -> bytes:
 
 
 def mail(headers: list[bytes], text: str, html: str | None = None, *,
-         alternatives: list[tuple[str, bytes]] = (), attachments: list[tuple[str, str, bytes]] = ()) -> bytes:
+         alternatives: list[tuple[str, bytes]] = (), attachments: list[tuple[str, str, bytes]] = (),
+         related: list[tuple[str, str, bytes, str]] = ()) -> bytes:
     """The whole mail: ``headers`` (from ``header``/``address_header``), MIME-Version, then the
     text, the HTML and any other alternatives (text/calendar …) as multipart/alternative, and
-    files after them in multipart/mixed."""
+    files after them in multipart/mixed. ``related`` are inline images (name, type, bytes,
+    Content-ID) that the HTML shows by ``cid:``: they go beside it in multipart/related (without
+    an HTML part, they are attached like the other files)."""
     body = [text_part("plain", text)]
     if html is not None:
-        body.append(text_part("html", html_in_ascii(html)))
+        html_part = text_part("html", html_in_ascii(html))
+        if related:
+            html_part = multipart("related", [html_part, *(file_part(c, d, n, cid) for n, c, d, cid in related)])
+        body.append(html_part)
+    elif related:
+        attachments = [*((n, c, d) for n, c, d, _ in related), *attachments]
     for ctype, data in alternatives:
         kind, _, params = ctype.partition(";")
         subtype = kind.strip().split("/", 1)[1]

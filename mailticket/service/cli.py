@@ -75,6 +75,8 @@ EXAMPLES = {
                "  mailticket restore /var/backups/mailticket/2026-12-01 --overwrite",
     "purge": "  mailticket purge --dry-run\n  mailticket purge",
     "erase": "  mailticket erase anna@customer.example --dry-run\n  mailticket erase anna@customer.example",
+    "attachment": "  mailticket attachment 123\n  mailticket attachment 123 \"logs.zip\" -o /tmp/\n"
+                  "  mailticket attachment 123 screenshot.png -o - | display",
     "health": "  mailticket health || echo 'mailticket needs attention'\n"
               "  mailticket health --max-fetch-age 30m --max-queue-age 1h\n"
               "  mailticket health --format prometheus > /var/lib/node_exporter/mailticket.prom.$$ && \\\n"
@@ -151,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=("text", "prometheus"), default="text",
                     help="text (default): one line per problem; prometheus: the desk's figures in the Prometheus "
                          "text format, for node_exporter's textfile collector (exit 0 whenever the database answered)")
+    from .cli_files import attachment
+    sp = cmd("attachment", attachment, "list a ticket's files, or write one out (those too large to go by mail)")
+    sp.add_argument("ticket", type=int, help="the ticket number, as in [SD#123]")
+    sp.add_argument("name", nargs="?", help="the file's name as the mail lists it (without it: list the files)")
+    sp.add_argument("--output", "-o", metavar="PATH", help="where to write it: a file, a folder, or - for stdout "
+                                                           "(default: NAME in the current folder)")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
 
 
