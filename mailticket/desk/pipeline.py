@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from email.header import decode_header, make_header
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -22,6 +23,7 @@ from ..inbound.classify import classify
 from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
 from ..db import is_postgres, run, write_transaction
 from ..errors import QuarantineError
+from ..i18n import Message
 from ..models import Attachment, InboundMail, Outbox, Ticket
 from ..outbound.notify import LOOP_HEADER, Recipient
 from ..inbound.parse import Address, parse_mail
@@ -90,10 +92,10 @@ def _attempt(desk, row: InboundMail) -> Outcome:
     except (pw.OperationalError, pw.InterfaceError):
         raise  # the database itself failed: the daemon retries the mail later
     except QuarantineError as exc:
-        outcome = quarantine(desk, row, str(exc), now)
+        outcome = quarantine(desk, row, exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc), now)
     except Exception as exc:  # a bug or an input nobody foresaw: keep the mail, tell the admin, go on
         log.exception("mail %s (UID %s) failed", row.message_id or f"#{row.id}", row.uid)
-        outcome = quarantine(desk, row, f"internal error: {type(exc).__name__}: {exc}", now)
+        outcome = quarantine(desk, row, Message("internal error: {error}", error=f"{type(exc).__name__}: {exc}"), now)
     return outcome
 
 
@@ -168,12 +170,18 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
 
 
 def _header(row, name):
+    """The header as a person reads it: encoded words (``=?utf-8?q?...?=``) decoded, one line."""
+    from email import policy
     from email.parser import BytesHeaderParser
     try:
-        value = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
-        return str(value)[:300]
-    except Exception:
-        return ""
+        value = BytesHeaderParser(policy=policy.default).parsebytes(bytes(row.raw)[:65536]).get(name, "")
+        return " ".join(str(value).split())[:300]
+    except Exception:  # a header the policy cannot read: its raw text, decoded as far as the stdlib can
+        try:
+            raw = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
+            return " ".join(str(make_header(decode_header(str(raw)))).split())[:300]
+        except Exception:
+            return ""
 
 
 # ---------------------------------------------------------------- the decisions
@@ -220,7 +228,7 @@ def _process(desk, row, now) -> Outcome:
     if not sender.address:
         sender = _recovered_sender(bytes(row.raw))
         if sender is None:
-            raise QuarantineError("no usable sender address in From")
+            raise QuarantineError(Message("no usable sender address in From"))
         parsed = replace(parsed, sender=sender)
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     if match.ticket is not None and agent_tier is not None:

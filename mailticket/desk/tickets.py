@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from . import history as people_history
 from . import slaclock
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
@@ -126,12 +127,13 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
-    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description}
+    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description, "for_information": False}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id)
-    if ticket.tier == 3 and ticket.priority == "P1":
-        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket, context=ctx,
-                    locale=cfg.locale_for_tier(1), in_reply_to=parsed.message_id)
+    if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
+        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket,
+                    context=dict(ctx, for_information=True), locale=cfg.locale_for_tier(1),
+                    in_reply_to=parsed.message_id)
         event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
     if ticket.security:
         mailer.send("security_alert", to=[Recipient(cfg.service.security_address)], now=now, ticket=ticket,
@@ -199,23 +201,22 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
                          in_reply_to=ticket.thread_root, automatic=True)
 
 
-def history_context(ticket: Ticket) -> list[dict]:
-    """The ticket's history as the escalation templates show it."""
-    return [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
-            for e in ticket.events.order_by(Event.at, Event.id)]
-
-
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
-             actor: str = "system", time_used=None) -> int:
-    """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
+             actor: str = "system", time_used=None, restart_clocks=None) -> int:
+    """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier.
+
+    ``restart_clocks(ticket)`` gives the new tier its own window before the mail is written, so the
+    mail shows the new tier's targets rather than the deadline that has just passed."""
     cfg = desk.config
     old = ticket.tier
     new = to_tier or min(old + 1, 3)
-    history = history_context(ticket)
-    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history}
+    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used,
+           **people_history.for_people(ticket)}
     if new == old and to_tier is None:
         return old
     ticket.tier, ticket.tier_since, ticket.updated_at = new, now, now
+    if restart_clocks is not None:
+        restart_clocks(ticket)
     ticket.save()
     event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
     desk.mailer.send("escalation", to=tier_recipients(desk, new), now=now, ticket=ticket, context=ctx,
@@ -229,10 +230,9 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
 
 
 def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
-    history = history_context(ticket)
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
                      context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
-                              "history": history})
+                              **people_history.for_people(ticket)})
     event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)
