@@ -223,7 +223,8 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
                      locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root)
     if new > old and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
-        desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,
+        desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context={"from_tier": old, "to_tier": new},
+                         in_reply_to=ticket.thread_root,
                          automatic=True, rate_limited=True)
     log.info("ticket %d escalated tier %d -> %d: %s", ticket.id, old, new, reason)
     return new

@@ -161,6 +161,9 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
     env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale))
     env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, _zone_of(ctx), locale))
     env.filters["duration"] = partial(fmt.format_duration_words, locale=locale)
+    env.filters["left"] = partial(fmt.format_time_left, locale=locale)
+    env.filters["contact"] = fmt.contact
+    env.filters["attachment"] = partial(fmt.attachment, locale=locale)
     env.filters["first_name"] = fmt.first_name
     env.filters["one_line"] = fmt.one_line
     env.filters["paragraphs"] = fmt.paragraphs_html

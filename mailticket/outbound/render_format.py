@@ -84,6 +84,45 @@ def format_duration_words(value: timedelta | int | float | None, locale: str) ->
     return sign + (" ".join(parts[:2]) if parts else f"0 {_UNITS[locale][2][2]}")
 
 
+_LEFT_WORDS = {"en": ("less than a minute", "none: {late} overdue"), "sv": ("mindre än en minut", "ingen: {late} för sent")}
+
+
+def format_time_left(value: timedelta | None, locale: str) -> str:
+    """Time left as words that are never "0 min": ``less than a minute`` under a minute, and
+    ``none: 2 h overdue`` once the time has run out; '' for None."""
+    if value is None:
+        return ""
+    under, overdue = _LEFT_WORDS.get(locale, _LEFT_WORDS["en"])
+    if value <= timedelta(0) and -value >= timedelta(minutes=1):
+        return overdue.format(late=format_duration_words(-value, locale))
+    if value < timedelta(minutes=1):
+        return under
+    return format_duration_words(value, locale)
+
+
+def contact(person: dict) -> str:
+    """``Name <address>`` of a ``{"name", "address"}`` table, or the address alone."""
+    name, address = one_line(person.get("name")), one_line(person.get("address"))
+    return f"{name} <{address}>" if name and name != address else address
+
+
+def file_size(size: int | None, locale: str) -> str:
+    """``512 bytes``, ``12 kB``, ``1.5 MB`` (``1,5 MB`` in Swedish)."""
+    size = size or 0
+    if size < 1000:
+        return f"{size} {'byte' if locale == 'sv' else 'bytes'}"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if size < scale * 1000 or unit == "GB":
+            number = f"{size / scale:.1f}".removesuffix(".0") if size < scale * 10 else f"{size / scale:.0f}"
+            return f"{number.replace('.', ',') if locale == 'sv' else number} {unit}"
+    return ""
+
+
+def attachment(item: dict, locale: str) -> str:
+    """``name (12 kB)`` of a ``{"name", "size"}`` table."""
+    return f"{one_line(item.get('name'))} ({file_size(item.get('size'), locale)})"
+
+
 def first_name(name: str | None) -> str:
     """The name to greet someone by: ``Anna`` from ``Anna Svensson`` or ``Svensson, Anna``.
 
