@@ -159,6 +159,8 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
         finalize=_none_as_empty,
     )
     env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale))
+    env.filters["due"] = pass_context(lambda ctx, v: fmt.format_due(v, _zone_of(ctx), locale, ctx.get("now")
+                                                                     or _MAIL_NOW.get()))
     env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, _zone_of(ctx), locale))
     env.filters["duration"] = partial(fmt.format_duration_words, locale=locale)
     env.filters["left"] = partial(fmt.format_time_left, locale=locale)
@@ -173,6 +175,7 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
 # The time zone of the mail being rendered: a macro imported without the context (``{% import
 # "_macros.html" as m %}``) has no ``timezone`` of its own, and must still write local times.
 _MAIL_ZONE: contextvars.ContextVar = contextvars.ContextVar("mail_zone", default=None)
+_MAIL_NOW: contextvars.ContextVar = contextvars.ContextVar("mail_now", default=None)
 
 
 def _zone_of(ctx) -> str | None:
@@ -271,11 +274,12 @@ def _require_known(name: str, locale: str) -> None:
 def _render_with(env, name: str, locale: str, context: dict) -> Rendered:
     tz = context.get("timezone")
     values = translate(dict(context, locale=locale), locale, partial(_mail_value, tz=tz, locale=locale))
-    token = _MAIL_ZONE.set(tz)
+    token, now_token = _MAIL_ZONE.set(tz), _MAIL_NOW.set(context.get("now"))
     try:
         return _render_parts(env, name, values)
     finally:
         _MAIL_ZONE.reset(token)
+        _MAIL_NOW.reset(now_token)
 
 
 def _render_parts(env, name: str, values: dict) -> Rendered:

@@ -56,6 +56,18 @@ def format_when(value: datetime | None, tz_name: str | None, locale: str) -> str
     return f"{_date_words(local, locale)} {local:%H:%M} {local.tzname()}"
 
 
+_PASSED = {"en": " (passed)", "sv": " (passerad)"}
+
+
+def format_due(value: datetime | None, tz_name: str | None, locale: str, now: datetime | None) -> str:
+    """A due time as ``format_when`` writes it, marked ``(passed)`` when it lies before ``now``,
+    so that no mail shows a deadline that has gone by as if it were still ahead."""
+    text = format_when(value, tz_name, locale)
+    if value is not None and now is not None and _local(value, tz_name) < _local(now, tz_name):
+        text += _PASSED.get(locale, _PASSED["en"])
+    return text
+
+
 def format_span(start: datetime | None, end: datetime | None, tz_name: str | None, locale: str) -> str:
     """A time span: ``Fri 27 Nov 2026 14:00–14:30 CET``; both ends in full when the days differ."""
     if start is None or end is None:

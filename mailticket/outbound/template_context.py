@@ -23,7 +23,7 @@ EXTRA_KEYS = {
     "escalation_manager": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
     "escalated": ("from_tier", "to_tier"),
     "resolved": ("body", "auto_close_after"),
-    "closed": (),
+    "closed": ("body", "auto_close_after"),
     "reopened": ("author_name", "body"),
     "command_error": ("errors",),
     "call_invitation": ("agent_name", "start", "end", "duration"),
