@@ -44,7 +44,7 @@ class Message(str):
     __slots__ = ("msgid", "args")
 
     def __new__(cls, msgid: str, **args):
-        self = super().__new__(cls, _fill(msgid, args, _english_value))
+        self = super().__new__(cls, _fill(msgid, args, _english_value) or msgid)
         self.msgid, self.args = msgid, args
         return self
 
@@ -55,7 +55,9 @@ class Message(str):
         """The text in ``locale``; ``format_value(value)`` writes datetimes and durations there."""
         fmt = format_value or _english_value
         args = {k: (v.translated(locale, format_value) if isinstance(v, Message) else v) for k, v in self.args.items()}
-        return _fill(gettext_for(locale).gettext(self.msgid), args, fmt)
+        translation = gettext_for(locale).gettext(self.msgid)
+        filled = _fill(translation, args, fmt)
+        return _fill(self.msgid, args, fmt) if filled is None else filled
 
 
 msg = Message
@@ -103,14 +105,14 @@ def _english_value(value):
     return value
 
 
-def _fill(template: str, args: dict, format_value) -> str:
-    if not args:
-        return template
+def _fill(template: str, args: dict, format_value) -> str | None:
+    """``template`` with its fields filled in; None when it has a field ``args`` does not give
+    (a translation with a typo: the caller then uses the English)."""
     try:
-        return template.format(**{k: format_value(v) for k, v in args.items()})
-    except (KeyError, IndexError, ValueError) as exc:  # a translation with a wrong field: its msgid still works
+        return template.format(**{k: format_value(v) for k, v in args.items()}) if args else template
+    except (KeyError, IndexError, ValueError) as exc:
         log.error("translation %r cannot be filled in (%s); using the English", template, exc)
-        return template
+        return None
 
 
 def available_locales() -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from jinja2 import (
     TemplateError,
     TemplateSyntaxError,
     Undefined,
+    UndefinedError,
     nodes,
     pass_context,
     select_autoescape,
@@ -395,6 +396,9 @@ def _describe_failure(exc: Exception, override_dir: Path, name: str, locale: str
     ours = [f for f in frames if _is_under(f.filename, override_dir)]
     where = ours[-1] if ours else (frames[-1] if frames else None)
     message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, UndefinedError):  # name what the code does pass, so the admin can pick the right one
+        given = ", ".join(sorted(sample_context(name)))
+        message += f"; mailticket does not pass that to {name} (it passes: {given})"
     if where is None:
         return f"{name} ({locale}): {message}"
     return f"{where.filename}:{where.lineno}: {message} (rendering {name}, {locale})"
