@@ -160,6 +160,7 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
         finalize=_none_as_empty,
     )
     env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale))
+    env.filters["when_short"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale, year=False))
     env.filters["due"] = pass_context(lambda ctx, v: fmt.format_due(v, _zone_of(ctx), locale, ctx.get("now")
                                                                      or _MAIL_NOW.get()))
     env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, _zone_of(ctx), locale))

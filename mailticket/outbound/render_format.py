@@ -42,18 +42,20 @@ def _local(value: datetime, tz_name: str | None) -> datetime:
     return value.astimezone(zone(tz_name))
 
 
-def _date_words(local: datetime, locale: str) -> str:
-    return f"{_DAYS[locale][local.weekday()]} {local.day} {_MONTHS[locale][local.month - 1]} {local.year}"
+def _date_words(local: datetime, locale: str, year: bool = True) -> str:
+    words = f"{_DAYS[locale][local.weekday()]} {local.day} {_MONTHS[locale][local.month - 1]}"
+    return f"{words} {local.year}" if year else words
 
 
-def format_when(value: datetime | None, tz_name: str | None, locale: str) -> str:
-    """``Fri 27 Nov 2026 14:00 CET`` (en) or ``fre 27 nov 2026 kl. 14:00`` (sv); '' for None."""
+def format_when(value: datetime | None, tz_name: str | None, locale: str, year: bool = True) -> str:
+    """``Fri 27 Nov 2026 14:00 CET`` (en) or ``fre 27 nov 2026 kl. 14:00`` (sv); '' for None.
+    ``year=False`` leaves the year out (a ticket's history, where it is this year's)."""
     if value is None:
         return ""
     local = _local(value, tz_name)
     if locale == "sv":
-        return f"{_date_words(local, locale)} kl. {local:%H:%M}"
-    return f"{_date_words(local, locale)} {local:%H:%M} {local.tzname()}"
+        return f"{_date_words(local, locale, year)} kl. {local:%H:%M}"
+    return f"{_date_words(local, locale, year)} {local:%H:%M} {local.tzname()}"
 
 
 _PASSED = {"en": " (passed)", "sv": " (passerad)"}
