@@ -114,10 +114,13 @@ def format_time_left(value: timedelta | None, locale: str) -> str:
     return format_duration_words(value, locale)
 
 
-def contact(person: dict) -> str:
-    """``Name <address>`` of a ``{"name", "address"}`` table, or the address alone."""
+def contact(person: dict, lines: bool = False) -> str:
+    """``Name <address>`` of a ``{"name", "address"}`` table, or the address alone; with ``lines``
+    the name and the address on lines of their own (HTML on a phone: no ``>`` left alone)."""
     name, address = one_line(person.get("name")), one_line(person.get("address"))
-    return f"{name} <{address}>" if name and name != address else address
+    if not name or name == address:
+        return address
+    return f"{name}\n{address}" if lines else f"{name} <{address}>"
 
 
 def file_size(size: int | None, locale: str) -> str:
