@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import re
 from datetime import timedelta
 from html import unescape
@@ -62,9 +63,9 @@ class RecordingRenderer(Renderer):
 
 
 class Desk:
-    def __init__(self, tmp_path, locale):
+    def __init__(self, tmp_path, locale, db_url: str | None = None):
         self.clock = FakeClock(START)
-        self.config = load_config(write_config(tmp_path, extra={
+        self.config = load_config(write_config(tmp_path, db_url=db_url, extra={
             "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000}}))
         db.connect(self.config.database.url)
         self.renderer = RecordingRenderer()
@@ -99,10 +100,12 @@ class Desk:
 # ---------------------------------------------------------------- the scenario, one step per kind or two
 
 def open_ticket(d):  # acknowledgement, new_ticket
-    out = d.process(make_mail(sender=ANNA, cc="Bo Ek <bo.ek@customer.example>", subject="Skrivaren skriver tomma sidor",
-                              body="Hej,\n\nskrivaren på plan 3 skriver bara ut tomma sidor.\n\nAnna",
-                              date=d.clock.now()))
-    d.ticket_id = out.ticket
+    mail = email.message_from_bytes(make_mail(
+        sender=ANNA, cc="Bo Ek <bo.ek@customer.example>", subject="Skrivaren skriver tomma sidor",
+        body="Hej,\n\nskrivaren på plan 3 skriver bara ut tomma sidor.\n\nAnna", date=d.clock.now()),
+        policy=email.policy.default)
+    mail.add_attachment(b"\x89PNG" + b"\0" * 15_000, maintype="image", subtype="png", filename="skärmbild.png")
+    d.ticket_id = d.process(mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))).ticket
 
 
 def requester_writes(d):  # requester_update
@@ -208,8 +211,8 @@ def visible(html: str) -> str:
 
 
 @pytest.fixture(params=["en", "sv"])
-def sent(request, tmp_path):
-    d = Desk(tmp_path, request.param)
+def sent(request, tmp_path, db_url):
+    d = Desk(tmp_path, request.param, db_url)
     for step in STEPS:
         step(d)
     mails = [(o, email.message_from_bytes(bytes(o.raw), policy=email.policy.default))
@@ -308,3 +311,49 @@ def test_a_message_in_a_draft_is_translated_when_the_sender_writes_it(tmp_path):
     assert isinstance(back, Message) and back == reason
     assert back.translated("sv", lambda v: fmt.format_duration_words(v, "sv") if isinstance(v, timedelta) else v) \
         == "P2: tiden för lösning (8 tim) har gått ut på nivå 1; 9 tim har gått"
+
+
+WHAT_AGENTS_READ = {  # kind: words that must be in it, (en, sv)
+    "new_ticket": (("Cc:", "Bo Ek <bo.ek@customer.example>", "Attachments:", "skärmbild.png (15 kB)"),
+                   ("Kopia till:", "Bo Ek <bo.ek@customer.example>", "Bilagor:", "skärmbild.png (15 kB)")),
+    "command_error": (("'P7' is not a priority",), ("”P7” är ingen prioritet",)),
+    "note": (("stays internal",), ("stannar internt",)),
+    "quarantine_alert": (("Björn Åström <bjorn@customer.example>", "Fråga om VPN", "deeper than max_depth 20"),
+                         ("Björn Åström <bjorn@customer.example>", "Fråga om VPN", "nästlade djupare än max_depth 20")),
+    "escalation": (("Your target at this tier: resolved by",), ("Nytt mål hos er: löst senast",)),
+}
+
+
+def test_what_the_agents_read(sent):
+    locale, _, mails = sent
+    for kind, words in WHAT_AGENTS_READ.items():
+        text = " ".join(parts(next(m for o, m in mails if o.kind == kind))[1].split())
+        for word in words[locale == "sv"]:
+            assert word in text, (kind, word)
+
+
+def test_the_escalation_shows_the_new_tiers_target_not_the_passed_one(sent):
+    locale, d, mails = sent
+    first = next(m for o, m in mails if o.kind == "escalation")
+    sent_at = email.utils.parsedate_to_datetime(first["Date"])
+    text = " ".join(parts(first)[1].split())
+    passed = "(passed)" if locale == "en" else "(passerad)"
+    assert passed not in text
+    for found in re.findall(r"(\d{1,2} \w+ 2026(?: kl\.)? \d{2}:\d{2})", text):
+        assert found  # every due time shown is written as a date and a time
+    assert sent_at is not None
+
+
+def test_the_call_invitation_is_in_the_desks_language(sent):
+    locale, _, mails = sent
+    invitation = next(m for o, m in mails if o.kind == "call_invitation")
+    ics = next(p for p in invitation.walk() if p.get_content_type() == "text/calendar").get_content()
+    ics = " ".join(line.lstrip() for line in ics.replace("\r\n ", "").splitlines())
+    assert ("SUMMARY:Call about [SD#1]" if locale == "en" else "SUMMARY:Samtal om [SD#1]") in ics
+    assert ("a call with Alice about your ticket" if locale == "en" else "samtal med Alice om ditt ärende") in ics
+
+
+def test_one_greeting_in_the_resolved_mail(sent):
+    locale, _, mails = sent
+    text = parts(next(m for o, m in mails if o.kind == "resolved"))[1]
+    assert text.count("Hej") == 1 and ("Hi Anna" not in text if locale == "en" else True)

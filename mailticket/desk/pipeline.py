@@ -308,9 +308,9 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
     if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
+    _store_attachments(desk, row, parsed, ticket)  # first: the tier's mail lists them
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
-    _store_attachments(desk, row, parsed, ticket)
     return Outcome("processed", ticket.id, f"threaded by {match.how}")
 
 
@@ -337,10 +337,10 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="") -
     decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
                                  inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
-                                 notify_tier=not _is_old(cfg, parsed, now))
+                                 notify_tier=not _is_old(cfg, parsed, now),
+                                 on_saved=lambda t: _store_attachments(desk, row, parsed, t))
     if note:
         tickets.event(ticket, now, "note", note)
-    _store_attachments(desk, row, parsed, ticket)
     return Outcome("processed", ticket.id, "new ticket" + (f" linked to {linked_to.id}" if linked_to else ""))
 
 

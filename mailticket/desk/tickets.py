@@ -77,7 +77,11 @@ def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -
 
 def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
                 acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
-                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
+                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True,
+                on_saved=None) -> Ticket:
+    """A new ticket from a mail: stored, logged, acknowledged, the tier told. ``on_saved(ticket)`` runs
+    once the ticket has its number and before any mail about it is written (its attachments are
+    stored then, so that the tier's mail lists them)."""
     cfg = desk.config
     name, address = requester
     tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
@@ -91,6 +95,8 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         tier_since=now, thread_root=parsed.message_id)
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()  # one INSERT with the clocks already set
+    if on_saved is not None:
+        on_saved(ticket)
     remember_inbound(ticket, parsed.message_id, now)
     for a in (*parsed.to, *parsed.cc):
         if a.address and not cfg.is_own_address(a.address) and not a.defective:
