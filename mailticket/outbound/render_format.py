@@ -98,17 +98,17 @@ def format_duration_words(value: timedelta | int | float | None, locale: str) ->
     return sign + (" ".join(parts[:2]) if parts else f"0 {_UNITS[locale][2][2]}")
 
 
-_LEFT_WORDS = {"en": ("less than a minute", "none: {late} overdue"), "sv": ("mindre än en minut", "ingen: {late} för sent")}
+_LEFT_WORDS = {"en": ("less than a minute", "no time"), "sv": ("mindre än en minut", "ingen tid")}
 
 
 def format_time_left(value: timedelta | None, locale: str) -> str:
-    """Time left as words that are never "0 min": ``less than a minute`` under a minute, and
-    ``none: 2 h overdue`` once the time has run out; '' for None."""
+    """Time left as words that never say "0 min": ``no time`` once it has run out (``no time left``),
+    ``less than a minute`` under a minute, else as ``format_duration_words``; '' for None."""
     if value is None:
         return ""
-    under, overdue = _LEFT_WORDS.get(locale, _LEFT_WORDS["en"])
-    if value <= timedelta(0) and -value >= timedelta(minutes=1):
-        return overdue.format(late=format_duration_words(-value, locale))
+    under, none = _LEFT_WORDS.get(locale, _LEFT_WORDS["en"])
+    if value <= timedelta(0):
+        return none
     if value < timedelta(minutes=1):
         return under
     return format_duration_words(value, locale)
