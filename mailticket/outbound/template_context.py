@@ -3,7 +3,13 @@
 ``sample_context(name)`` is what ``Renderer.check()`` renders an admin's templates with,
 and the reference for code that builds contexts. Every template gets ``service``,
 ``ticket`` (None for mail about no ticket), ``timezone`` and ``now``; the keys in
-``EXTRA_KEYS`` come on top.
+``EXTRA_KEYS`` come on top: exactly what the code that sends each mail passes (checked through
+the real pipeline by tests/test_mail_kinds_e2e.py), so ``check-config`` can tell an admin when an
+override uses a value that mail never gets. Shared pieces: ``ticket`` carries the due times,
+``breach_report_deadline``, ``cc`` and ``attachments``; ``history`` is ``desk/history.py``'s list
+(newest first, at most ten) with ``history_more`` the count left out; ``for_information`` marks a
+copy that needs no action. Values may be ``i18n.Message``s: the renderer translates them into
+the mail's language before the template sees them.
 """
 
 from datetime import datetime, timedelta, timezone
