@@ -814,7 +814,7 @@ def test_a_status_the_ticket_cannot_take_keeps_the_text_and_sends_it(bench):
     _, mail = _reply(bench, notification, "#status resolved\n\nThe root cause was a bad driver.")
     t = Ticket.get_by_id(ticket.id)
     assert t.status == "closed"
-    assert_one_error_reply(bench, ticket, mail, "#status resolved", "a closed ticket cannot become resolved")
+    assert_one_error_reply(bench, ticket, mail, "#status resolved", "a ticket that is closed cannot be set to resolved")
     (reply,) = to_requester(bench, ticket)  # the text is not lost with the command
     assert "The root cause was a bad driver." in plain_text(reply)
     assert not [e for e in events(t, "reply_out") if (e.data or {}).get("resolution")]

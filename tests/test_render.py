@@ -184,7 +184,8 @@ def swedish_sample(name):
                                          "category": "hårdvara", "tier_name": "Servicedesk"}
     swedish = {"body": "Jag har startat om skrivarservern.", "reason": "lösningstiden har gått ut",
                "decision_reasons": ["regeln 'skrivare' matchade ämnet"], "subject": "Hjälp med VPN",
-               "history": [{"at": NOW, "actor": "alice@example.com", "kind": "svar", "text": "Testa igen"}],
+               "history": [{"at": NOW, "who": "alice@example.com", "what": "Svar till anmälaren", "text": "Testa igen",
+                            "unverified": False, "important": False}],
                "errors": [{"line": "#priority P7", "problem": "okänd prioritet", "valid": "#priority P1..P4"}]}
     ctx.update({k: v for k, v in swedish.items() if k in ctx})
     if name == "quarantine_alert":
@@ -238,17 +239,19 @@ def test_warning_names_the_clock(renderer):
 
 def test_new_ticket_lists_reasons_and_commands(renderer):
     mail = renderer.render("new_ticket", "en", sample_context("new_ticket"))
-    assert "rule 'printers': subject contains 'printer'" in mail.text
+    assert "rule “printers”: the subject contains “printer”" in mail.text
+    assert "regeln ”printers”: ämnesraden innehåller ”printer”" in renderer.render(
+        "new_ticket", "sv", sample_context("new_ticket")).text
     assert "#assign me" in mail.text and "#escalate" in mail.text and "#note" in mail.text
     assert "only prints blank pages" in mail.text and "only prints blank pages" in mail.html
     assert "Anna Svensson <anna.svensson@example.com>" in mail.text
-    assert "Anna Svensson &lt;anna.svensson@example.com&gt;" in mail.html
+    assert "Anna Svensson\nanna.svensson@example.com" in mail.html  # the address on a line of its own
 
 
 def test_escalation_shows_history_and_reason(renderer):
     mail = renderer.render("escalation", "en", sample_context("escalation"))
     assert "from tier 1 to\ntier 2 (Second line)" in mail.text
-    assert "resolution target of 8 h breached" in mail.text
+    assert "P3 resolution target 8 h breached at tier 1" in mail.text
     assert "Could you send a photo" in mail.text and "Could you send a photo" in mail.html
     empty = renderer.render("escalation", "sv", none_context("escalation"))
     assert "Ingen historik än." in empty.text
@@ -290,7 +293,7 @@ def test_resolved_invites_a_reply_and_shows_resolution(renderer):
 
 def test_security_mails_name_the_breach_deadline(renderer):
     alert = renderer.render("security_alert", "en", sample_context("security_alert"))
-    assert "Mon 30 Nov 2026 11:00 CET" in alert.text and "P1 (critical)" in alert.text
+    assert "Mon 30 Nov 2026 12:00 CET" in alert.text and "P1 (critical)" in alert.text
     warn = renderer.render("breach_deadline_warning", "sv", sample_context("breach_deadline_warning"))
     assert warn.subject.startswith("[SD#42] 12 tim kvar att anmäla personuppgiftsincident")
 
@@ -433,8 +436,9 @@ def test_check_reports_undefined_names_at_their_line(tmp_path):
     (tmp_path / "en").mkdir()
     (tmp_path / "en" / "closed.txt").write_text("{% block subject %}x{% endblock %}\n\n{{ tikcet.tag }}\n")
     problems = Renderer(tmp_path).check()
-    assert problems == [f"{tmp_path / 'en' / 'closed.txt'}:3: UndefinedError: 'tikcet' is undefined "
-                        f"(rendering closed, en)"]
+    assert problems == [f"{tmp_path / 'en' / 'closed.txt'}:3: UndefinedError: 'tikcet' is undefined; mailticket "
+                        "does not pass that to closed (it passes: auto_close_after, body, now, service, ticket, "
+                        "timezone) (rendering closed, en)"]
 
 
 def test_check_reports_a_missing_include(tmp_path):

@@ -110,3 +110,13 @@ def test_paragraphs_html_escapes_and_keeps_breaks():
     assert html == Markup('<p style="margin:0 0 12px 0;">a &lt;b&gt;<br>\nc &amp; d</p>\n'
                           '<p style="margin:0 0 12px 0;">e</p>')
     assert paragraphs_html("") == "" and paragraphs_html(None) == ""
+
+
+def test_time_left_never_says_zero_minutes():
+    from datetime import timedelta
+    from mailticket.outbound.render_format import format_time_left
+    assert format_time_left(timedelta(0), "en") == "no time"
+    assert format_time_left(timedelta(seconds=-90), "sv") == "ingen tid"
+    assert format_time_left(timedelta(seconds=20), "sv") == "mindre än en minut"
+    assert format_time_left(timedelta(minutes=90), "en") == "1 h 30 min"
+    assert format_time_left(None, "en") == ""

@@ -36,8 +36,9 @@ def test_rule_outcomes_and_reasons():
     d = decide(rs, "a@example.com", "Printer on floor 2", "Out of TONER again", set())
     assert (d.type, d.category, d.priority, d.tier, d.rule_name) == (
         "request", "printing", "P4", 1, "printers")
-    assert any("subject matches" in r and "body matches" in r for r in d.reasons)
-    assert any("from matrix (impact low, urgency low)" in r for r in d.reasons)
+    # in words, with what matched rather than the regular expression
+    assert "rule “printers”: the subject contains “Printer”; the text contains “TONER”" in d.reasons
+    assert "priority P4 from the matrix (impact low, urgency low)" in d.reasons
 
 
 def test_all_conditions_must_match():
@@ -79,7 +80,7 @@ def test_rule_priority_and_tier_override_matrix():
     rs = ruleset([{"name": "n", "subject": "x", "priority": "P2", "tier": 2, "impact": "low"}])
     d = decide(rs, "a@b.c", "x", "", set())
     assert (d.priority, d.tier) == ("P2", 2)
-    assert "priority P2 set by rule" in d.reasons
+    assert "priority P2 set by the rule" in d.reasons
 
 
 def test_custom_matrix_cells_merge_over_default():

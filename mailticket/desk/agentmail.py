@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 
 from . import files as ticket_files
+from . import history as people_history
 from . import slaclock
 
 from . import related, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
+from ..i18n import Message, _
 from ..models import Ticket
 from ..outbound.notify import Recipient
 from ..inbound.quotes import split_reply
@@ -157,19 +159,22 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         try:
             tickets.set_status(desk, ticket, args["value"], now, actor=agent, why=f"#status by {agent}",
                                body=resolution_text, carried=carried)
-        except ValueError as exc:  # a move the status machine does not allow; anything else is a bug
-            return str(exc)
+        except ValueError:  # a move the status machine does not allow; anything else is a bug
+            return Message("a ticket that is {old} cannot be set to {new}",
+                           old=Message(people_history.STATUS_WORDS[ticket.status]),
+                           new=Message(people_history.STATUS_WORDS[args["value"]]))
     elif name == "priority":
         old = ticket.priority
         ticket.priority = args["value"]
         slaclock.on_priority(ticket, cfg)
-        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent)
+        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent, old=old, new=ticket.priority)
     elif name in ("impact", "urgency"):
         setattr(ticket, name, args["value"])
         old = ticket.priority
         ticket.priority = priority_for(ticket.impact, ticket.urgency, cfg.rules.matrix)
         slaclock.on_priority(ticket, cfg)
-        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
+        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent,
+                      old=old, new=ticket.priority)
     elif name == "assign":
         assign(desk, ticket, None if args.get("none") else (agent if args.get("me") else args["address"]),
                agent, agent_name, now)
@@ -180,19 +185,20 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
             return problem
     elif name == "escalate":
         if ticket.tier >= 3:
-            tickets.escalate_to_manager(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}")
+            tickets.escalate_to_manager(desk, ticket, now,
+                                        reason=args.get("reason") or Message("#escalate by {agent}", agent=agent))
         else:
-            tickets.escalate(desk, ticket, now, reason=args.get("reason") or f"#escalate by {agent}", actor=agent)
-            _restart_clocks(ticket, now, cfg.sla)
+            tickets.escalate(desk, ticket, now, reason=args.get("reason") or Message("#escalate by {agent}", agent=agent),
+                             actor=agent, restart_clocks=lambda t: _restart_clocks(t, now, cfg.sla))
     elif name == "tier":
         if args["value"] != ticket.tier:
-            tickets.escalate(desk, ticket, now, to_tier=args["value"], reason=f"#tier {args['value']} by {agent}",
-                             actor=agent)
-            _restart_clocks(ticket, now, cfg.sla)
+            tickets.escalate(desk, ticket, now, to_tier=args["value"],
+                             reason=Message("#tier {tier} by {agent}", tier=args["value"], agent=agent),
+                             actor=agent, restart_clocks=lambda t: _restart_clocks(t, now, cfg.sla))
     elif name in ("category", "type"):
         old = getattr(ticket, name)
         setattr(ticket, name, args["value"])
-        tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent)
+        tickets.event(ticket, now, name, f"{old} -> {args['value']}", actor=agent, old=old, new=args["value"])
     elif name in related.COMMANDS:
         problem = related.apply(desk, ticket, command, agent, now)
         if problem:
@@ -201,9 +207,9 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         try:
             send_call(desk, ticket, agent, agent_name, args, now)
         except ValueError as exc:  # an address the invitation cannot carry
-            return f"no invitation could be made: {exc}"
+            return Message("no invitation could be made: {problem}", problem=str(exc))
     else:
-        return f"#{name} is not handled"
+        return Message("#{name} is not handled", name=name)
     tickets.event(ticket, now, "command", command.line.strip(), actor=agent)
     ticket.updated_at = now
     ticket.save()
@@ -247,9 +253,9 @@ def p1_to_tier_3(desk, ticket, commands, priority_before, agent, now) -> None:
     if any(c.name == "tier" for c in commands) or ticket.status in ("resolved", "closed"):
         return
     lines = ", ".join(c.line.strip() for c in commands if c.name in PRIORITY_COMMANDS)
-    tickets.escalate(desk, ticket, now, to_tier=3, reason=f"P1: straight to tier 3 ({lines} by {agent})",
-                     actor=agent)
-    _restart_clocks(ticket, now, desk.config.sla)
+    tickets.escalate(desk, ticket, now, to_tier=3,
+                     reason=Message("P1: straight to tier 3 ({lines} by {agent})", lines=lines, agent=agent),
+                     actor=agent, restart_clocks=lambda t: _restart_clocks(t, now, desk.config.sla))
     ticket.save()
 
 
@@ -269,8 +275,11 @@ def send_call(desk, ticket, agent, agent_name, args, now) -> None:
     start, duration = args["start"], args["duration"]
     ics = build_invitation(
         uid=f"call-{ticket.id}-{int(start.timestamp())}@{cfg.service.domain}",
-        summary=f"[{cfg.service.tag_prefix}#{ticket.id}] {ticket.subject}",
-        description=f"{cfg.service.name}: call about ticket {ticket.id} with {agent_name}",
+        summary=_(cfg.service.locale, "Call about {tag} {subject}", tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
+                  subject=ticket.subject),
+        description=_(cfg.service.locale, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
+                      service=cfg.service.name, agent=agent_name, tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
+                      subject=ticket.subject),
         start=start, duration=duration, timezone=cfg.service.timezone, organizer_name=agent_name,
         organizer_email=agent, attendee_name=ticket.requester_name, attendee_email=ticket.requester_address, now=now)
     desk.mailer.send("call_invitation", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,

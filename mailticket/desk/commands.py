@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone, t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..durations import format_duration, parse_duration
+from ..i18n import Message
 from ..inbound.addresses import parse_address
 
 DEFAULT_CALL_DURATION = timedelta(minutes=30)
@@ -94,20 +95,20 @@ VALID = {
     "priority": "#priority P1|P2|P3|P4",
     "impact": "#impact high|medium|low",
     "urgency": "#urgency high|medium|low",
-    "assign": "#assign me, or #assign ADDRESS of an agent",
-    "escalate": "#escalate [reason]",
+    "assign": Message("#assign me, or #assign ADDRESS of an agent"),
+    "escalate": Message("#escalate [reason]"),
     "tier": "#tier 1|2|3",
-    "category": "#category NAME",
+    "category": Message("#category NAME"),
     "type": "#type incident|request",
-    "note": "#note (the whole reply becomes an internal note)",
-    "call": "#call YYYY-MM-DD HH:MM [ZONE] [DURATION], e.g. #call 2026-11-28 14:00 30m "
-            "or #call 2026-11-28 14:00 Europe/Stockholm 1h",
+    "note": Message("#note (the whole reply becomes an internal note)"),
+    "call": Message("#call YYYY-MM-DD HH:MM [ZONE] [DURATION], e.g. #call 2026-11-28 14:00 30m "
+                    "or #call 2026-11-28 14:00 Europe/Stockholm 1h"),
     # the working day by mail: participants and related tickets (applied by desk.related)
-    "cc": "#cc ADDRESS (adds a participant, who then gets the public replies)",
-    "link": "#link NUMBER (links this ticket and that one)",
-    "merge": "#merge NUMBER (merges this ticket into that one)",
-    "parent": "#parent NUMBER (makes this ticket a child of that major incident)",
-    "broadcast": "#broadcast (on a major incident: this reply also goes to the requester of every open child)",
+    "cc": Message("#cc ADDRESS (adds a participant, who then gets the public replies)"),
+    "link": Message("#link NUMBER (links this ticket and that one)"),
+    "merge": Message("#merge NUMBER (merges this ticket into that one)"),
+    "parent": Message("#parent NUMBER (makes this ticket a child of that major incident)"),
+    "broadcast": Message("#broadcast (on a major incident: this reply also goes to the requester of every open child)"),
 }
 # assignment back to the tier, and the security flag (issue 21)
 NONE = {"none", "ingen"}
@@ -117,8 +118,11 @@ VALID["security"] = "#security on, or #security off REASON (tier-3 agents and th
 ALIASES["säkerhet"] = "security"
 
 COMMAND_NAMES = tuple(VALID)
-VALID_COMMANDS = "one per line at the top: " + ", ".join(f"#{name}" for name in COMMAND_NAMES)
-VALID_PLACE = "put commands on the first lines of the reply, one per line, before any other text"
+VALID_COMMANDS = Message("one per line at the top: {commands}", commands=", ".join(f"#{name}" for name in COMMAND_NAMES))
+VALID_PLACE = Message("put commands on the first lines of the reply, one per line, before any other text")
+# the words of a command's value in "... is not a {what}"
+_WHAT = {"status": Message("status"), "level": Message("level (high, medium, low)"), "type": Message("type"),
+         "priority": Message("priority"), "tier": Message("tier")}
 
 _COMMAND_LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
 _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
@@ -184,15 +188,16 @@ def _command_or_error(match: re.Match, raw: str, line_no: int, ctx: _Context,
     word, argument = match.group(1).lower(), match.group(2).strip()
     name = ALIASES.get(word, word)
     if name not in VALID:
-        return CommandError(line, line_no, f"#{match.group(1)} is not a command", VALID_COMMANDS), ""
+        return CommandError(line, line_no, Message("#{word} is not a command", word=match.group(1)),
+                            VALID_COMMANDS), ""
     if name in seen:
-        return CommandError(line, line_no, f"#{name} is given twice; the first one applies",
+        return CommandError(line, line_no, Message("#{name} is given twice; the first one applies", name=name),
                             VALID[name]), ""
     note_text = argument if name == "note" else ""
     try:
         args = _PARSERS[name](argument, ctx)
     except _Invalid as problem:
-        return CommandError(line, line_no, str(problem), _valid_for(name, ctx)), ""
+        return CommandError(line, line_no, problem.args[0], _valid_for(name, ctx)), ""
     seen.add(name)
     return Command(name, args, line, line_no), note_text
 
@@ -201,7 +206,7 @@ def _valid_for(name: str, ctx: _Context) -> str:
     if name == "category" and ctx.categories:
         names = sorted(ctx.categories.values(), key=str.lower)
         shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
-        return f"#category NAME, one of: {shown}"
+        return Message("#category NAME, one of: {names}", names=shown)
     return VALID[name]
 
 
@@ -213,8 +218,8 @@ def _misplaced(raw: str, line_no: int) -> list[CommandError]:
     if ALIASES.get(word, word) not in VALID:
         return []
     line = raw.strip(_LEADING_SPACE + "\r\n")
-    return [CommandError(line, line_no, "commands must be at the top of the reply; "
-                         "this line was not executed and stays in the text", VALID_PLACE)]
+    return [CommandError(line, line_no, Message("commands must be at the top of the reply; "
+                                                 "this line was not executed and stays in the text"), VALID_PLACE)]
 
 
 # --- one parser per command -----------------------------------------------------------
@@ -223,9 +228,9 @@ def _misplaced(raw: str, line_no: int) -> list[CommandError]:
 def _one_word(argument: str, what: str) -> str:
     words = argument.split()
     if not words:
-        raise _Invalid(f"needs a {what}")
+        raise _Invalid(Message("needs a {what}", what=_WHAT[what]))
     if len(words) > 1:
-        raise _Invalid(f"takes one {what}, not {argument!r}")
+        raise _Invalid(Message("takes one {what}, not '{argument}'", what=_WHAT[what], argument=argument))
     return words[0]
 
 
@@ -233,7 +238,7 @@ def _choice(table: dict[str, str], what: str):
     def parse(argument: str, ctx: _Context) -> dict:
         word = _one_word(argument, what)
         if word.lower() not in table:
-            raise _Invalid(f"{word!r} is not a {what}")
+            raise _Invalid(Message("'{word}' is not a {what}", word=word, what=_WHAT[what]))
         return {"value": table[word.lower()]}
     return parse
 
@@ -242,7 +247,7 @@ def _priority(argument: str, ctx: _Context) -> dict:
     word = _one_word(argument, "priority")
     match = re.fullmatch(r"[pP]?([1-4])", word)
     if not match:
-        raise _Invalid(f"{word!r} is not a priority")
+        raise _Invalid(Message("'{word}' is not a priority", word=word))
     return {"value": f"P{match.group(1)}"}
 
 
@@ -250,22 +255,22 @@ def _tier(argument: str, ctx: _Context) -> dict:
     word = _one_word(argument, "tier")
     match = re.fullmatch(r"(?:[tT]|tier|nivå)?([1-3])", word, re.IGNORECASE)
     if not match:
-        raise _Invalid(f"{word!r} is not a tier")
+        raise _Invalid(Message("'{word}' is not a tier", word=word))
     return {"value": int(match.group(1))}
 
 
 def _assign(argument: str, ctx: _Context) -> dict:
     if not argument:
-        raise _Invalid("needs me, none or an agent's address")
+        raise _Invalid(Message("needs me, none or an agent's address"))
     if argument.lower() in ME:
         return {"me": True, "address": None}
     if argument.lower() in NONE:
         return {"me": False, "address": None, "none": True}
     address = strict_address(argument)
     if address is None:
-        raise _Invalid(f"{argument!r} is not an email address")
+        raise _Invalid(Message("'{argument}' is not an email address", argument=argument))
     if address not in ctx.agents:
-        raise _Invalid(f"{address} is not an agent")
+        raise _Invalid(Message("{address} is not an agent", address=address))
     return {"me": False, "address": address}
 
 
@@ -275,11 +280,11 @@ def _escalate(argument: str, ctx: _Context) -> dict:
 
 def _category(argument: str, ctx: _Context) -> dict:
     if not argument:
-        raise _Invalid("needs a category name")
+        raise _Invalid(Message("needs a category name"))
     if ctx.categories is None:
         return {"value": argument}
     if argument.lower() not in ctx.categories:
-        raise _Invalid(f"{argument!r} is not a category")
+        raise _Invalid(Message("'{argument}' is not a category", argument=argument))
     return {"value": ctx.categories[argument.lower()]}
 
 
@@ -356,7 +361,7 @@ def _call(argument: str, ctx: _Context) -> dict:
         day_word, _, time_word = words[0].upper().partition("T")
         words[:1] = [day_word, time_word]
     if len(words) < 2:
-        raise _Invalid("needs a date and a time")
+        raise _Invalid(Message("needs a date and a time"))
     day, clock = _call_date(words[0]), _call_time(words[1])
     zone_word, duration = _call_extras(words[2:])
     start, zone_name = _call_start(datetime.combine(day, clock), zone_word, ctx)
@@ -369,7 +374,7 @@ def _call_date(word: str) -> date:
     try:
         return date(*map(int, match.groups()))
     except (AttributeError, ValueError):
-        raise _Invalid(f"{word!r} is not a date (write YYYY-MM-DD)") from None
+        raise _Invalid(Message("'{word}' is not a date (write YYYY-MM-DD)", word=word)) from None
 
 
 def _call_time(word: str) -> time:
@@ -377,7 +382,7 @@ def _call_time(word: str) -> time:
     try:
         return time(*map(int, match.groups()))
     except (AttributeError, ValueError):
-        raise _Invalid(f"{word!r} is not a time (write HH:MM, 24-hour)") from None
+        raise _Invalid(Message("'{word}' is not a time (write HH:MM, 24-hour)", word=word)) from None
 
 
 def _call_extras(words: list[str]) -> tuple[str | None, timedelta]:
@@ -388,11 +393,11 @@ def _call_extras(words: list[str]) -> tuple[str | None, timedelta]:
         elif zone is None and _looks_like_zone(word):
             zone = word
         else:
-            raise _Invalid(f"{word!r} is neither a time zone nor a duration")
+            raise _Invalid(Message("'{word}' is neither a time zone nor a duration", word=word))
     duration = DEFAULT_CALL_DURATION if duration is None else duration
     if not timedelta(0) < duration <= MAX_CALL_DURATION:
-        raise _Invalid(f"a call of {format_duration(duration)} is not possible; "
-                       f"give a duration up to {format_duration(MAX_CALL_DURATION)}")
+        raise _Invalid(Message("a call of {duration} is not possible; give a duration up to {longest}",
+                               duration=duration, longest=MAX_CALL_DURATION))
     return zone, duration
 
 
@@ -425,15 +430,15 @@ def _call_start(naive: datetime, zone_word: str | None, ctx: _Context) -> tuple[
         return naive.replace(tzinfo=dt_timezone.utc).astimezone(shown), shown.key
     zone = _named_zone(zone_word) if zone_word else _service_zone(ctx)
     if zone is None:
-        raise _Invalid("has no time zone and the service has none configured; "
-                       "write one, e.g. 14:00 Europe/Stockholm or 14:00 +01:00")
+        raise _Invalid(Message("has no time zone and the service has none configured; "
+                               "write one, e.g. 14:00 Europe/Stockholm or 14:00 +01:00"))
     return _localize(naive, zone), zone.key
 
 
 def _fixed_offset(word: str) -> tzinfo:
     sign, hours, minutes = _OFFSET.fullmatch(word).groups()
     if int(hours) > 14 or int(minutes) > 59:
-        raise _Invalid(f"{word!r} is not a UTC offset")
+        raise _Invalid(Message("'{word}' is not a UTC offset", word=word))
     delta = timedelta(hours=int(hours), minutes=int(minutes))
     return dt_timezone(-delta if sign == "-" else delta)
 
@@ -442,7 +447,7 @@ def _named_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise _Invalid(f"{name!r} is not a time zone (write e.g. Europe/Stockholm)") from None
+        raise _Invalid(Message("'{name}' is not a time zone (write e.g. Europe/Stockholm)", name=name)) from None
 
 
 def _service_zone(ctx: _Context) -> ZoneInfo | None:
@@ -461,10 +466,11 @@ def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
         return first
     round_trip = first.astimezone(dt_timezone.utc).astimezone(zone).replace(tzinfo=None)
     if round_trip != naive:
-        raise _Invalid(f"{naive:%Y-%m-%d %H:%M} does not exist in {zone.key} "
-                       "(the clocks go forward then)")
-    raise _Invalid(f"{naive:%Y-%m-%d %H:%M} happens twice in {zone.key} (the clocks go back "
-                   f"then); add the UTC offset, e.g. {naive:%H:%M} {_offset_text(first)}")
+        raise _Invalid(Message("{moment} does not exist in {zone} (the clocks go forward then)",
+                               moment=f"{naive:%Y-%m-%d %H:%M}", zone=zone.key))
+    raise _Invalid(Message("{moment} happens twice in {zone} (the clocks go back then); add the UTC offset, "
+                           "e.g. {example}", moment=f"{naive:%Y-%m-%d %H:%M}", zone=zone.key,
+                           example=f"{naive:%H:%M} {_offset_text(first)}"))
 
 
 def _offset_text(moment: datetime) -> str:
@@ -476,10 +482,10 @@ def _offset_text(moment: datetime) -> str:
 def _check_call_time(start: datetime, zone_name: str, now: datetime) -> None:
     if start <= now:
         shown = now.astimezone(start.tzinfo)
-        raise _Invalid(f"{start:%Y-%m-%d %H:%M} {zone_name} is in the past "
-                       f"(it is now {shown:%Y-%m-%d %H:%M})")
+        raise _Invalid(Message("{moment} {zone} is in the past (it is now {now})", moment=f"{start:%Y-%m-%d %H:%M}",
+                               zone=zone_name, now=f"{shown:%Y-%m-%d %H:%M}"))
     if start - now > MAX_CALL_AHEAD:
-        raise _Invalid(f"{start:%Y-%m-%d} is more than a year ahead")
+        raise _Invalid(Message("{day} is more than a year ahead", day=f"{start:%Y-%m-%d}"))
 
 
 _PARSERS = {

@@ -93,8 +93,10 @@ def perform(desk, ticket: Ticket, state, action, now: datetime):
         log.info("ticket %d: SLA warning to tier %d: %s", ticket.id, ticket.tier, action.reason)
         return state
     if action.kind == "escalate":
-        tickets.escalate(desk, ticket, now, to_tier=action.to_tier, reason=action.reason, time_used=used)
-        return sla.escalated(state, now, policy)
+        after = sla.escalated(state, now, policy)
+        tickets.escalate(desk, ticket, now, to_tier=action.to_tier, reason=action.reason, time_used=used,
+                         restart_clocks=lambda t: slaclock.save_state(t, after, policy, now))
+        return after
     if action.kind == "escalate_manager":
         tickets.escalate_to_manager(desk, ticket, now, reason=action.reason, time_used=used)
         return state

@@ -8,6 +8,7 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
+from email.header import decode_header, make_header
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from ..inbound.classify import classify
 from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
 from ..db import is_postgres, run, write_transaction
 from ..errors import QuarantineError
+from ..i18n import Message
 from ..models import InboundMail, Outbox, Ticket
 from ..outbound.notify import LOOP_HEADER, Recipient
 from ..inbound.parse import parse_mail
@@ -91,10 +93,10 @@ def _attempt(desk, row: InboundMail) -> Outcome:
     except (pw.OperationalError, pw.InterfaceError):
         raise  # the database itself failed: the daemon retries the mail later
     except QuarantineError as exc:
-        outcome = quarantine(desk, row, str(exc), now)
+        outcome = quarantine(desk, row, exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc), now)
     except Exception as exc:  # a bug or an input nobody foresaw: keep the mail, tell the admin, go on
         log.exception("mail %s (UID %s) failed", row.message_id or f"#{row.id}", row.uid)
-        outcome = quarantine(desk, row, f"internal error: {type(exc).__name__}: {exc}", now)
+        outcome = quarantine(desk, row, Message("internal error: {error}", error=f"{type(exc).__name__}: {exc}"), now)
     return outcome
 
 
@@ -169,12 +171,18 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
 
 
 def _header(row, name):
+    """The header as a person reads it: encoded words (``=?utf-8?q?...?=``) decoded, one line."""
+    from email import policy
     from email.parser import BytesHeaderParser
     try:
-        value = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
-        return str(value)[:300]
-    except Exception:
-        return ""
+        value = BytesHeaderParser(policy=policy.default).parsebytes(bytes(row.raw)[:65536]).get(name, "")
+        return " ".join(str(value).split())[:300]
+    except Exception:  # a header the policy cannot read: its raw text, decoded as far as the stdlib can
+        try:
+            raw = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
+            return " ".join(str(make_header(decode_header(str(raw)))).split())[:300]
+        except Exception:
+            return ""
 
 
 # ---------------------------------------------------------------- the decisions

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from . import tickets
+from . import history as people_history
 from .commands import ticket_number
 from .correlate import format_tag, strip_prefixes, ticket_by_id
 from ..inbound.authres import trusted_verdict
@@ -28,7 +28,6 @@ QUERIES = {"mytickets": "mytickets", "minaärenden": "mytickets", "list": "list"
            "mine": "mine", "mina": "mine", "show": "show", "visa": "show"}
 LIVE = ("new", "open", "pending")
 MAX_LISTED = 100
-MAX_EVENT_TEXT = 2000
 MAX_EVENTS = 200  # #show: the latest events of a very long history
 _FIRST_LINE = re.compile(r"\s*([^\r\n]*)")
 _LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
@@ -95,7 +94,7 @@ def answer(desk, parsed, query: Query, now) -> str:
 def _answer_context(desk, parsed, query, now) -> tuple[dict, str]:
     cfg, address = desk.config, parsed.sender.address
     base = {"query": {"name": query.name, "line": query.line, "where": query.where}, "tickets": [],
-            "shown": None, "history": [], "problem": None, "tier": None}
+            "shown": None, "history": [], "history_more": 0, "problem": None, "tier": None}
     if query.name == "mytickets":
         return base | {"tickets": _rows(cfg, _own_tickets(cfg, address, now))}, cfg.service.locale
     tiers = agent_tiers(cfg, address)
@@ -133,8 +132,7 @@ def _agent_answer(cfg, agent, tiers, query) -> dict:
         return {"problem": {"code": "not_visible", "value": number}}
     from ..outbound.notify import ticket_context
     shown = ticket_context(ticket, cfg) | _extras(cfg, ticket)
-    history = [e | {"text": (e["text"] or "")[:MAX_EVENT_TEXT]} for e in tickets.history_context(ticket)[-MAX_EVENTS:]]
-    return {"shown": shown, "history": history}
+    return {"shown": shown, **people_history.for_people(ticket, limit=MAX_EVENTS)}
 
 
 def _own_tickets(cfg, address, now) -> list[Ticket]:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..errors import ConfigError
+from ..i18n import Message, N_
 
 TYPES = ("incident", "request")
 LEVELS = ("high", "medium", "low")
@@ -345,17 +346,20 @@ def rule_matches(rule: Rule, sender: str, subject: str, body: str, vip: set[str]
     if rule.senders is not None:
         if not sender_matches(sender, rule.senders):
             return None
-        why.append(f"sender {sender} in from")
+        why.append(Message("the sender {sender} is listed in the rule", sender=sender))
     if rule.vip is not None:
         is_vip = sender.strip().lower() in {v.lower() for v in vip}
         if is_vip != rule.vip:
             return None
-        why.append("sender is VIP" if is_vip else "sender is not VIP")
+        why.append(Message("the sender is a VIP") if is_vip else Message("the sender is not a VIP"))
     for name, pattern, text in (("subject", rule.subject, subject), ("body", rule.body, body)):
         if pattern is not None:
-            if not pattern.search(text or ""):
+            found = pattern.search(text or "")
+            if not found:
                 return None
-            why.append(f"{name} matches /{pattern.pattern}/")
+            words = " ".join(found.group(0).split())[:60]
+            why.append(Message("the subject contains “{words}”", words=words) if name == "subject" else
+                       Message("the text contains “{words}”", words=words))
     return why
 
 
@@ -367,30 +371,45 @@ def decide(ruleset: RuleSet, sender: str, subject: str, body: str, vip: set[str]
     for rule in ruleset.rules:
         why = rule_matches(rule, sender, subject, body, vip)
         if why is not None:
-            return _rule_decision(rule, why or ["matches every mail"], ruleset.matrix)
-    return _rule_decision(None, ["no rule matched: defaults"], ruleset.matrix)
+            return _rule_decision(rule, why or [Message("it matches every mail")], ruleset.matrix)
+    return _rule_decision(None, [Message("no rule matched: the defaults apply")], ruleset.matrix)
 
 
 def _security_decision(kw: Keyword, where: str) -> Decision:
-    reasons = [f"security word {kw.word!r} in {where}: category security, P1, tier 3"]
+    reasons = [Message("the security word “{word}” is in the {where}: category security, P1, tier 3", word=kw.word,
+                       where=Message(_PLACE_WORDS.get(where, where)))]
     if kw.breach:
-        reasons.append("personal-data breach word: breach-report deadline applies")
+        reasons.append(Message("a personal-data breach word: the breach-report deadline applies"))
     return Decision("incident", "security", "high", "high", "P1", 3, None, True, reasons,
                     breach_report=kw.breach)
+
+
+LEVEL_WORDS = {"high": N_("high"), "medium": N_("medium"), "low": N_("low")}
+_PLACE_WORDS = {"subject": N_("subject"), "body": N_("text")}
+
+
+def _joined(parts: list) -> "Message":
+    """Several reasons as one, joined by "; " (each still translated)."""
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = Message("{first}; {second}", first=joined, second=part)
+    return joined
 
 
 def _rule_decision(rule: Rule | None, why: list[str], matrix: dict) -> Decision:
     r = rule or Rule(name="")
     impact, urgency = r.impact or "medium", r.urgency or "medium"
-    reasons = [f"rule {r.name!r}: " + "; ".join(why)] if rule else list(why)
+    reasons = [Message("rule “{rule}”: {why}", rule=r.name, why=_joined(why))] if rule else list(why)
     if r.priority:
         priority = r.priority
-        reasons.append(f"priority {priority} set by rule")
+        reasons.append(Message("priority {priority} set by the rule", priority=priority))
     else:
         priority = priority_for(impact, urgency, matrix)
-        reasons.append(f"priority {priority} from matrix (impact {impact}, urgency {urgency})")
+        reasons.append(Message("priority {priority} from the matrix (impact {impact}, urgency {urgency})",
+                               priority=priority, impact=Message(LEVEL_WORDS[impact]),
+                               urgency=Message(LEVEL_WORDS[urgency])))
     tier = r.tier or (3 if priority == "P1" else 1)
     if r.tier is None and priority == "P1":
-        reasons.append("P1 goes to tier 3 at once")
+        reasons.append(Message("P1 goes to tier 3 at once"))
     return Decision(r.type or "incident", r.category or "general", impact, urgency, priority,
                     tier, rule.name if rule else None, False, reasons)

@@ -38,6 +38,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..durations import format_duration, parse_duration
 from .publicholidays import load_public_holidays
 from ..errors import ConfigError
+from ..i18n import Message, N_
+
+CLOCK_WORDS = {"first_response": N_("first response"), "resolution": N_("resolution")}
 
 ZERO = timedelta(0)
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -582,22 +585,25 @@ def warn_key(clock: str, tier: int, policy: SlaPolicy) -> str:
 
 def _warning(state, name: str, clock: Clock, now: datetime, cal: Calendar, policy) -> Action:
     used, due = clock.used(now, cal), clock.due(cal)
-    when = f"; due {due.isoformat()}" if due else ""
-    return Action("warn", name, warn_key(name, state.tier, policy),
-                  f"{state.priority} {name.replace('_', ' ')}: {format_duration(used)} of "
-                  f"{format_duration(clock.target)} used{when}", tier=state.tier)
+    words = (Message("{priority} {clock}: {used} of {target} used; due {due}", priority=state.priority,
+                     clock=Message(CLOCK_WORDS[name]), used=used, target=clock.target, due=due) if due else
+             Message("{priority} {clock}: {used} of {target} used", priority=state.priority,
+                     clock=Message(CLOCK_WORDS[name]), used=used, target=clock.target))
+    return Action("warn", name, warn_key(name, state.tier, policy), words, tier=state.tier)
 
 
 def _breach_actions(state, breached, now, cal) -> list[Action]:
     """Below tier 3 one escalation (the first breached clock); at tier 3, the manager per clock."""
     def reason(name, clock):
-        return (f"{state.priority} {name.replace('_', ' ')} target {format_duration(clock.target)}"
-                f" breached at tier {state.tier} ({format_duration(clock.used(now, cal))} used)")
+        return Message("{priority} {clock} target {target} breached at tier {tier} ({used} used)",
+                       priority=state.priority, clock=Message(CLOCK_WORDS[name]), target=clock.target,
+                       tier=state.tier, used=clock.used(now, cal))
     if state.tier >= 3:
         return [Action("escalate_manager", n, f"breach:{n}:tier{state.tier}", reason(n, c))
                 for n, c in breached]
     name, clock = breached[0]
-    text = "; ".join(reason(n, c) for n, c in breached)
+    text = reason(name, clock) if len(breached) == 1 else Message(
+        "{first}; {second}", first=reason(*breached[0]), second=reason(*breached[1]))
     return [Action("escalate", name, f"breach:{name}:tier{state.tier}", text,
                    to_tier=state.tier + 1)]
 
@@ -607,8 +613,8 @@ def _auto_close(state: TicketState, now: datetime, policy: SlaPolicy) -> list[Ac
         return []
     stamp = _utc(state.resolved_at).strftime("%Y%m%dT%H%M%SZ")
     return [Action("auto_close", None, f"auto_close:{stamp}",
-                   f"resolved {format_duration(now - state.resolved_at)} ago "
-                   f"(auto-close after {format_duration(policy.auto_close_after)})")]
+                   Message("resolved {ago} ago (auto-close after {after})", ago=now - state.resolved_at,
+                           after=policy.auto_close_after))]
 
 
 def pending_moments(pending_since: datetime | None, policy: SlaPolicy) -> list[tuple[str, datetime]]:
@@ -646,8 +652,7 @@ def _deadline_actions(state: TicketState, now: datetime, policy: SlaPolicy) -> l
     if not passed:
         return []
     before = passed[-1]
-    text = (f"breach report due {deadline.isoformat()}: "
-            + (f"{format_duration(left)} left" if left > ZERO
-               else f"overdue by {format_duration(-left)}"))
+    text = (Message("breach report due {deadline}: {left} left", deadline=deadline, left=left) if left > ZERO
+            else Message("breach report due {deadline}: overdue by {late}", deadline=deadline, late=-left))
     return [Action("breach_deadline_warning", None,
                    f"breach_deadline:{format_duration(before).replace(' ', '')}", text)]

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 
 from . import files as ticket_files
+from . import history as people_history
 from . import slaclock
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
@@ -87,6 +88,8 @@ def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -
 def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
                 acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
                 alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
+    """A new ticket from a mail: stored, logged, its files stored, acknowledged, the tier told (the
+    tier's mail carries or lists the files)."""
     cfg = desk.config
     name, address = requester
     tier = 3 if decision.priority == "P1" or decision.security else (decision.tier or 1)
@@ -139,13 +142,14 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         # a P1 is told even when old (a weekend's outage, a wrong clock): someone must act on it
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
-    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description,
+    ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description, "for_information": False,
            **ticket_files.mail_context(carried, desk)}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
-    if ticket.tier == 3 and ticket.priority == "P1":
-        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket, context=ctx,
-                    locale=cfg.locale_for_tier(1), in_reply_to=parsed.message_id, files=carried.files)
+    if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
+        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket,
+                    context=dict(ctx, for_information=True), locale=cfg.locale_for_tier(1),
+                    in_reply_to=parsed.message_id, files=carried.files)
         event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
     if ticket.security:
         mailer.send("security_alert", to=[Recipient(cfg.service.security_address)], now=now, ticket=ticket,
@@ -220,42 +224,40 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
                          in_reply_to=ticket.thread_root, automatic=True, files=carried.files if carried else ())
 
 
-def history_context(ticket: Ticket) -> list[dict]:
-    """The ticket's history as the escalation templates show it."""
-    return [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text}
-            for e in ticket.events.order_by(Event.at, Event.id)]
-
-
 def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None, reason: str,
-             actor: str = "system", time_used=None) -> int:
-    """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier."""
+             actor: str = "system", time_used=None, restart_clocks=None) -> int:
+    """Move the ticket up (or to ``to_tier``); tell the new tier and the requester. Returns the tier.
+
+    ``restart_clocks(ticket)`` gives the new tier its own window before the mail is written, so the
+    mail shows the new tier's targets rather than the deadline that has just passed."""
     cfg = desk.config
     old = ticket.tier
     new = to_tier or min(old + 1, 3)
     if new == old and to_tier is None:
         return old
-    history = history_context(ticket)
     carried = ticket_files.for_notification(desk, ticket, ticket_files.of_ticket(ticket))
-    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used, "history": history,
-           **ticket_files.mail_context(carried, desk)}
+    ctx = {"from_tier": old, "to_tier": new, "reason": reason, "time_used": time_used,
+           **people_history.for_people(ticket), **ticket_files.mail_context(carried, desk)}
     ticket.tier, ticket.tier_since, ticket.updated_at = new, now, now
+    if restart_clocks is not None:
+        restart_clocks(ticket)
     ticket.save()
     event(ticket, now, "escalation", f"tier {old} -> tier {new}: {reason}", actor=actor, from_tier=old, to_tier=new)
     desk.mailer.send("escalation", to=team_recipients(desk, ticket, also_tier=True), now=now, ticket=ticket,
                      context=ctx, locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root, files=carried.files)
     if new > old and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
-        desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context=ctx, in_reply_to=ticket.thread_root,
+        desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context={"from_tier": old, "to_tier": new},
+                         in_reply_to=ticket.thread_root,
                          automatic=True, rate_limited=True)
     log.info("ticket %d escalated tier %d -> %d: %s", ticket.id, old, new, reason)
     return new
 
 
 def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
-    history = history_context(ticket)
     desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
                      context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
-                              "history": history})
+                              **people_history.for_people(ticket)})
     event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)

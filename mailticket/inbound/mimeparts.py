@@ -16,6 +16,7 @@ from email.parser import BytesParser
 
 from .partheaders import PartHeaders, read_part_headers
 from ..errors import QuarantineError
+from ..i18n import Message
 
 # Text subtypes that are data, not something a person wrote: kept as attachments.
 DATA_TEXT = {"calendar", "rfc822-headers", "csv", "xml", "vcard", "x-vcard", "directory",
@@ -67,9 +68,9 @@ def walk_parts(message: email.message.Message, limits) -> MimeWalk:
 def _count(walk: MimeWalk, depth: int, limits) -> None:
     walk.parts += 1
     if walk.parts > limits.max_parts:
-        raise QuarantineError(f"more than max_parts {limits.max_parts} MIME parts")
+        raise QuarantineError(Message("more than max_parts {limit} MIME parts", limit=limits.max_parts))
     if depth > limits.max_depth:
-        raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
+        raise QuarantineError(Message("MIME nesting deeper than max_depth {limit}", limit=limits.max_depth))
 
 
 def _visit(part, depth: int, walk: MimeWalk, limits) -> list:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import QuarantineError
+from ..i18n import Message
 
 MiB = 1024 * 1024
 
@@ -37,15 +38,15 @@ _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\n]{1,200})"|([^\s;"]{1,200}))'
 def prepare_bytes(raw: bytes, limits: Limits, notes: list[str]) -> bytes:
     """Check size and shape, normalise line ends, cut over-long header lines."""
     if not raw.strip():
-        raise QuarantineError("empty message")
+        raise QuarantineError(Message("empty message"))
     if len(raw) > limits.max_size:
-        raise QuarantineError(f"message of {len(raw)} bytes exceeds max_size {limits.max_size}")
+        raise QuarantineError(Message("message of {size} bytes exceeds max_size {limit}", size=len(raw), limit=limits.max_size))
     data = normalise_line_ends(raw, notes)
     if data[:1] in (b"\n", b" ", b"\t"):
         data = data.lstrip(b" \t\n")
         notes.append("leading blank lines removed")
     if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise QuarantineError("not a mail: an Outlook .msg file (OLE compound document)")
+        raise QuarantineError(Message("not a mail: an Outlook .msg file (OLE compound document)"))
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         notes.append("UTF-8 byte order mark before the headers removed")
@@ -74,7 +75,7 @@ def skip_junk_before_headers(data: bytes, notes: list[str]) -> bytes:
             notes.append(f"{i} line(s) before the header block skipped ({_first_line(data)!r})")
             return data[offset:]
         offset += len(line) + 1
-    raise QuarantineError(f"not a mail: no header block at the start ({_first_line(data)!r})")
+    raise QuarantineError(Message("not a mail: no header block at the start ({line})", line=repr(_first_line(data))))
 
 
 def check_nesting(data: bytes, limits: Limits) -> None:
@@ -90,10 +91,11 @@ def check_nesting(data: bytes, limits: Limits) -> None:
     if lowered.count(b"multipart/") + lowered.count(b"message/") > limits.max_parts:
         nesting = len(_NESTING_TYPE.findall(data))
         if nesting > limits.max_parts:
-            raise QuarantineError(f"{nesting} multipart/message parts exceed max_parts {limits.max_parts}")
+            raise QuarantineError(Message("{count} multipart/message parts exceed max_parts {limit}", count=nesting,
+                                               limit=limits.max_parts))
     if lowered.count(b"boundary") > limits.max_depth and len(_BOUNDARY.findall(data)) > limits.max_depth \
             and boundary_depth(data, limits.max_depth) > limits.max_depth:
-        raise QuarantineError(f"MIME nesting deeper than max_depth {limits.max_depth}")
+        raise QuarantineError(Message("MIME nesting deeper than max_depth {limit}", limit=limits.max_depth))
 
 
 def boundary_depth(data: bytes, stop_above: int = 1_000) -> int:

@@ -9,10 +9,10 @@ would have written, byte for byte, with the templates of the moment it is sent
 (tests/test_drafts.py renders every kind both ways and compares).
 
 Only plain values go into a draft: text, numbers, booleans, None, lists, string-keyed tables,
-datetimes, dates and durations. A mail whose values are anything else, or that carries a
-calendar part or files given as bytes, is written at once by the daemon, as before. Files
-stored under the data directory (a requester's attachments) travel as ``MailFile`` references:
-the sender reads them when it writes the mail.
+datetimes, dates, durations and Messages (``i18n``: text translated when the mail is written). A
+mail whose values are anything else, or that carries a calendar part or files given as bytes, is
+written at once by the daemon, as before. Files stored under the data directory (a requester's
+attachments) travel as ``MailFile`` references: the sender reads them when it writes the mail.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 
+from ..i18n import Message
+
 VERSION = 1
-_DATETIME, _DATE, _DURATION = "__datetime__", "__date__", "__seconds__"
-_MARKERS = (_DATETIME, _DATE, _DURATION)
+_DATETIME, _DATE, _DURATION, _MESSAGE = "__datetime__", "__date__", "__seconds__", "__msg__"
+_MARKERS = (_DATETIME, _DATE, _DURATION, _MESSAGE)
 
 
 class NotPlain(TypeError):
@@ -128,6 +130,8 @@ def _plain(value):
         return {_DATE: value.isoformat()}
     if kind is timedelta:
         return {_DURATION: value.total_seconds()}
+    if kind is Message:  # translated when the sender writes the mail, in the mail's locale
+        return {_MESSAGE: [value.msgid, _plain(value.args)]}
     raise NotPlain(f"a {kind.__name__}")
 
 
@@ -143,5 +147,7 @@ def _revive(value):
                 return date.fromisoformat(inner)
             if key == _DURATION:
                 return timedelta(seconds=inner)
+            if key == _MESSAGE:
+                return Message(inner[0], **_revive(inner[1]))
         return {k: _revive(v) for k, v in value.items()}
     return value

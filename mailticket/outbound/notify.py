@@ -28,7 +28,7 @@ from . import outbox
 
 from . import wire
 from ..db import run
-from ..models import Event, MessageRef, Outbox, Ticket
+from ..models import Attachment, Event, MessageRef, Outbox, Participant, Ticket
 
 log = logging.getLogger("mailticket.notify")
 
@@ -270,4 +270,6 @@ def ticket_context(ticket: Ticket, config) -> dict:
         "created_at": ticket.created_at, "first_response_due": ticket.first_response_due,
         "resolution_due": ticket.resolution_due, "description": ticket.description,
         "breach_report_deadline": ticket.breach_report_deadline,
+        "cc": [{"name": p.name, "address": p.address} for p in ticket.participants.where(Participant.role == "cc")],
+        "attachments": [{"name": a.filename, "size": a.size} for a in ticket.attachments.where(~Attachment.inline)],
     }

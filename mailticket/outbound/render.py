@@ -9,11 +9,13 @@ Templates only ever receive values through the context; nothing from a mail is e
 compiled as a template. Every environment is sandboxed, the HTML one autoescaped.
 """
 
+import contextvars
 import logging
 import re
 import traceback
 import weakref
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from jinja2 import (
     TemplateError,
     TemplateSyntaxError,
     Undefined,
+    UndefinedError,
     nodes,
     pass_context,
     select_autoescape,
@@ -33,6 +36,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from . import render_format as fmt
 from ..sizes import format_size
+from ..i18n import available_locales, translate
 from .template_context import sample_context
 
 log = logging.getLogger("mailticket.render")
@@ -46,7 +50,7 @@ def _shipped_dir() -> Path:
 
 
 SHIPPED_DIR = _shipped_dir()
-LOCALES = ("en", "sv")
+LOCALES = available_locales()  # ("en", "sv"): English and each language with a catalogue
 TEMPLATE_NAMES = (
     "acknowledgement",
     "new_ticket",
@@ -165,14 +169,39 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
         # an admin's own), and a lookup takes no lock and moves nothing in an LRU list (2 % of the sender)
         finalize=_none_as_empty,
     )
-    env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, ctx.get("timezone"), locale))
-    env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, ctx.get("timezone"), locale))
+    env.filters["when"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale))
+    env.filters["when_short"] = pass_context(lambda ctx, v: fmt.format_when(v, _zone_of(ctx), locale, year=False))
+    env.filters["due"] = pass_context(lambda ctx, v: fmt.format_due(v, _zone_of(ctx), locale, ctx.get("now")
+                                                                     or _MAIL_NOW.get()))
+    env.filters["span"] = pass_context(lambda ctx, a, b: fmt.format_span(a, b, _zone_of(ctx), locale))
     env.filters["duration"] = partial(fmt.format_duration_words, locale=locale)
     env.filters["filesize"] = partial(format_size, locale=locale)
+    env.filters["left"] = partial(fmt.format_time_left, locale=locale)
+    env.filters["contact"] = fmt.contact
+    env.filters["attachment"] = partial(fmt.attachment, locale=locale)
     env.filters["first_name"] = fmt.first_name
     env.filters["one_line"] = fmt.one_line
     env.filters["paragraphs"] = fmt.paragraphs_html
     return env
+
+
+# The time zone of the mail being rendered: a macro imported without the context (``{% import
+# "_macros.html" as m %}``) has no ``timezone`` of its own, and must still write local times.
+_MAIL_ZONE: contextvars.ContextVar = contextvars.ContextVar("mail_zone", default=None)
+_MAIL_NOW: contextvars.ContextVar = contextvars.ContextVar("mail_now", default=None)
+
+
+def _zone_of(ctx) -> str | None:
+    return ctx.get("timezone") or _MAIL_ZONE.get()
+
+
+def _mail_value(value, *, tz: str | None, locale: str):
+    """A value inside a translated Message, written for the mail: local dates, durations in words."""
+    if isinstance(value, datetime):
+        return fmt.format_when(value, tz, locale)
+    if isinstance(value, timedelta):
+        return fmt.format_duration_words(value, locale)
+    return value
 
 
 def _search_path(override_dir: Path | None, locale: str) -> list[Path]:
@@ -256,7 +285,17 @@ def _require_known(name: str, locale: str) -> None:
 
 
 def _render_with(env, name: str, locale: str, context: dict) -> Rendered:
-    values = dict(context, locale=locale)
+    tz = context.get("timezone")
+    values = translate(dict(context, locale=locale), locale, partial(_mail_value, tz=tz, locale=locale))
+    token, now_token = _MAIL_ZONE.set(tz), _MAIL_NOW.set(context.get("now"))
+    try:
+        return _render_parts(env, name, values)
+    finally:
+        _MAIL_ZONE.reset(token)
+        _MAIL_NOW.reset(now_token)
+
+
+def _render_parts(env, name: str, values: dict) -> Rendered:
     subject, text = _render_text(env.get_template(f"{name}.txt"), values)
     values["subject_line"] = subject
     html = None
@@ -369,6 +408,9 @@ def _describe_failure(exc: Exception, override_dir: Path, name: str, locale: str
     ours = [f for f in frames if _is_under(f.filename, override_dir)]
     where = ours[-1] if ours else (frames[-1] if frames else None)
     message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, UndefinedError):  # name what the code does pass, so the admin can pick the right one
+        given = ", ".join(sorted(sample_context(name)))
+        message += f"; mailticket does not pass that to {name} (it passes: {given})"
     if where is None:
         return f"{name} ({locale}): {message}"
     return f"{where.filename}:{where.lineno}: {message} (rendering {name}, {locale})"

@@ -42,18 +42,32 @@ def _local(value: datetime, tz_name: str | None) -> datetime:
     return value.astimezone(zone(tz_name))
 
 
-def _date_words(local: datetime, locale: str) -> str:
-    return f"{_DAYS[locale][local.weekday()]} {local.day} {_MONTHS[locale][local.month - 1]} {local.year}"
+def _date_words(local: datetime, locale: str, year: bool = True) -> str:
+    words = f"{_DAYS[locale][local.weekday()]} {local.day} {_MONTHS[locale][local.month - 1]}"
+    return f"{words} {local.year}" if year else words
 
 
-def format_when(value: datetime | None, tz_name: str | None, locale: str) -> str:
-    """``Fri 27 Nov 2026 14:00 CET`` (en) or ``fre 27 nov 2026 kl. 14:00`` (sv); '' for None."""
+def format_when(value: datetime | None, tz_name: str | None, locale: str, year: bool = True) -> str:
+    """``Fri 27 Nov 2026 14:00 CET`` (en) or ``fre 27 nov 2026 kl. 14:00`` (sv); '' for None.
+    ``year=False`` leaves the year out (a ticket's history, where it is this year's)."""
     if value is None:
         return ""
     local = _local(value, tz_name)
     if locale == "sv":
-        return f"{_date_words(local, locale)} kl. {local:%H:%M}"
-    return f"{_date_words(local, locale)} {local:%H:%M} {local.tzname()}"
+        return f"{_date_words(local, locale, year)} kl. {local:%H:%M}"
+    return f"{_date_words(local, locale, year)} {local:%H:%M} {local.tzname()}"
+
+
+_PASSED = {"en": " (passed)", "sv": " (passerad)"}
+
+
+def format_due(value: datetime | None, tz_name: str | None, locale: str, now: datetime | None) -> str:
+    """A due time as ``format_when`` writes it, marked ``(passed)`` when it lies before ``now``,
+    so that no mail shows a deadline that has gone by as if it were still ahead."""
+    text = format_when(value, tz_name, locale)
+    if value is not None and now is not None and _local(value, tz_name) < _local(now, tz_name):
+        text += _PASSED.get(locale, _PASSED["en"])
+    return text
 
 
 def format_span(start: datetime | None, end: datetime | None, tz_name: str | None, locale: str) -> str:
@@ -82,6 +96,48 @@ def format_duration_words(value: timedelta | int | float | None, locale: str) ->
             count, secs = divmod(secs, size)
             parts.append(f"{count} {one if count == 1 else many}")
     return sign + (" ".join(parts[:2]) if parts else f"0 {_UNITS[locale][2][2]}")
+
+
+_LEFT_WORDS = {"en": ("less than a minute", "no time"), "sv": ("mindre än en minut", "ingen tid")}
+
+
+def format_time_left(value: timedelta | None, locale: str) -> str:
+    """Time left as words that never say "0 min": ``no time`` once it has run out (``no time left``),
+    ``less than a minute`` under a minute, else as ``format_duration_words``; '' for None."""
+    if value is None:
+        return ""
+    under, none = _LEFT_WORDS.get(locale, _LEFT_WORDS["en"])
+    if value <= timedelta(0):
+        return none
+    if value < timedelta(minutes=1):
+        return under
+    return format_duration_words(value, locale)
+
+
+def contact(person: dict, lines: bool = False) -> str:
+    """``Name <address>`` of a ``{"name", "address"}`` table, or the address alone; with ``lines``
+    the name and the address on lines of their own (HTML on a phone: no ``>`` left alone)."""
+    name, address = one_line(person.get("name")), one_line(person.get("address"))
+    if not name or name == address:
+        return address
+    return f"{name}\n{address}" if lines else f"{name} <{address}>"
+
+
+def file_size(size: int | None, locale: str) -> str:
+    """``512 bytes``, ``12 kB``, ``1.5 MB`` (``1,5 MB`` in Swedish)."""
+    size = size or 0
+    if size < 1000:
+        return f"{size} {'byte' if locale == 'sv' else 'bytes'}"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if size < scale * 1000 or unit == "GB":
+            number = f"{size / scale:.1f}".removesuffix(".0") if size < scale * 10 else f"{size / scale:.0f}"
+            return f"{number.replace('.', ',') if locale == 'sv' else number} {unit}"
+    return ""
+
+
+def attachment(item: dict, locale: str) -> str:
+    """``name (12 kB)`` of a ``{"name", "size"}`` table."""
+    return f"{one_line(item.get('name'))} ({file_size(item.get('size'), locale)})"
 
 
 def first_name(name: str | None) -> str:

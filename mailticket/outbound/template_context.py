@@ -3,33 +3,41 @@
 ``sample_context(name)`` is what ``Renderer.check()`` renders an admin's templates with,
 and the reference for code that builds contexts. Every template gets ``service``,
 ``ticket`` (None for mail about no ticket), ``timezone`` and ``now``; the keys in
-``EXTRA_KEYS`` come on top.
+``EXTRA_KEYS`` come on top: exactly what the code that sends each mail passes (checked through
+the real pipeline by tests/test_mail_kinds_e2e.py), so ``check-config`` can tell an admin when an
+override uses a value that mail never gets. Shared pieces: ``ticket`` carries the due times,
+``breach_report_deadline``, ``cc`` and ``attachments``; ``history`` is ``desk/history.py``'s list
+(newest first, at most ten) with ``history_more`` the count left out; ``for_information`` marks a
+copy that needs no action. Values may be ``i18n.Message``s: the renderer translates them into
+the mail's language before the template sees them.
 """
 
 from datetime import datetime, timedelta, timezone
+
+from ..i18n import Message
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 EXTRA_KEYS = {
     "acknowledgement": (),
-    "new_ticket": ("decision_reasons",),
+    "new_ticket": ("decision_reasons", "body", "for_information"),
     "agent_reply": ("agent_name", "body"),
     "note": ("agent_name", "body", "unverified"),
     "requester_update": ("author_name", "body"),
     "warning": ("clock", "due", "time_used", "time_left"),
-    "escalation": ("from_tier", "to_tier", "reason", "time_used", "history"),
-    "escalation_manager": ("from_tier", "to_tier", "reason", "time_used", "history"),
-    "escalated": (),
+    "escalation": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
+    "escalation_manager": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
+    "escalated": ("from_tier", "to_tier"),
     "resolved": ("body", "auto_close_after"),
-    "closed": (),
+    "closed": ("body", "auto_close_after"),
     "reopened": ("author_name", "body"),
     "command_error": ("errors",),
     "call_invitation": ("agent_name", "start", "end", "duration"),
     "delivery_failure": ("recipient", "reason", "outbox_id"),
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
-    "security_alert": ("breach_report_deadline",),
+    "security_alert": ("decision_reasons", "body", "for_information"),  # the deadline is ticket.breach_report_deadline
     "breach_deadline_warning": ("breach_report_deadline", "time_left"),
-    "query_answer": ("query", "tickets", "shown", "history", "problem", "tier"),
+    "query_answer": ("query", "tickets", "shown", "history", "history_more", "problem", "tier"),
     "requester_refused": ("line", "line_no", "problem", "address", "body", "original_subject"),
     "merged": ("merged_from",),
     "alarm": ("problem", "since", "detail", "lasted", "alarm_after", "host"),
@@ -70,19 +78,29 @@ def sample_ticket(now: datetime = NOW) -> dict:
         "first_response_due": now + timedelta(hours=2),
         "resolution_due": now + timedelta(hours=23),
         "description": "Hi,\n\nthe printer on floor 3 only prints blank pages since this morning.\n\nAnna",
+        "breach_report_deadline": None,
+        "cc": [{"name": "Bo Ek", "address": "bo.ek@example.com"}],
+        "attachments": [{"name": "display.jpg", "size": 184_320}],
     }
 
 
 def _sample_extras(now: datetime) -> dict:
-    history = [
-        {"at": now - timedelta(hours=3), "actor": "anna.svensson@example.com", "kind": "logged",
-         "text": "Ticket logged from mail"},
-        {"at": now - timedelta(hours=2), "actor": "alice@example.com", "kind": "reply",
-         "text": "Could you send a photo of the printer's display?"},
-        {"at": now - timedelta(minutes=5), "actor": "mailticket", "kind": "escalation", "text": None},
+    history = [  # as desk/history.py writes it: newest first
+        {"at": now - timedelta(minutes=5), "who": None, "what": Message("Escalated to tier {to_tier}", to_tier=2),
+         "text": None, "unverified": False, "important": True},
+        {"at": now - timedelta(hours=2), "who": "alice@example.com", "what": Message("Reply to the requester"),
+         "text": "Could you send a photo of the printer's display?", "unverified": False, "important": False},
+        {"at": now - timedelta(hours=3), "who": "anna.svensson@example.com",
+         "what": Message("Ticket logged from the requester's mail"), "text": None, "unverified": False,
+         "important": False},
     ]
     return {
-        "decision_reasons": ["rule 'printers': subject contains 'printer'", "impact medium × urgency medium → P3"],
+        "decision_reasons": [Message("rule “{rule}”: {why}", rule="printers",
+                                     why=Message("the subject contains “{words}”", words="printer")),
+                             Message("priority {priority} from the matrix (impact {impact}, urgency {urgency})",
+                                     priority="P3", impact=Message("medium"), urgency=Message("medium"))],
+        "for_information": False,
+        "history_more": 0,
         "agent_name": "Alice Andersson",
         "author_name": "Anna Svensson",
         "body": "Thanks, I have restarted the print server.\nCould you try again?",
@@ -93,10 +111,12 @@ def _sample_extras(now: datetime) -> dict:
         "time_left": timedelta(hours=2),
         "from_tier": 1,
         "to_tier": 2,
-        "reason": "resolution target of 8 h breached",
+        "reason": Message("{priority} {clock} target {target} breached at tier {tier} ({used} used)", priority="P3",
+                          clock=Message("resolution"), target=timedelta(hours=8), tier=1, used=timedelta(hours=8)),
         "history": history,
         "auto_close_after": timedelta(days=3),
-        "errors": [{"line": "#priority P7", "problem": "unknown priority P7", "valid": "#priority P1..P4"}],
+        "errors": [{"line": "#priority P7", "line_no": 1, "problem": Message("'{word}' is not a priority", word="P7"),
+                    "valid": "#priority P1|P2|P3|P4"}],
         "start": now + timedelta(days=1, hours=2),
         "end": now + timedelta(days=1, hours=2, minutes=30),
         "duration": timedelta(minutes=30),
@@ -169,14 +189,17 @@ _TICKET_CHANGES = {
     "security_alert": {"tier": 3, "tier_name": "Third line", "priority": "P1", "category": "security",
                        "impact": "high", "urgency": "high", "assignee": None,
                        "subject": "I clicked a link and entered my password",
-                       "description": "I think I gave my password to a fake login page."},
+                       "description": "I think I gave my password to a fake login page.",
+                       "breach_report_deadline": NOW + timedelta(hours=71)},
     "resolved": {"status": "resolved"},
     "closed": {"status": "closed"},
 }
 _EXTRA_CHANGES = {
     "delivery_failure": {"reason": "550 5.1.1 <anna.svensson@example.com>: user unknown"},
-    "quarantine_alert": {"reason": "MIME nesting deeper than 50 levels"},
-    "escalation_manager": {"from_tier": 3, "to_tier": 3, "reason": "resolution target of 8 h breached at tier 3"},
+    "quarantine_alert": {"reason": Message("MIME nesting deeper than max_depth {limit}", limit=50)},
+    "escalation_manager": {"from_tier": 3, "to_tier": 3, "reason": Message(
+        "{priority} {clock} target {target} breached at tier {tier} ({used} used)", priority="P2",
+        clock=Message("resolution"), target=timedelta(hours=8), tier=3, used=timedelta(hours=8))},
     "requester_update": {"body": "It still prints blank pages, also after a restart."},
     "reopened": {"body": "Sorry, it is back: blank pages again since lunch."},
     "resolved": {"body": "We replaced the toner cartridge. Test prints look fine now."},

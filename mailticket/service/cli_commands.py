@@ -7,7 +7,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .exitcodes import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from .exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from ..config import load_config
 from ..durations import parse_duration
 
@@ -34,6 +34,12 @@ def _fmt(dt) -> str:
 def run(args) -> int:
     from .daemon import Daemon
     desk = _desk(args)
+    problems = desk.renderer.check()
+    if problems:  # a mail with a hole in it is worse than no daemon: refuse, and say where
+        for problem in problems:
+            print(f"mailticket: template problem: {' '.join(problem.split())}", file=sys.stderr)
+        print("mailticket: not started; fix the templates (mailticket check-config lists the same)", file=sys.stderr)
+        return EXIT_CONFIG
     if args.config is None:
         print("mailticket: no --config given: running on the embedded default (SQLite under ./var, "
               "inbox = SMTP listener on 127.0.0.1:2525, outgoing mail to ./var/outgoing/new)", file=sys.stderr)
