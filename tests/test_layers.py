@@ -52,7 +52,8 @@ def test_no_module_is_part_of_an_import_cycle():
 def test_every_module_lives_in_a_subpackage_but_the_shared_basics():
     top = sorted(p.name for p in (REPO / "mailticket").iterdir() if p.name != "__pycache__")
     assert top == ["__init__.py", "clock.py", "config.py", "db.py", "desk", "disk.py", "durations.py",
-                   "errors.py", "inbound", "marks.py", "models.py", "outbound", "service"]
+                   "errors.py", "i18n.py", "inbound", "locale", "marks.py", "models.py", "outbound", "service",
+                   "sizes.py"]
     for name in SUBPACKAGES:
         doc = (REPO / "mailticket" / name / "__init__.py").read_text()
         assert doc.startswith('"""') and "import" in doc.lower(), name  # says what it may import

@@ -295,7 +295,8 @@ def _note(argument: str, ctx: _Context) -> dict:
 def _cc(argument: str, ctx: _Context) -> dict:
     address, name = address_and_name(argument)
     if address is None:
-        raise _Invalid(f"{argument!r} is not an email address" if argument else "needs an email address")
+        raise _Invalid(Message("'{value}' is not an email address", value=argument) if argument
+                       else Message("needs an email address"))
     return {"address": address, "name": name}
 
 
@@ -321,23 +322,24 @@ def ticket_number(text: str) -> int | None:
 def _ticket_number(argument: str, ctx: _Context) -> dict:
     number = ticket_number(_one_word(argument.replace("# ", "#"), "ticket number"))
     if number is None:
-        raise _Invalid(f"{argument!r} is not a ticket number")
+        raise _Invalid(Message("'{value}' is not a ticket number", value=argument))
     return {"number": number}
 
 
 def _broadcast(argument: str, ctx: _Context) -> dict:
     if argument:
-        raise _Invalid("takes nothing after it; the text of the reply is what goes out")
+        raise _Invalid(Message("takes nothing after it; the text of the reply is what goes out"))
     return {}
 
 
 def _security(argument: str, ctx: _Context) -> dict:
     word, _, reason = argument.partition(" ")
     if word.lower() not in SECURITY_STATES:
-        raise _Invalid("needs on or off" if not word else f"{word!r} is neither on nor off")
+        raise _Invalid(Message("needs on or off") if not word
+                       else Message("'{value}' is neither on nor off", value=word))
     on, reason = SECURITY_STATES[word.lower()], reason.strip()
     if not on and not reason:
-        raise _Invalid("needs a reason after off, e.g. #security off false alarm")
+        raise _Invalid(Message("needs a reason after off, e.g. #security off false alarm"))
     return {"on": on, "reason": reason or None}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from ..i18n import Message
 from . import slaclock, tickets
 from ..outbound.notify import Recipient
 
@@ -29,10 +30,11 @@ def set_security(desk, ticket, on: bool, reason: str | None, agent: str, now) ->
     """Apply the flag; returns a problem for the agent (the ticket unchanged), or None."""
     cfg = desk.config
     if not on and not may_clear(cfg, agent):
-        return (f"only tier-3 agents and the security contact ({cfg.service.security_address}) may clear "
-                "the security classification; ask one of them")
+        return Message("only tier-3 agents and the security contact ({address}) may clear the security "
+                       "classification; ask one of them", address=cfg.service.security_address)
     if on == bool(ticket.security):
-        return "the ticket is already classified as security" if on else "the ticket is not classified as security"
+        return (Message("the ticket is already classified as security") if on
+                else Message("the ticket is not classified as security"))
     if on:
         _set(desk, ticket, agent, reason, now)
     else:

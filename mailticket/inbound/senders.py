@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from ..i18n import Message as I18nMessage
 from .addresses import Address, parse_addresses
 from .charsets import header_text
 
@@ -42,7 +43,8 @@ def recover_sender(msg: Message, raw: bytes = b"") -> Recovered:
     after a broken line in the header block)."""
     froms = _raw_values(msg, "from") or _from_lines(raw)
     name = _display_name(froms[0]) if froms else ""
-    broken = f"From {_shown(froms[0])} has no usable address" if froms else "no From header"
+    broken = (I18nMessage("From {value} has no usable address", value=_shown(froms[0])) if froms
+              else I18nMessage("no From header"))
     candidates = [("From", _loose_address(froms[0]) if froms else None)]
     candidates += [("second From", _first_address(v)) for v in froms[1:2]]
     for header in ("Sender", "Reply-To", "Return-Path"):
@@ -51,7 +53,8 @@ def recover_sender(msg: Message, raw: bytes = b"") -> Recovered:
         if address:
             return Recovered(Address(name, address, True), source, f"{broken}; answering the address in {source}")
     tried = ", ".join(ORDER[1:])
-    return Recovered(None, "", f"no usable sender address: {broken}, and none in {tried}")
+    return Recovered(None, "", I18nMessage("no usable sender address: {problem}, and none in {tried}",
+                                           problem=broken, tried=tried))
 
 
 _RAW_FROM = re.compile(rb"^from[ \t]*:([^\r\n]*)", re.I | re.M)
