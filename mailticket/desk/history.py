@@ -49,7 +49,25 @@ WORDS = {
     "delivery_failure": N_("A mail could not be delivered"),
     "reopen": N_("Reopened by the requester's reply"),
     "auto_reply": N_("Automatic reply received (out of office or similar)"),
+    # the working day by mail and admin safety
+    "participant": N_("{address} added in Cc"),
+    "merge": N_("Merged with ticket {tag}"),
+    "parent": N_("Made part of the major incident {tag}"),
+    "child": N_("Ticket {tag} added to this major incident"),
+    "children": N_("Child tickets changed with this major incident"),
+    "broadcast": N_("Major-incident update sent to the requesters"),
+    "on_behalf": N_("Logged by an agent on the requester's behalf"),
+    "pending_reminder": N_("Reminder sent to the requester"),
+    "files": N_("Files received"),
+    "files_not_sent": N_("Files not sent with the reply (empty or too large)"),
+    "sender_recovered": N_("Sender's address taken from another header"),
+    "erasure": N_("Personal data erased on request"),
+    "retention": N_("Raw mail and files removed after the retention period"),
 }
+UNASSIGNED = N_("Assignment removed: back to the tier")
+ASSIGN_UNCHANGED = N_("Assignment unchanged")
+SECURITY_SET = N_("Classified as a security incident")
+SECURITY_CLEARED = N_("Security classification cleared: {reason}")
 UNVERIFIED_NOTE = N_("UNVERIFIED note: the sender could not be proven; nothing in it was done")
 TO_MANAGER = N_("Escalated to the escalation manager")
 OTHER = N_("Other change (see mailticket show)")
@@ -79,6 +97,10 @@ def _what(event: Event, data: dict, unverified: bool) -> Message:
         return Message(UNVERIFIED_NOTE)
     if event.kind == "escalation" and "to_tier" not in data:
         return Message(TO_MANAGER)
+    if event.kind == "assign" and ("new" in data and data["new"] is None or (event.text or "").startswith("already")):
+        return Message(ASSIGN_UNCHANGED if (event.text or "").startswith("already") else UNASSIGNED)
+    if event.kind == "security" and "on" in data:
+        return Message(SECURITY_SET) if data["on"] else Message(SECURITY_CLEARED, reason=data.get("reason") or "")
     words = WORDS.get(event.kind)
     if words is None:
         return Message(OTHER)
@@ -100,14 +122,16 @@ def _args(event: Event, data: dict) -> dict:
     if kind == "priority":
         return {"priority": data.get("new") or (after.group(1) if after else "")}
     if kind == "assign":
-        return {"assignee": data.get("assignee") or text.removeprefix("assigned to ")}
+        return {"assignee": data.get("assignee") or data.get("new") or text.removeprefix("assigned to ")}
     if kind == "escalation":
         return {"to_tier": data["to_tier"]}
     if kind == "warning":
         return {"tier": data.get("tier", "")}
-    if kind == "link":
+    if kind in ("link", "merge", "parent", "child"):
         found = _TAG.search(text)
         return {"tag": found.group(0) if found else ""}
+    if kind == "participant":
+        return {"address": data.get("address", "")}
     if kind in ("category", "type"):
         value = data.get("new") or (after.group(1) if after else "")
         return {"value": Message(TYPE_WORDS[value]) if kind == "type" and value in TYPE_WORDS else value}

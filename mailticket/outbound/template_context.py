@@ -52,6 +52,16 @@ FILE_KEYS = ("files", "attach_max")
 LISTS_FILES = ("new_ticket", "requester_update", "reopened", "escalation", "security_alert", "agent_reply")
 # The acknowledgement asks again for files that arrived empty (templates/<locale>/_empty_files.*).
 LISTS_EMPTY_FILES = ("acknowledgement",)
+# An agent's files on a resolving or closing reply go with that mail: FILE_KEYS then, and only then.
+MAY_LIST_FILES = ("resolved", "closed")
+
+
+def documented_keys(name: str) -> tuple[set, set]:
+    """The keys a mail of ``name`` always gets besides the common ones, and those it may get."""
+    always = set(EXTRA_KEYS[name]) | (set(FILE_KEYS) if name in LISTS_FILES else set())
+    maybe = (set(FILE_KEYS) if name in MAY_LIST_FILES else set()) | (
+        {"empty_files"} if name in LISTS_EMPTY_FILES else set())
+    return always, maybe
 
 
 def sample_service() -> dict:
