@@ -182,7 +182,7 @@ def test_show_names_the_line_for_unknown_and_invisible_tickets(bench):
     bench.process(agent_new_mail(bench, f"#show {ticket.id}", sender="Dave <dave@example.com>"))
     msg = answers(bench, "dave@example.com")[-1]
     text = plain_text(msg)
-    assert f"Ticket {ticket.id}:" in msg["Subject"] and "History:" in text and "escalation" in text
+    assert f"Ticket {ticket.id}:" in msg["Subject"] and "History, newest first:" in text and "Escalated to tier 3" in text
 
 
 def test_mine_lists_the_agents_own_tickets(bench):
