@@ -134,13 +134,15 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         old = ticket.priority
         ticket.priority = args["value"]
         slaclock.on_priority(ticket, cfg)
-        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent)
+        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent, old=old,
+                      new=ticket.priority)
     elif name in ("impact", "urgency"):
         setattr(ticket, name, args["value"])
         old = ticket.priority
         ticket.priority = priority_for(ticket.impact, ticket.urgency, cfg.rules.matrix)
         slaclock.on_priority(ticket, cfg)
-        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent)
+        tickets.event(ticket, now, "priority", f"{name} {args['value']}: {old} -> {ticket.priority}", actor=agent,
+                      old=old, new=ticket.priority)
     elif name == "assign":
         who = agent if args.get("me") or args.get("address") in (None, "me") else args["address"]
         ticket.assignee = who

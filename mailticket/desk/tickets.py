@@ -230,9 +230,11 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
 
 def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
     history = history_context(ticket)
-    desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
+    manager = desk.config.service.manager_address
+    desk.mailer.send("escalation_manager", to=[Recipient(manager)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
                      context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
                               "history": history})
-    event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
+    event(ticket, now, "escalation", f"tier 3 -> escalation manager {manager}: {reason}", from_tier=3,
+          to="manager")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)
