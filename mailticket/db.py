@@ -103,6 +103,22 @@ def run(sql: str, params: tuple | list = ()):
     return database.execute_sql(_dialect(database, sql), params)
 
 
+_CURSORS = iter(range(1, 1 << 62))
+
+
+def stream(sql: str, params: tuple | list = (), size: int = 10_000):
+    """The rows of a hand-written SELECT (``?`` placeholders), read as they are used: on PostgreSQL
+    through a server-side cursor, ``size`` rows at a time (psycopg2 would otherwise hold the whole
+    result in memory), so call it inside a transaction there; on SQLite the cursor already steps."""
+    database = _real(None)
+    if isinstance(database, pw.PostgresqlDatabase):
+        cursor = database.connection().cursor(name=f"mailticket_stream_{next(_CURSORS)}")
+        cursor.itersize = size
+        cursor.execute(_dialect(database, sql), tuple(params))
+        return iter(cursor)
+    return iter(database.execute_sql(sql, tuple(params)))
+
+
 def fetch_models(model, sql: str, params: tuple | list = ()) -> list:
     """Rows of a hand-written SELECT of ``model``'s columns (``?`` placeholders) as model
     instances, each column converted by its field, as ``model.raw`` would make them.
@@ -212,11 +228,19 @@ def _outbox_drafts(database: pw.Database) -> None:
         database.execute_sql('ALTER TABLE "outbox" ADD COLUMN "draft" TEXT')
 
 
+def _satisfaction(database: pw.Database) -> None:
+    """Requesters' ratings of resolved tickets (the "Was it solved?" links), and an index that finds
+    a period's tickets for the report."""
+    database.create_tables([models.Satisfaction], safe=True)
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "ticket" ("created_at")')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
+    ("0131_satisfaction", _satisfaction),
 ]
 
 
