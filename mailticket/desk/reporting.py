@@ -8,12 +8,15 @@ Two queries stream the period's tickets and their status, tier and priority even
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from . import intervals, report
 from ..db import run, stream
 from ..models import AwareDateTimeField
+
+log = logging.getLogger("mailticket.reporting")
 
 TREND_WEEKS = 8
 _EVENT_KINDS = ("status", "escalation", "priority")
@@ -223,3 +226,29 @@ def mail_report(desk, summary: dict, now: datetime, kind: str | None = None):
     context = report_context(summary, kind)
     return desk.mailer.send("manager_report", to=[Recipient(desk.config.service.manager_address)], now=now,
                             context=context, reply_purpose=None, automatic=True)
+
+
+def send_scheduled(desk, now: datetime) -> list[str]:
+    """Queue each scheduled report (``[reports]``) whose moment has come and that no daemon has sent;
+    the keys of those queued. The report is computed outside the write transaction; the mark that
+    it was sent (a KeyValue row) and the mail go in one, so two daemons never both send it."""
+    from zoneinfo import ZoneInfo
+    from ..db import insert_or_ignore, write_transaction
+    from ..models import KeyValue
+    from .reportschedule import due_reports
+    config = desk.config
+    queued = []
+    for due in due_reports(config.reports, now, ZoneInfo(config.service.timezone)):
+        if KeyValue.get_or_none(KeyValue.key == due.key) is not None:
+            continue
+        summary = build_summary(config, Period(due.since, due.until, now))
+        with write_transaction():
+            taken = run(insert_or_ignore('"key_value" ("key", "value", "at") VALUES (?, ?, ?)'),
+                        (due.key, config.service.manager_address, KeyValue.at.db_value(now))).rowcount
+            if taken != 1:
+                continue
+            mail_report(desk, summary, now, kind=due.kind)
+        queued.append(due.key)
+        log.info("%s report for %s .. %s queued to %s", due.kind, due.since.date(), due.until.date(),
+                 config.service.manager_address)
+    return queued

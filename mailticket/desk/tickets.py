@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 
 from . import slaclock
+from .feedback_links import links
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
 from ..models import Event, MessageRef, Participant, Ticket, insert_together
@@ -165,6 +166,14 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
     return ticket
 
 
+def record_thanks(ticket: Ticket, parsed, text: str, now, inbound) -> None:
+    """A reply to a resolved (or recently closed) ticket that only thanks: kept, the ticket stays as it is."""
+    remember_inbound(ticket, parsed.message_id, now)
+    event(ticket, now, "reply_in", text, actor=parsed.sender.address, inbound=inbound, message_id=parsed.message_id,
+          thanks=True)
+    log.info("ticket %d: a thank-you from %s, not reopened", ticket.id, parsed.sender.address)
+
+
 def record_auto_reply(ticket: Ticket, parsed, verdict, now, inbound) -> None:
     remember_inbound(ticket, parsed.message_id, now)
     event(ticket, now, "auto_reply", f"{verdict.reason}: {parsed.subject}", actor=parsed.sender.address,
@@ -194,8 +203,10 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
           old=old, new=status)
     if notify and status in ("resolved", "closed") and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
-        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
-                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after},
+        context = {"body": body or "", "auto_close_after": desk.config.sla.auto_close_after}
+        if status == "resolved":
+            context["feedback"] = links(desk, ticket, now)
+        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket, context=context,
                          in_reply_to=ticket.thread_root, automatic=True)
 
 

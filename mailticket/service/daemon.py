@@ -271,6 +271,20 @@ class Daemon:
             raise
         except Exception:
             log.exception("SLA check failed; trying again at the next interval")
+        finally:
+            self.send_reports()
+
+    def send_reports(self):
+        """The manager's weekly and monthly report mails, when their moment has come ([reports])."""
+        from ..desk.reporting import send_scheduled
+        if self.config.reports is None or not self.config.reports.slots:
+            return
+        try:
+            send_scheduled(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("the scheduled report failed; trying again at the next SLA check")
 
     def wait(self) -> None:
         seconds = self.config.imap.poll_interval.total_seconds() if self.config.imap else 1.0
@@ -326,5 +340,6 @@ def _with_runtime(old, new):
     """Rules, SLA, tiers and templates come from the new file; connections stay as they are."""
     import dataclasses
     return dataclasses.replace(old, rules=new.rules, sla=new.sla, tiers=new.tiers, monitoring=new.monitoring,
+                               reports=new.reports,
                                rate_limits=new.rate_limits, raw=new.raw,
                                service=dataclasses.replace(new.service, data_dir=old.service.data_dir))
