@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -108,15 +108,24 @@ _CURSORS = iter(range(1, 1 << 62))
 
 def stream(sql: str, params: tuple | list = (), size: int = 10_000):
     """The rows of a hand-written SELECT (``?`` placeholders), read as they are used: on PostgreSQL
-    through a server-side cursor, ``size`` rows at a time (psycopg2 would otherwise hold the whole
-    result in memory), so call it inside a transaction there; on SQLite the cursor already steps."""
+    through a cursor declared on the server, ``size`` rows a fetch (psycopg2 would otherwise hold the
+    whole result in memory; peewee's connections are in autocommit mode, so psycopg2's own named
+    cursors refuse), (inside the caller's transaction, else one of its own); on SQLite the cursor already steps."""
     database = _real(None)
-    if isinstance(database, pw.PostgresqlDatabase):
-        cursor = database.connection().cursor(name=f"mailticket_stream_{next(_CURSORS)}")
-        cursor.itersize = size
-        cursor.execute(_dialect(database, sql), tuple(params))
-        return iter(cursor)
-    return iter(database.execute_sql(sql, tuple(params)))
+    if not isinstance(database, pw.PostgresqlDatabase):
+        yield from database.execute_sql(sql, tuple(params))
+        return
+    name = f"mailticket_stream_{next(_CURSORS)}"
+    with nullcontext() if database.in_transaction() else database.atomic():
+        database.execute_sql(f"DECLARE {name} NO SCROLL CURSOR FOR {_dialect(database, sql)}", tuple(params))
+        try:
+            while True:
+                rows = database.execute_sql(f"FETCH FORWARD {int(size)} FROM {name}").fetchall()
+                yield from rows
+                if len(rows) < size:
+                    return
+        finally:
+            database.execute_sql(f"CLOSE {name}")
 
 
 def fetch_models(model, sql: str, params: tuple | list = ()) -> list:

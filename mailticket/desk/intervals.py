@@ -123,6 +123,12 @@ class Timeline:
         return sum((i.sla_time(policy, end=self.first_response_at) for i in self.intervals
                     if i.start < self.first_response_at), ZERO)
 
+    def waiting_for_first_response(self, policy) -> timedelta | None:
+        """SLA time so far of an open ticket nobody has answered yet; None otherwise."""
+        if self.first_response_at is not None or self.resolved:
+            return None
+        return sum((i.sla_time(policy) for i in self.intervals), ZERO)
+
     def first_response_tier(self) -> int | None:
         if self.first_response_at is None:
             return None

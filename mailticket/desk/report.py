@@ -11,7 +11,8 @@ about users' tickets):
 - resolution: of resolved (or closed) tickets, pending time left out; within target likewise;
 - average resolution: the mean resolution of resolved incidents against the 24 h average target;
 - breaches: tickets whose first response or resolution took longer than the target, or whose
-  running clock has already used more than it (``ongoing``), each listed;
+  running clock (unanswered, or not resolved) has already used more than it (``ongoing``), each
+  listed;
 - escalations per tier: moves up out of each tier (out of tier 3 = to the escalation manager);
 - first-contact resolution: resolved tickets that were resolved at tier 1 without escalation,
   over the resolved tickets;
@@ -70,6 +71,7 @@ class Measured:
     first_response: float | None
     first_response_tier: int | None
     first_response_target: float
+    unanswered: float | None       # SLA time so far of an open ticket nobody has answered
     resolution: float | None
     resolution_target: float
     active: float                  # new/open time so far (the running clock of an open ticket)
@@ -85,6 +87,7 @@ def measure(facts: TicketFacts, policy) -> Measured:
     tl = facts.timeline
     tiers = {t: (tl.active_time(policy, t).total_seconds(), tl.done_at(t)) for t in tl.tiers()}
     first = tl.first_response_time(policy)
+    unanswered = tl.waiting_for_first_response(policy)
     resolution = tl.resolution_time(policy)
     reopens = tl.reopens()
     return Measured(
@@ -94,6 +97,7 @@ def measure(facts: TicketFacts, policy) -> Measured:
         first_response=None if first is None else first.total_seconds(),
         first_response_tier=tl.first_response_tier(),
         first_response_target=policy.target(tl.priority, "first_response").total_seconds(),
+        unanswered=None if unanswered is None else unanswered.total_seconds(),
         resolution=None if resolution is None else resolution.total_seconds(),
         resolution_target=policy.target(tl.priority, "resolution").total_seconds(),
         active=sum(a for a, _ in tiers.values()), pending=tl.pending_time(policy).total_seconds(),
@@ -185,6 +189,8 @@ def breaches(tickets: list[Measured]) -> list[dict]:
     for m in tickets:
         if m.first_response is not None and m.first_response > m.first_response_target:
             out.append(_breach(m, "first_response", m.first_response, m.first_response_target, False))
+        elif m.unanswered is not None and m.unanswered > m.first_response_target:
+            out.append(_breach(m, "first_response", m.unanswered, m.first_response_target, True))
         if m.resolution is not None and m.resolution > m.resolution_target:
             out.append(_breach(m, "resolution", m.resolution, m.resolution_target, False))
         elif m.resolution is None and not m.resolved and m.active > m.resolution_target:

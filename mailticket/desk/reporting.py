@@ -57,6 +57,11 @@ def _data(value):
 def stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[int] | None = None):
     """``report.TicketFacts`` of each ticket created in [since, until) (and among ``ids``, when
     given), in number order."""
+    with _read_transaction():  # PostgreSQL's declared cursors live as long as their transaction
+        yield from _stream_facts(since, until, as_of, ids)
+
+
+def _stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[int] | None):
     bounds = [AwareDateTimeField().db_value(since), AwareDateTimeField().db_value(until)]
     only = f' AND t."id" IN ({", ".join("?" * len(ids))})' if ids else ""
     events = stream(_EVENTS.replace(" ORDER BY", only + " ORDER BY"), (*bounds, *_EVENT_KINDS, *(ids or ())))
@@ -86,8 +91,11 @@ def build_summary(config, period: Period, by=report.GROUPS) -> dict:
 
 
 def _read_transaction():
+    """A transaction, or none more when one is open already."""
+    from contextlib import nullcontext
     from ..models import Ticket
-    return Ticket._meta.database.atomic()
+    database = Ticket._meta.database
+    return nullcontext() if database.in_transaction() else database.atomic()
 
 
 def _build_summary(config, period: Period, by) -> dict:
