@@ -228,3 +228,15 @@ def test_no_after_closing_within_the_window_reopens(bench):
     assert bench.process(click(*found[1], body="It broke again.")).reason == "not solved: reopened"
     assert status_of(ticket) == "open"
     assert [o.kind for o in bench.sent("l1@example.com") if o.ticket_id == ticket.id][-1] == "reopened"
+
+
+def test_escalation_past_tier_3_goes_to_the_manager_address(tmp_path, db_url):
+    bench = Bench(tmp_path, extra={"database": {"url": db_url}, "service": {"manager_address": "boss@example.com"}})
+    ticket, notification = bench.open_ticket()
+    bench.process(agent_mail(notification, "#tier 3", to=reply_address(notification)))
+    bench.process(agent_mail(notification, "#escalate the vendor does not answer", sender="Dave <dave@example.com>",
+                             to=reply_address(notification)))
+    (mail,) = bench.sent(kind="escalation_manager")
+    assert mail.recipients == ["boss@example.com"] and mail.ticket_id == ticket.id
+    [event] = [e for e in events(ticket, "escalation") if (e.data or {}).get("to") == "manager"]
+    assert "boss@example.com" in event.text and event.data["from_tier"] == 3

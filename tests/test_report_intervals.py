@@ -132,3 +132,11 @@ def test_changes_from_the_history():
         Change(at(3), "manager", "manager", 3), Change(at(4), "manager", "manager", 3)]
     tl = build(T0, changes_from_events(events), at(5), status="open", tier=3, priority="P1")
     assert tl.escalations() == [(1, 3), (3, "manager"), (3, "manager")]
+
+
+def test_a_change_the_history_does_not_record_is_taken_at_settled_at():
+    # resolved by hand in the database (no status event): resolved at settled_at, counted to there
+    tl = build(T0, [status(1, "new", "open")], at(10), status="resolved", tier=1, priority="P3",
+               settled_at=at(4))
+    assert [(i.status, i.end) for i in tl.intervals] == [("new", at(1)), ("open", at(4)), ("resolved", at(10))]
+    assert tl.resolution_time(POLICY) == 4 * H

@@ -73,7 +73,7 @@ def handle(desk, row, parsed, found: FeedbackClaim, now: datetime) -> tuple[int 
     ticket = ticket_by_id(claim.ticket, for_update=is_postgres())
     text = split_reply(parsed.text).new or ""
     if ticket is None or found.expired:
-        _answer_expired(desk, parsed, claim, now)
+        _answer_expired(desk, parsed, claim, ticket, now)
         if ticket is not None:
             _record(ticket, now, row, parsed, f"expired '{claim.purpose}' link used by {address}: nothing changed",
                     address)
@@ -148,8 +148,9 @@ def _comment(text: str, given: str) -> str:
     return "\n".join(lines).strip()[:4000]
 
 
-def _answer_expired(desk, parsed, claim: TokenClaim, now: datetime) -> None:
+def _answer_expired(desk, parsed, claim: TokenClaim, ticket: Ticket | None, now: datetime) -> None:
     desk.mailer.send("feedback_expired", to=[Recipient(parsed.sender.address, parsed.sender.name)], now=now,
+                     ticket=ticket,
                      context={"number": claim.ticket, "feedback_kind": claim.purpose}, reply_purpose=None,
                      in_reply_to=parsed.message_id, auto_submitted="auto-replied", automatic=True, rate_limited=True)
 

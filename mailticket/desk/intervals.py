@@ -166,13 +166,18 @@ class Timeline:
 
 
 def build(created_at: datetime, changes: list[Change], as_of: datetime, *, status: str, tier: int,
-          priority: str, first_response_at: datetime | None = None) -> Timeline:
+          priority: str, first_response_at: datetime | None = None,
+          settled_at: datetime | None = None) -> Timeline:
     """The timeline of a ticket whose state now is ``status``/``tier``/``priority``.
 
     The state at creation is worked out backwards from the first change of each field (its
-    ``old``), else it is the state now. Changes after ``as_of`` are left out; the last interval
-    runs to ``as_of`` (not before the last change)."""
-    changes = sorted((c for c in changes if c.at <= as_of), key=lambda c: c.at)
+    ``old``), else it is the state now. Where the history does not reach the state now (a ticket
+    changed without an event: imported, or older data), the difference is taken to have happened
+    at ``settled_at`` (when it was resolved or closed, else last updated). Changes after ``as_of``
+    are left out; the last interval runs to ``as_of`` (not before the last change)."""
+    changes = sorted(changes, key=lambda c: c.at)
+    changes += _unrecorded(changes, status, tier, priority, settled_at or created_at)
+    changes = [c for c in changes if c.at <= as_of]
     state = {"status": "new", "tier": _first_old(changes, "tier", tier),
              "priority": _first_old(changes, "priority", priority)}
     intervals, start = [], created_at
@@ -186,6 +191,16 @@ def build(created_at: datetime, changes: list[Change], as_of: datetime, *, statu
         state[change.field] = change.value
     intervals.append(Interval(start, max(as_of, start), state["status"], state["tier"], state["priority"]))
     return Timeline(created_at, tuple(intervals), tuple(changes), first_response_at)
+
+
+def _unrecorded(changes: list[Change], status: str, tier: int, priority: str, at: datetime) -> list[Change]:
+    last = {"status": "new"}
+    for change in changes:
+        last[change.field] = change.value
+    at = max([at] + [c.at for c in changes])
+    return [Change(at, field, now, last[field]) for field, now in (("status", status), ("tier", tier),
+                                                                   ("priority", priority))
+            if field in last and last[field] != now]
 
 
 def _first_old(changes: list[Change], field: str, now_value):

@@ -30,7 +30,8 @@ class Period:
 
 
 _TICKETS = ('SELECT t."id", t."type", t."category", t."status", t."tier", t."priority", t."created_at",'
-            ' t."first_response_at", t."assignee", t."alert_key", s."rating"'
+            ' t."first_response_at", t."assignee", t."alert_key", s."rating",'
+            ' COALESCE(t."resolved_at", t."closed_at", t."updated_at")'
             ' FROM "ticket" AS t LEFT JOIN "satisfaction" AS s ON s."ticket_id" = t."id"'
             ' WHERE t."created_at" >= ? AND t."created_at" < ? ORDER BY t."id"')
 _EVENTS = ('SELECT e."ticket_id", e."at", e."kind", e."data", CASE WHEN e."data" IS NULL THEN e."text" END'
@@ -67,7 +68,7 @@ def _stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[i
     events = stream(_EVENTS.replace(" ORDER BY", only + " ORDER BY"), (*bounds, *_EVENT_KINDS, *(ids or ())))
     pending = next(events, None)
     for (number, type_, category, status, tier, priority, created, first, assignee, alert_key,
-         rating) in stream(_TICKETS.replace(" ORDER BY", only + " ORDER BY"), (*bounds, *(ids or ()))):
+         rating, settled) in stream(_TICKETS.replace(" ORDER BY", only + " ORDER BY"), (*bounds, *(ids or ()))):
         rows = []
         while pending is not None and pending[0] <= number:
             if pending[0] == number:
@@ -75,7 +76,8 @@ def _stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[i
             pending = next(events, None)
         created = _ts(created)
         timeline = intervals.build(created, intervals.changes_from_events(rows), max(as_of, created),
-                                   status=status, tier=tier, priority=priority, first_response_at=_ts(first))
+                                   status=status, tier=tier, priority=priority, first_response_at=_ts(first),
+                                   settled_at=_ts(settled))
         yield report.TicketFacts(number, type_ or "incident", category, timeline, assignee,
                                  alert_key is not None, rating)
 
