@@ -42,11 +42,14 @@ _EVENTS = ('SELECT e."ticket_id", e."at", e."kind", e."data", CASE WHEN e."data"
 _OLDER_OPEN = ('SELECT t."id", t."status", t."created_at", t."updated_at" FROM "ticket" AS t WHERE t."created_at" < ? AND t."alert_key" IS NULL'
                ' AND (t."status" IN (?, ?, ?) OR t."updated_at" >= ?)')
 
-_when = AwareDateTimeField().python_value
-
-
 def _ts(value) -> datetime | None:
-    return None if value is None else _when(value)
+    """A stored time as an aware UTC datetime: SQLite gives the text peewee wrote (ISO, naive UTC),
+    PostgreSQL a naive datetime. (peewee's own conversion cost a fifth of the report's time.)"""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _data(value):
