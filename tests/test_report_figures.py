@@ -191,8 +191,9 @@ def test_the_pending_then_escalated_ticket_is_reported_at_one_and_a_half_hours(d
     facts = {f.number: f for f in stream_facts(SINCE, UNTIL, NOW)}
     five = measure(facts[5], policy)
     assert five.resolution == 1.5 * H                     # not 11.5 h
-    assert five.tiers == {1: (0.5 * H, True), 2: (1 * H, True)}
-    assert five.pending == 10 * H and five.escalations == ((1, 2),) and five.rating == 3
+    assert five.visited() == [1, 2] and five.own(1) == (0.5 * H, True) and five.own(2) == (1 * H, True)
+    assert five.own(3) is None
+    assert five.pending == 10 * H and five.escalated_from == (1, 0, 0) and five.rating == 3
     eighteen = measure(facts[18], policy)                 # P2 made P1 mid-way: judged as a P1
     assert eighteen.priority == "P1" and eighteen.resolution_target == 4 * H and eighteen.resolution == 3 * H
 

@@ -30,7 +30,7 @@ All times are seconds (float); the formats show them as hours.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .intervals import RESOLVED, Timeline
@@ -76,16 +76,29 @@ class Measured:
     resolution_target: float
     active: float                  # new/open time so far (the running clock of an open ticket)
     pending: float
-    escalations: tuple
+    escalated_from: tuple[int, int, int]   # moves up out of tier 1, 2 and 3 (3: to the manager)
     reopened: bool
     fcr: bool
     rating: int | None
-    tiers: dict = field(default_factory=dict)   # tier -> (own active seconds, done there)
+    tier_time: tuple       # each tier's own new/open seconds (None: never held it); three floats, no dict
+
+    def visited(self) -> list[int]:
+        return [n for n, t in zip((1, 2, 3), self.tier_time) if t is not None]
+
+    def own(self, tier: int) -> tuple[float, bool] | None:
+        """(the tier's own time, whether its part is over), or None when it never held the ticket."""
+        spent = self.tier_time[tier - 1] if 1 <= tier <= 3 else None
+        return None if spent is None else (spent, self.resolved or self.tier != tier)
 
 
 def measure(facts: TicketFacts, policy) -> Measured:
     tl = facts.timeline
-    tiers = {t: (tl.active_time(policy, t).total_seconds(), tl.done_at(t)) for t in tl.tiers()}
+    held = set(tl.tiers())
+    tier_time = tuple(tl.active_time(policy, t).total_seconds() if t in held else None for t in (1, 2, 3))
+    escalated = [0, 0, 0]
+    for old, _new in tl.escalations():
+        if 1 <= old <= 3:
+            escalated[old - 1] += 1
     first = tl.first_response_time(policy)
     unanswered = tl.waiting_for_first_response(policy)
     resolution = tl.resolution_time(policy)
@@ -100,9 +113,9 @@ def measure(facts: TicketFacts, policy) -> Measured:
         unanswered=None if unanswered is None else unanswered.total_seconds(),
         resolution=None if resolution is None else resolution.total_seconds(),
         resolution_target=policy.target(tl.priority, "resolution").total_seconds(),
-        active=sum(a for a, _ in tiers.values()), pending=tl.pending_time(policy).total_seconds(),
-        escalations=tuple(tl.escalations()), reopened=reopens > 0, fcr=tl.first_contact_resolution(),
-        rating=facts.rating, tiers=tiers)
+        active=sum(t for t in tier_time if t is not None), pending=tl.pending_time(policy).total_seconds(),
+        escalated_from=tuple(escalated), reopened=reopens > 0, fcr=tl.first_contact_resolution(),
+        rating=facts.rating, tier_time=tier_time)
 
 
 # ---------------------------------------------------------------- statistics
@@ -150,15 +163,12 @@ def figures(tickets: list[Measured], tier: int | None = None) -> dict:
     else:
         first = [(m.first_response, m.first_response_target) for m in tickets
                  if m.first_response is not None and m.first_response_tier == tier]
-        resolution = [(m.tiers[tier][0], m.resolution_target) for m in tickets
-                      if tier in m.tiers and m.tiers[tier][1]]
+        resolution = [(own[0], m.resolution_target) for m in tickets
+                      for own in (m.own(tier),) if own is not None and own[1]]
     resolved = [m for m in tickets if m.resolved]
     ever = [m for m in tickets if m.ever_resolved]
     rated = [m.rating for m in tickets if m.rating is not None]
-    escalations = {f"tier{t}": 0 for t in (1, 2, 3)}
-    for m in tickets:
-        for old, _new in m.escalations:
-            escalations[f"tier{old}"] = escalations.get(f"tier{old}", 0) + 1
+    escalations = {f"tier{t}": sum(m.escalated_from[t - 1] for m in tickets) for t in (1, 2, 3)}
     fcr = sum(1 for m in resolved if m.fcr)
     reopened = sum(1 for m in ever if m.reopened)
     return {
@@ -168,7 +178,7 @@ def figures(tickets: list[Measured], tier: int | None = None) -> dict:
         "resolution": clock_stats(resolution),
         "pending": {"tickets": sum(1 for m in tickets if m.pending > 0), "total": sum(m.pending for m in tickets)},
         "escalations": escalations,
-        "escalated_tickets": sum(1 for m in tickets if m.escalations),
+        "escalated_tickets": sum(1 for m in tickets if any(m.escalated_from)),
         "first_contact_resolution": {"resolved": len(resolved), "first_contact": fcr, "share": share(fcr, len(resolved))},
         "reopen": {"resolved": len(ever), "reopened": reopened, "rate": share(reopened, len(ever))},
         "satisfaction": {"asked": len(ever), "answered": len(rated), "share_answered": share(len(rated), len(ever)),
@@ -217,7 +227,7 @@ def backlog(open_at_end: list[tuple[int, datetime]], until: datetime) -> dict:
 
 def group_key(m: Measured, by: str) -> list:
     if by == "tier":
-        return sorted(m.tiers)
+        return m.visited()
     return [getattr(m, by)]
 
 
