@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -101,31 +101,6 @@ def run(sql: str, params: tuple | list = ()):
     more CPU than the database takes to run it (bench/profile_pipeline.py). Returns the cursor."""
     database = _real(None)
     return database.execute_sql(_dialect(database, sql), params)
-
-
-_CURSORS = iter(range(1, 1 << 62))
-
-
-def stream(sql: str, params: tuple | list = (), size: int = 10_000):
-    """The rows of a hand-written SELECT (``?`` placeholders), read as they are used: on PostgreSQL
-    through a cursor declared on the server, ``size`` rows a fetch (psycopg2 would otherwise hold the
-    whole result in memory; peewee's connections are in autocommit mode, so psycopg2's own named
-    cursors refuse), (inside the caller's transaction, else one of its own); on SQLite the cursor already steps."""
-    database = _real(None)
-    if not isinstance(database, pw.PostgresqlDatabase):
-        yield from database.execute_sql(sql, tuple(params))
-        return
-    name = f"mailticket_stream_{next(_CURSORS)}"
-    with nullcontext() if database.in_transaction() else database.atomic():
-        database.execute_sql(f"DECLARE {name} NO SCROLL CURSOR FOR {_dialect(database, sql)}", tuple(params))
-        try:
-            while True:
-                rows = database.execute_sql(f"FETCH FORWARD {int(size)} FROM {name}").fetchall()
-                yield from rows
-                if len(rows) < size:
-                    return
-        finally:
-            database.execute_sql(f"CLOSE {name}")
 
 
 def fetch_models(model, sql: str, params: tuple | list = ()) -> list:
