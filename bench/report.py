@@ -14,7 +14,8 @@ Each measurement runs in a fresh child process: the report (``reporting.build_su
 whole 90 days, every group: what ``mailticket report --since ... --format json`` computes), and the
 floor, a plain SQL aggregate that reads the same rows once: first-response and resolution means
 per priority from the ticket table, and the count of the period's status/escalation/priority
-events. Time is wall clock (the median of --repeat runs), memory the child's peak RSS less that of
+events. Time is wall clock and the child's CPU time (the medians of --repeat runs; on a shared machine the
+CPU time is the steadier figure), memory the child's peak RSS less that of
 a child that only imports and connects. The ratios report/floor are printed, and with --record
 appended to bench/RESULTS.md. SQLite by default (a temporary file, or --keep FILE to reuse it);
 ``--pg`` takes an EMPTY scratch database and drops the tables it made.
@@ -205,7 +206,7 @@ def measure(what: str, url: str) -> dict:
     from mailticket.desk import reporting
     config = build_config({"database": {"url": url}, "service": {"timezone": "UTC"}}, "<bench>", Path.cwd())
     database = db.connect(url, migrate=False)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     out = {}
     if what == "report":
         summary = reporting.build_summary(config, reporting.Period(SINCE, NOW, NOW))
@@ -216,9 +217,14 @@ def measure(what: str, url: str) -> dict:
         for sql in (FLOOR_PG if db.is_postgres(database) else FLOOR_SQLITE):
             rows = database.execute_sql(sql, bounds).fetchall()
             out.setdefault("rows", []).append(len(rows))
-    seconds = time.perf_counter() - started
-    return {"what": what, "seconds": seconds, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+    return {"what": what, "seconds": seconds, "cpu": cpu, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **out}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(what: str, url: str) -> dict:
@@ -233,6 +239,7 @@ def run(url: str, repeat: int) -> dict:
     for what in ("floor", "report"):
         runs = [child(what, url) for _ in range(repeat)]
         results[what] = {"seconds": statistics.median(r["seconds"] for r in runs),
+                         "cpu": statistics.median(r["cpu"] for r in runs),
                          "memory_mb": max(r["maxrss_mb"] for r in runs) - idle["maxrss_mb"], "last": runs[-1]}
     results["idle_mb"] = idle["maxrss_mb"]
     return results
@@ -286,16 +293,21 @@ def main(argv=None) -> int:
             tmp.cleanup()
     floor, rep = results["floor"], results["report"]
     kind = "PostgreSQL" if args.pg else "SQLite"
-    line = (f"{kind}, {args.n:,} tickets: report {rep['seconds']:.1f} s, {rep['memory_mb']:.0f} MB; floor "
-            f"{floor['seconds']:.2f} s, {floor['memory_mb']:.0f} MB; ratio time {rep['seconds'] / floor['seconds']:.1f}x, "
+    line = (f"{kind}, {args.n:,} tickets: report {rep['seconds']:.1f} s ({rep['cpu']:.1f} s CPU), "
+            f"{rep['memory_mb']:.0f} MB; floor {floor['seconds']:.2f} s ({floor['cpu']:.2f} s CPU), "
+            f"{floor['memory_mb']:.0f} MB; ratio time {rep['seconds'] / floor['seconds']:.1f}x "
+            f"(CPU {rep['cpu'] / max(floor['cpu'], 0.01):.1f}x), "
             f"memory {rep['memory_mb'] / max(floor['memory_mb'], 1):.1f}x "
             f"(report saw {rep['last']['tickets']:,} user tickets, {rep['last']['monitoring']:,} alerts, "
             f"mean resolution {rep['last']['mean_resolution_h']} h)")
     print(line)
     if args.record:
         from bench.common import RESULTS, load_average, machine
-        command = "bench/report.py " + " ".join(a for a in (argv or sys.argv[1:]) if "://" not in a) + (
-            " --pg SCRATCH" if args.pg else "")
+        given = list(argv or sys.argv[1:])
+        for option, stand_in in (("--pg", "SCRATCH_URL"), ("--keep", "FILE")):
+            if option in given:
+                given[given.index(option) + 1] = stand_in
+        command = "bench/report.py " + " ".join(given)
         with open(RESULTS, "a", encoding="utf-8") as f:
             f.write(f"\n- {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}, load {load_average()}: "
                     f"`{command.strip()}`: {line}\n")
