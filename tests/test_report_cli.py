@@ -130,7 +130,10 @@ def test_report_mail_goes_to_the_manager_with_the_figures_of_the_json(filled, sm
     assert mail.rcpt_tos == [MANAGER]
     msg = email.message_from_bytes(mail.data, policy=email.policy.default)
     assert "report 2026-11-02 - 2026-11-09" in msg["Subject"]
-    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_content_type() == "multipart/alternative" and not msg.defects
+    assert msg["From"].addresses[0].addr_spec == "support@example.com" and msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Mailticket-Loop"] == "support@example.com" and msg["Reply-To"] is None
+    assert msg["X-Mailticket-Ticket"] is None and msg["Message-ID"].startswith("<mt.")
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "<script" not in html.lower() and "<img" not in html.lower()
