@@ -176,7 +176,7 @@ def test_report_html_screenshots_at_800_and_390_px(tmp_path, db_url, locale):
 
 # ---------------------------------------------------------------- the scheduled report
 
-def test_the_daemon_sends_the_weekly_report_once(filled, smtp_sink):
+def test_the_weekly_report_is_queued_once_when_its_moment_has_come(filled, smtp_sink):
     """Monday 2026-11-09 08:00 local has come: the weekly report of 2 .. 9 November goes out, once,
     also when a second daemon (or a restart) looks again."""
     from mailticket.clock import FakeClock
@@ -199,3 +199,29 @@ def test_the_daemon_sends_the_weekly_report_once(filled, smtp_sink):
     text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
     assert text.startswith("Weekly report: tickets created from 2026-11-02 until 2026-11-09")
     assert "Tickets:                            16" in text
+
+
+def test_the_daemons_sla_check_sends_the_scheduled_report(tmp_path, smtp_sink):
+    """The daemon's periodic SLA check is what sends it: once its moment has come, once."""
+    from mailticket import db
+    from mailticket.clock import FakeClock
+    from mailticket.config import load_config
+    from mailticket.models import Outbox
+    from mailticket.service.daemon import Daemon
+    from mailticket.service.wiring import build_desk
+    path = write_config(tmp_path, sink=smtp_sink, listener_port=2525,
+                        extra={"service": {"manager_address": MANAGER, "locale": "sv"},
+                               "reports": {"monthly": "1 08:00"}})
+    config = load_config(path)
+    db.connect(config.database.url)
+    clock = FakeClock(datetime(2026, 12, 1, 6, 59, tzinfo=UTC))  # 07:59 in Stockholm
+    daemon = Daemon(build_desk(config, clock=clock))
+    daemon.check_clocks()
+    assert not Outbox.select().where(Outbox.kind == "manager_report").exists()
+    clock.advance(120)
+    daemon.check_clocks()
+    daemon.check_clocks()
+    [entry] = Outbox.select().where(Outbox.kind == "manager_report")
+    mail = email.message_from_bytes(daemon.desk.mailer.mail_bytes(entry), policy=email.policy.default)
+    assert mail["Subject"] == "Service Desk: månadsrapport 2026-11-01 – 2026-12-01"
+    assert "Inga ärenden skapades under perioden." in mail.get_body(("plain",)).get_content()
