@@ -90,6 +90,7 @@ class ServiceConfig:
     timezone: str = "UTC"
     data_dir: Path = Path("./var")
     admin_address: str = "helpdesk-admin@localhost"
+    manager_address: str = "helpdesk-admin@localhost"  # escalations past tier 3 and the reports
     security_address: str = "security@localhost"
     templates_dir: Path | None = None
     ack_max_age: timedelta = timedelta(days=1)
@@ -202,6 +203,7 @@ class Config:
     monitoring: tuple = ()  # mailticket.desk.monitoring rules
     spam: SpamConfig = field(default_factory=SpamConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    reports: object = None  # mailticket.desk.schedule.ReportSchedule ([reports])
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_tier(self, address: str) -> int | None:
@@ -237,7 +239,8 @@ class Config:
         """An agent, a tier, the admin or the security contact: may receive tokens that let mail act."""
         a = address.lower()
         return (a in self.agents or a in self.tier_addresses
-                or a in (self.service.admin_address, self.service.security_address))
+                or a in (self.service.admin_address, self.service.security_address,
+                         self.service.manager_address))
 
     def locale_for_tier(self, tier: int) -> str:
         t = self.tiers.get(tier)
@@ -357,7 +360,7 @@ def _is_loopback(host: str) -> bool:
 
 # ---------------------------------------------------------------- sections
 
-SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address",
+SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address", "manager_address",
                 "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
                 "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
                 "token_lifetime", "categories", "alarm_after",
@@ -376,6 +379,7 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         raise s.error("tag_prefix", f"{prefix!r} must be 1-16 letters or digits (it goes in subjects as [{prefix}#123])")
     vip = s.get("vip", list, [])
     templates = s.string("templates_dir")
+    admin = s.address("admin_address", "helpdesk-admin@localhost")
     return ServiceConfig(
         name=s.string("name", "Service Desk"),
         address=s.address("address", "support@localhost"),
@@ -383,7 +387,8 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         locale=s.string("locale", "en", choices=LOCALES),
         timezone=tz,
         data_dir=_path(s.string("data_dir", "./var"), base),
-        admin_address=s.address("admin_address", "helpdesk-admin@localhost"),
+        admin_address=admin,
+        manager_address=s.address("manager_address", admin),
         security_address=s.address("security_address", "security@localhost"),
         templates_dir=_path(templates, base) if templates else None,
         ack_max_age=s.duration("ack_max_age", timedelta(days=1)),
@@ -544,7 +549,7 @@ def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
 
 TOP_KEYS = {"service", "database", "imap", "smtp", "listener", "outbox", "rate_limits", "tiers", "sla",
             "rules", "priority_matrix", "security", "monitoring", "spam",
-            "retention"}
+            "retention", "reports"}
 
 
 def load_config(path: str | os.PathLike | None) -> Config:
@@ -574,6 +579,7 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     rules' categories, is checked only with valid rules."""
     from .desk import monitoring
     from .desk import rules
+    from .desk import reportschedule
     from .desk import sla# pure modules, each validates its own sections
 
     problems: list[ConfigError] = []
@@ -604,11 +610,13 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     spam = checked(_spam, data.get("spam"), file)
     watched = checked(monitoring.load_monitoring, data, file, ruleset.categories) if ruleset else None
     retention = checked(_retention, data.get("retention"), file)
+    reports = checked(reportschedule.load_reports, data.get("reports", {}), file)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return Config(
         file=file, service=service, database=database, imap=imap, smtp=smtp, listener=listener, outbox=outbox,
         rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, spam=spam, retention=retention,
+        reports=reports,
         raw=data)
 
 

@@ -226,6 +226,13 @@ def _alarms_erasures(database: pw.Database) -> None:
     database.create_tables([models.AlarmState, models.Erasure], safe=True)
 
 
+def _satisfaction(database: pw.Database) -> None:
+    """Requesters' ratings of resolved tickets (the "Was it solved?" links), and an index that finds
+    a period's tickets for the report."""
+    database.create_tables([models.Satisfaction], safe=True)
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "ticket" ("created_at")')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
@@ -234,6 +241,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0111_related_tickets", _related_tickets),
     ("0151_alarms_erasures", _alarms_erasures),
     ("0152_inbound_unmoved_index", _indexes),
+    ("0131_satisfaction", _satisfaction),
 ]
 
 

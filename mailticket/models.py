@@ -324,10 +324,21 @@ class Erasure(BaseModel):
     tickets = pw.IntegerField(default=0)         # how many tickets were touched
 
 
+class Satisfaction(BaseModel):
+    """The requester's rating of a resolved ticket (1 bad .. 5 good): one per ticket, the last counts."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="satisfaction", on_delete="CASCADE", unique=True)
+    rating = pw.IntegerField()
+    comment = pw.TextField(default="")
+    actor = pw.CharField()
+    at = AwareDateTimeField()
+
+
 class SchemaMigration(BaseModel):
     name = pw.CharField(primary_key=True)
     applied_at = AwareDateTimeField()
 
 
 ALL_MODELS = [Ticket, Participant, InboundMail, MessageRef, Event, Attachment, Outbox, SlaMark,
-              FolderState, KeyValue, Lease, SchemaMigration, AlarmState, Erasure]
+              FolderState, KeyValue, Lease, SchemaMigration, AlarmState, Erasure,
+              Satisfaction]

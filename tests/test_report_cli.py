@@ -1,139 +1,227 @@
-"""`mailticket report` on a hand-checked data set in the database (SQLite and PostgreSQL).
-
-Default targets, 24/7: P1 1h/4h, P2 2h/8h, P3 3h/24h, P4 3h/72h. The desk is in Europe/Stockholm
-(UTC+1 in November), so `--since 2026-11-02` starts at 2026-11-01 23:00 UTC.
-
- #  prio tier category  type      status    first resp.  resolved                         notes
- 1  P1   3    security  incident  closed    20 min       3 h
- 2  P1   3    network   incident  resolved  2 h          6 h
- 3  P2   2    network   incident  closed    1 h          10 h, 4 h of it pending -> 6 h
- 4  P3   1    printing  request   closed    3 h          closed at 30 h, never 'resolved'
- 5  P3   1    general   incident  new       -            -
- 6  P4   1    general   incident  pending   4 h          -
- 7  P3   1    general   incident  closed    1 h          2 h      created 22:30 UTC Nov 1 = 23:30 local: before --since
- 8  P3   1    general   incident  resolved  30 min       12 h     created 23:30 UTC Nov 1 = 00:30 local Nov 2: counted
-
-With --since 2026-11-02 (tickets 1-6 and 8):
-first response (min) 20 30 60 120 180 240 -> median 90, p90 (rank 6) 240, mean 650/6, within 4 of 6
-  (#1 20<=60, #3 60<=120, #4 180<=180, #8 30<=180; not #2 120>60, #6 240>180)
-resolution (h) 3 6 6 12 30 -> median 6, p90 (rank 5) 30, mean 57/5 = 11.4, within 3 of 5
-  (#1 3<=4, #3 6<=8, #8 12<=24; not #2 6>4, #4 30>24)
-average resolution of incidents (#1 #2 #3 #8): 27/4 = 6.75 h against 24 h: met
-"""
+"""`mailticket report` as the manager meets it: bad input, an empty period, `--mail` through the SMTP
+sink (one mail to the manager, text and HTML parts, the text part's figures equal to `--format json`),
+the HTML in Chromium at 800 and 390 px, and the daemon's scheduled weekly report."""
 
 from __future__ import annotations
 
-import csv
-import io
+import email
+import email.policy
 import json
-from datetime import UTC, datetime, timedelta
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from tests.harness import run_cli, write_config
-from tests.servers.system import free_port
+from tests.harness import REPO, run_cli, write_config
+from tests.test_report_figures import store_tickets
 
-T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
-M, H = 60, 3600
-
-TICKETS = [
-    # number, priority, tier, category, type, status, created, first response (min), resolved (h), paused (h)
-    (1, "P1", 3, "security", "incident", "closed", T0, 20, 3, 0),
-    (2, "P1", 3, "network", "incident", "resolved", T0, 120, 6, 0),
-    (3, "P2", 2, "network", "incident", "closed", T0, 60, 10, 4),
-    (4, "P3", 1, "printing", "request", "closed", T0, 180, None, 0),
-    (5, "P3", 1, "general", "incident", "new", T0, None, None, 0),
-    (6, "P4", 1, "general", "incident", "pending", T0, 240, None, 0),
-    (7, "P3", 1, "general", "incident", "closed", datetime(2026, 11, 1, 22, 30, tzinfo=UTC), 60, 2, 0),
-    (8, "P3", 1, "general", "incident", "resolved", datetime(2026, 11, 1, 23, 30, tzinfo=UTC), 30, 12, 0),
-]
+ARTIFACTS = REPO / "tests" / "artifacts"
+MANAGER = "boss@example.com"
 
 
 @pytest.fixture
-def desk_config(tmp_path, db_url):
+def config_path(tmp_path, db_url, smtp_sink):
+    return write_config(tmp_path, db_url=db_url, sink=smtp_sink, listener_port=2525,
+                        extra={"service": {"manager_address": MANAGER}})
+
+
+@pytest.fixture
+def filled(config_path, db_url):
     from mailticket import db
-    from mailticket.models import Ticket
-    cfg = write_config(tmp_path, db_url=db_url, listener_port=free_port())
     db.connect(db_url)
-    for number, prio, tier, category, type_, status, created, fr_min, res_h, paused_h in TICKETS:
-        resolved = created + timedelta(hours=res_h) if res_h is not None else None
-        Ticket.create(id=number, priority=prio, tier=tier, category=category, type=type_, status=status,
-                      requester_address=f"user{number}@customer.example", created_at=created, updated_at=created,
-                      first_response_at=created + timedelta(minutes=fr_min) if fr_min is not None else None,
-                      resolved_at=resolved,
-                      closed_at=(resolved or created + timedelta(hours=30)) if status == "closed" else None,
-                      resolution_paused_seconds=paused_h * H)
-    return cfg
+    store_tickets()
+    return config_path
 
 
-def report(cfg, *args) -> str:
-    result = run_cli("report", *args, config=cfg)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("args, message", [
+    (("--since", "2026-11-09", "--until", "2026-11-02"), "is not before --until"),
+    (("--since", "2026-11-02", "--until", "2026-11-02"), "the period is empty"),
+    (("--since", "01/11/2026"), "is not an ISO date like 2026-11-01"),
+    (("--until", "2026-11-2"), "--until '2026-11-2' is not an ISO date"),
+    (("--since", "2026-02-30"), "is not a date in the calendar"),
+    (("--since", "2026-11-02T08:00"), "is not an ISO date"),
+    (("--by", "colour"), "'colour' is not a group; valid: priority, tier, category, type, agent"),
+    (("--by", "tier,team"), "'team' is not a group"),
+    (("--format", "pdf"), "invalid choice: 'pdf'"),
+])
+def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    path = write_config(tmp_path, listener_port=2525)
+    result = run_cli("report", *args, config=path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
 
 
-def test_json_figures_match_the_hand_checked_set(desk_config):
-    s = json.loads(report(desk_config, "--since", "2026-11-02", "--format", "json"))
-    assert (s["tickets"], s["open"]) == (7, 2)
-    fr, res = s["overall"]["first_response"], s["overall"]["resolution"]
-    assert (fr["measured"], fr["median"], fr["p90"], fr["within_target"]) == (6, 90 * M, 240 * M, 4)
-    assert fr["average"] == pytest.approx(650 / 6 * M)
-    assert fr["share_within_target"] == pytest.approx(4 / 6)
-    assert (res["measured"], res["median"], res["p90"], res["within_target"]) == (5, 6 * H, 30 * H, 3)
-    assert res["average"] == pytest.approx(11.4 * H)
-    assert s["average_resolution"] == {"incidents": 4, "average": 6.75 * H, "target": 24 * H, "met": True}
-    p1 = s["by_priority"]["P1"]
-    assert (p1["tickets"], p1["first_response"]["median"], p1["first_response"]["within_target"]) == (2, 70 * M, 1)
-    assert (p1["resolution"]["median"], p1["resolution"]["p90"], p1["resolution"]["target"]) == (4.5 * H, 6 * H, 4 * H)
-    p3 = s["by_priority"]["P3"]
-    assert (p3["tickets"], p3["first_response"]["measured"], p3["first_response"]["median"]) == (3, 2, 105 * M)
-    assert (p3["resolution"]["median"], p3["resolution"]["within_target"]) == (21 * H, 1)
-    assert s["by_priority"]["P4"]["resolution"]["measured"] == 0
-    assert s["by_priority"]["P4"]["first_response"]["within_target"] == 0
-    tier1 = s["by_tier"]["1"]["first_response"]
-    assert (tier1["median"], tier1["p90"], tier1["average"], tier1["within_target"]) == (180 * M, 240 * M, 150 * M, 2)
-    assert {k: v["tickets"] for k, v in s["by_category"].items()} == {
-        "general": 3, "network": 2, "printing": 1, "security": 1}
-    assert s["by_category"]["network"]["resolution"]["median"] == 6 * H   # #2 6 h, #3 10 h less 4 h pending
+def test_a_period_without_tickets_says_so(config_path):
+    text = run_cli("report", "--since", "2020-01-01", "--until", "2020-02-01", config=config_path)
+    assert text.returncode == 0, text.stderr
+    assert "No tickets were created in this period." in text.stdout
+    assert "First responses within target:      - (0 of 0)" in text.stdout
+    data = json.loads(run_cli("report", "--since", "2020-01-01", "--until", "2020-02-01", "--format", "json",
+                              config=config_path).stdout)
+    assert data["empty"] is True and data["overall"]["tickets"] == 0
+    assert data["overall"]["first_response"]["share_within_target"] is None
+    assert data["overall"]["satisfaction"]["mean"] is None and data["average_resolution"]["met"] is None
+    html = run_cli("report", "--since", "2020-01-01", "--until", "2020-02-01", "--format", "html", config=config_path)
+    assert "No tickets were created in this period." in html.stdout
+    csv = run_cli("report", "--since", "2020-01-01", "--until", "2020-02-01", "--format", "csv", config=config_path)
+    assert csv.stdout.splitlines()[1].startswith("all,all,0,0,0,0,,")
 
 
-def test_since_is_a_local_date_and_all_tickets_without_it(desk_config):
-    everything = json.loads(report(desk_config, "--format", "json"))
-    assert (everything["tickets"], everything["overall"]["resolution"]["measured"]) == (8, 6)
-    assert everything["average_resolution"]["average"] == pytest.approx(29 / 5 * H)   # #7's 2 h joins
-    assert json.loads(report(desk_config, "--since", "2026-11-03", "--format", "json"))["tickets"] == 0
+def test_the_text_report_is_in_the_service_language(tmp_path):
+    path = write_config(tmp_path, listener_port=2525, extra={"service": {"locale": "sv"}})
+    result = run_cli("report", "--since", "2020-01-01", "--until", "2020-02-01", config=path)
+    assert "Inga ärenden skapades under perioden." in result.stdout
+    assert "Första svar inom målet:" in result.stdout
 
 
-def test_csv_rows_carry_the_same_figures(desk_config):
-    rows = list(csv.DictReader(io.StringIO(report(desk_config, "--since", "2026-11-02", "--format", "csv"))))
-    by = {(r["group_by"], r["group"]): r for r in rows}
-    assert rows[0]["group_by"] == "all"
-    assert len(rows) == 1 + 4 + 3 + 4   # all, priorities, tiers, categories
-    assert {k: by["all", "all"][k] for k in ("tickets", "first_response_measured", "first_response_median_s",
-                                             "first_response_p90_s", "first_response_within_target",
-                                             "resolution_median_s", "resolution_p90_s", "resolution_within_target")} \
-        == {"tickets": "7", "first_response_measured": "6", "first_response_median_s": "5400.0",
-            "first_response_p90_s": "14400.0", "first_response_within_target": "4",
-            "resolution_median_s": "21600.0", "resolution_p90_s": "108000.0", "resolution_within_target": "3"}
-    assert float(by["all", "all"]["resolution_share_within_target"]) == pytest.approx(0.6)
-    assert by["priority", "P4"]["resolution_median_s"] == ""          # nothing measured: an empty cell
-    assert by["tier", "2"]["resolution_median_s"] == str(6.0 * H)
+# ---------------------------------------------------------------- report --mail
+
+LINES = {  # the text part's line -> how its numbers are made from the JSON figures
+    "Tickets:": lambda s: [s["overall"]["tickets"]],
+    "First responses within target:": lambda s: [_pct(s["overall"]["first_response"]["share_within_target"]),
+                                                 s["overall"]["first_response"]["within_target"],
+                                                 s["overall"]["first_response"]["measured"]],
+    "First response, median:": lambda s: [_h(s["overall"]["first_response"]["median"])],
+    "First response, mean:": lambda s: [_h(s["overall"]["first_response"]["mean"])],
+    "Resolution, mean (incidents):": lambda s: [_h(s["average_resolution"]["mean"]),
+                                                s["average_resolution"]["incidents"],
+                                                _h(s["average_resolution"]["target"])],
+    "Breaches:": lambda s: [len(s["breaches"])],
+    "Escalations from tier 1/2/3:": lambda s: [s["overall"]["escalations"][f"tier{n}"] for n in (1, 2, 3)],
+    "First-contact resolution:": lambda s: [_pct(s["overall"]["first_contact_resolution"]["share"]),
+                                            s["overall"]["first_contact_resolution"]["first_contact"],
+                                            s["overall"]["first_contact_resolution"]["resolved"]],
+    "Reopen rate:": lambda s: [_pct(s["overall"]["reopen"]["rate"]), s["overall"]["reopen"]["reopened"],
+                               s["overall"]["reopen"]["resolved"]],
+    "Satisfaction, mean (1-5):": lambda s: [round(s["overall"]["satisfaction"]["mean"], 2)],
+    "Satisfaction answered:": lambda s: [_pct(s["overall"]["satisfaction"]["share_answered"]),
+                                         s["overall"]["satisfaction"]["answered"],
+                                         s["overall"]["satisfaction"]["asked"]],
+    "Open at the end of the period:": lambda s: [s["backlog"]["open"]],
+}
 
 
-def test_text_report_shows_the_same_figures(desk_config):
-    lines = [" ".join(line.split()) for line in report(desk_config, "--since", "2026-11-02").splitlines()]
-    assert lines[:2] == ["Tickets: 7 (2 open)", "Average resolution of incidents: 6h 45m over 4 against 1d: met"]
-    # response: median 1h 30m, p90 4h, mean 650/6 min = 1h 48m, 4/6; resolution: 6h, 30 h, 11.4 h = 11h 24m, 3/5
-    assert "all 7 1h 30m 4h 1h 48m 4/6 67% 6h 1d 6h 11h 24m 3/5 60%" in lines
-    assert "P1 2 1h 10m 2h 1h 10m 1/2 50% 4h 30m 6h 4h 30m 1/2 50%" in lines
-    assert "P4 1 4h 4h 4h 0/1 0% - - - -" in lines                       # nothing resolved: dashes
-    assert "1 4 3h 4h 2h 30m 2/3 67% 21h 1d 6h 21h 1/2 50%" in lines       # tier 1: #4 #5 #6 #8
-    assert "general 3 2h 15m 4h 2h 15m 1/2 50% 12h 12h 12h 1/1 100%" in lines   # #5 #6 #8
-    for heading in ("By priority:", "By tier:", "By category:"):
-        assert heading in lines
+def _pct(share):
+    return round(share * 100, 1)
 
 
-def test_bad_since_is_a_usage_error(desk_config):
-    result = run_cli("report", "--since", "2. november", config=desk_config)
-    assert result.returncode == 2
-    assert "--since '2. november' is not a date like" in result.stderr
+def _h(seconds):
+    return round(seconds / 3600, 2)
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(n) for n in re.findall(r"\d+(?:\.\d+)?", line.split(":", 1)[1])]
+
+
+def test_report_mail_goes_to_the_manager_with_the_figures_of_the_json(filled, smtp_sink):
+    period = ("--since", "2026-11-02", "--until", "2026-11-09")
+    queued = run_cli("report", *period, "--mail", config=filled)
+    assert queued.returncode == 0, queued.stderr
+    assert MANAGER in queued.stdout
+    sent = run_cli("poll", "--once", config=filled)
+    assert sent.returncode == 0, sent.stderr
+    [mail] = smtp_sink.wait_for(1)
+    assert mail.rcpt_tos == [MANAGER]
+    msg = email.message_from_bytes(mail.data, policy=email.policy.default)
+    assert "report 2026-11-02 - 2026-11-09" in msg["Subject"]
+    assert msg.get_content_type() == "multipart/alternative" and not msg.defects
+    assert msg["From"].addresses[0].addr_spec == "support@example.com" and msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Mailticket-Loop"] == "support@example.com" and msg["Reply-To"] is None
+    assert msg["X-Mailticket-Ticket"] is None and msg["Message-ID"].startswith("<mt.")
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    figures = json.loads(run_cli("report", *period, "--format", "json", config=filled).stdout)
+    found = {label: _numbers(line) for line in text.splitlines() for label in LINES if line.startswith(label)}
+    assert found.keys() == LINES.keys()
+    for label, expected in LINES.items():
+        assert found[label] == [float(x) for x in expected(figures)], label
+    assert found["Tickets:"] == [16.0] and found["Breaches:"] == [7.0]  # the hand-worked set
+    assert smtp_sink.received == [mail]  # one mail
+
+
+# ---------------------------------------------------------------- the HTML in Chromium
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium")
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("locale", ["en", "sv"])
+def test_report_html_screenshots_at_800_and_390_px(tmp_path, db_url, locale):
+    from mailticket import db
+    path = write_config(tmp_path, db_url=db_url, listener_port=2525, extra={"service": {"locale": locale}})
+    db.connect(db_url)
+    store_tickets()
+    html = run_cli("report", "--since", "2026-10-01", "--until", "2026-11-09", "--format", "html", config=path)
+    assert html.returncode == 0, html.stderr
+    page = tmp_path / f"report_{locale}.html"
+    page.write_text(html.stdout, encoding="utf-8")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (800, 390):
+        shot = ARTIFACTS / f"report_{locale}_{width}.png"
+        shot.unlink(missing_ok=True)
+        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={tmp_path / 'chromium'}", f"--screenshot={shot}",
+                        f"--window-size={width},2600", page.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+        assert shot.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- the scheduled report
+
+def test_the_weekly_report_is_queued_once_when_its_moment_has_come(filled, smtp_sink):
+    """Monday 2026-11-09 08:00 local has come: the weekly report of 2 .. 9 November goes out, once,
+    also when a second daemon (or a restart) looks again."""
+    from mailticket.clock import FakeClock
+    from mailticket.config import load_config
+    from mailticket.desk import reporting
+    from mailticket.models import KeyValue, Outbox
+    from mailticket.service.wiring import build_desk
+    config = load_config(filled)
+    import dataclasses
+    from mailticket.desk.reportschedule import load_reports
+    config = dataclasses.replace(config, reports=load_reports({"weekly": "monday 08:00"}, "t.toml"))
+    desk = build_desk(config, clock=FakeClock(datetime(2026, 11, 9, 7, 30, tzinfo=UTC)))
+    assert reporting.send_scheduled(desk, datetime(2026, 11, 9, 6, 59, tzinfo=UTC)) == []  # 07:59 local
+    assert reporting.send_scheduled(desk, datetime(2026, 11, 9, 7, 30, tzinfo=UTC)) == ["report:weekly:2026-11-09"]
+    assert reporting.send_scheduled(desk, datetime(2026, 11, 9, 9, 0, tzinfo=UTC)) == []
+    [entry] = list(Outbox.select().where(Outbox.kind == "manager_report"))
+    assert entry.recipients == [MANAGER]
+    assert KeyValue.get_by_id("report:weekly:2026-11-09").value == MANAGER
+    raw = desk.mailer.mail_bytes(entry)
+    text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert text.startswith("Weekly report: tickets created from 2026-11-02 until 2026-11-09")
+    assert "Tickets:                            16" in text
+
+
+def test_the_daemons_sla_check_sends_the_scheduled_report(tmp_path, smtp_sink):
+    """The daemon's periodic SLA check is what sends it: once its moment has come, once."""
+    from mailticket import db
+    from mailticket.clock import FakeClock
+    from mailticket.config import load_config
+    from mailticket.models import Outbox
+    from mailticket.service.daemon import Daemon
+    from mailticket.service.wiring import build_desk
+    path = write_config(tmp_path, sink=smtp_sink, listener_port=2525,
+                        extra={"service": {"manager_address": MANAGER, "locale": "sv"},
+                               "reports": {"monthly": "1 08:00"}})
+    config = load_config(path)
+    db.connect(config.database.url)
+    clock = FakeClock(datetime(2026, 12, 1, 6, 59, tzinfo=UTC))  # 07:59 in Stockholm
+    daemon = Daemon(build_desk(config, clock=clock))
+    daemon.check_clocks()
+    assert not Outbox.select().where(Outbox.kind == "manager_report").exists()
+    clock.advance(120)
+    daemon.check_clocks()
+    daemon.check_clocks()
+    [entry] = Outbox.select().where(Outbox.kind == "manager_report")
+    mail = email.message_from_bytes(daemon.desk.mailer.mail_bytes(entry), policy=email.policy.default)
+    assert mail["Subject"] == "Service Desk: månadsrapport 2026-11-01 – 2026-12-01"
+    assert "Inga ärenden skapades under perioden." in mail.get_body(("plain",)).get_content()

@@ -167,7 +167,8 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         old = ticket.priority
         ticket.priority = args["value"]
         slaclock.on_priority(ticket, cfg)
-        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent, old=old, new=ticket.priority)
+        tickets.event(ticket, now, "priority", f"{old} -> {ticket.priority}", actor=agent, old=old,
+                      new=ticket.priority)
     elif name in ("impact", "urgency"):
         setattr(ticket, name, args["value"])
         old = ticket.priority

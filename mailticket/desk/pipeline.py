@@ -29,6 +29,7 @@ from ..inbound.parse import parse_mail
 from ..inbound.quotes import split_reply
 from ..inbound.senders import recover_sender
 from ..inbound.spam import spam_verdict
+from .thanks import only_thanks
 
 log = logging.getLogger("mailticket.pipeline")
 
@@ -217,6 +218,12 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("dropped", None, f"loop: {verdict.reason}")
     if verdict.kind == "bounce":
         return _bounce(desk, row, parsed, verdict, now)
+    if verdict.kind == "human":
+        from . import feedback
+        answer = feedback.find_claim(desk, parsed, now)
+        if answer is not None:  # a "Was it solved?" link: acts by itself, never threads as a reply
+            ticket_id, what = feedback.handle(desk, row, parsed, answer, now)
+            return Outcome("processed", ticket_id, what)
     claims = _token_claims(desk, parsed, now)
     match = _with_ticket_locked(find_ticket(parsed, prefix=cfg.service.tag_prefix, token_claims=claims))
     if verdict.kind == "auto_reply":
@@ -357,6 +364,10 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
     if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
         tickets.add_participant(ticket, addr, parsed.sender.name)
+    if decision == "reopen" and only_thanks(new_text):
+        tickets.record_thanks(ticket, parsed, new_text, now, row)
+        _store_attachments(desk, row, parsed, ticket)
+        return Outcome("processed", ticket.id, f"a thank-you on a {ticket.status} ticket: kept, not reopened")
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
     return Outcome("processed", ticket.id, f"threaded by {match.how}")

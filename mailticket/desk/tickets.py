@@ -11,6 +11,7 @@ from datetime import datetime
 from . import files as ticket_files
 from . import history as people_history
 from . import slaclock
+from .feedback_links import links
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
 from ..models import Event, MessageRef, Participant, Ticket, insert_together
@@ -187,6 +188,14 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
     return ticket
 
 
+def record_thanks(ticket: Ticket, parsed, text: str, now, inbound) -> None:
+    """A reply to a resolved (or recently closed) ticket that only thanks: kept, the ticket stays as it is."""
+    remember_inbound(ticket, parsed.message_id, now)
+    event(ticket, now, "reply_in", text, actor=parsed.sender.address, inbound=inbound, message_id=parsed.message_id,
+          thanks=True)
+    log.info("ticket %d: a thank-you from %s, not reopened", ticket.id, parsed.sender.address)
+
+
 def record_auto_reply(ticket: Ticket, parsed, verdict, now, inbound) -> None:
     remember_inbound(ticket, parsed.message_id, now)
     event(ticket, now, "auto_reply", f"{verdict.reason}: {parsed.subject}", actor=parsed.sender.address,
@@ -219,8 +228,10 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
     if notify and status in ("resolved", "closed") and tells_requester(ticket):
         to, cc = requester_recipients(ticket)
         extra = ticket_files.mail_context(carried, desk) if carried else {}
-        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket,
-                         context={"body": body or "", "auto_close_after": desk.config.sla.auto_close_after, **extra},
+        context = {"body": body or "", "auto_close_after": desk.config.sla.auto_close_after, **extra}
+        if status == "resolved":
+            context["feedback"] = links(desk, ticket, now)
+        desk.mailer.send(status, to=to, cc=cc, now=now, ticket=ticket, context=context,
                          in_reply_to=ticket.thread_root, automatic=True, files=carried.files if carried else ())
 
 
@@ -255,9 +266,11 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
 
 
 def escalate_to_manager(desk, ticket: Ticket, now: datetime, *, reason: str, time_used=None) -> None:
-    desk.mailer.send("escalation_manager", to=[Recipient(desk.config.service.admin_address)], now=now,
+    manager = desk.config.service.manager_address
+    desk.mailer.send("escalation_manager", to=[Recipient(manager)], now=now,
                      ticket=ticket, in_reply_to=ticket.thread_root,
                      context={"from_tier": 3, "to_tier": 3, "reason": reason, "time_used": time_used,
                               **people_history.for_people(ticket)})
-    event(ticket, now, "escalation", f"tier 3 -> escalation manager {desk.config.service.admin_address}: {reason}")
+    event(ticket, now, "escalation", f"tier 3 -> escalation manager {manager}: {reason}", from_tier=3,
+          to="manager")
     log.info("ticket %d escalated to the manager: %s", ticket.id, reason)

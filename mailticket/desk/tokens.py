@@ -26,7 +26,8 @@ from ..errors import ConfigError
 
 # reply/note tokens go only to internal addresses (tiers, agents) and authorise agent mail;
 # requester tokens go to requesters and only thread their replies.
-PURPOSES = {"reply": "r", "note": "n", "requester": "q"}
+# solved/unsolved/rating tokens are the "Was it solved?" links of the resolved mail (desk/feedback.py).
+PURPOSES = {"reply": "r", "note": "n", "requester": "q", "solved": "s", "unsolved": "u", "rating": "v"}
 _PURPOSE_OF_LETTER = {letter: purpose for purpose, letter in PURPOSES.items()}
 MAC_BYTES = 10  # 80 bits
 MAC_CHARS = 16  # base32 characters of MAC_BYTES
@@ -78,12 +79,20 @@ class TokenSigner:
         except Exception:  # a checker of hostile input must not crash the pipeline
             return None
 
+    def genuine(self, token: str) -> TokenClaim | None:
+        """The claim of a token we signed, expired or not (to answer an expired link politely);
+        None for anything else. Never raises."""
+        try:
+            return self._verify(token, None)
+        except Exception:
+            return None
+
     def verify_for(self, token: str, ticket: int, purpose: str, now: datetime) -> bool:
         """True when ``token`` is genuine, unexpired, and for exactly this ticket and purpose."""
         claim = self.verify(token, now)
         return claim is not None and claim.ticket == ticket and claim.purpose == purpose
 
-    def _verify(self, token: str, now: datetime) -> TokenClaim | None:
+    def _verify(self, token: str, now: datetime | None) -> TokenClaim | None:
         if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH:
             return None
         match = _TOKEN.fullmatch(token.lower())
@@ -93,7 +102,7 @@ class TokenSigner:
         if not hmac.compare_digest(match.group(4), self._mac(ticket, letter, expiry)):
             return None
         expires_at = datetime.fromtimestamp(expiry, timezone.utc)
-        if _as_aware(now) >= expires_at:
+        if now is not None and _as_aware(now) >= expires_at:
             return None
         return TokenClaim(ticket, _PURPOSE_OF_LETTER[letter], expires_at)
 

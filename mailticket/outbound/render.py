@@ -79,6 +79,9 @@ TEMPLATE_NAMES = (
     "pending_resolved",
     "assigned",
     "attachment_refused",
+    "manager_report",
+    "feedback_expired",
+    "feedback_rating_invalid",
 )
 KINDS = (".txt", ".html")
 
@@ -182,6 +185,10 @@ def _make_env(search_path: list[Path], locale: str, strict: bool) -> _MailEnviro
     env.filters["first_name"] = fmt.first_name
     env.filters["one_line"] = fmt.one_line
     env.filters["paragraphs"] = fmt.paragraphs_html
+    env.filters["hours"] = partial(fmt.format_hours, locale=locale)
+    env.filters["percent"] = partial(fmt.format_percent, locale=locale)
+    env.filters["decimal"] = lambda value, digits=1: fmt.format_decimal(value, locale, digits)
+    env.filters["bar"] = fmt.bar_width
     return env
 
 

@@ -183,3 +183,30 @@ def paragraphs_html(text: str | None) -> Markup:
         Markup('<p style="{}">{}</p>').format(style, Markup("<br>\n").join(escape(line) for line in block.split("\n")))
         for block in blocks
     )
+
+
+def format_decimal(value: float | int | None, locale: str, digits: int = 1) -> str:
+    """``4.25`` -> "4.3" (en) or "4,3" (sv); "-" for None (no figure: nothing to divide)."""
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if locale == "sv" else text
+
+
+def format_hours(seconds: float | None, locale: str) -> str:
+    """Seconds as hours with two decimals: ``5400`` -> "1.50 h" (sv "1,50 tim"); "-" for None."""
+    if seconds is None:
+        return "-"
+    return f"{format_decimal(seconds / 3600, locale, 2)} {'tim' if locale == 'sv' else 'h'}"
+
+
+def format_percent(share: float | None, locale: str) -> str:
+    """A share as a percentage with one decimal: ``0.8333`` -> "83.3 %"; "-" for None."""
+    return "-" if share is None else f"{format_decimal(share * 100, locale, 1)} %"
+
+
+def bar_width(value: float | None, largest: float | None) -> int:
+    """A bar's length in whole percent of the largest value (0-100), for charts built from table cells."""
+    if not value or not largest or value <= 0:
+        return 0
+    return max(1, min(100, round(100 * value / largest)))

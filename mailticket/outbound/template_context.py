@@ -28,7 +28,7 @@ EXTRA_KEYS = {
     "escalation": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
     "escalation_manager": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
     "escalated": ("from_tier", "to_tier"),
-    "resolved": ("body", "auto_close_after"),
+    "resolved": ("body", "auto_close_after", "feedback"),
     "closed": ("body", "auto_close_after"),
     "reopened": ("author_name", "body"),
     "command_error": ("errors",),
@@ -46,6 +46,9 @@ EXTRA_KEYS = {
     "pending_resolved": ("pending_since", "waited", "resolve_at", "auto_close_after"),
     "assigned": ("assigned_by", "assigned_by_name", "files", "attach_max"),
     "attachment_refused": ("refused",),
+    "manager_report": ("report", "kind", "scale"),
+    "feedback_expired": ("number", "feedback_kind"),
+    "feedback_rating_invalid": ("given", "feedback"),
 }
 # Mails that list a requester's files (templates/<locale>/_attachments.*) have these keys too.
 FILE_KEYS = ("files", "attach_max")
@@ -153,6 +156,13 @@ def _sample_extras(now: datetime) -> dict:
         "attach_max": 10_000_000,
         "refused": [{"name": "scan.pdf", "size": 0, "why": "empty"},
                     {"name": "video.mp4", "size": 48_000_000, "why": "too_big", "limit": 25_000_000}],
+        "report": sample_report(),
+        "kind": "weekly",
+        "scale": {"target": 86400.0, "resolution": 104400.0, "backlog": 2, "ratings": 1},
+        "feedback": sample_feedback(),
+        "number": 42,
+        "feedback_kind": "rating",
+        "given": "6",
         **_working_day_extras(now, history),
     }
 
@@ -192,6 +202,46 @@ def sample_files() -> list[dict]:
             {"name": "empty.txt", "size": 0, "content_type": "text/plain", "state": "empty", "cid": None}]
 
 
+def _sample_figures(tickets: int) -> dict:
+    """The figures of one group of the manager's report (mailticket.desk.report.figures)."""
+    clock = {"measured": tickets, "within_target": tickets - 1, "share_within_target": (tickets - 1) / tickets,
+             "median": 5400.0, "mean": 6300.0, "p90": 10800.0}
+    return {"tickets": tickets, "resolved": tickets - 1, "first_response": clock,
+            "resolution": dict(clock, measured=tickets - 1, median=14400.0, mean=30600.0),
+            "pending": {"tickets": 2, "total": 36000.0},
+            "escalations": {"tier1": 2, "tier2": 1, "tier3": 0}, "escalated_tickets": 2,
+            "first_contact_resolution": {"resolved": tickets - 1, "first_contact": tickets - 3,
+                                         "share": (tickets - 3) / (tickets - 1)},
+            "reopen": {"resolved": tickets - 1, "reopened": 1, "rate": 1 / (tickets - 1)},
+            "satisfaction": {"asked": tickets - 1, "answered": 3, "share_answered": 3 / (tickets - 1), "mean": 4.0,
+                             "ratings": {"1": 0, "2": 0, "3": 1, "4": 1, "5": 1}}}
+
+
+def sample_report() -> dict:
+    """A small report as ``mailticket.desk.report.summarize`` makes it."""
+    weeks = [{"week_start": f"2026-11-{day:02d}", "week": 45 + i, "tickets": 4 + i, "first_response_within": 3 + i,
+              "first_response_measured": 4 + i, "first_response_share": (3 + i) / (4 + i),
+              "resolution_mean": 3600.0 * (20 + 3 * i), "satisfaction_mean": 4.0, "satisfaction_answered": 1}
+             for i, day in enumerate((2, 9, 16, 23))]
+    return {"period": {"since": "2026-11-20T00:00:00+01:00", "until": "2026-11-27T00:00:00+01:00",
+                       "generated": "2026-11-27T12:00:00+00:00"},
+            "empty": False, "spam": 2, "overall": dict(_sample_figures(12), breaches=1),
+            "average_resolution": {"incidents": 10, "mean": 30600.0, "target": 86400.0, "met": True},
+            "breaches": [{"number": 42, "priority": "P2", "tier": 2, "category": "network", "clock": "resolution",
+                          "used": 32400.0, "target": 28800.0, "ongoing": False}],
+            "backlog": {"open": 5, "by_age": {"0-1d": 2, "1-3d": 2, "3-7d": 1, "7-30d": 0, "30d+": 0}},
+            "monitoring": {"tickets": 3, "resolved": 3, "resolution_mean": 900.0},
+            "by": {"priority": {"P2": _sample_figures(4), "P3": _sample_figures(8)},
+                   "tier": {"1": _sample_figures(12), "2": _sample_figures(3)}},
+            "weekly": weeks}
+
+
+def sample_feedback() -> dict:
+    return {"solved": "support+t42-s-abc-aaaaaaaaaaaaaaaa@example.com",
+            "unsolved": "support+t42-u-abc-aaaaaaaaaaaaaaaa@example.com",
+            "rating": "support+t42-v-abc-aaaaaaaaaaaaaaaa@example.com"}
+
+
 # how the sample differs for some mails, so that each reads like a real one
 _TICKET_CHANGES = {
     "escalation": {"tier": 2, "tier_name": "Second line", "assignee": None},
@@ -222,7 +272,7 @@ _EXTRA_CHANGES["alarm_cleared"] = {"detail": None, "lasted": timedelta(minutes=4
 _EXTRA_CHANGES["query_answer"] = {"problem": None}
 _SECURITY = ("security_alert", "breach_deadline_warning")
 # about the desk (alarms), or answers about several tickets or none
-_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused")
+_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused", "manager_report")
 
 
 def sample_context(name: str, now: datetime = NOW) -> dict:

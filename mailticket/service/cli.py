@@ -63,9 +63,14 @@ EXAMPLES = {
     "poll": "  mailticket -c FILE poll --once",
     "tickets": "  mailticket tickets --status active --sort due\n"
                "  mailticket tickets --priority P1 --tier 3 --format json\n"
-               "  mailticket tickets --requester @customer.example --limit 20 --page 2",
+               "  mailticket tickets --requester @customer.example --limit 20 --page 2\n"
+               "  mailticket tickets --category network --type incident --assignee alice@example.com\n"
+               "  mailticket tickets --status active --breached",
     "show": "  mailticket show 123\n  mailticket show 123 --raw | less",
-    "report": "  mailticket report --since 2026-10-01\n  mailticket report --format csv > sla.csv",
+    "report": "  mailticket report --since 2026-10-01 --until 2026-11-01\n"
+              "  mailticket report --by tier,agent --format csv > sla.csv\n"
+              "  mailticket report --format html > report.html\n"
+              "  mailticket report --mail",
     "outbox": "  mailticket outbox\n  mailticket outbox --retry 42\n  mailticket outbox --retry all",
     "quarantine": "  mailticket quarantine\n  mailticket quarantine show 17\n  mailticket quarantine --reprocess 17",
     "import": "  mailticket import ~/old-support.mbox\n  mailticket import /var/mail/support-archive/",
@@ -112,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tier", type=int, choices=(1, 2, 3), help="only tickets at this tier")
     sp.add_argument("--priority", choices=("P1", "P2", "P3", "P4"), help="only tickets of this priority")
     sp.add_argument("--requester", help="requester address (or part of it)")
+    sp.add_argument("--category", help="only tickets of this category")
+    sp.add_argument("--type", choices=("incident", "request"), help="only incidents or only service requests")
+    sp.add_argument("--assignee", help="assignee address (or part of it); 'none' for unassigned tickets")
+    sp.add_argument("--breached", action="store_true",
+                    help="only tickets that breached a target (escalated by the SLA scan, or past due now)")
     sp.add_argument("--sort", default="-number", choices=("number", "-number", "priority", "due", "updated", "-updated"),
                     help="order (default -number: newest first; due: the next deadline first)")
     sp.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
@@ -120,10 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("show", c.show, "show one ticket with its whole history")
     sp.add_argument("number", type=int, help="the ticket number, as in [SD#123]")
     sp.add_argument("--raw", action="store_true", help="also print the raw mails")
-    sp = cmd("report", c.report, "first-response and resolution times against the targets")
-    sp.add_argument("--since", help="YYYY-MM-DD (default: all)")
-    sp.add_argument("--format", choices=("text", "json", "csv"), default="text",
-                    help="text (default), JSON, or CSV for a spreadsheet")
+    sp = cmd("report", c.report, "the manager's figures: response and resolution times against the targets, "
+             "breaches, escalations, first-contact resolution, reopens, satisfaction, backlog")
+    sp.add_argument("--since", help="first day, YYYY-MM-DD, local time (default: all; with --mail: 7 days "
+                                    "before --until)")
+    sp.add_argument("--until", help="day after the last, YYYY-MM-DD, local midnight, not included (default: now)")
+    sp.add_argument("--by", type=_report_groups, action="extend",
+                    help="group by priority, tier, category, type, agent (comma-separated or repeated; "
+                         "default: all five)")
+    sp.add_argument("--format", choices=("text", "json", "csv", "html"), default="text",
+                    help="text (default; the report mail's text part), JSON, CSV for a spreadsheet, or HTML "
+                         "(the report mail's HTML part)")
+    sp.add_argument("--mail", action="store_true",
+                    help="mail the report to [service] manager_address now instead of printing it")
     sp = cmd("outbox", c.outbox_cmd, "queued and failed outgoing mail; --retry to send again")
     sp.add_argument("--retry", metavar="ID|all", help="queue a failed (or waiting) mail to be sent at once")
     sp.add_argument("--all", action="store_true", help="also list sent mail")
@@ -161,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "(default: NAME in the current folder)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
+
+
+def _report_groups(value: str) -> list[str]:
+    """``--by tier,agent`` -> ["tier", "agent"]; an unknown group is a usage error (exit 2)."""
+    valid = ("priority", "tier", "category", "type", "agent")
+    groups = [v.strip().lower() for v in value.split(",") if v.strip()]
+    unknown = [g for g in groups if g not in valid]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"{(unknown or [value])[0]!r} is not a group; valid: {', '.join(valid)}")
+    return groups
 
 
 if __name__ == "__main__":

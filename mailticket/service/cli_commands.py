@@ -204,6 +204,15 @@ def list_tickets(args) -> int:
         q = q.where(Ticket.priority == args.priority)
     if args.requester:
         q = q.where(Ticket.requester_address.contains(args.requester.lower()))
+    if args.category:
+        q = q.where(Ticket.category == args.category)
+    if args.type:
+        q = q.where(Ticket.type == args.type)
+    if args.assignee:
+        q = q.where(Ticket.assignee.is_null() if args.assignee == "none"
+                    else Ticket.assignee.contains(args.assignee.lower()))
+    if args.breached:
+        q = q.where(_breached(datetime.now(timezone.utc)))
     order = {"number": Ticket.id, "-number": Ticket.id.desc(), "priority": Ticket.priority,
              "due": Ticket.resolution_due, "updated": Ticket.updated_at, "-updated": Ticket.updated_at.desc()}
     total = q.count()
@@ -219,6 +228,16 @@ def list_tickets(args) -> int:
     pages = (total + args.limit - 1) // args.limit if args.limit else 1
     print(f"-- {len(rows)} of {total} ticket(s), page {args.page} of {max(pages, 1)}")
     return EXIT_OK
+
+
+def _breached(now: datetime):
+    """Tickets that breached a target: the SLA scan recorded a breach, or a clock is past due now."""
+    from ..models import SlaMark, Ticket
+    marked = SlaMark.select(SlaMark.ticket).where(SlaMark.key.startswith("breach:"))
+    active = Ticket.status.in_(["new", "open", "pending"])
+    overdue = (active & (((Ticket.first_response_at.is_null()) & (Ticket.first_response_due < now))
+                         | ((Ticket.status != "pending") & (Ticket.resolution_due < now))))
+    return Ticket.id.in_(marked) | overdue
 
 
 def _ticket_dict(t) -> dict:
@@ -291,23 +310,55 @@ def _indent(text: str, n: int = 2) -> str:
 # ---------------------------------------------------------------- report
 
 def report(args) -> int:
-    from ..desk.reporting import run_report
-    config = _setup(args)
-    since = None
-    if args.since:
-        try:
-            since = _local_midnight(args.since, config.service.timezone)
-        except ValueError:
-            print(f"mailticket report: --since {args.since!r} is not a date like 2026-11-01", file=sys.stderr)
-            return EXIT_USAGE
-    print(run_report(config, since=since, fmt=args.format))
+    """The manager's figures for a period (``--since``/``--until``, local dates), printed or mailed."""
+    from ..desk import reporting
+    config = load_config(args.config)
+    now = datetime.now(timezone.utc)
+    try:
+        since, until = _report_period(args.since, args.until, config.service.timezone, now,
+                                      default_days=7 if args.mail else None)
+    except ValueError as exc:
+        print(f"mailticket report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup(args)
+    period = reporting.Period(since, until, now)
+    summary = reporting.build_summary(config, period, by=tuple(dict.fromkeys(args.by or reporting.report.GROUPS)))
+    if args.mail:
+        from .. import db
+        desk = _desk(args)
+        with db.write_transaction():
+            entry = reporting.mail_report(desk, summary, now)
+        print(f"report queued to {config.service.manager_address} (outbox {entry.id}); "
+              "the daemon sends it within its next cycle")
+        return EXIT_OK
+    print(reporting.format_report(summary, args.format, config), end="")
     return EXIT_OK
 
 
-def _local_midnight(day: str, tz_name: str) -> datetime:
+def _report_period(since: str | None, until: str | None, tz_name: str, now: datetime,
+                   default_days: int | None) -> tuple[datetime | None, datetime]:
+    """``--since``/``--until`` as local midnights (``--until`` not included); ValueError naming the
+    option when a date is not ISO (YYYY-MM-DD) or the period is empty."""
+    end = _local_midnight(until, tz_name, "--until") if until else now
+    start = _local_midnight(since, tz_name, "--since") if since else None
+    if start is None and default_days:
+        start = end - timedelta(days=default_days)
+    if start is not None and start >= end:
+        raise ValueError(f"--since {since or start.date()} is not before --until {until or 'now'}: "
+                         "the period is empty")
+    return start, end
+
+
+def _local_midnight(day: str, tz_name: str, option: str = "--since") -> datetime:
     """``--since 2026-11-02`` is the start of that day where the desk is, not in UTC."""
+    import re
     from zoneinfo import ZoneInfo
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZoneInfo(tz_name))
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day or ""):
+        raise ValueError(f"{option} {day!r} is not an ISO date like 2026-11-01 (YYYY-MM-DD)")
+    try:
+        return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZoneInfo(tz_name))
+    except ValueError:
+        raise ValueError(f"{option} {day!r} is not a date in the calendar") from None
 
 
 # ---------------------------------------------------------------- outbox / quarantine

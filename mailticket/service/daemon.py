@@ -289,6 +289,20 @@ class Daemon:
             raise
         except Exception:
             log.exception("SLA check failed; trying again at the next interval")
+        finally:
+            self.send_reports()
+
+    def send_reports(self):
+        """The manager's weekly and monthly report mails, when their moment has come ([reports])."""
+        from ..desk.reporting import send_scheduled
+        if self.config.reports is None or not self.config.reports.slots:
+            return
+        try:
+            send_scheduled(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("the scheduled report failed; trying again at the next SLA check")
 
     def apply_retention(self):
         """[retention]: at the first turn after start, then daily. A big run (retention turned on for
@@ -389,5 +403,6 @@ def _with_runtime(old, new):
     """Rules, SLA, tiers and templates come from the new file; connections stay as they are."""
     import dataclasses
     return dataclasses.replace(old, rules=new.rules, sla=new.sla, tiers=new.tiers, monitoring=new.monitoring,
+                               reports=new.reports,
                                rate_limits=new.rate_limits, raw=new.raw, retention=new.retention,
                                service=dataclasses.replace(new.service, data_dir=old.service.data_dir))
