@@ -353,8 +353,8 @@ def test_a_message_in_a_draft_is_translated_when_the_sender_writes_it(tmp_path):
 
 
 WHAT_AGENTS_READ = {  # kind: words that must be in it, (en, sv)
-    "new_ticket": (("Cc:", "Bo Ek <bo.ek@customer.example>", "Attachments:", "skärmbild.png (15 kB)"),
-                   ("Kopia till:", "Bo Ek <bo.ek@customer.example>", "Bilagor:", "skärmbild.png (15 kB)")),
+    "new_ticket": (("Cc:", "Bo Ek <bo.ek@customer.example>", "Files:", "skärmbild.png (15 KB)"),
+                   ("Kopia till:", "Bo Ek <bo.ek@customer.example>", "Filer:", "skärmbild.png (15 KB)")),
     "command_error": (("'P7' is not a priority",), ("”P7” är ingen prioritet",)),
     "note": (("stays internal",), ("stannar internt",)),
     "quarantine_alert": (("Björn Åström <bjorn@customer.example>", "Fråga om VPN", "deeper than max_depth 20"),

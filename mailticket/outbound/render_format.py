@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
+from ..sizes import format_size
+
 _DAYS = {
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
     "sv": ("mån", "tis", "ons", "tors", "fre", "lör", "sön"),
@@ -124,15 +126,8 @@ def contact(person: dict, lines: bool = False) -> str:
 
 
 def file_size(size: int | None, locale: str) -> str:
-    """``512 bytes``, ``12 kB``, ``1.5 MB`` (``1,5 MB`` in Swedish)."""
-    size = size or 0
-    if size < 1000:
-        return f"{size} {'byte' if locale == 'sv' else 'bytes'}"
-    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
-        if size < scale * 1000 or unit == "GB":
-            number = f"{size / scale:.1f}".removesuffix(".0") if size < scale * 10 else f"{size / scale:.0f}"
-            return f"{number.replace('.', ',') if locale == 'sv' else number} {unit}"
-    return ""
+    """``512 B``, ``12 KB``, ``1.5 MB`` (``1,5 MB`` in Swedish): the one way mails write a file's size."""
+    return format_size(size or 0, locale)
 
 
 def attachment(item: dict, locale: str) -> str:
