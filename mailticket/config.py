@@ -286,18 +286,17 @@ class _Section:
         return value
 
     def duration(self, name, default) -> timedelta:
-        if name not in self.data:
-            return default
-        try:
-            return parse_duration(self.data[name])
-        except ValueError as exc:
-            raise self.error(name, str(exc)) from None
+        return self._parsed(name, default, parse_duration)
 
     def size(self, name, default: int) -> int:
+        return self._parsed(name, default, parse_size)
+
+    def _parsed(self, name, default, parse):
+        """The key read by ``parse`` (a ValueError names the key), or ``default`` when it is absent."""
         if name not in self.data:
             return default
         try:
-            return parse_size(self.data[name])
+            return parse(self.data[name])
         except ValueError as exc:
             raise self.error(name, str(exc)) from None
 

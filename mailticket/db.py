@@ -239,9 +239,9 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0003_outbox_rate_indexes", _rate_indexes),
     ("0004_outbox_drafts", _outbox_drafts),
     ("0111_related_tickets", _related_tickets),
+    ("0131_satisfaction", _satisfaction),
     ("0151_alarms_erasures", _alarms_erasures),
     ("0152_inbound_unmoved_index", _indexes),
-    ("0131_satisfaction", _satisfaction),
 ]
 
 

@@ -178,4 +178,5 @@ def test_health_and_report_count_the_spam(desk):
     health = run_cli("health", config=desk.config_path)
     assert "spam set aside (folder Junk): 1 in the last 24 h, 1 in all" in health.stdout.splitlines()
     report = run_cli("report", config=desk.config_path)
-    assert re.search(r"Mail set aside as spam: +1\n", report.stdout)
+    label = {"en": "Mail set aside as spam:", "sv": "Skräppost som sorterats bort:"}[desk.locale]
+    assert re.search(re.escape(label) + r" +1\n", report.stdout), report.stdout

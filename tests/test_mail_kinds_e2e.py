@@ -25,7 +25,7 @@ import pytest
 from mailticket import db
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import escalation, history, pipeline
+from mailticket.desk import escalation, feedback_links, history, pipeline, reporting
 from mailticket.i18n import Message
 from mailticket.models import Outbox, Ticket
 from mailticket.outbound import render_format as fmt
@@ -227,9 +227,27 @@ def the_mailbox_fails(d):  # alarm, alarm_cleared
     alarms.check(d.desk, d.clock.now())
 
 
+def requester_rates(d):  # feedback_rating_invalid, feedback_expired
+    ticket = d.process(make_mail(sender=ANNA, subject="Skärmen flimrar", body="Skärmen flimrar hela tiden.",
+                                 date=d.clock.now())).ticket
+    d.clock.advance(60)
+    d.process(gmail_reply(d.last("new_ticket", ticket), "#status resolved\n\nNy kabel, nu är det bra."))
+    rating = feedback_links.links(d.desk, Ticket.get_by_id(ticket), d.clock.now())["rating"]
+    d.clock.advance(60)
+    d.process(make_mail(sender=ANNA, to=rating, subject=f"[SD#{ticket}] Betyg 6", body="", date=d.clock.now()))
+    d.scan(timedelta(days=18))  # closed, and the link's time is up
+    d.process(make_mail(sender=ANNA, to=rating, subject=f"[SD#{ticket}] Betyg 5", body="", date=d.clock.now()))
+
+
+def the_manager_reads(d):  # manager_report
+    now = d.clock.now()
+    summary = reporting.build_summary(d.config, reporting.Period(None, now, now))
+    reporting.mail_report(d.desk, summary, now, kind="weekly")
+
+
 STEPS = (open_ticket, requester_writes, agent_replies, agent_notes, agent_books_a_call, sla_runs_out,
          working_day, agent_resolves, security_report, a_mail_bounces, a_broken_mail, pending_goes_quiet,
-         the_mailbox_fails)
+         the_mailbox_fails, requester_rates, the_manager_reads)
 
 
 # ---------------------------------------------------------------- the checks

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import peewee as pw
 
+from . import files as ticket_files
 from . import tickets
 from ..inbound.attachments import flushed_before_commit
 from ..inbound.authres import strip_internal_headers
@@ -366,7 +367,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
         tickets.add_participant(ticket, addr, parsed.sender.name)
     if decision == "reopen" and only_thanks(new_text):
         tickets.record_thanks(ticket, parsed, new_text, now, row)
-        _store_attachments(desk, row, parsed, ticket)
+        ticket_files.store(desk, row, ticket, parsed.attachments, actor=addr, now=now)
         return Outcome("processed", ticket.id, f"a thank-you on a {ticket.status} ticket: kept, not reopened")
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
                                author=(parsed.sender.name, addr), now=now, inbound=row)
