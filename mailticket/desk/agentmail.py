@@ -11,9 +11,7 @@ import logging
 
 from . import files as ticket_files
 from . import history as people_history
-from . import slaclock
-
-from . import related, tickets
+from . import related, slaclock, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
 from ..i18n import Message, _

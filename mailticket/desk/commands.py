@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..durations import format_duration, parse_duration
+from ..durations import parse_duration
 from ..i18n import Message
 from ..inbound.addresses import parse_address
 
