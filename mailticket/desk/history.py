@@ -12,7 +12,6 @@ queued, first response stopped the clock, a command line as typed). The rest is 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from ..i18n import Message, N_
 from ..models import Event
@@ -143,11 +142,3 @@ def _text(event: Event) -> str | None:
         return None
     text = " ".join(event.text.split())
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1].rstrip() + "…"
-
-
-def parse_time(value) -> datetime | None:
-    """A datetime kept as ISO text in an event's data, back as a datetime."""
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except (TypeError, ValueError):
-        return None

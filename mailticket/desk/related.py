@@ -20,6 +20,7 @@ import logging
 from . import tickets
 from .correlate import format_tag, ticket_by_id
 from ..db import is_postgres, run
+from ..i18n import N_, Message
 from ..models import Participant, Ticket
 from ..outbound.notify import Recipient
 
@@ -28,47 +29,28 @@ log = logging.getLogger("mailticket.related")
 COMMANDS = ("cc", "link", "merge", "parent")
 LIVE = ("new", "open", "pending")
 
+# what an agent is told when a line cannot be applied (translated in the mail's language)
 PROBLEMS = {
-    "en": {
-        "no_ticket": "there is no ticket {number}",
-        "not_visible": "ticket {number} is not one your tier may see",
-        "itself": "a ticket cannot be {verb} itself",
-        "closed": "ticket {number} is closed; reopen it first or choose another",
-        "merged": "ticket {number} was merged into {survivor}; use {survivor}",
-        "cycle": ("ticket {number} is already below this ticket; "
-                  "a major incident cannot be its own child"),
-        "own_address": "{address} is one of the desk's own addresses, not a participant",
-        "requester": "{address} is already the requester of this ticket",
-        "no_children": ("this ticket has no open child tickets to broadcast to "
-                        "(make tickets its children with #parent)"),
-        "no_text": "a broadcast needs the text of a public reply below the commands",
-        "as_note": "a note stays internal and cannot be broadcast",
-    },
-    "sv": {
-        "no_ticket": "det finns inget ärende {number}",
-        "not_visible": "ärende {number} får inte din nivå se",
-        "itself": "ett ärende kan inte {verb} sig självt",
-        "closed": "ärende {number} är stängt; öppna det igen först eller välj ett annat",
-        "merged": "ärende {number} har slagits ihop med {survivor}; använd {survivor}",
-        "cycle": ("ärende {number} ligger redan under det här ärendet; "
-                  "ett huvudärende kan inte vara sitt eget underärende"),
-        "own_address": "{address} är en av deskens egna adresser, inte en deltagare",
-        "requester": "{address} är redan anmälare i det här ärendet",
-        "no_children": ("ärendet har inga öppna underärenden att skicka till "
-                        "(gör ärenden till underärenden med #parent)"),
-        "no_text": "ett utskick behöver texten i ett svar under kommandona",
-        "as_note": "en anteckning är intern och kan inte skickas ut",
-    },
+    "no_ticket": N_("there is no ticket {number}"),
+    "not_visible": N_("ticket {number} is not one your tier may see"),
+    "itself_link": N_("a ticket cannot be linked to itself"),
+    "itself_merge": N_("a ticket cannot be merged into itself"),
+    "itself_parent": N_("a ticket cannot be the parent of itself"),
+    "closed": N_("ticket {number} is closed; reopen it first or choose another"),
+    "merged": N_("ticket {number} was merged into {survivor}; use {survivor}"),
+    "cycle": N_("ticket {number} is already below this ticket; a major incident cannot be its own child"),
+    "own_address": N_("{address} is one of the desk's own addresses, not a participant"),
+    "requester": N_("{address} is already the requester of this ticket"),
+    "no_children": N_("this ticket has no open child tickets to broadcast to (make tickets its children with "
+                      "#parent)"),
+    "no_text": N_("a broadcast needs the text of a public reply below the commands"),
+    "as_note": N_("a note stays internal and cannot be broadcast"),
 }
-_VERBS = {"en": {"link": "linked to", "merge": "merged into", "parent": "the parent of"},
-          "sv": {"link": "länkas till", "merge": "slås ihop med", "parent": "bli huvudärende för"}}
 
 
-def problem(desk, ticket: Ticket, key: str, **values) -> str:
-    """The problem ``key`` in the language of the agents of the ticket's tier."""
-    locale = desk.config.locale_for_tier(ticket.tier)
-    table = PROBLEMS.get(locale, PROBLEMS["en"])
-    return table[key].format(**values)
+def problem(key: str, **values) -> Message:
+    """The problem ``key``, put in words in the language of the mail that tells the agent."""
+    return Message(PROBLEMS[key], **values)
 
 
 def apply(desk, ticket: Ticket, command, agent: str, now) -> str | None:
@@ -85,25 +67,24 @@ def _other(desk, ticket, command, agent) -> tuple[Ticket | None, str | None]:
     from .queries import may_see
     number, tag = command.args["number"], lambda n: format_tag(desk.config.service.tag_prefix, n)
     if number == ticket.id:
-        locale = desk.config.locale_for_tier(ticket.tier)
-        return None, problem(desk, ticket, "itself", verb=_VERBS.get(locale, _VERBS["en"])[command.name])
+        return None, problem(f"itself_{command.name}")
     other = ticket_by_id(number, for_update=is_postgres())  # held until the commit, as this ticket is
     if other is None:
-        return None, problem(desk, ticket, "no_ticket", number=number)
+        return None, problem("no_ticket", number=number)
     if not may_see(desk.config, agent, other):
-        return None, problem(desk, ticket, "not_visible", number=number)
+        return None, problem("not_visible", number=number)
     if other.merged_into:
-        return None, problem(desk, ticket, "merged", number=number, survivor=tag(other.merged_into))
+        return None, problem("merged", number=number, survivor=tag(other.merged_into))
     if other.status == "closed" and command.name in ("merge", "parent"):
-        return None, problem(desk, ticket, "closed", number=number)
+        return None, problem("closed", number=number)
     return other, None
 
 
 def add_cc(desk, ticket, address, name, agent, now) -> str | None:
     if desk.config.is_own_address(address):
-        return problem(desk, ticket, "own_address", address=address)
+        return problem("own_address", address=address)
     if address == ticket.requester_address:
-        return problem(desk, ticket, "requester", address=address)
+        return problem("requester", address=address)
     tickets.add_participant(ticket, address, name)
     tickets.event(ticket, now, "participant", f"{address} added in Cc by {agent}", actor=agent, address=address)
     return None
@@ -120,7 +101,7 @@ def set_parent(desk, ticket, other, agent, now) -> str | None:
     above, seen = other, set()
     while above is not None and above.parent and above.id not in seen:
         if above.parent == ticket.id:
-            return problem(desk, ticket, "cycle", number=other.id)
+            return problem("cycle", number=other.id)
         seen.add(above.id)
         above = ticket_by_id(above.parent)
     tag = lambda t: format_tag(desk.config.service.tag_prefix, t.id)  # noqa: E731
@@ -175,12 +156,12 @@ def broadcast(desk, ticket, agent, agent_name, body, is_note, now, row, parsed, 
     """#broadcast: the reply goes to the requester of every open child, in the child's own thread
     (``reply`` is ``agentmail.public_reply``: the same mail and history as a reply on the child)."""
     if is_note:
-        return problem(desk, ticket, "as_note")
+        return problem("as_note")
     if not body:
-        return problem(desk, ticket, "no_text")
+        return problem("no_text")
     children = open_children(ticket)
     if not children:
-        return problem(desk, ticket, "no_children")
+        return problem("no_children")
     told = {ticket.requester_address} | {p.address for p in ticket.participants.where(Participant.role == "cc")}
     tag = lambda t: format_tag(desk.config.service.tag_prefix, t.id)  # noqa: E731
     for child in children:
