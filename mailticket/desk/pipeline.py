@@ -8,7 +8,6 @@ rolls that back and quarantines the one mail with its reason, and the loop goes 
 from __future__ import annotations
 
 import logging
-from email.header import decode_header, make_header
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,6 +18,7 @@ from . import tickets
 from ..inbound.attachments import flushed_before_commit
 from ..inbound.authres import strip_internal_headers
 from ..inbound.bounces import parse_bounce
+from ..inbound.charsets import header_text
 from ..inbound.classify import classify
 from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
 from ..db import is_postgres, run, write_transaction
@@ -163,28 +163,25 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
                 InboundMail.id == row.id, InboundMail.state == "received").execute():
             current = InboundMail.get_by_id(row.id)
             return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
+        sender, subject = _headers(row, "From", "Subject")
         desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
                          context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
-                                  "sender": _header(row, "From"), "subject": _header(row, "Subject"),
+                                  "sender": sender, "subject": subject,
                                   "quarantine_id": row.id}, reply_purpose=None, automatic=True,
                          rate_limited=True)
     log.error("mail %s (UID %s) quarantined: %s", row.message_id or f"#{row.id}", row.uid, reason)
     return Outcome("quarantined", None, reason)
 
 
-def _header(row, name):
-    """The header as a person reads it: encoded words (``=?utf-8?q?...?=``) decoded, one line."""
-    from email import policy
+def _headers(row, *names: str) -> list[str]:
+    """The headers as a person reads them, one line each: 8-bit text and encoded words
+    (``=?utf-8?q?...?=``) decoded as everywhere else (``charsets.header_text``); '' when unreadable."""
     from email.parser import BytesHeaderParser
     try:
-        value = BytesHeaderParser(policy=policy.default).parsebytes(bytes(row.raw)[:65536]).get(name, "")
-        return " ".join(str(value).split())[:300]
-    except Exception:  # a header the policy cannot read: its raw text, decoded as far as the stdlib can
-        try:
-            raw = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536]).get(name, "")
-            return " ".join(str(make_header(decode_header(str(raw)))).split())[:300]
-        except Exception:
-            return ""
+        msg = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536])
+        return [" ".join(header_text(str(msg.get(name, "")))[0].split())[:300] for name in names]
+    except Exception:  # a quarantined mail may be broken anywhere: the alert goes out all the same
+        return [""] * len(names)
 
 
 # ---------------------------------------------------------------- the decisions
