@@ -101,6 +101,7 @@ class ServiceConfig:
     token_lifetime: timedelta = timedelta(days=90)
     alarm_after: timedelta = timedelta(minutes=15)  # a problem this old mails the admin (desk/alarms.py)
     attach_max: int = 10_000_000  # bytes of a requester's files a notification carries in all
+    max_participants: int = 20  # people in Cc of one ticket (and added by one mail); replies go to these + requester
 
     @property
     def domain(self) -> str:
@@ -363,7 +364,7 @@ SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir
                 "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
                 "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
                 "token_lifetime", "categories", "alarm_after",
-                "attach_max"}
+                "attach_max", "max_participants"}
 
 
 def _service(data: dict, file: str, base: Path) -> ServiceConfig:
@@ -398,7 +399,19 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         token_lifetime=s.duration("token_lifetime", timedelta(days=90)),
         alarm_after=_alarm_after(s),
         attach_max=s.size("attach_max", 10_000_000),
+        max_participants=_max_participants(s),
     )
+
+
+MAX_PARTICIPANTS_LIMIT = 500  # a ticket's Cc; more is a mailing list, not a conversation
+
+
+def _max_participants(s: _Section) -> int:
+    value = s.get("max_participants", int, 20)
+    if not 1 <= value <= MAX_PARTICIPANTS_LIMIT:
+        raise s.error("max_participants", f"{value} is out of range: give 1 to {MAX_PARTICIPANTS_LIMIT} (people in Cc "
+                                          "of one ticket; every public reply goes to them)")
+    return value
 
 
 def _alarm_after(s: _Section) -> timedelta:

@@ -257,13 +257,34 @@ def test_a_ccd_colleagues_reply_all_is_a_follow_up_on_the_same_ticket(desk):
 
 
 def test_a_colleague_answering_our_mail_becomes_a_participant(desk):
+    """Anna forwarded our mail to Maria, who replies to it: to its signed reply address (its
+    Reply-To), which proves she got it from the ticket's people."""
     ticket, ack = open_first_ticket(desk)
+    assert ack["Reply-To"].addresses[0].addr_spec.startswith("support+t")
     out = deliver(desk, gmail_reply(ack, "I am Anna's manager, this is urgent for us.",
-                                    sender="Maria Lind <maria@customer.example>", to="support@example.com"))
-    assert (out.state, out.ticket) == ("processed", ticket)
+                                    sender="Maria Lind <maria@customer.example>"))
+    assert (out.state, out.ticket, out.reason) == ("processed", ticket, "threaded by token")
     assert Ticket.select().count() == 1
     assert Participant.get(Participant.ticket == ticket, Participant.address == "maria@customer.example").name == "Maria Lind"
     assert "urgent" in text_of(mails("requester_update", "l1@example.com")[0])
+
+
+def test_a_stranger_naming_our_message_id_adds_text_but_does_not_join(desk):
+    """The same reply to the plain support address (In-Reply-To/References only): a Message-ID is
+    no proof, so Maria's text reaches the tier, marked, but she gets none of the replies."""
+    ticket, ack = open_first_ticket(desk)
+    out = deliver(desk, gmail_reply(ack, "I am Anna's manager, this is urgent for us.",
+                                    sender="Maria Lind <maria@customer.example>", to="support@example.com"))
+    assert (out.state, out.ticket, out.reason) == ("processed", ticket, "threaded by references")
+    assert not Participant.select().where(Participant.ticket == ticket).exists()
+    reply = events(ticket, "reply_in")[-1]
+    assert reply.actor == "maria@customer.example" and reply.data["unverified"] is True
+    update = text_of(mails("requester_update", "l1@example.com")[0])
+    assert "urgent" in update and "NOT ADDED to the ticket (1): maria@customer.example." in update
+    assert "signed reply address" in update
+    left = events(ticket, "participants_left_out")
+    assert [(e.data["reason"], e.data["count"], e.data["addresses"]) for e in left] == [
+        ("unverified", 1, ["maria@customer.example"])]
 
 
 @pytest.mark.parametrize("subject", ["Re: [SD#{n}] I have this too", "回复：AW: [SD#{n}] I have this too",

@@ -107,7 +107,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
 def public_reply(desk, ticket, agent, agent_name, body, now, row, parsed, carried=None) -> None:
     """The agent's new text (and files) go to the requester and participants, threaded in their conversation."""
     agents = desk.config.agents
-    to, cc = tickets.requester_recipients(ticket, exclude=set(agents) | {agent})
+    to, cc = tickets.requester_recipients(ticket, exclude=set(agents) | {agent},
+                                          limit=desk.config.service.max_participants)
     last_in = _last_requester_message(ticket) or ticket.thread_root
     extra = ticket_files.mail_context(carried, desk) if carried else {}
     desk.mailer.send("agent_reply", to=to, cc=cc, now=now, ticket=ticket, from_name=agent_name,

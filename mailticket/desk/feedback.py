@@ -115,7 +115,8 @@ def _solved(desk, ticket, row, parsed, text, now) -> str:
 def _unsolved(desk, ticket, row, parsed, text, now) -> str:
     address = parsed.sender.address
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=text or "(still broken)",
-                               author=(parsed.sender.name, address), now=now, inbound=row)
+                               author=(parsed.sender.name, address), now=now, inbound=row,
+                               proven=True)  # a signed link of this ticket, used by its requester or a participant
     return "not solved: reopened" if ticket.status == "open" else "not solved: recorded"
 
 

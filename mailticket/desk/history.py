@@ -50,6 +50,7 @@ WORDS = {
     "auto_reply": N_("Automatic reply received (out of office or similar)"),
     # the working day by mail and admin safety
     "participant": N_("{address} added in Cc"),
+    "participants_left_out": N_("People in Cc not added: {count}"),
     "merge": N_("Merged with ticket {tag}"),
     "parent": N_("Made part of the major incident {tag}"),
     "child": N_("Ticket {tag} added to this major incident"),
@@ -131,6 +132,8 @@ def _args(event: Event, data: dict) -> dict:
         return {"tag": found.group(0) if found else ""}
     if kind == "participant":
         return {"address": data.get("address", "")}
+    if kind == "participants_left_out":
+        return {"count": data.get("count", "")}
     if kind in ("category", "type"):
         value = data.get("new") or (after.group(1) if after else "")
         return {"value": Message(TYPE_WORDS[value]) if kind == "type" and value in TYPE_WORDS else value}

@@ -23,7 +23,8 @@ def remind(desk, ticket: Ticket, now: datetime, reason: str) -> None:
     if not tickets.tells_requester(ticket):
         tickets.event(ticket, now, "pending_reminder", f"{reason}; not sent: the requester is a monitoring system")
         return
-    to, cc = tickets.requester_recipients(ticket, exclude=set(desk.config.agents))
+    to, cc = tickets.requester_recipients(ticket, exclude=set(desk.config.agents),
+                                          limit=desk.config.service.max_participants)
     since = ticket.resolution_paused_since
     sent = desk.mailer.send("pending_reminder", to=to, cc=cc, now=now, ticket=ticket, in_reply_to=ticket.thread_root,
                             context=_context(desk, ticket, since, now), automatic=True, rate_limited=True)
@@ -36,7 +37,8 @@ def resolve(desk, ticket: Ticket, now: datetime, reason: str) -> None:
     since = ticket.resolution_paused_since
     tickets.set_status(desk, ticket, "resolved", now, actor="system", why=reason, notify=False)
     if tickets.tells_requester(ticket):
-        to, cc = tickets.requester_recipients(ticket, exclude=set(desk.config.agents))
+        to, cc = tickets.requester_recipients(ticket, exclude=set(desk.config.agents),
+                                          limit=desk.config.service.max_participants)
         desk.mailer.send("pending_resolved", to=to, cc=cc, now=now, ticket=ticket, in_reply_to=ticket.thread_root,
                          context=_context(desk, ticket, since, now), automatic=True)
     log.info("ticket %d resolved after waiting for the requester: %s", ticket.id, reason)

@@ -360,15 +360,42 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    if not known and not parsed.sender.defective:  # a broken From never joins the ticket's recipients
-        tickets.add_participant(ticket, addr, parsed.sender.name)
+    proven, why = _proves_participant(desk, match, parsed, known)
+    # a broken From never joins the ticket's recipients; an unproven one neither (its text still counts)
+    joining = [] if known or parsed.sender.defective else [(addr, parsed.sender.name)]
     if decision == "reopen" and only_thanks(new_text):
+        tickets.add_participants(desk, ticket, joining, now, proven=proven, why=why, actor=addr, inbound=row)
         tickets.record_thanks(ticket, parsed, new_text, now, row)
         ticket_files.store(desk, row, ticket, parsed.attachments, actor=addr, now=now)
         return Outcome("processed", ticket.id, f"a thank-you on a {ticket.status} ticket: kept, not reopened")
     tickets.requester_followup(desk, ticket, parsed=parsed, new_text=new_text or parsed.text,
-                               author=(parsed.sender.name, addr), now=now, inbound=row)
+                               author=(parsed.sender.name, addr), now=now, inbound=row, proven=proven, why=why,
+                               joining=joining)
     return Outcome("processed", ticket.id, f"threaded by {match.how}")
+
+
+PARTICIPANT_PURPOSES = ("requester", "reply", "note")
+
+
+def _proves_participant(desk, match, parsed, known: bool) -> tuple[bool, str]:
+    """May this follow-up add people to its ticket? Only when it proves its sender is one of the
+    ticket's people: it was sent to the ticket's signed reply address (which only the requester,
+    the participants and the desk's own people received), or its sender is already on the ticket
+    and the trusted server saw a passing DKIM/DMARC verdict for their domain. A subject tag or a
+    known Message-ID (In-Reply-To/References) is public knowledge and a From is easily forged:
+    such a mail adds its text, never people. Returns (proven, why not)."""
+    if match.how == "token" and match.token_purpose in PARTICIPANT_PURPOSES:
+        return True, ""
+    how = {"references": "threaded by In-Reply-To/References only",
+           "tag": "threaded by the subject tag only"}.get(match.how, f"threaded by {match.how}")
+    if not known:
+        return False, f"{how}, from an address not on the ticket"
+    from ..inbound.authres import trusted_verdict
+    verdict = trusted_verdict(parsed.message, desk.config.service.trusted_authserv_id,
+                              parsed.sender.address.rpartition("@")[2])
+    if verdict.passed:
+        return True, ""
+    return False, f"{how}, not sent to the ticket's signed reply address, and {verdict.reason}"
 
 
 def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="", behalf=None) -> Outcome:

@@ -41,6 +41,8 @@ PROBLEMS = {
     "cycle": N_("ticket {number} is already below this ticket; a major incident cannot be its own child"),
     "own_address": N_("{address} is one of the desk's own addresses, not a participant"),
     "requester": N_("{address} is already the requester of this ticket"),
+    "participants_full": N_("the ticket already has {limit} people in Cc, the most allowed (max_participants); "
+                            "{address} was not added"),
     "no_children": N_("this ticket has no open child tickets to broadcast to (make tickets its children with "
                       "#parent)"),
     "no_text": N_("a broadcast needs the text of a public reply below the commands"),
@@ -85,6 +87,10 @@ def add_cc(desk, ticket, address, name, agent, now) -> str | None:
         return problem("own_address", address=address)
     if address == ticket.requester_address:
         return problem("requester", address=address)
+    limit = desk.config.service.max_participants
+    present = ticket.participants.where(Participant.address != address)
+    if not ticket.participants.where(Participant.address == address).exists() and present.count() >= limit:
+        return problem("participants_full", limit=limit, address=address)
     tickets.add_participant(ticket, address, name)
     tickets.event(ticket, now, "participant", f"{address} added in Cc by {agent}", actor=agent, address=address)
     return None
@@ -123,9 +129,11 @@ def merge(desk, ticket, survivor, agent, now) -> str | None:
         (p.address, p.name) for p in ticket.participants]
     for table in ("event", "message_ref", "attachment", "inbound_mail"):
         run(_MOVE.format(table=table), (survivor.id, ticket.id))
-    for address, name in people:
-        if not desk.config.is_own_address(address) and desk.config.agent_tier(address) is None:
-            tickets.add_participant(survivor, address, name)
+    # the merged ticket's people join the survivor, within max_participants (the rest is in its history)
+    tickets.add_participants(desk, survivor, [(address, name) for address, name in people
+                                              if not desk.config.is_own_address(address)
+                                              and desk.config.agent_tier(address) is None],
+                             now, proven=True, actor=agent)
     Ticket.update(parent=survivor.parent if survivor.parent != ticket.id else None).where(
         Ticket.id == survivor.id).execute()
     survivor.parent = None if survivor.parent == ticket.id else survivor.parent

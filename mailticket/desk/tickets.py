@@ -58,12 +58,17 @@ def team_recipients(desk, ticket: Ticket, *, also_tier: bool = False) -> list[Re
     return [Recipient(ticket.assignee)] + (tier if also_tier else [])
 
 
-def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset()) -> tuple[list, list]:
-    """The requester (To) and the other participants (Cc), without agents or ourselves."""
+def requester_recipients(ticket: Ticket, exclude: set[str] = frozenset(), *, limit: int) -> tuple[list, list]:
+    """The requester (To) and the other participants (Cc), without agents or ourselves: at most
+    ``limit`` in Cc (``max_participants``), the earliest added first."""
     to = [Recipient(ticket.requester_address, ticket.requester_name)]
-    cc = [Recipient(p.address, p.name) for p in ticket.participants.where(Participant.role == "cc")
+    cc = [Recipient(p.address, p.name)
+          for p in ticket.participants.where(Participant.role == "cc").order_by(Participant.id)
           if p.address not in exclude]
-    return to, cc
+    if len(cc) > limit:
+        log.warning("ticket %d has %d participants: the mail goes to the first %d (max_participants)",
+                    ticket.id, len(cc), limit)
+    return to, cc[:limit]
 
 
 def tells_requester(ticket: Ticket) -> bool:
@@ -82,6 +87,51 @@ def add_participant(ticket: Ticket, address: str, name: str, role: str = "cc") -
     if not address or address == ticket.requester_address:
         return
     Participant.insert(ticket=ticket, address=address, name=name or "", role=role).on_conflict_ignore().execute()
+
+
+LEFT_OUT_SHOWN = 10  # addresses named in the agent's mail; the history keeps the count
+
+
+def add_participants(desk, ticket: Ticket, people, now: datetime, *, proven: bool, why: str = "", actor: str,
+                     inbound=None) -> dict | None:
+    """Add ``people`` ((address, name) pairs a mail names) to the ticket's Cc: only when the mail
+    ``proven`` its sender a participant (``why`` says why not), and no more than ``max_participants``
+    in the ticket's Cc. Returns what was left out, for the agent's notification of that mail (its
+    ``left_out``), or None; the history records it (``participants_left_out``)."""
+    limit = desk.config.service.max_participants
+    present = {a for (a,) in Participant.select(Participant.address).where(Participant.ticket == ticket).tuples()}
+    new, seen = [], set(present) | {ticket.requester_address}
+    for address, name in people:
+        if address and address not in seen:
+            seen.add(address)
+            new.append((address, name))
+    if not new:
+        return None
+    room = 0 if not proven else max(limit - len(present), 0)
+    for address, name in new[:room]:
+        add_participant(ticket, address, name)
+    left = [address for address, _ in new[room:]]
+    if not left:
+        return None
+    reason = "limit" if proven else "unverified"
+    because = (f"the ticket may have at most {limit} people in Cc (max_participants)" if proven
+               else f"the mail does not prove its sender is a participant ({why})")
+    event(ticket, now, "participants_left_out",
+          f"{len(left)} address(es) not added in Cc: {because}: " + ", ".join(left[:LEFT_OUT_SHOWN])
+          + (f" and {len(left) - LEFT_OUT_SHOWN} more" if len(left) > LEFT_OUT_SHOWN else ""),
+          actor=actor, inbound=inbound, reason=reason, count=len(left), added=min(room, len(new)), limit=limit,
+          addresses=left[:LEFT_OUT_SHOWN])
+    log.warning("ticket %d: %d address(es) not added in Cc: %s", ticket.id, len(left), because)
+    return {"reason": reason, "count": len(left), "addresses": left[:LEFT_OUT_SHOWN],
+            "more": max(len(left) - LEFT_OUT_SHOWN, 0), "added": min(room, len(new)), "limit": limit}
+
+
+def mail_people(cfg, addresses, *, agents: bool = True) -> list[tuple[str, str]]:
+    """The (address, name) of a mail's To/Cc that may join a ticket: not ours, not broken, and
+    (unless ``agents``) not an agent's."""
+    return [(a.address, a.name) for a in addresses
+            if a.address and not a.defective and not cfg.is_own_address(a.address)
+            and (agents or cfg.agent_tier(a.address) is None)]
 
 
 # ---------------------------------------------------------------- opening
@@ -105,9 +155,6 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()  # one INSERT with the clocks already set
     remember_inbound(ticket, parsed.message_id, now)
-    for a in (*parsed.to, *parsed.cc):
-        if a.address and not cfg.is_own_address(a.address) and not a.defective:
-            add_participant(ticket, a.address, a.name)
     insert_together(
         new_event(ticket, now, "logged", f"{ticket.type} logged from mail by {address}: {ticket.subject}",
                   actor=address, inbound=inbound, message_id=parsed.message_id),
@@ -116,17 +163,21 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
                   f"-> {ticket.priority}, tier {tier}"
                   + (f" (rule {decision.rule_name})" if decision.rule_name else " (defaults)"),
                   reasons=list(decision.reasons)))
+    # the requester's own mail: its people join (they are the requester's), up to max_participants
+    left_out = add_participants(desk, ticket, mail_people(cfg, (*parsed.to, *parsed.cc)), now, proven=True,
+                                actor=address, inbound=inbound)
     if linked_to is not None:
         event(ticket, now, "link", f"linked to {format_tag(cfg.service.tag_prefix, linked_to.id)}")
         event(linked_to, now, "link", f"new linked ticket {format_tag(cfg.service.tag_prefix, ticket.id)}")
     stored = ticket_files.store(desk, inbound, ticket, parsed.attachments, actor=address, now=now)
-    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier, stored)
+    _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier, stored, left_out)
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
     return ticket
 
 
-def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True, stored=()):
+def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True, stored=(),
+                  left_out=None):
     cfg, mailer = desk.config, desk.mailer
     carried = ticket_files.for_notification(desk, ticket, stored)
     if acknowledge:
@@ -144,7 +195,7 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description, "for_information": False,
-           **ticket_files.mail_context(carried, desk)}
+           "left_out": left_out, **ticket_files.mail_context(carried, desk)}
     mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
     if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
@@ -160,15 +211,20 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
 
 # ---------------------------------------------------------------- mail on an existing ticket
 
-def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: tuple[str, str], now, inbound) -> Ticket:
-    """The requester (or a participant) wrote again: record, reopen if needed, tell the tier."""
+def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: tuple[str, str], now, inbound,
+                       proven: bool, why: str = "", joining=()) -> Ticket:
+    """The requester (or a participant) wrote again: record, reopen if needed, tell the tier.
+
+    The people of its Cc (and ``joining``, the sender when new to the ticket) join the ticket only
+    when the mail is ``proven`` to come from a participant (``pipeline._proves_participant``); the
+    tier's mail says who was left out and why."""
     cfg = desk.config
     name, address = author
     remember_inbound(ticket, parsed.message_id, now)
-    for a in parsed.cc:
-        if a.address and not cfg.is_own_address(a.address) and not a.defective and cfg.agent_tier(a.address) is None:
-            add_participant(ticket, a.address, a.name)
-    event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id)
+    left_out = add_participants(desk, ticket, [*joining, *mail_people(cfg, parsed.cc, agents=False)], now,
+                                proven=proven, why=why, actor=address, inbound=inbound)
+    event(ticket, now, "reply_in", new_text, actor=address, inbound=inbound, message_id=parsed.message_id,
+          **({} if proven else {"unverified": True, "why": why}))
     carried = ticket_files.for_notification(desk, ticket,
                                             ticket_files.store(desk, inbound, ticket, parsed.attachments,
                                                                actor=address, now=now))
@@ -182,7 +238,7 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
     ticket.updated_at = now
     ticket.save()
     desk.mailer.send(kind, to=team_recipients(desk, ticket), now=now, ticket=ticket,
-                     context={"body": new_text, "author_name": name or address,
+                     context={"body": new_text, "author_name": name or address, "left_out": left_out,
                               **ticket_files.mail_context(carried, desk)},
                      locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
     return ticket
@@ -226,7 +282,7 @@ def set_status(desk, ticket: Ticket, status: str, now: datetime, *, actor: str, 
     event(ticket, now, "status", f"{old} -> {status}" + (f": {why}" if why else ""), actor=actor,
           old=old, new=status)
     if notify and status in ("resolved", "closed") and tells_requester(ticket):
-        to, cc = requester_recipients(ticket)
+        to, cc = requester_recipients(ticket, limit=desk.config.service.max_participants)
         extra = ticket_files.mail_context(carried, desk) if carried else {}
         context = {"body": body or "", "auto_close_after": desk.config.sla.auto_close_after, **extra}
         if status == "resolved":
@@ -257,7 +313,7 @@ def escalate(desk, ticket: Ticket, now: datetime, *, to_tier: int | None = None,
     desk.mailer.send("escalation", to=team_recipients(desk, ticket, also_tier=True), now=now, ticket=ticket,
                      context=ctx, locale=cfg.locale_for_tier(new), in_reply_to=ticket.thread_root, files=carried.files)
     if new > old and tells_requester(ticket):
-        to, cc = requester_recipients(ticket)
+        to = [Recipient(ticket.requester_address, ticket.requester_name)]
         desk.mailer.send("escalated", to=to, now=now, ticket=ticket, context={"from_tier": old, "to_tier": new},
                          in_reply_to=ticket.thread_root,
                          automatic=True, rate_limited=True)

@@ -84,6 +84,18 @@ class BounceSigner:
         return f"mt.{m.group(1)}@{self.domain}"
 
 
+def _within_limit(kind: str, to: list, cc, limit: int) -> list:
+    """No mail goes to more people than ``max_participants`` besides its To (the requester): the
+    ticket's Cc is capped where people join (``tickets.add_participants``) and where a reply's
+    recipients are read (``tickets.requester_recipients``); this is the last guard."""
+    cc = list(cc)
+    room = max(limit + 1 - len(to), 0)
+    if len(cc) > room:
+        log.warning("%s: %d in Cc, only the first %d kept (max_participants %d)", kind, len(cc), room, limit)
+        cc = cc[:room]
+    return cc
+
+
 class Mailer:
     """Composes and queues every mail mailticket sends. Call inside the ticket's transaction."""
 
@@ -108,6 +120,7 @@ class Mailer:
         to = [r for r in to if r.address]
         if not to or self.silent:
             return None
+        cc = _within_limit(kind, to, cc, self.config.service.max_participants)
         if rate_limited:
             verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits,
                                         self.window)
