@@ -341,3 +341,28 @@ def test_max_participants_default_and_bounds_accepted(tmp_path):
     for value in (1, 500):
         assert load_config(write_config(tmp_path, extra={"service": {"max_participants": value}})
                            ).service.max_participants == value
+
+
+def _with_auth_results(raw: bytes, value: str) -> bytes:
+    return b"Authentication-Results: " + value.encode() + b"\r\n" + raw
+
+
+@pytest.mark.parametrize("results, joins", [
+    ("mx.example.com; dkim=pass header.d=customer.example; dmarc=pass header.from=customer.example", True),
+    ("evil.example; dmarc=pass header.from=customer.example", False),        # not our trusted server
+    ("mx.example.com; dmarc=pass header.from=evil.example", False),          # another domain's pass
+    ("mx.example.com; dkim=fail header.d=customer.example; dmarc=fail header.from=customer.example", False),
+])
+def test_a_known_sender_with_the_trusted_dmarc_pass_may_add_people_by_the_tag(desk, results, joins):
+    """Anna writes a new mail with the tag (no signed address): her From is proven only by the
+    trusted server's DKIM/DMARC pass for her domain; anything else adds her text but nobody."""
+    out = deliver(desk, make_mail(sender=ANNA, date=desk.clock.now()))
+    raw = make_mail(sender=ANNA, subject=f"[SD#{out.ticket}] one more thing", cc="Carl <carl@customer.example>",
+                    body="Carl needs to know too.", date=desk.clock.now())
+    follow = deliver(desk, _with_auth_results(raw, results))
+    assert (follow.state, follow.ticket, follow.reason) == ("processed", out.ticket, "threaded by tag")
+    assert people(out.ticket) == ({"carl@customer.example"} if joins else set())
+    assert left_out_events(out.ticket) == ([] if joins else [("unverified", 1)])
+    [update] = outbox("requester_update")
+    assert "Carl needs to know too." in text_of(update)
+    assert ("NOT ADDED" in text_of(update)) is not joins
