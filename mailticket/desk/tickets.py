@@ -195,12 +195,13 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         event(ticket, now, "not-notified", "old mail: logged without notifying the tier")
         return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description, "for_information": False,
-           "left_out": left_out, **ticket_files.mail_context(carried, desk)}
-    mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket, context=ctx,
+           **ticket_files.mail_context(carried, desk)}
+    mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
+                context=dict(ctx, left_out=left_out),
                 locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
     if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
         mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket,
-                    context=dict(ctx, for_information=True), locale=cfg.locale_for_tier(1),
+                    context=dict(ctx, for_information=True, left_out=left_out), locale=cfg.locale_for_tier(1),
                     in_reply_to=parsed.message_id, files=carried.files)
         event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
     if ticket.security:

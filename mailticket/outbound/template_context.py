@@ -20,17 +20,17 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 EXTRA_KEYS = {
     "acknowledgement": (),
-    "new_ticket": ("decision_reasons", "body", "for_information"),
+    "new_ticket": ("decision_reasons", "body", "for_information", "left_out"),
     "agent_reply": ("agent_name", "body"),
     "note": ("agent_name", "body", "unverified"),
-    "requester_update": ("author_name", "body"),
+    "requester_update": ("author_name", "body", "left_out"),
     "warning": ("clock", "due", "time_used", "time_left"),
     "escalation": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
     "escalation_manager": ("from_tier", "to_tier", "reason", "time_used", "history", "history_more"),
     "escalated": ("from_tier", "to_tier"),
     "resolved": ("body", "auto_close_after", "feedback"),
     "closed": ("body", "auto_close_after"),
-    "reopened": ("author_name", "body"),
+    "reopened": ("author_name", "body", "left_out"),
     "command_error": ("errors",),
     "call_invitation": ("agent_name", "start", "end", "duration"),
     "delivery_failure": ("recipient", "reason", "outbox_id"),
@@ -118,6 +118,7 @@ def _sample_extras(now: datetime) -> dict:
         "author_name": "Anna Svensson",
         "body": "Thanks, I have restarted the print server.\nCould you try again?",
         "unverified": False,
+        "left_out": None,  # or the people a mail named that the ticket did not take (tickets.add_participants)
         "clock": "resolution",
         "due": now + timedelta(hours=2),
         "time_used": timedelta(hours=6),
@@ -255,6 +256,10 @@ _TICKET_CHANGES = {
     "closed": {"status": "closed"},
 }
 _EXTRA_CHANGES = {
+    "requester_update": {"left_out": {"reason": "unverified", "count": 1, "addresses": ["mallory@example.net"],
+                                      "more": 0, "added": 0, "limit": 20}},
+    "reopened": {"left_out": {"reason": "limit", "count": 12, "more": 2, "added": 4, "limit": 20,
+                              "addresses": [f"user{i}@example.com" for i in range(21, 31)]}},
     "delivery_failure": {"reason": "550 5.1.1 <anna.svensson@example.com>: user unknown"},
     "quarantine_alert": {"reason": Message("MIME nesting deeper than max_depth {limit}", limit=50)},
     "escalation_manager": {"from_tier": 3, "to_tier": 3, "reason": Message(
