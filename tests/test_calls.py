@@ -485,3 +485,15 @@ def test_the_example_config_of_calls_is_valid(tmp_path):
     assert cfg.place_for("carol@example.com").link == "https://video.example.com/carol"
     assert cfg.place_for("carol@example.com").phone == "+46 8 123 00 00"  # the desk's, not set for her
     assert cfg.remind_before == timedelta(minutes=15)
+
+
+def test_erasing_the_requester_takes_the_number_and_the_call(cbench):
+    from mailticket.desk import erasure
+    ticket, notification = cbench.signed_ticket()
+    cbench.reply(notification, "#call 2026-11-30 10:00 30m")
+    t = Ticket.get_by_id(ticket.id)
+    assert t.requester_phone and t.call and t.call_remind_at
+    erasure.erase(cbench.config, "anna@customer.example", cbench.clock.now())
+    t = Ticket.get_by_id(ticket.id)
+    assert (t.requester_phone, t.call, t.call_remind_at) == (None, None, None)
+    assert calls.send_reminders(cbench.desk, datetime(2026, 11, 30, 8, 50, tzinfo=timezone.utc)) == 0

@@ -20,6 +20,8 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from . import tickets
+from .correlate import ticket_by_id
+from ..db import is_postgres
 from ..i18n import Message, _
 from ..inbound.phones import international
 from ..models import Ticket
@@ -179,7 +181,7 @@ def ticket_for_answer(answer) -> Ticket | None:
     found = _UID.match(answer.uid or "")
     if not found:
         return None
-    ticket = Ticket.get_or_none(Ticket.id == int(found.group(1)))
+    ticket = ticket_by_id(int(found.group(1)), for_update=is_postgres())  # held until the commit
     if ticket is None or not ticket.call or ticket.call.get("uid") != answer.uid:
         return None
     return ticket
@@ -239,35 +241,38 @@ def handle_answer(desk, row, parsed, answer, now: datetime) -> tuple[int, str] |
 
 def send_reminders(desk, now: datetime) -> int:
     """Remind each agent whose call's reminder is due; once per call (a moved call anew). A call
-    that is already over when the daemon comes to it is not reminded of any more."""
-    due = list(Ticket.select().where(Ticket.call_remind_at.is_null(False), Ticket.call_remind_at <= now)
-               .order_by(Ticket.call_remind_at))
+    that is already over when the daemon comes to it is not reminded of any more. Each reminder is
+    claimed by clearing its due time where it still holds, so two daemons never both send it."""
+    due = [(t.id, t.call_remind_at) for t in Ticket.select(Ticket.id, Ticket.call_remind_at).where(
+        Ticket.call_remind_at.is_null(False), Ticket.call_remind_at <= now).order_by(Ticket.call_remind_at)]
     sent = 0
-    cfg = desk.config
-    for ticket in due:
+    for ticket_id, remind_at in due:
         with Ticket._meta.database.atomic():
-            call = current(ticket)
-            ticket.call_remind_at = None
-            if call is None or call.get("reminded"):
-                ticket.save()
-                continue
-            start = datetime.fromisoformat(call["start"])
-            end = start + timedelta(seconds=call["duration"])
-            if now >= end:
-                tickets.event(ticket, now, "call_reminder", f"reminder of the call at {call['start']} not sent: "
-                              "the call is over", skipped=True)
-                ticket.save()
-                continue
-            agent = call["agent"]
-            desk.mailer.send("call_reminder", to=[Recipient(agent, call.get("agent_name") or "")], now=now,
-                             ticket=ticket, locale=cfg.locale_for_tier(cfg.agent_tier(agent) or ticket.tier),
-                             in_reply_to=ticket.thread_root,
-                             context={"start": start, "end": end, "duration": end - start, "mode": call["mode"],
-                                      "link": call.get("link"), "phone": call.get("phone"),
-                                      "state": call.get("state")})
-            ticket.call = dict(call, reminded=True)
-            tickets.event(ticket, now, "call_reminder", f"reminder of the call at {call['start']} sent to {agent}",
-                          sequence=call["sequence"])
-            ticket.save()
-            sent += 1
+            if not Ticket.update(call_remind_at=None).where(Ticket.id == ticket_id,
+                                                             Ticket.call_remind_at == remind_at).execute():
+                continue  # another daemon took it, or the call was moved or cancelled meanwhile
+            ticket = Ticket.get_by_id(ticket_id)
+            sent += _remind(desk, ticket, now)
     return sent
+
+
+def _remind(desk, ticket: Ticket, now: datetime) -> int:
+    cfg, call = desk.config, current(ticket)
+    if call is None or call.get("reminded"):
+        return 0
+    start = datetime.fromisoformat(call["start"])
+    end = start + timedelta(seconds=call["duration"])
+    if now >= end:
+        tickets.event(ticket, now, "call_reminder", f"reminder of the call at {call['start']} not sent: "
+                      "the call is over", skipped=True)
+        return 0
+    agent = call["agent"]
+    desk.mailer.send("call_reminder", to=[Recipient(agent, call.get("agent_name") or "")], now=now,
+                     ticket=ticket, locale=cfg.locale_for_tier(cfg.agent_tier(agent) or ticket.tier),
+                     in_reply_to=ticket.thread_root,
+                     context={"start": start, "end": end, "duration": end - start, "mode": call["mode"],
+                              "link": call.get("link"), "phone": call.get("phone"), "state": call.get("state")})
+    Ticket.update(call=dict(call, reminded=True)).where(Ticket.id == ticket.id).execute()
+    tickets.event(ticket, now, "call_reminder", f"reminder of the call at {call['start']} sent to {agent}",
+                  sequence=call["sequence"])
+    return 1
