@@ -7,6 +7,7 @@ gives the embedded default: SQLite under ``./var``, the built-in listener on
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import tomllib
@@ -189,6 +190,33 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class CallPlace:
+    """Where a ``#call`` happens: a meeting link (a template: ``{agent}``, ``{ticket}``) and/or a
+    number to ring, in international form."""
+
+    link: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    """[calls]: the desk's meeting place, each agent's own ([calls.agents."ADDRESS"]), and when the
+    agent is reminded. ``region`` is the country a number without +CC belongs to (from the locale
+    or the time zone: SE for a Swedish desk), or None."""
+
+    link: str | None = None
+    phone: str | None = None
+    remind_before: timedelta = timedelta(minutes=15)
+    agents: dict = field(default_factory=dict)  # address -> CallPlace
+    region: str | None = None
+
+    def place_for(self, agent: str) -> CallPlace:
+        """The agent's link and number; a key the agent has not set is the desk's."""
+        own = self.agents.get((agent or "").lower(), CallPlace())
+        return CallPlace(link=own.link or self.link, phone=own.phone or self.phone)
+
+
+@dataclass(frozen=True)
 class Config:
     file: str
     service: ServiceConfig
@@ -205,6 +233,7 @@ class Config:
     spam: SpamConfig = field(default_factory=SpamConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     reports: object = None  # mailticket.desk.schedule.ReportSchedule ([reports])
+    calls: CallsConfig = field(default_factory=CallsConfig)
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_tier(self, address: str) -> int | None:
@@ -561,7 +590,7 @@ def _tiers(data: dict | None, file: str, domain: str) -> dict[int, TierConfig]:
 
 TOP_KEYS = {"service", "database", "imap", "smtp", "listener", "outbox", "rate_limits", "tiers", "sla",
             "rules", "priority_matrix", "security", "monitoring", "spam",
-            "retention", "reports"}
+            "retention", "reports", "calls"}
 
 
 def load_config(path: str | os.PathLike | None) -> Config:
@@ -623,12 +652,13 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     watched = checked(monitoring.load_monitoring, data, file, ruleset.categories) if ruleset else None
     retention = checked(_retention, data.get("retention"), file)
     reports = checked(reportschedule.load_reports, data.get("reports", {}), file)
+    calls = checked(_calls, data.get("calls"), file, service, tiers)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return Config(
         file=file, service=service, database=database, imap=imap, smtp=smtp, listener=listener, outbox=outbox,
         rate_limits=rate_limits, tiers=tiers, sla=policy, rules=ruleset, monitoring=watched, spam=spam, retention=retention,
-        reports=reports,
+        reports=reports, calls=calls,
         raw=data)
 
 
@@ -642,4 +672,103 @@ def _database(data: dict, file: str, base: Path, data_dir: Path) -> DatabaseConf
     if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
         raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")
     return DatabaseConfig(_sqlite_url_from(url, base), lease_ttl)
+
+
+
+# ---------------------------------------------------------------- [calls]
+
+CALL_LINK_FIELDS = ("agent", "ticket")
+REMIND_BEFORE_RANGE = (timedelta(minutes=1), timedelta(days=1))
+
+
+def _calls(data: dict | None, file: str, service: ServiceConfig | None, tiers: dict | None) -> CallsConfig:
+    agents_data = (data or {}).get("agents", {})
+    s = _Section({k: v for k, v in (data or {}).items() if k != "agents"}, file, "calls",
+                 {"link", "phone", "remind_before"})
+    region = phone_region(service.locale if service else "en", service.timezone if service else "UTC")
+    remind = s.duration("remind_before", timedelta(minutes=15))
+    low, high = REMIND_BEFORE_RANGE
+    if not low <= remind <= high:
+        raise s.error("remind_before", f"{format_duration(remind)} is outside {format_duration(low)}..{format_duration(high)}")
+    if not isinstance(agents_data, dict):
+        raise ConfigError('must be a table of [calls.agents."ADDRESS"]', file, "calls.agents")
+    known = frozenset().union(*(t.agents for t in tiers.values())) if tiers else None
+    agents = {}
+    for address, value in agents_data.items():
+        a = _Section(value, file, f'calls.agents."{address}"', {"link", "phone"})
+        checked_address = _check_address(address, a.error, "")
+        if known is not None and checked_address not in known:
+            raise ConfigError(f"{address} is not an agent of any tier", file, f'calls.agents."{address}"')
+        agents[checked_address] = CallPlace(_call_link(a, "link"), _call_phone(a, "phone", region))
+    return CallsConfig(link=_call_link(s, "link"), phone=_call_phone(s, "phone", region), remind_before=remind,
+                       agents=agents, region=region)
+
+
+def _call_link(s: _Section, name: str) -> str | None:
+    """A meeting link: http(s), and no placeholder but {agent} and {ticket}."""
+    import string
+    value = s.string(name)
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise s.error(name, f"{value!r} is not a web address like https://meet.example.com/{{agent}}")
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise s.error(name, f"{value!r} is not a valid template ({exc}); write {{{{ and }}}} for braces") from None
+    unknown = sorted({f for f, _, _ in parsed if f not in CALL_LINK_FIELDS})
+    if unknown:
+        raise s.error(name, f"{{{unknown[0]}}} is not a placeholder; use {{agent}} (the agent's name before the @) "
+                            "or {ticket} (the ticket's number)")
+    if any(spec or conv for _, spec, conv in parsed):
+        raise s.error(name, "placeholders take no format: write {agent} or {ticket} as they are")
+    return value
+
+
+def _call_phone(s: _Section, name: str, region: str | None) -> str | None:
+    """A number to ring, kept in international form (+46 8 123 45 67)."""
+    import phonenumbers
+    value = s.string(name)
+    if value is None:
+        return None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        where = f" for {region}" if region else " (write it with +country code)"
+        raise s.error(name, f"{value!r} is not a phone number{where}, e.g. +46 8 123 45 67")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def phone_region(locale: str, timezone: str) -> str | None:
+    """The country of a number written without +CC: Sweden for a Swedish desk, else the country
+    of the service's time zone (zone.tab), else None (then only international numbers count)."""
+    if locale == "sv":
+        return "SE"
+    return _zone_countries().get(timezone)
+
+
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    import zoneinfo
+    texts = []
+    for folder in zoneinfo.TZPATH:
+        try:
+            texts.append(Path(folder, "zone.tab").read_text(encoding="utf-8"))
+            break
+        except OSError:
+            continue
+    if not texts:
+        try:
+            from importlib.resources import files
+            texts.append(files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8"))
+        except Exception:  # no zone table anywhere: international numbers only
+            return {}
+    table = {}
+    for line in texts[0].splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and not line.startswith("#"):
+            table.setdefault(parts[2], parts[0])
+    return table
 

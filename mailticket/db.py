@@ -233,6 +233,16 @@ def _satisfaction(database: pw.Database) -> None:
     database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "ticket" ("created_at")')
 
 
+def _calls(database: pw.Database) -> None:
+    """The requester's phone number and the #call on a ticket, and the reminder's due time (indexed:
+    the daemon looks for due reminders every minute)."""
+    columns = {c.name for c in database.get_columns("ticket")}
+    for name, kind in (("requester_phone", "VARCHAR(255)"), ("call", "TEXT"), ("call_remind_at", "TIMESTAMP")):
+        if name not in columns:
+            database.execute_sql(f'ALTER TABLE "ticket" ADD COLUMN "{name}" {kind}')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_call_remind_at" ON "ticket" ("call_remind_at")')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
@@ -242,6 +252,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0131_satisfaction", _satisfaction),
     ("0151_alarms_erasures", _alarms_erasures),
     ("0152_inbound_unmoved_index", _indexes),
+    ("0190_calls", _calls),
 ]
 
 

@@ -165,6 +165,10 @@ class Ticket(BaseModel):
     thread_root = pw.CharField(null=True)          # the requester's first Message-ID
     merged_into = pw.IntegerField(null=True)       # #merge: mail to this ticket lands on that one
     parent = pw.IntegerField(null=True, index=True)  # #parent: the major incident this ticket belongs to
+    # contact details and the #call arranged with the requester (desk/calls.py)
+    requester_phone = pw.CharField(null=True)      # E.164, from the signature or #phone
+    call = JSONField(null=True)                    # uid, sequence, start, duration, agent, mode, state ...
+    call_remind_at = AwareDateTimeField(null=True, index=True)  # when the agent's reminder is due
 
     class Meta:
         indexes = ((("status", "next_check_at"), False),)

@@ -25,7 +25,7 @@ import pytest
 from mailticket import db
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import escalation, feedback_links, history, pipeline, reporting
+from mailticket.desk import calls, escalation, feedback_links, history, pipeline, reporting
 from mailticket.i18n import Message
 from mailticket.models import Outbox, Ticket
 from mailticket.outbound import render_format as fmt
@@ -125,6 +125,17 @@ def agent_notes(d):  # note (and a forged one: an unverified note in the history
 
 def agent_books_a_call(d):  # call_invitation
     d.agent("#call 2026-11-30 10:00 30m\n\nJag ringer dig på måndag.")
+
+
+def the_call_is_answered_moved_reminded_and_cancelled(d):  # call_answer, call_reminder, call_cancelled
+    from datetime import datetime, timezone
+    from tests.test_calls import calendar_reply
+    d.agent("#phone 070-123 45 67")
+    d.clock.advance(60)
+    d.process(calendar_reply("outlook_declined", d.last("call_invitation"), date=d.clock.now()))
+    d.agent("#call 2026-11-30 11:00 30m")  # moved: the invitation again, SEQUENCE 1
+    calls.send_reminders(d.desk, datetime(2026, 11, 30, 9, 46, tzinfo=timezone.utc))
+    d.agent("#call cancel")
 
 
 def sla_runs_out(d):  # warning, escalation, escalated, escalation_manager
@@ -246,6 +257,7 @@ def the_manager_reads(d):  # manager_report
 
 
 STEPS = (open_ticket, requester_writes, agent_replies, agent_notes, agent_books_a_call, sla_runs_out,
+         the_call_is_answered_moved_reminded_and_cancelled,
          working_day, agent_resolves, security_report, a_mail_bounces, a_broken_mail, pending_goes_quiet,
          the_mailbox_fails, requester_rates, the_manager_reads)
 

@@ -187,7 +187,8 @@ def swedish_sample(name):
                "decision_reasons": ["regeln 'skrivare' matchade ämnet"], "subject": "Hjälp med VPN",
                "history": [{"at": NOW, "who": "alice@example.com", "what": "Svar till anmälaren", "text": "Testa igen",
                             "unverified": False, "important": False}],
-               "errors": [{"line": "#priority P7", "problem": "okänd prioritet", "valid": "#priority P1..P4"}]}
+               "errors": [{"line": "#priority P7", "problem": "okänd prioritet", "valid": "#priority P1..P4"}],
+               "comment": "Kan vi ta det på tisdag i stället?"}
     ctx.update({k: v for k, v in swedish.items() if k in ctx})
     if name == "quarantine_alert":
         ctx["reason"] = "för djupt nästlad MIME"

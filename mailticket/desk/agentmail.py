@@ -14,7 +14,7 @@ from . import history as people_history
 from . import related, slaclock, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
-from ..i18n import Message, _
+from ..i18n import Message
 from ..models import Ticket
 from ..outbound.notify import Recipient
 from ..inbound.quotes import split_reply
@@ -52,7 +52,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
                     ticket.id, parsed.message_id, agent, how)
         return ticket
     result = parse_commands(new_text, now=now, timezone=cfg.service.timezone, agents=set(cfg.agents),
-                            categories=set(cfg.rules.categories))
+                            categories=set(cfg.rules.categories), phone_region=cfg.calls.region)
     is_note = match.token_purpose == "note" or any(c.name == "note" for c in result.commands)
     body = result.body.strip()
     errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
@@ -204,10 +204,13 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         if problem:
             return problem
     elif name == "call":
-        try:
-            send_call(desk, ticket, agent, agent_name, args, now)
-        except ValueError as exc:  # an address the invitation cannot carry
-            return Message("no invitation could be made: {problem}", problem=str(exc))
+        from . import calls
+        problem = calls.apply(desk, ticket, agent, agent_name, args, now)
+        if problem:
+            return problem
+    elif name == "phone":
+        from . import calls
+        calls.set_phone(desk, ticket, args["number"], agent, now)
     else:
         return Message("#{name} is not handled", name=name)
     tickets.event(ticket, now, "command", command.line.strip(), actor=agent)
@@ -266,26 +269,3 @@ def _restart_clocks(ticket, now, policy) -> None:
             setattr(ticket, f"{attr}_started_at", now)
             setattr(ticket, f"{attr}_paused_seconds", 0)
     slaclock.refresh(ticket, policy)
-
-
-def send_call(desk, ticket, agent, agent_name, args, now) -> None:
-    """#call: the requester gets an iCalendar invitation (METHOD:REQUEST, the agent as organiser)."""
-    from ..outbound.invitation import build_invitation
-    cfg = desk.config
-    start, duration = args["start"], args["duration"]
-    ics = build_invitation(
-        uid=f"call-{ticket.id}-{int(start.timestamp())}@{cfg.service.domain}",
-        summary=_(cfg.service.locale, "Call about {tag} {subject}", tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
-                  subject=ticket.subject),
-        description=_(cfg.service.locale, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
-                      service=cfg.service.name, agent=agent_name, tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
-                      subject=ticket.subject),
-        start=start, duration=duration, timezone=cfg.service.timezone, organizer_name=agent_name,
-        organizer_email=agent, attendee_name=ticket.requester_name, attendee_email=ticket.requester_address, now=now)
-    desk.mailer.send("call_invitation", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,
-                     ticket=ticket, from_name=agent_name, in_reply_to=ticket.thread_root, auto_submitted="no",
-                     context={"agent_name": agent_name, "start": start, "end": start + duration,
-                              "duration": duration},
-                     alternatives=[("text/calendar; method=REQUEST; charset=UTF-8", ics)],
-                     attachments=[("invite.ics", "application/ics", ics)])
-    tickets.event(ticket, now, "call", f"call with the requester {start.isoformat()} for {duration}", actor=agent)

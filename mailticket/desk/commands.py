@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..durations import parse_duration
 from ..i18n import Message
 from ..inbound.addresses import parse_address
+from ..inbound.phones import parse_number
 
 DEFAULT_CALL_DURATION = timedelta(minutes=30)
 MAX_CALL_DURATION = timedelta(hours=12)
@@ -74,6 +75,7 @@ class _Context:
     timezone: str | None
     agents: frozenset[str]
     categories: dict[str, str] | None  # lower-cased name -> name as configured
+    phone_region: str | None = None    # the country of a #phone number without +CC
 
 
 # --- the commands, as data ------------------------------------------------------------
@@ -101,8 +103,9 @@ VALID = {
     "category": Message("#category NAME"),
     "type": "#type incident|request",
     "note": Message("#note (the whole reply becomes an internal note)"),
-    "call": Message("#call YYYY-MM-DD HH:MM [ZONE] [DURATION], e.g. #call 2026-11-28 14:00 30m "
-                    "or #call 2026-11-28 14:00 Europe/Stockholm 1h"),
+    "call": Message("#call YYYY-MM-DD HH:MM [ZONE] [DURATION] [phone], e.g. #call 2026-11-28 14:00 30m "
+                    "or #call 2026-11-28 14:00 Europe/Stockholm 1h; phone: you ring the requester; "
+                    "a later #call moves the call, #call cancel cancels it"),
     # the working day by mail: participants and related tickets (applied by desk.related)
     "cc": Message("#cc ADDRESS (adds a participant, who then gets the public replies)"),
     "link": Message("#link NUMBER (links this ticket and that one)"),
@@ -116,6 +119,12 @@ SECURITY_STATES = {"on": True, "off": False, "på": True, "av": False}
 VALID["assign"] = "#assign me, #assign none, or #assign ADDRESS of an agent"
 VALID["security"] = "#security on, or #security off REASON (tier-3 agents and the security contact)"
 ALIASES["säkerhet"] = "security"
+# calls that happen (issue 27): the requester's number, and moving or cancelling a call
+VALID["phone"] = Message("#phone NUMBER (the requester's number, e.g. #phone 070-123 45 67 or "
+                         "#phone +46 8 123 45 67), or #phone none")
+ALIASES["telefon"] = "phone"
+CALL_CANCEL = {"cancel", "avboka"}
+CALL_BY_PHONE = {"phone", "telefon", "ring"}
 
 COMMAND_NAMES = tuple(VALID)
 VALID_COMMANDS = Message("one per line at the top: {commands}", commands=", ".join(f"#{name}" for name in COMMAND_NAMES))
@@ -132,15 +141,16 @@ _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 
 def parse_commands(text: str, *, now: datetime, timezone: str | None, agents: set[str],
-                   categories: set[str] | None = None) -> Parsed:
+                   categories: set[str] | None = None, phone_region: str | None = None) -> Parsed:
     """Split an agent's reply into commands, errors, and the text that remains.
 
     ``now`` (aware; naive is taken as UTC) judges ``#call`` times; ``timezone`` is the
     service's IANA zone for a ``#call`` without one; ``agents`` are the addresses
-    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts."""
+    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts;
+    ``phone_region`` the country of a ``#phone`` number written without +CC."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)
     ctx = _Context(now, timezone, frozenset(a.strip().lower() for a in agents),
-                   None if categories is None else {c.lower(): c for c in categories})
+                   None if categories is None else {c.lower(): c for c in categories}, phone_region)
     lines = text.splitlines(keepends=True)
     commands, errors, kept, seen = [], [], [], set()
     block_ends = _end_of_command_block(lines)
@@ -359,6 +369,13 @@ _OFFSET = re.compile(r"(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})", re.IGNORECASE)
 
 def _call(argument: str, ctx: _Context) -> dict:
     words = argument.split()
+    if words and words[0].lower() in CALL_CANCEL:
+        if len(words) > 1:
+            raise _Invalid(Message("takes nothing after cancel"))
+        return {"cancel": True}
+    by_phone = bool(words) and words[-1].lower() in CALL_BY_PHONE
+    if by_phone:
+        words = words[:-1]
     if words and _DATE.match(words[0]) and "T" in words[0].upper():
         day_word, _, time_word = words[0].upper().partition("T")
         words[:1] = [day_word, time_word]
@@ -368,7 +385,18 @@ def _call(argument: str, ctx: _Context) -> dict:
     zone_word, duration = _call_extras(words[2:])
     start, zone_name = _call_start(datetime.combine(day, clock), zone_word, ctx)
     _check_call_time(start, zone_name, ctx.now)
-    return {"start": start, "duration": duration, "timezone": zone_name}
+    return {"start": start, "duration": duration, "timezone": zone_name, "mode": "phone" if by_phone else "meeting"}
+
+
+def _phone(argument: str, ctx: _Context) -> dict:
+    if not argument:
+        raise _Invalid(Message("needs a phone number"))
+    if argument.lower() in NONE:
+        return {"number": None}
+    number = parse_number(argument, ctx.phone_region)
+    if number is None:
+        raise _Invalid(Message("'{value}' is not a phone number", value=argument))
+    return {"number": number}
 
 
 def _call_date(word: str) -> date:
@@ -509,3 +537,4 @@ _PARSERS = {
     "broadcast": _broadcast,
 }
 _PARSERS["security"] = _security
+_PARSERS["phone"] = _phone

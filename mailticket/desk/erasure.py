@@ -192,7 +192,8 @@ def _scrub_json(value, pattern: re.Pattern, marker: str):
 
 def _tickets(own: list[int], cc: list[int], pattern, marker: str, pseudonym: str) -> None:
     for i in range(0, len(own), 500):
-        Ticket.update(requester_address=pseudonym, requester_name="", subject=marker, description="").where(
+        Ticket.update(requester_address=pseudonym, requester_name="", subject=marker, description="",
+                      requester_phone=None, call=None, call_remind_at=None).where(  # the number and the call too
             Ticket.id.in_(own[i:i + 500])).execute()
     for ticket in Ticket.select().where(Ticket.id.in_(cc or [-1])):
         ticket.subject, ticket.description = _scrub(ticket.subject, pattern, marker), _scrub(

@@ -64,6 +64,18 @@ WORDS = {
     "erasure": N_("Personal data erased on request"),
     "retention": N_("Raw mail and files removed after the retention period"),
 }
+# calls that happen (desk/calls.py)
+WORDS.update({
+    "call_moved": N_("Call with the requester moved"),
+    "call_cancelled": N_("Call with the requester cancelled"),
+    "call_reminder": N_("Reminder of the call sent to the agent"),
+    "phone": N_("Requester's phone number changed"),
+})
+CALL_ANSWERS = {"ACCEPTED": N_("The requester accepted the call"),
+                "DECLINED": N_("The requester declined the call"),
+                "TENTATIVE": N_("The requester tentatively accepted the call"),
+                "COUNTER": N_("The requester proposed another time for the call")}
+CALL_ANSWER_OTHER = N_("The requester's calendar answered the call invitation")
 UNASSIGNED = N_("Assignment removed: back to the tier")
 ASSIGN_UNCHANGED = N_("Assignment unchanged")
 SECURITY_SET = N_("Classified as a security incident")
@@ -101,6 +113,8 @@ def _what(event: Event, data: dict, unverified: bool) -> Message:
         return Message(ASSIGN_UNCHANGED if (event.text or "").startswith("already") else UNASSIGNED)
     if event.kind == "security" and "on" in data:
         return Message(SECURITY_SET) if data["on"] else Message(SECURITY_CLEARED, reason=data.get("reason") or "")
+    if event.kind == "call_answer":
+        return Message(CALL_ANSWERS.get(data.get("answer"), CALL_ANSWER_OTHER))
     words = WORDS.get(event.kind)
     if words is None:
         return Message(OTHER)

@@ -216,6 +216,9 @@ def _process(desk, row, now) -> Outcome:
         return Outcome("dropped", None, f"loop: {verdict.reason}")
     if verdict.kind == "bounce":
         return _bounce(desk, row, parsed, verdict, now)
+    answered = _calendar_answer(desk, row, parsed, now)
+    if answered is not None:  # a calendar's answer to our #call: neither a follow-up nor an auto-reply
+        return answered
     if verdict.kind == "human":
         from . import feedback
         answer = feedback.find_claim(desk, parsed, now)
@@ -282,6 +285,18 @@ def _query_or_new(desk, row, parsed, verdict, agent_tier, now) -> Outcome:
         if behalf is not None:
             return _new(desk, row, parsed, verdict, None, now, behalf=behalf)
     return _new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _calendar_answer(desk, row, parsed, now) -> Outcome | None:
+    """An iMIP REPLY or COUNTER to the current call of a ticket, from its attendee: recorded, the
+    agent told (desk/calls.py). Anything else with a calendar in it is read as ordinary text."""
+    from ..inbound.imip import find_answer
+    answer = find_answer(parsed.message)
+    if answer is None:
+        return None
+    from .calls import handle_answer
+    handled = handle_answer(desk, row, parsed, answer, now)
+    return None if handled is None else Outcome("processed", handled[0], handled[1])
 
 
 def _spam_verdict(desk, parsed, now) -> str | None:

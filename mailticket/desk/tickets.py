@@ -16,6 +16,7 @@ from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
 from ..models import Event, MessageRef, Participant, Ticket, insert_together
 from ..outbound.notify import Recipient
+from ..inbound.phones import numbers_in_signature
 
 log = logging.getLogger("mailticket.tickets")
 
@@ -152,6 +153,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         requester_address=address, decided_by=decision.rule_name, security=decision.security,
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
         tier_since=now, thread_root=parsed.message_id)
+    phone_from_mail(cfg, ticket, parsed.text, parsed.sender.address)  # the requester's signature
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()  # one INSERT with the clocks already set
     remember_inbound(ticket, parsed.message_id, now)
@@ -174,6 +176,19 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
     log.info("ticket %d opened from <%s> by %s: %s %s tier %d", ticket.id, parsed.message_id, address,
              ticket.priority, ticket.category, ticket.tier)
     return ticket
+
+
+def phone_from_mail(cfg, ticket: Ticket, text: str, author: str) -> str | None:
+    """Set the ticket's number from the signature of the requester's own mail when it has none yet;
+    returns the number set, or None. (Someone else's signature, an agent logging the ticket for
+    the user, is not the requester's number.)"""
+    if ticket.requester_phone or (author or "").lower() != (ticket.requester_address or "").lower():
+        return None
+    found = numbers_in_signature(text or "", cfg.calls.region)
+    if found:
+        ticket.requester_phone = found[0]
+        return found[0]
+    return None
 
 
 def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_reason, notify_tier=True, stored=(),
@@ -236,6 +251,7 @@ def requester_followup(desk, ticket: Ticket, *, parsed, new_text: str, author: t
         kind = "reopened"
     elif ticket.status == "pending":
         set_status(desk, ticket, "open", now, actor=address, why="the requester answered", notify=False)
+    phone_from_mail(cfg, ticket, new_text, address)  # a number in the requester's signature, if none yet
     ticket.updated_at = now
     ticket.save()
     desk.mailer.send(kind, to=team_recipients(desk, ticket), now=now, ticket=ticket,

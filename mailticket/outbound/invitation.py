@@ -12,7 +12,10 @@ expect an invitation::
         text/calendar; method=REQUEST; charset=utf-8    the invitation
       application/ics; name=invite.ics              the same bytes, as a file
 
-To move the call, send it again with the same ``uid`` and a higher ``sequence``.
+To move the call, send it again with the same ``uid`` and a higher ``sequence``; to cancel it,
+``method="CANCEL"`` with the same ``uid`` and a higher ``sequence`` (STATUS:CANCELLED). The
+organiser is the desk's address (with the agent's name): a calendar sends its answer (iMIP
+REPLY) to the organiser, and the desk reads it (inbound/imip.py, desk/calls.py).
 """
 
 import re
@@ -29,12 +32,17 @@ _ADDRESS = re.compile(r"[^\s@<>\"(),;:]+@[^\s@<>\"(),;:]+\.[^\s@<>\"(),;:]+")
 def build_invitation(*, uid: str, summary: str, description: str, start: datetime,
                      duration: timedelta, timezone: str, organizer_name: str,
                      organizer_email: str, attendee_name: str, attendee_email: str,
-                     now: datetime, sequence: int = 0) -> bytes:
+                     now: datetime, sequence: int = 0, location: str = "", url: str = "",
+                     method: str = "REQUEST") -> bytes:
     """The invitation as iCalendar bytes (CRLF lines, folded at 75 octets).
 
     ``start`` is aware; it is written in ``timezone`` (an IANA name), whose VTIMEZONE is
-    included. ``now`` becomes DTSTAMP. Raises ValueError on a bad address, zone or time.
+    included. ``now`` becomes DTSTAMP. ``location`` and ``url`` say where to join (LOCATION,
+    URL). ``method`` is REQUEST (a new or moved call) or CANCEL (STATUS:CANCELLED). Raises
+    ValueError on a bad address, zone, time or method.
     """
+    if method not in METHODS:
+        raise ValueError(f"{method!r} is not one of {', '.join(METHODS)}")
     zone = _zone(timezone)
     if start.tzinfo is None or now.tzinfo is None:
         raise ValueError("start and now must be aware datetimes")
@@ -42,10 +50,15 @@ def build_invitation(*, uid: str, summary: str, description: str, start: datetim
         raise ValueError(f"the duration {duration} is not positive")
     local_start = start.astimezone(zone)
     local_end = (local_start.astimezone(dt_timezone.utc) + duration).astimezone(zone)
-    event = _event(uid, summary, description, local_start, local_end, now, sequence)
+    event = _event(uid, summary, description, local_start, local_end, now, sequence,
+                   "CANCELLED" if method == "CANCEL" else "CONFIRMED")
+    if location:
+        event.add("location", vText(location))
+    if url:
+        event.add("url", url, parameters={"VALUE": "URI"})
     event.add("organizer", _person(organizer_name, organizer_email))
     event.add("attendee", _person(attendee_name, attendee_email, attendee=True))
-    calendar = _calendar()
+    calendar = _calendar(method)
     calendar.add_component(_vtimezone(zone, timezone, local_start, local_end))
     calendar.add_component(event)
     return calendar.to_ical()
@@ -58,17 +71,20 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"{name!r} is not a time zone") from None
 
 
-def _calendar() -> Calendar:
+METHODS = ("REQUEST", "CANCEL")
+
+
+def _calendar(method: str) -> Calendar:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "REQUEST")
+    calendar.add("method", method)
     return calendar
 
 
 def _event(uid: str, summary: str, description: str, start: datetime, end: datetime,
-           now: datetime, sequence: int) -> Event:
+           now: datetime, sequence: int, status: str = "CONFIRMED") -> Event:
     if not uid or re.search(r"[\r\n]", uid):
         raise ValueError(f"{uid!r} is not a usable UID")
     event = Event()
@@ -79,7 +95,7 @@ def _event(uid: str, summary: str, description: str, start: datetime, end: datet
     event.add("summary", vText(summary))
     event.add("description", vText(description.replace("\r\n", "\n")))
     event.add("sequence", int(sequence))
-    event.add("status", "CONFIRMED")
+    event.add("status", status)
     event.add("transp", "OPAQUE")
     return event
 
@@ -118,10 +134,15 @@ def _vtimezone(zone: ZoneInfo, name: str, start: datetime, end: datetime) -> Tim
     return Timezone.from_tzinfo(zone, tzid=name, first_date=first, last_date=last)
 
 
-def attach_invitation(msg: EmailMessage, ics: bytes, *, as_file: bool = True) -> None:
+def content_type(method: str = "REQUEST") -> str:
+    """The calendar alternative's Content-Type: Outlook acts on the METHOD named here too."""
+    return f"text/calendar; method={method}; charset=UTF-8"
+
+
+def attach_invitation(msg: EmailMessage, ics: bytes, *, as_file: bool = True, method: str = "REQUEST") -> None:
     """Add the invitation to a notification built with ``set_content`` (and maybe
     ``add_alternative`` for HTML): as the calendar alternative, and as invite.ics."""
     text = ics.decode("utf-8")
-    msg.add_alternative(text, subtype="calendar", charset="utf-8", params={"method": "REQUEST"})
+    msg.add_alternative(text, subtype="calendar", charset="utf-8", params={"method": method})
     if as_file:
         msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")

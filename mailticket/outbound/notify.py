@@ -28,6 +28,7 @@ from . import outbox
 
 from . import wire
 from ..db import run
+from ..inbound.phones import international
 from ..models import Attachment, Event, MessageRef, Outbox, Participant, Ticket
 
 log = logging.getLogger("mailticket.notify")
@@ -285,4 +286,5 @@ def ticket_context(ticket: Ticket, config) -> dict:
         "breach_report_deadline": ticket.breach_report_deadline,
         "cc": [{"name": p.name, "address": p.address} for p in ticket.participants.where(Participant.role == "cc")],
         "attachments": [{"name": a.filename, "size": a.size} for a in ticket.attachments.where(~Attachment.inline)],
+        "phone": international(getattr(ticket, "requester_phone", None)),  # the requester's, for agents
     }

@@ -32,7 +32,10 @@ EXTRA_KEYS = {
     "closed": ("body", "auto_close_after"),
     "reopened": ("author_name", "body", "left_out"),
     "command_error": ("errors",),
-    "call_invitation": ("agent_name", "start", "end", "duration"),
+    "call_invitation": ("agent_name", "start", "end", "duration", "mode", "link", "phone", "previous_start"),
+    "call_cancelled": ("agent_name", "start", "end", "duration"),
+    "call_answer": ("answer", "start", "proposed_start", "proposed_end", "comment", "author_name"),
+    "call_reminder": ("start", "end", "duration", "mode", "link", "phone", "state"),
     "delivery_failure": ("recipient", "reason", "outbox_id"),
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "security_alert": ("decision_reasons", "body", "for_information"),  # the deadline is ticket.breach_report_deadline
@@ -94,6 +97,7 @@ def sample_ticket(now: datetime = NOW) -> dict:
         "breach_report_deadline": None,
         "cc": [{"name": "Bo Ek", "address": "bo.ek@example.com"}],
         "attachments": [{"name": "display.jpg", "size": 184_320}],
+        "phone": "+46 70 123 45 67",  # the requester's, in international form ('' when unknown)
     }
 
 
@@ -134,6 +138,15 @@ def _sample_extras(now: datetime) -> dict:
         "start": now + timedelta(days=1, hours=2),
         "end": now + timedelta(days=1, hours=2, minutes=30),
         "duration": timedelta(minutes=30),
+        "mode": "meeting",
+        "link": "https://meet.example.com/alice",
+        "phone": "+46 8 123 45 67",
+        "previous_start": None,
+        "answer": "declined",
+        "proposed_start": now + timedelta(days=2, hours=2),
+        "proposed_end": now + timedelta(days=2, hours=2, minutes=30),
+        "comment": "Could we take it on Tuesday instead?",
+        "state": "accepted",
         "recipient": "anna.svensson@example.com",
         "outbox_id": 17,
         "message_id": "<abc123@mail.example.com>",

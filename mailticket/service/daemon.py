@@ -41,6 +41,7 @@ log = logging.getLogger("mailticket.daemon")
 MAX_BACKOFF = 60.0
 SENDER_RESTART_EVERY = 10.0  # seconds at least between two starts of the sender process
 RETENTION_ROUNDS = 5  # batches of each kind a retention run removes before the intake goes on
+CALL_CHECK_SECONDS = 30  # how often the daemon looks for due call reminders
 
 
 class Daemon:
@@ -71,6 +72,7 @@ class Daemon:
         interval = max(1, int(self.config.sla.check_interval.total_seconds()))
         self.scheduler.every(interval).seconds.do(self.check_clocks)
         self.scheduler.every(alarm_check_interval(self.config)).seconds.do(self.check_alarms)
+        self.scheduler.every(min(interval, CALL_CHECK_SECONDS)).seconds.do(self.check_calls)
         self._retention_continues = False
         retention_job = self.scheduler.every(1).days.do(self.apply_retention)
         retention_job.next_run = datetime.now()  # due at the first turn, then daily (schedule's local clock)
@@ -334,6 +336,16 @@ class Daemon:
         except Exception:
             log.exception("retention failed; trying again tomorrow")
             return None
+
+    def check_calls(self):
+        """The agents' reminders of their calls ([calls] remind_before), on the desk's clock."""
+        from ..desk.calls import send_reminders
+        try:
+            return send_reminders(self.desk, self.desk.clock.now())
+        except (pw.OperationalError, pw.InterfaceError):
+            raise
+        except Exception:
+            log.exception("call reminders failed; trying again at the next check")
 
     def check_alarms(self):
         """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
