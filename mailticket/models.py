@@ -165,6 +165,7 @@ class Ticket(BaseModel):
     thread_root = pw.CharField(null=True)          # the requester's first Message-ID
     merged_into = pw.IntegerField(null=True)       # #merge: mail to this ticket lands on that one
     parent = pw.IntegerField(null=True, index=True)  # #parent: the major incident this ticket belongs to
+    language = pw.CharField(null=True)             # the requester's language (RequesterLanguage); None: the desk's
 
     class Meta:
         indexes = ((("status", "next_check_at"), False),)
@@ -334,6 +335,15 @@ class Satisfaction(BaseModel):
     at = AwareDateTimeField()
 
 
+class RequesterLanguage(BaseModel):
+    """The language mail to an address is written in, decided at its first mail (desk/language.py)."""
+
+    address = pw.CharField(unique=True)
+    language = pw.CharField()
+    how = pw.CharField()            # header | text | short | unsure | switch | agent (#language)
+    updated_at = AwareDateTimeField()
+
+
 class SchemaMigration(BaseModel):
     name = pw.CharField(primary_key=True)
     applied_at = AwareDateTimeField()
@@ -341,4 +351,4 @@ class SchemaMigration(BaseModel):
 
 ALL_MODELS = [Ticket, Participant, InboundMail, MessageRef, Event, Attachment, Outbox, SlaMark,
               FolderState, KeyValue, Lease, SchemaMigration, AlarmState, Erasure,
-              Satisfaction]
+              Satisfaction, RequesterLanguage]
