@@ -52,7 +52,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
                     ticket.id, parsed.message_id, agent, how)
         return ticket
     result = parse_commands(new_text, now=now, timezone=cfg.service.timezone, agents=set(cfg.agents),
-                            categories=set(cfg.rules.categories))
+                            categories=set(cfg.rules.categories), languages=cfg.service.languages)
     is_note = match.token_purpose == "note" or any(c.name == "note" for c in result.commands)
     body = result.body.strip()
     errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
@@ -202,6 +202,9 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         problem = related.apply(desk, ticket, command, agent, now)
         if problem:
             return problem
+    elif name == "language":
+        from .language import set_by_agent
+        set_by_agent(desk, ticket, args["value"], agent, now)
     elif name == "call":
         try:
             send_call(desk, ticket, agent, agent_name, args, now)

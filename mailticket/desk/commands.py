@@ -74,6 +74,7 @@ class _Context:
     timezone: str | None
     agents: frozenset[str]
     categories: dict[str, str] | None  # lower-cased name -> name as configured
+    languages: tuple[str, ...] = ("en", "sv")  # what the desk writes to requesters in (#language)
 
 
 # --- the commands, as data ------------------------------------------------------------
@@ -116,12 +117,16 @@ SECURITY_STATES = {"on": True, "off": False, "på": True, "av": False}
 VALID["assign"] = "#assign me, #assign none, or #assign ADDRESS of an agent"
 VALID["security"] = "#security on, or #security off REASON (tier-3 agents and the security contact)"
 ALIASES["säkerhet"] = "security"
+# every requester in their own language (issue 26): the language mail to the requester goes out in
+VALID["language"] = Message("#language CODE of a language the desk writes in, e.g. #language sv or #language en")
+ALIASES["språk"] = "language"
+LANGUAGE_NAMES = {"english": "en", "engelska": "en", "swedish": "sv", "svenska": "sv"}
 
 COMMAND_NAMES = tuple(VALID)
 VALID_COMMANDS = Message("one per line at the top: {commands}", commands=", ".join(f"#{name}" for name in COMMAND_NAMES))
 VALID_PLACE = Message("put commands on the first lines of the reply, one per line, before any other text")
 # the words of a command's value in "... is not a {what}"
-_WHAT = {"status": Message("status"), "level": Message("level (high, medium, low)"), "type": Message("type"),
+_WHAT = {"language": Message("language"), "status": Message("status"), "level": Message("level (high, medium, low)"), "type": Message("type"),
          "priority": Message("priority"), "tier": Message("tier")}
 
 _COMMAND_LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
@@ -132,15 +137,16 @@ _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 
 def parse_commands(text: str, *, now: datetime, timezone: str | None, agents: set[str],
-                   categories: set[str] | None = None) -> Parsed:
+                   categories: set[str] | None = None, languages: tuple[str, ...] = ("en", "sv")) -> Parsed:
     """Split an agent's reply into commands, errors, and the text that remains.
 
     ``now`` (aware; naive is taken as UTC) judges ``#call`` times; ``timezone`` is the
     service's IANA zone for a ``#call`` without one; ``agents`` are the addresses
-    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts."""
+    ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts; ``languages``
+    the codes ``#language`` accepts (the desk's ``[service] languages``)."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)
     ctx = _Context(now, timezone, frozenset(a.strip().lower() for a in agents),
-                   None if categories is None else {c.lower(): c for c in categories})
+                   None if categories is None else {c.lower(): c for c in categories}, tuple(languages))
     lines = text.splitlines(keepends=True)
     commands, errors, kept, seen = [], [], [], set()
     block_ends = _end_of_command_block(lines)
@@ -207,6 +213,8 @@ def _valid_for(name: str, ctx: _Context) -> str:
         names = sorted(ctx.categories.values(), key=str.lower)
         shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
         return Message("#category NAME, one of: {names}", names=shown)
+    if name == "language":
+        return "#language " + "|".join(ctx.languages)
     return VALID[name]
 
 
@@ -330,6 +338,15 @@ def _broadcast(argument: str, ctx: _Context) -> dict:
     if argument:
         raise _Invalid(Message("takes nothing after it; the text of the reply is what goes out"))
     return {}
+
+
+def _language(argument: str, ctx: _Context) -> dict:
+    word = _one_word(argument, "language").lower()
+    code = LANGUAGE_NAMES.get(word, word.replace("_", "-").split("-")[0])
+    if code not in ctx.languages:
+        raise _Invalid(Message("'{word}' is not a language this desk writes in ({languages})",
+                               word=argument.strip(), languages=", ".join(ctx.languages)))
+    return {"value": code}
 
 
 def _security(argument: str, ctx: _Context) -> dict:
@@ -509,3 +526,4 @@ _PARSERS = {
     "broadcast": _broadcast,
 }
 _PARSERS["security"] = _security
+_PARSERS["language"] = _language
