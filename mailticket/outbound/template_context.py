@@ -94,6 +94,7 @@ def sample_ticket(now: datetime = NOW) -> dict:
         "breach_report_deadline": None,
         "cc": [{"name": "Bo Ek", "address": "bo.ek@example.com"}],
         "attachments": [{"name": "display.jpg", "size": 184_320}],
+        "language": "sv",
     }
 
 
