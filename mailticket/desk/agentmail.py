@@ -275,11 +275,12 @@ def send_call(desk, ticket, agent, agent_name, args, now) -> None:
     from ..outbound.invitation import build_invitation
     cfg = desk.config
     start, duration = args["start"], args["duration"]
+    language = ticket.language if ticket.language in cfg.service.languages else cfg.service.locale  # the requester's
     ics = build_invitation(
         uid=f"call-{ticket.id}-{int(start.timestamp())}@{cfg.service.domain}",
-        summary=_(cfg.service.locale, "Call about {tag} {subject}", tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
+        summary=_(language, "Call about {tag} {subject}", tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
                   subject=ticket.subject),
-        description=_(cfg.service.locale, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
+        description=_(language, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
                       service=cfg.service.name, agent=agent_name, tag=f"[{cfg.service.tag_prefix}#{ticket.id}]",
                       subject=ticket.subject),
         start=start, duration=duration, timezone=cfg.service.timezone, organizer_name=agent_name,
