@@ -58,6 +58,23 @@ def test_a_long_text_gives_its_language_and_the_header_wins_over_it(desk):
     assert first_mail(ENGLISH, OFFERED, desk, "de").language == "en"  # one the desk does not offer: ignored
 
 
+@pytest.mark.parametrize("text", ["abc \udcff def ghi jkl mno pqr stu", "中文 测试 文本 更多 的 文字 内容",
+                                  "\x00\x01 hello there how are you", "ord " * 200_000, "ä" * 50_000])
+def test_odd_text_never_raises_and_gives_an_offered_language(text):
+    assert first_mail(text, OFFERED, "sv").language in OFFERED
+    assert switched(text, OFFERED, "sv") is None or switched(text, OFFERED, "sv").language == "en"
+
+
+def test_a_failing_detector_keeps_the_desks_language(monkeypatch):
+    from mailticket.inbound import language
+
+    def broken(offered):
+        raise RuntimeError("model missing")
+    monkeypatch.setattr(language, "_detector", broken)
+    assert first_mail(ENGLISH, OFFERED, "sv").language == "sv"
+    assert switched(ENGLISH, OFFERED, "sv") is None
+
+
 def test_a_desk_that_offers_one_language_writes_only_in_it():
     assert first_mail(ENGLISH, ("sv",), "sv").language == "sv"
     assert switched(ENGLISH, ("sv",), "sv") is None

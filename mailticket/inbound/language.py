@@ -12,16 +12,19 @@ languages, and kept (bench/language.py measures the candidates and what this one
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
+
+log = logging.getLogger("mailticket.language")
 
 MIN_WORDS = 5            # fewer words than this: too short to tell
 SWITCH_WORDS = 20        # a later mail changes a remembered language only with this many words ...
 SWITCH_CONFIDENCE = 0.9  # ... told with at least this confidence
 
 _WORD = re.compile(r"[^\W\d_]{2,}")  # a run of two or more letters: numbers, codes and "I"/"a" do not count
-_URL = re.compile(r"\S+://\S+|\S+@\S+\.\S+|www\.\S+")
+READ_CHARS = 20_000  # words are counted in the first this many characters (the rule needs at most 20)
 _TAG = re.compile(r"^[a-z]{2,3}(?=$|[-_])", re.I)
 
 
@@ -34,8 +37,16 @@ class Guess:
 
 
 def words(text: str) -> int:
-    """How many words the text has (runs of letters; addresses and links left out)."""
-    return len(_WORD.findall(_URL.sub(" ", text or "")))
+    """How many words the text has (runs of letters; addresses and links left out), counted in
+    its first ``READ_CHARS`` characters."""
+    return len(_WORD.findall(_plain(text, READ_CHARS)))
+
+
+def _plain(text: str, limit: int) -> str:
+    """The first ``limit`` characters without links and addresses (split by white space: linear
+    whatever the text, unlike a pattern that backtracks over a long word)."""
+    return " ".join(w for w in (text or "")[:limit].split()
+                    if "://" not in w and "@" not in w and not w.lower().startswith("www."))
 
 
 def header_language(value: str | None, offered: tuple[str, ...]) -> str | None:
@@ -77,10 +88,15 @@ def switched(text: str, offered: tuple[str, ...], current: str) -> Guess | None:
 
 def detect(text: str, offered: tuple[str, ...]) -> tuple[str | None, float]:
     """The most likely of the offered languages for ``text`` and its confidence (0-1)."""
-    detector = _detector(tuple(sorted(offered)))
-    if detector is None:
+    try:
+        detector = _detector(tuple(sorted(offered)))
+        if detector is None:
+            return None, 0.0
+        sample = _plain(text, MAX_CHARS).encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+        values = detector.compute_language_confidence_values(sample)
+    except Exception as exc:  # never a reason to lose or hold up a mail: the caller keeps the desk's language
+        log.warning("language detection failed: %s: %s", type(exc).__name__, exc)
         return None, 0.0
-    values = detector.compute_language_confidence_values(_URL.sub(" ", text)[:MAX_CHARS])
     if not values:
         return None, 0.0
     best = values[0]
