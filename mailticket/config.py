@@ -88,6 +88,7 @@ class ServiceConfig:
     address: str = "support@localhost"
     tag_prefix: str = "SD"
     locale: str = "en"
+    languages: tuple[str, ...] = ("en", "sv")  # what requesters are written to in; the desk's locale first
     timezone: str = "UTC"
     data_dir: Path = Path("./var")
     admin_address: str = "helpdesk-admin@localhost"
@@ -389,11 +390,34 @@ def _is_loopback(host: str) -> bool:
 
 # ---------------------------------------------------------------- sections
 
-SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "timezone", "data_dir", "admin_address", "manager_address",
+SERVICE_KEYS = {"name", "address", "tag_prefix", "locale", "languages", "timezone", "data_dir", "admin_address", "manager_address",
                 "security_address", "templates_dir", "ack_max_age", "reopen_window", "vip",
                 "trusted_authserv_id", "secret", "secret_file", "secret_env", "secret_credential",
                 "token_lifetime", "categories", "alarm_after",
                 "attach_max", "max_participants"}
+
+
+def _languages(s: "_Section", locale: str) -> tuple[str, ...]:
+    """``[service] languages``: what the desk writes to requesters in, the desk's locale first. By
+    default every shipped language. Each needs its shipped templates and catalogue."""
+    from .i18n import missing_language_files
+    value = s.get("languages", list)
+    if value is None:
+        return (locale, *[code for code in LOCALES if code != locale])
+    found = []
+    for code in value:
+        if not isinstance(code, str) or not code.strip():
+            raise s.error("languages", f"{code!r} is not a language code like \"sv\" or \"en\"")
+        code = code.strip().lower()
+        missing = missing_language_files(code)
+        if missing:
+            raise s.error("languages", f"{code!r} cannot be offered: the desk ships no "
+                          + " and no ".join(str(p) for p in missing))
+        if code not in found:
+            found.append(code)
+    if locale not in found:
+        raise s.error("languages", f"must include the desk's own locale {locale!r} (service.locale)")
+    return (locale, *[code for code in found if code != locale])
 
 
 def _service(data: dict, file: str, base: Path) -> ServiceConfig:
@@ -409,11 +433,13 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
     vip = s.get("vip", list, [])
     templates = s.string("templates_dir")
     admin = s.address("admin_address", "helpdesk-admin@localhost")
+    locale = s.string("locale", "en", choices=LOCALES)
     return ServiceConfig(
         name=s.string("name", "Service Desk"),
         address=s.address("address", "support@localhost"),
         tag_prefix=prefix,
-        locale=s.string("locale", "en", choices=LOCALES),
+        locale=locale,
+        languages=_languages(s, locale),
         timezone=tz,
         data_dir=_path(s.string("data_dir", "./var"), base),
         admin_address=admin,

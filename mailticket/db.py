@@ -243,6 +243,14 @@ def _calls(database: pw.Database) -> None:
     database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_call_remind_at" ON "ticket" ("call_remind_at")')
 
 
+def _languages(database: pw.Database) -> None:
+    """Every requester in their own language: the language remembered per address, and the
+    ticket's (None on older tickets: the desk's language)."""
+    database.create_tables([models.RequesterLanguage], safe=True)
+    if "language" not in {c.name for c in database.get_columns("ticket")}:
+        database.execute_sql('ALTER TABLE "ticket" ADD COLUMN "language" VARCHAR(255)')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
@@ -252,6 +260,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0131_satisfaction", _satisfaction),
     ("0151_alarms_erasures", _alarms_erasures),
     ("0152_inbound_unmoved_index", _indexes),
+    ("0180_requester_languages", _languages),
     ("0190_calls", _calls),
 ]
 

@@ -121,6 +121,23 @@ def available_locales() -> tuple[str, ...]:
     return ("en", *[name for name in found if name != "en"])
 
 
+def shipped_templates_dir() -> Path:
+    """The stock mail templates: inside the installed package (a wheel), else the checkout's ``templates/``."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parents[1] / "templates"
+
+
+def missing_language_files(language: str) -> list[Path]:
+    """What the desk lacks to write mail in ``language``: its folder of templates and (but for
+    English, whose words are the msgids) its catalogue. Empty when it can."""
+    templates = shipped_templates_dir() / language
+    catalogue = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    missing = [] if templates.is_dir() and any(templates.glob("*.txt")) else [templates]
+    if language != "en" and not catalogue.is_file():
+        missing.append(catalogue)
+    return missing
+
+
 @lru_cache(maxsize=None)
 def gettext_for(locale: str) -> gettext.NullTranslations:
     """The compiled catalogue of ``locale`` (NullTranslations, the msgids, for English or an unknown one)."""

@@ -169,6 +169,7 @@ class Ticket(BaseModel):
     requester_phone = pw.CharField(null=True)      # E.164, from the signature or #phone
     call = JSONField(null=True)                    # uid, sequence, start, duration, agent, mode, state ...
     call_remind_at = AwareDateTimeField(null=True, index=True)  # when the agent's reminder is due
+    language = pw.CharField(null=True)             # the requester's language (RequesterLanguage); None: the desk's
 
     class Meta:
         indexes = ((("status", "next_check_at"), False),)
@@ -338,6 +339,15 @@ class Satisfaction(BaseModel):
     at = AwareDateTimeField()
 
 
+class RequesterLanguage(BaseModel):
+    """The language mail to an address is written in, decided at its first mail (desk/language.py)."""
+
+    address = pw.CharField(unique=True)
+    language = pw.CharField()
+    how = pw.CharField()            # header | text | short | unsure | switch | agent (#language)
+    updated_at = AwareDateTimeField()
+
+
 class SchemaMigration(BaseModel):
     name = pw.CharField(primary_key=True)
     applied_at = AwareDateTimeField()
@@ -345,4 +355,4 @@ class SchemaMigration(BaseModel):
 
 ALL_MODELS = [Ticket, Participant, InboundMail, MessageRef, Event, Attachment, Outbox, SlaMark,
               FolderState, KeyValue, Lease, SchemaMigration, AlarmState, Erasure,
-              Satisfaction]
+              Satisfaction, RequesterLanguage]

@@ -59,13 +59,16 @@ def live(request, tmp_path, mailbox_user, smtp_sink):
         yield desk
 
 
+# The requester writes in the desk's language (else they are answered in their own: issue 26).
+OPENING = {"en": "The printer on floor 3 does not print.", "sv": "Skrivaren på plan 3 skriver inte ut."}
 WORDS = {"en": ("Was it solved?", "Solved", "Not solved", "Rating"),
          "sv": ("Är problemet löst?", "Löst", "Inte löst", "Betyg")}
 
 
 def resolve(live, n: int) -> tuple[Ticket, EmailMessage, list]:
     """A requester's ticket, resolved by an agent; returns it, the resolved mail and its links."""
-    ticket, notification = live.open_ticket(f"<solved-{n}-{live.locale}@customer.example>", subject=f"Printer {n}")
+    ticket, notification = live.open_ticket(f"<solved-{n}-{live.locale}@customer.example>", subject=f"Printer {n}",
+                                            body=OPENING[live.locale])
     live.deliver(thunderbird_reply(notification, "#status resolved\n\nThe toner was empty; replaced."))
     resolved = live.wait_mail(ANNA, contains=f"[SD#{ticket.id}]", count=2)[-1]  # the acknowledgement, then this
     assert status_of(ticket) == "resolved"

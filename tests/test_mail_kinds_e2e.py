@@ -8,6 +8,10 @@ to the template (``template_context.EXTRA_KEYS``), no encoded-word (``=?``) in a
 and HTML parts show the same times, Swedish mails hold none of the event log's English words, and
 the security alert names the breach-report deadline as a date and time.
 
+The requesters write in the desk's language (``REQUESTER_TEXT``): each requester is answered in the
+language they write in (issue 26), so this scenario, which checks that every mail of a desk is in
+its language, has its requesters write that language; the agents' words do not decide anything.
+
 A new kind of mail: add a step that makes the desk send it (a function below, listed in STEPS),
 and its template name to TEMPLATE_NAMES with its keys in EXTRA_KEYS; the test then checks it too.
 """
@@ -49,6 +53,27 @@ _ENGLISH = re.compile(r"(?<![\w#-])(" + "|".join(re.escape(w) for w in ENGLISH_L
 _TIME = re.compile(r"\b\d{1,2}:\d{2}\b")
 
 
+# What the requesters write, in the desk's language (their language decides theirs: issue 26).
+REQUESTER_TEXT = {
+    "sv": {"subject": "Skrivaren skriver tomma sidor",
+           "body": "Hej,\n\nskrivaren på plan 3 skriver bara ut tomma sidor.\n\nAnna",
+           "still": "Den skriver fortfarande tomma sidor.", "again": "Tyvärr, samma fel igen.",
+           "breach_subject": "Dataläcka: kundlistan skickades ut",
+           "breach_body": "Hej, vi har en dataläcka, kundlistan gick till fel mottagare.",
+           "duplicate_subject": "Skrivaren igen", "duplicate_body": "Samma fel.",
+           "password_subject": "Nytt lösenord", "password_body": "Jag behöver ett nytt lösenord.",
+           "screen_subject": "Skärmen flimrar", "screen_body": "Skärmen flimrar hela tiden."},
+    "en": {"subject": "The printer prints blank pages",
+           "body": "Hi,\n\nthe printer on floor 3 only prints blank pages.\n\nAnna",
+           "still": "It still prints blank pages.", "again": "Sorry, the same fault again.",
+           "breach_subject": "Data leak: the customer list was sent out",
+           "breach_body": "Hi, we have a data leak, the customer list went to the wrong people.",
+           "duplicate_subject": "The printer again", "duplicate_body": "Same fault.",
+           "password_subject": "New password", "password_body": "I need a new password.",
+           "screen_subject": "The screen flickers", "screen_body": "The screen flickers all the time."},
+}
+
+
 class RecordingRenderer(Renderer):
     """The strict renderer, remembering the context of every mail it renders."""
 
@@ -64,6 +89,7 @@ class RecordingRenderer(Renderer):
 class Desk:
     def __init__(self, tmp_path, locale, db_url: str | None = None):
         self.clock = FakeClock(START)
+        self.text = REQUESTER_TEXT[locale]
         self.config = load_config(write_config(tmp_path, db_url=db_url, extra={
             "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000}}))
         db.connect(self.config.database.url)
@@ -100,15 +126,15 @@ class Desk:
 
 def open_ticket(d):  # acknowledgement, new_ticket
     mail = email.message_from_bytes(make_mail(
-        sender=ANNA, cc="Bo Ek <bo.ek@customer.example>", subject="Skrivaren skriver tomma sidor",
-        body="Hej,\n\nskrivaren på plan 3 skriver bara ut tomma sidor.\n\nAnna", date=d.clock.now()),
+        sender=ANNA, cc="Bo Ek <bo.ek@customer.example>", subject=d.text["subject"],
+        body=d.text["body"], date=d.clock.now()),
         policy=email.policy.default)
     mail.add_attachment(b"\x89PNG" + b"\0" * 15_000, maintype="image", subtype="png", filename="skärmbild.png")
     d.ticket_id = d.process(mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))).ticket
 
 
 def requester_writes(d):  # requester_update
-    d.requester("Den skriver fortfarande tomma sidor.")
+    d.requester(d.text["still"])
 
 
 def agent_replies(d):  # agent_reply, command_error
@@ -147,13 +173,13 @@ def sla_runs_out(d):  # warning, escalation, escalated, escalation_manager
 
 def agent_resolves(d):  # resolved, reopened, closed
     d.agent("#status resolved\n\nHej Anna, vi har bytt tonerkassetten.", "escalation")
-    d.requester("Tyvärr, samma fel igen.")
+    d.requester(d.text["again"])
     d.agent("#status closed", "escalation")
 
 
 def security_report(d):  # security_alert, breach_deadline_warning
-    d.process(make_mail(sender="Bo Ek <bo.ek@customer.example>", subject="Dataläcka: kundlistan skickades ut",
-                        body="Hej, vi har en dataläcka, kundlistan gick till fel mottagare.", date=d.clock.now()))
+    d.process(make_mail(sender="Bo Ek <bo.ek@customer.example>", subject=d.text["breach_subject"],
+                        body=d.text["breach_body"], date=d.clock.now()))
     d.scan(timedelta(hours=70))
 
 
@@ -210,7 +236,7 @@ def working_day(d):  # assigned, attachment_refused, query_answer, requester_ref
     d.process(make_mail(sender=ANNA, subject="#mytickets", body="", date=d.clock.now()))
     d.process(make_mail(sender="Alice <alice@example.com>", subject="Telefon: Outlook kraschar",
                         body="#requester inte-en-adress\n\nAnna ringde.", date=d.clock.now()))
-    duplicate = d.process(make_mail(sender=ANNA, subject="Skrivaren igen", body="Samma fel.",
+    duplicate = d.process(make_mail(sender=ANNA, subject=d.text["duplicate_subject"], body=d.text["duplicate_body"],
                                     date=d.clock.now())).ticket
     notification = d.last("new_ticket", duplicate)
     d.clock.advance(60)
@@ -218,7 +244,7 @@ def working_day(d):  # assigned, attachment_refused, query_answer, requester_ref
 
 
 def pending_goes_quiet(d):  # pending_reminder, pending_resolved
-    ticket = d.process(make_mail(sender=ANNA, subject="Nytt lösenord", body="Jag behöver ett nytt lösenord.",
+    ticket = d.process(make_mail(sender=ANNA, subject=d.text["password_subject"], body=d.text["password_body"],
                                  date=d.clock.now())).ticket
     notification = d.last("new_ticket", ticket)
     d.clock.advance(60)
@@ -239,7 +265,7 @@ def the_mailbox_fails(d):  # alarm, alarm_cleared
 
 
 def requester_rates(d):  # feedback_rating_invalid, feedback_expired
-    ticket = d.process(make_mail(sender=ANNA, subject="Skärmen flimrar", body="Skärmen flimrar hela tiden.",
+    ticket = d.process(make_mail(sender=ANNA, subject=d.text["screen_subject"], body=d.text["screen_body"],
                                  date=d.clock.now())).ticket
     d.clock.advance(60)
     d.process(gmail_reply(d.last("new_ticket", ticket), "#status resolved\n\nNy kabel, nu är det bra."))

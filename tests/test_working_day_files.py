@@ -25,6 +25,8 @@ from tests.test_conversations_agents import LiveDesk, crlf, plain_text, thunderb
 
 ANNA = "Anna Svensson <anna@customer.example>"
 CASES = [("sqlite", "en"), ("postgresql", "sv")]
+# The requester writes in the desk's language (else they are answered in their own: issue 26).
+SCREEN = {"en": "The screen shows an error, see the files.", "sv": "Skärmen visar ett fel, se filerna."}
 WORDS = {"en": {"files": "Files:", "over": "not attached, over the", "empty": "empty, nothing to attach",
                 "refused": "Some files were not sent to the requester", "too_big": "Too large",
                 "is_empty": "The file is empty", "ack_empty": "arrived empty (0 bytes)"},
@@ -146,7 +148,7 @@ def test_files_over_attach_max_are_listed_and_fetched_with_the_cli(case, tmp_pat
     with live_desk(case, tmp_path, mailbox_user, smtp_sink, service={"attach_max": "50KB"}) as live:
         ticket, note = open_with_files(live, "<big-1@customer.example>", parts=[
             ("small.pdf", "application/pdf", small), ("large.pdf", "application/pdf", large),
-            ("blank.txt", "text/plain", empty)])
+            ("blank.txt", "text/plain", empty)], body=SCREEN[locale])  # the desk's language: the ack is read
         assert attached(note) == {"small.pdf": small}  # 30 KB fits in 50 KB; 30 + 60 does not
         text = plain_text(note)
         assert f"large.pdf ({format_size(len(large), locale)}): {WORDS[locale]['over']} 50 KB" in text

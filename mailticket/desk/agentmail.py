@@ -52,7 +52,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
                     ticket.id, parsed.message_id, agent, how)
         return ticket
     result = parse_commands(new_text, now=now, timezone=cfg.service.timezone, agents=set(cfg.agents),
-                            categories=set(cfg.rules.categories), phone_region=cfg.calls.region)
+                            categories=set(cfg.rules.categories), phone_region=cfg.calls.region,
+                            languages=cfg.service.languages)
     is_note = match.token_purpose == "note" or any(c.name == "note" for c in result.commands)
     body = result.body.strip()
     errors = [{"line": e.line, "line_no": e.line_no, "problem": e.problem, "valid": e.valid} for e in result.errors]
@@ -203,6 +204,9 @@ def apply_command(desk, ticket, command, agent, agent_name, now, resolution_text
         problem = related.apply(desk, ticket, command, agent, now)
         if problem:
             return problem
+    elif name == "language":
+        from .language import set_by_agent
+        set_by_agent(desk, ticket, args["value"], agent, now)
     elif name == "call":
         from . import calls
         problem = calls.apply(desk, ticket, agent, agent_name, args, now)

@@ -57,6 +57,11 @@ def place(cfg, agent: str, ticket: Ticket, mode: str) -> dict:
     return {"mode": "meeting", "link": link, "phone": where.phone}
 
 
+def _requester_language(cfg, ticket: Ticket) -> str:
+    """The invitation, its move and its cancellation speak the requester's language (issue 26)."""
+    return ticket.language if ticket.language in cfg.service.languages else cfg.service.locale
+
+
 def _location(locale: str, where: dict, agent_name: str) -> tuple[str, str, str]:
     """LOCATION, URL and the description's sentence, in the requester's language."""
     if where["mode"] == "phone":
@@ -99,7 +104,7 @@ def arrange(desk, ticket: Ticket, agent: str, agent_name: str, args: dict, now: 
     uid = before["uid"] if before else f"call-{ticket.id}-{secrets.token_hex(8)}@{cfg.service.domain}"
     sequence = before["sequence"] + 1 if before else 0
     where = place(cfg, agent, ticket, mode)
-    locale = cfg.service.locale
+    locale = _requester_language(cfg, ticket)
     try:
         ics = _calendar(cfg, ticket, agent_name, uid, sequence, start, duration, where, now, "REQUEST")
     except ValueError as exc:  # an address the invitation cannot carry
@@ -150,7 +155,7 @@ def cancel(desk, ticket: Ticket, agent: str, agent_name: str, now: datetime) -> 
         return Message("no invitation could be made: {problem}", problem=str(exc))
     desk.mailer.send("call_cancelled", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,
                      ticket=ticket, from_name=agent_name, in_reply_to=ticket.thread_root, auto_submitted="no",
-                     locale=cfg.service.locale,
+                     locale=_requester_language(cfg, ticket),
                      context={"agent_name": agent_name, "start": start, "end": start + duration, "duration": duration},
                      alternatives=[(content_type("CANCEL"), ics)],
                      attachments=[("invite.ics", "application/ics", ics)])
@@ -162,7 +167,7 @@ def cancel(desk, ticket: Ticket, agent: str, agent_name: str, now: datetime) -> 
 
 
 def _calendar(cfg, ticket, agent_name, uid, sequence, start, duration, where, now, method) -> bytes:
-    locale, tag = cfg.service.locale, f"[{cfg.service.tag_prefix}#{ticket.id}]"
+    locale, tag = _requester_language(cfg, ticket), f"[{cfg.service.tag_prefix}#{ticket.id}]"
     location, url, said = _location(locale, where, agent_name)
     description = _(locale, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
                     service=cfg.service.name, agent=agent_name, tag=tag, subject=ticket.subject) + "\n\n" + said

@@ -76,6 +76,7 @@ class _Context:
     agents: frozenset[str]
     categories: dict[str, str] | None  # lower-cased name -> name as configured
     phone_region: str | None = None    # the country of a #phone number without +CC
+    languages: tuple[str, ...] = ("en", "sv")  # what the desk writes to requesters in (#language)
 
 
 # --- the commands, as data ------------------------------------------------------------
@@ -125,12 +126,16 @@ VALID["phone"] = Message("#phone NUMBER (the requester's number, e.g. #phone 070
 ALIASES["telefon"] = "phone"
 CALL_CANCEL = {"cancel", "avboka"}
 CALL_BY_PHONE = {"phone", "telefon", "ring"}
+# every requester in their own language (issue 26): the language mail to the requester goes out in
+VALID["language"] = Message("#language CODE of a language the desk writes in, e.g. #language sv or #language en")
+ALIASES["språk"] = "language"
+LANGUAGE_NAMES = {"english": "en", "engelska": "en", "swedish": "sv", "svenska": "sv"}
 
 COMMAND_NAMES = tuple(VALID)
 VALID_COMMANDS = Message("one per line at the top: {commands}", commands=", ".join(f"#{name}" for name in COMMAND_NAMES))
 VALID_PLACE = Message("put commands on the first lines of the reply, one per line, before any other text")
 # the words of a command's value in "... is not a {what}"
-_WHAT = {"status": Message("status"), "level": Message("level (high, medium, low)"), "type": Message("type"),
+_WHAT = {"language": Message("language"), "status": Message("status"), "level": Message("level (high, medium, low)"), "type": Message("type"),
          "priority": Message("priority"), "tier": Message("tier")}
 
 _COMMAND_LINE = re.compile(r"#([^\W\d_][\w-]*)(?::|(?=\s)|$)(.*)", re.DOTALL)
@@ -141,16 +146,19 @@ _LEADING_SPACE = " \t\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 
 def parse_commands(text: str, *, now: datetime, timezone: str | None, agents: set[str],
-                   categories: set[str] | None = None, phone_region: str | None = None) -> Parsed:
+                   categories: set[str] | None = None, phone_region: str | None = None,
+                   languages: tuple[str, ...] = ("en", "sv")) -> Parsed:
     """Split an agent's reply into commands, errors, and the text that remains.
 
     ``now`` (aware; naive is taken as UTC) judges ``#call`` times; ``timezone`` is the
     service's IANA zone for a ``#call`` without one; ``agents`` are the addresses
     ``#assign`` accepts; ``categories``, when given, the names ``#category`` accepts;
-    ``phone_region`` the country of a ``#phone`` number written without +CC."""
+    ``phone_region`` the country of a ``#phone`` number written without +CC; ``languages`` the
+    codes ``#language`` accepts (the desk's ``[service] languages``)."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)
     ctx = _Context(now, timezone, frozenset(a.strip().lower() for a in agents),
-                   None if categories is None else {c.lower(): c for c in categories}, phone_region)
+                   None if categories is None else {c.lower(): c for c in categories}, phone_region,
+                   tuple(languages))
     lines = text.splitlines(keepends=True)
     commands, errors, kept, seen = [], [], [], set()
     block_ends = _end_of_command_block(lines)
@@ -217,6 +225,8 @@ def _valid_for(name: str, ctx: _Context) -> str:
         names = sorted(ctx.categories.values(), key=str.lower)
         shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
         return Message("#category NAME, one of: {names}", names=shown)
+    if name == "language":
+        return "#language " + "|".join(ctx.languages)
     return VALID[name]
 
 
@@ -340,6 +350,15 @@ def _broadcast(argument: str, ctx: _Context) -> dict:
     if argument:
         raise _Invalid(Message("takes nothing after it; the text of the reply is what goes out"))
     return {}
+
+
+def _language(argument: str, ctx: _Context) -> dict:
+    word = _one_word(argument, "language").lower()
+    code = LANGUAGE_NAMES.get(word, word.replace("_", "-").split("-")[0])
+    if code not in ctx.languages:
+        raise _Invalid(Message("'{word}' is not a language this desk writes in ({languages})",
+                               word=argument.strip(), languages=", ".join(ctx.languages)))
+    return {"value": code}
 
 
 def _security(argument: str, ctx: _Context) -> dict:
@@ -538,3 +557,4 @@ _PARSERS = {
 }
 _PARSERS["security"] = _security
 _PARSERS["phone"] = _phone
+_PARSERS["language"] = _language

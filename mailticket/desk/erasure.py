@@ -30,7 +30,7 @@ import peewee as pw
 from ..db import is_postgres, write_transaction
 from ..inbound.attachments import remove_attachments
 from ..models import (AlarmState, Attachment, Erasure, Event, InboundMail, KeyValue, Outbox, Participant,
-                      Ticket, database_proxy)
+                      RequesterLanguage, Ticket, database_proxy)
 
 log = logging.getLogger("mailticket.erasure")
 
@@ -219,6 +219,7 @@ def _raw_mails(mails: list[int], own: list[int], who: Person, pattern, marker: s
 
 def _participants(who: Person) -> None:
     Participant.delete().where(Participant.address == who.address).execute()
+    RequesterLanguage.delete().where(RequesterLanguage.address == who.address).execute()
 
 
 def _events(events: list[Event], who: Person, pattern, marker: str, pseudonym: str) -> None:

@@ -378,6 +378,9 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     proven, why = _proves_participant(desk, match, parsed, known)
     # a broken From never joins the ticket's recipients; an unproven one neither (its text still counts)
     joining = [] if known or parsed.sender.defective else [(addr, parsed.sender.name)]
+    if not parsed.sender.defective and (known or proven):  # a stranger's language is nobody's concern
+        from .language import on_followup
+        on_followup(desk, ticket, addr, parsed, new_text, now)
     if decision == "reopen" and only_thanks(new_text):
         tickets.add_participants(desk, ticket, joining, now, proven=proven, why=why, actor=addr, inbound=row)
         tickets.record_thanks(ticket, parsed, new_text, now, row)
@@ -434,11 +437,13 @@ def _new(desk, row, parsed, verdict, agent_tier, now, linked_to=None, note="", b
             requester = original
             note = f"forwarded by agent {parsed.sender.address}"
     ack, why = _may_acknowledge(cfg, parsed, verdict, now, requester[1])
+    from .language import for_new_ticket
+    language = for_new_ticket(desk, requester[1], parsed, split_reply(body).new, now)
     # the rules read what the ticket keeps: a 5 MB body would cost seconds of regex searches per word
     decision = cfg.rules_decide(requester[1], parsed.subject, body[:tickets.DESCRIPTION_LIMIT])
     ticket = tickets.open_ticket(desk, parsed=parsed, decision=decision, requester=requester, now=now,
                                  inbound=row, acknowledge=ack, ack_skip_reason=why, linked_to=linked_to, body=body,
-                                 notify_tier=not _is_old(cfg, parsed, now))
+                                 notify_tier=not _is_old(cfg, parsed, now), language=language)
     if note:
         tickets.event(ticket, now, "note", note)
     if behalf is not None:

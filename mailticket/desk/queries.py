@@ -91,15 +91,17 @@ def answer(desk, parsed, query: Query, now) -> str:
     return f"query {query.line!r} answered" + (f" with a refusal: {problem['code']}" if problem else "")
 
 
-def _answer_context(desk, parsed, query, now) -> tuple[dict, str]:
+def _answer_context(desk, parsed, query, now) -> tuple[dict, str | None]:
+    """The answer's context and language: None (a requester's own: Mailer.languages) for a
+    requester's #mytickets and for "agents only"; the agent's tier's for an agent."""
     cfg, address = desk.config, parsed.sender.address
     base = {"query": {"name": query.name, "line": query.line, "where": query.where}, "tickets": [],
             "shown": None, "history": [], "history_more": 0, "problem": None, "tier": None}
     if query.name == "mytickets":
-        return base | {"tickets": _rows(cfg, _own_tickets(cfg, address, now))}, cfg.service.locale
+        return base | {"tickets": _rows(cfg, _own_tickets(cfg, address, now))}, None
     tiers = agent_tiers(cfg, address)
     if not tiers:
-        return base | {"problem": {"code": "agents_only"}}, cfg.service.locale
+        return base | {"problem": {"code": "agents_only"}}, None
     locale = cfg.locale_for_tier(tiers[0])
     verdict = trusted_verdict(parsed.message, cfg.service.trusted_authserv_id, address.rpartition("@")[2])
     if not verdict.passed:

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from .intervals import RESOLVED, Timeline
 
 AVERAGE_RESOLUTION_TARGET = timedelta(hours=24)
-GROUPS = ("priority", "tier", "category", "type", "agent")
+GROUPS = ("priority", "tier", "category", "type", "agent", "language")
 OPEN_STATUSES = ("new", "open", "pending")
 BACKLOG_BUCKETS = (("0-1d", timedelta(days=1)), ("1-3d", timedelta(days=3)), ("3-7d", timedelta(days=7)),
                    ("7-30d", timedelta(days=30)), ("30d+", None))
@@ -53,6 +53,7 @@ class TicketFacts:
     assignee: str | None = None
     monitoring: bool = False
     rating: int | None = None
+    language: str = "-"    # the language the requester is written to in (the desk's for older tickets)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class Measured:
     reopened: bool
     fcr: bool
     rating: int | None
+    language: str
     tier_time: tuple       # each tier's own new/open seconds (None: never held it); three floats, no dict
 
     def visited(self) -> list[int]:
@@ -115,7 +117,7 @@ def measure(facts: TicketFacts, policy) -> Measured:
         resolution_target=policy.target(tl.priority, "resolution").total_seconds(),
         active=sum(t for t in tier_time if t is not None), pending=tl.pending_time(policy).total_seconds(),
         escalated_from=tuple(escalated), reopened=reopens > 0, fcr=tl.first_contact_resolution(),
-        rating=facts.rating, tier_time=tier_time)
+        rating=facts.rating, language=facts.language, tier_time=tier_time)
 
 
 # ---------------------------------------------------------------- statistics

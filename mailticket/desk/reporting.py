@@ -45,7 +45,7 @@ def spam_count(since: datetime | None = None, until: datetime | None = None) -> 
 # B-tree first (1.7 GB for a million tickets), and kept PostgreSQL's result in the client.
 _ID_RANGE = 'SELECT MIN("id"), MAX("id") FROM "ticket" WHERE "created_at" >= ? AND "created_at" < ?'
 _TICKETS = ('SELECT t."id", t."type", t."category", t."status", t."tier", t."priority", t."created_at",'
-            ' t."first_response_at", t."assignee", t."alert_key", s."rating",'
+            ' t."first_response_at", t."assignee", t."alert_key", s."rating", t."language",'
             ' COALESCE(t."resolved_at", t."closed_at", t."updated_at")'
             ' FROM "ticket" AS t LEFT JOIN "satisfaction" AS s ON s."ticket_id" = t."id"'
             ' WHERE t."id" >= ? AND t."id" < ? ORDER BY t."id"')
@@ -73,9 +73,11 @@ def _data(value):
     return json.loads(value)
 
 
-def stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[int] | None = None):
+def stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[int] | None = None,
+                 language: str = "-"):
     """``report.TicketFacts`` of each ticket created in [since, until) (and among ``ids``, when
-    given), in number order, read ``CHUNK`` ticket numbers at a time."""
+    given), in number order, read ``CHUNK`` ticket numbers at a time. ``language``: that of the
+    tickets that have none (from before languages were kept: the desk's)."""
     db_value = AwareDateTimeField().db_value
     low, high = run(_ID_RANGE, (db_value(since), db_value(until))).fetchone()
     if low is None:
@@ -85,15 +87,15 @@ def stream_facts(since: datetime, until: datetime, as_of: datetime, ids: list[in
         end = start + CHUNK
         if wanted is not None and not any(start <= n < end for n in wanted):
             continue
-        yield from _facts_of(start, end, since, until, as_of, wanted)
+        yield from _facts_of(start, end, since, until, as_of, wanted, language)
 
 
-def _facts_of(start: int, end: int, since, until, as_of, wanted):
+def _facts_of(start: int, end: int, since, until, as_of, wanted, language="-"):
     events: dict[int, list] = {}
     for number, at, kind, data, text in run(_EVENTS, (start, end, *_EVENT_KINDS)).fetchall():
         events.setdefault(number, []).append((_ts(at), kind, _data(data), text))
     for (number, type_, category, status, tier, priority, created, first, assignee, alert_key,
-         rating, settled) in run(_TICKETS, (start, end)).fetchall():
+         rating, written_in, settled) in run(_TICKETS, (start, end)).fetchall():
         created = _ts(created)
         if not since <= created < until or (wanted is not None and number not in wanted):
             continue
@@ -101,7 +103,7 @@ def _facts_of(start: int, end: int, since, until, as_of, wanted):
                                    max(as_of, created), status=status, tier=tier, priority=priority,
                                    first_response_at=_ts(first), settled_at=_ts(settled))
         yield report.TicketFacts(number, type_ or "incident", category, timeline, assignee,
-                                 alert_key is not None, rating)
+                                 alert_key is not None, rating, written_in or language)
 
 
 EARLIEST = datetime(1970, 1, 2, tzinfo=timezone.utc)
@@ -127,7 +129,7 @@ def _build_summary(config, period: Period, by) -> dict:
     weeks = trend_weeks(period.until, config.service.timezone)
     load_from = min(period.since or EARLIEST, weeks[0][0]) if weeks else (period.since or EARLIEST)
     in_period, trend, open_at_end = [], [], []
-    for facts in stream_facts(load_from, period.until, period.now):
+    for facts in stream_facts(load_from, period.until, period.now, language=config.service.locale):
         measured = report.measure(facts, policy)
         if period.since is None or facts.timeline.created_at >= period.since:
             in_period.append(measured)

@@ -139,7 +139,8 @@ def mail_people(cfg, addresses, *, agents: bool = True) -> list[tuple[str, str]]
 
 def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: datetime, inbound,
                 acknowledge: bool, ack_skip_reason: str = "", linked_to: Ticket | None = None,
-                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True) -> Ticket:
+                alert_key: str | None = None, body: str | None = None, notify_tier: bool = True,
+                language: str | None = None) -> Ticket:
     """A new ticket from a mail: stored, logged, its files stored, acknowledged, the tier told (the
     tier's mail carries or lists the files)."""
     cfg = desk.config
@@ -152,7 +153,7 @@ def open_ticket(desk, *, parsed, decision, requester: tuple[str, str], now: date
         description=(body if body is not None else parsed.text)[:DESCRIPTION_LIMIT], requester_name=name[:200],
         requester_address=address, decided_by=decision.rule_name, security=decision.security,
         alert_key=alert_key, linked_to=linked_to.id if linked_to else None, created_at=now, updated_at=now,
-        tier_since=now, thread_root=parsed.message_id)
+        tier_since=now, thread_root=parsed.message_id, language=language)
     phone_from_mail(cfg, ticket, parsed.text, parsed.sender.address)  # the requester's signature
     slaclock.start(ticket, cfg, now, decision)
     ticket.save()  # one INSERT with the clocks already set

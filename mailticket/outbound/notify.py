@@ -29,7 +29,7 @@ from . import outbox
 from . import wire
 from ..db import run
 from ..inbound.phones import international
-from ..models import Attachment, Event, MessageRef, Outbox, Participant, Ticket
+from ..models import Attachment, Event, MessageRef, Outbox, Participant, RequesterLanguage, Ticket
 
 log = logging.getLogger("mailticket.notify")
 
@@ -122,6 +122,17 @@ class Mailer:
         if not to or self.silent:
             return None
         cc = _within_limit(kind, to, cc, self.config.service.max_participants)
+        if locale is None:  # mail to requesters and participants: each in their own language
+            groups = self.languages(to, cc, ticket)
+            locale = groups[0][0]
+            for other, recipients in groups[1:]:  # a participant who writes another language: a copy of their own
+                self.send(kind, to=recipients, now=now, ticket=ticket, context=context, locale=other,
+                          reply_purpose=reply_purpose, in_reply_to=in_reply_to, auto_submitted=auto_submitted,
+                          from_name=from_name, automatic=automatic, rate_limited=rate_limited,
+                          attachments=attachments, alternatives=alternatives, files=files)
+            if len(groups) > 1:
+                own = {r.address for r in groups[0][1]}
+                to, cc = [r for r in to if r.address in own], [r for r in cc if r.address in own]
         if rate_limited:
             verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits,
                                         self.window)
@@ -156,6 +167,37 @@ class Mailer:
         if automatic:
             self.window.queued()
         return entry
+
+    def languages(self, to: list[Recipient], cc, ticket: Ticket | None) -> list[tuple[str, list[Recipient]]]:
+        """The languages a mail goes out in, the main recipient's first, each with its recipients.
+
+        Mail to agents, tiers, the admin, the manager or the security contact is in the desk's language
+        (an agent copied on a requester's mail reads it in the requester's).
+        A requester or participant reads the language remembered for their address (desk/language.py),
+        the ticket's requester the ticket's; one whose language is not known reads the main
+        recipient's (the requester's on a ticket). Only a participant whose own language is known
+        and differs gets a copy of their own."""
+        svc = self.config.service
+        remembered = _remembered([r.address for r in (*to, *cc) if not self.config.is_internal_address(r.address)])
+
+        def own(address: str) -> str | None:
+            if self.config.is_internal_address(address):
+                return None  # an agent copied on a requester's mail reads what the requester reads
+            if ticket is not None and ticket.language and address == ticket.requester_address:
+                return ticket.language if ticket.language in svc.languages else None
+            found = remembered.get(address)
+            return found if found in svc.languages else None
+
+        first = to[0].address
+        if self.config.is_internal_address(first):
+            main = svc.locale
+        else:
+            main = own(first) or (ticket.language if ticket is not None and ticket.language in svc.languages
+                                  else None) or svc.locale
+        groups: dict[str, list[Recipient]] = {main: []}
+        for r in (*to, *cc):
+            groups.setdefault(own(r.address) or main, []).append(r)
+        return [(language, recipients) for language, recipients in groups.items() if recipients]
 
     def base_context(self, ticket: Ticket | None, now: datetime) -> dict:
         svc = self.config.service
@@ -261,6 +303,15 @@ _RECENT_FOR_REQUESTER = ('SELECT "message_id" FROM "message_ref" WHERE "ticket_i
                          'ORDER BY "at" DESC, "id" DESC LIMIT 10')
 
 
+def _remembered(addresses: list[str]) -> dict[str, str]:
+    """The language remembered for each of these addresses that has one."""
+    if not addresses:
+        return {}
+    return {row.address: row.language for row in
+            RequesterLanguage.select(RequesterLanguage.address, RequesterLanguage.language)
+            .where(RequesterLanguage.address.in_(addresses))}
+
+
 def _file_missing(context: dict, name: str) -> dict:
     """The context with file ``name`` listed as no longer available rather than attached."""
     files = [dict(f, state="missing") if f.get("name") == name and f.get("state") == "attached" else f
@@ -283,7 +334,7 @@ def ticket_context(ticket: Ticket, config) -> dict:
         "requester_address": ticket.requester_address, "assignee": ticket.assignee,
         "created_at": ticket.created_at, "first_response_due": ticket.first_response_due,
         "resolution_due": ticket.resolution_due, "description": ticket.description,
-        "breach_report_deadline": ticket.breach_report_deadline,
+        "breach_report_deadline": ticket.breach_report_deadline, "language": ticket.language,
         "cc": [{"name": p.name, "address": p.address} for p in ticket.participants.where(Participant.role == "cc")],
         "attachments": [{"name": a.filename, "size": a.size} for a in ticket.attachments.where(~Attachment.inline)],
         "phone": international(getattr(ticket, "requester_phone", None)),  # the requester's, for agents

@@ -36,20 +36,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from . import render_format as fmt
 from ..sizes import format_size
-from ..i18n import available_locales, translate
+from ..i18n import available_locales, shipped_templates_dir, translate
 from .template_context import sample_context
 
 log = logging.getLogger("mailticket.render")
 
 
 
-def _shipped_dir() -> Path:
-    """The stock templates: inside the installed package (a wheel), else the checkout's ``templates/``."""
-    packaged = Path(__file__).parents[1] / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "templates"
-
-
-SHIPPED_DIR = _shipped_dir()
+SHIPPED_DIR = shipped_templates_dir()
 LOCALES = available_locales()  # ("en", "sv"): English and each language with a catalogue
 TEMPLATE_NAMES = (
     "acknowledgement",

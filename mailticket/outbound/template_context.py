@@ -98,6 +98,7 @@ def sample_ticket(now: datetime = NOW) -> dict:
         "cc": [{"name": "Bo Ek", "address": "bo.ek@example.com"}],
         "attachments": [{"name": "display.jpg", "size": 184_320}],
         "phone": "+46 70 123 45 67",  # the requester's, in international form ('' when unknown)
+        "language": "sv",
     }
 
 

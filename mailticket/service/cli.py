@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "before --until)")
     sp.add_argument("--until", help="day after the last, YYYY-MM-DD, local midnight, not included (default: now)")
     sp.add_argument("--by", type=_report_groups, action="extend",
-                    help="group by priority, tier, category, type, agent (comma-separated or repeated; "
-                         "default: all five)")
+                    help="group by priority, tier, category, type, agent, language (comma-separated or "
+                         "repeated; default: all six)")
     sp.add_argument("--format", choices=("text", "json", "csv", "html"), default="text",
                     help="text (default; the report mail's text part), JSON, CSV for a spreadsheet, or HTML "
                          "(the report mail's HTML part)")
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report_groups(value: str) -> list[str]:
     """``--by tier,agent`` -> ["tier", "agent"]; an unknown group is a usage error (exit 2)."""
-    valid = ("priority", "tier", "category", "type", "agent")
+    valid = ("priority", "tier", "category", "type", "agent", "language")
     groups = [v.strip().lower() for v in value.split(",") if v.strip()]
     unknown = [g for g in groups if g not in valid]
     if unknown or not groups:

@@ -250,6 +250,21 @@ def _ticket_dict(t) -> dict:
             "decided_by": t.decided_by}
 
 
+LANGUAGE_NAMES = {"en": "English", "sv": "Swedish"}
+LANGUAGE_HOW = {"header": "from its Content-Language", "text": "told from the text", "short": "too short to tell",
+                "unsure": "not told for sure", "switch": "switched to in a later mail", "agent": "set by #language"}
+
+
+def _language_line(t) -> str:
+    """The requester's language as `show` prints it: `sv (Swedish; told from the text)`."""
+    from ..models import RequesterLanguage
+    if not t.language:
+        return "- (the desk's language: the ticket is older than languages per requester)"
+    row = RequesterLanguage.get_or_none(RequesterLanguage.address == t.requester_address)
+    how = LANGUAGE_HOW.get(row.how, row.how) if row is not None and row.language == t.language else ""
+    return f"{t.language} ({'; '.join(x for x in (LANGUAGE_NAMES.get(t.language, ''), how) if x)})"
+
+
 def show(args) -> int:
     from ..models import Attachment, Participant, Ticket
     _setup(args)
@@ -260,6 +275,7 @@ def show(args) -> int:
     print(f"Ticket {t.id}: {t.subject}")
     rows = [("Status", t.status), ("Type", t.type), ("Priority", f"{t.priority} (impact {t.impact}, urgency {t.urgency})"),
             ("Tier", t.tier), ("Category", t.category), ("Requester", f"{t.requester_name} <{t.requester_address}>"),
+            ("Writes in", _language_line(t)),
             ("Participants", ", ".join(p.address for p in t.participants.where(Participant.role == "cc")) or "-"),
             ("Assignee", t.assignee or "-"), ("Decided by", t.decided_by or "defaults"),
             ("Created", _fmt(t.created_at)), ("First response", _fmt(t.first_response_at)),
