@@ -111,8 +111,13 @@ def make_mail(*, sender="Anna Svensson <anna@customer.example>", to="support@exa
     if references:
         msg["References"] = references
     for k, v in (headers or {}).items():
-        msg[k] = v
+        if not k.lower().startswith("content-"):
+            msg[k] = v
     msg.set_content(body)
+    for k, v in (headers or {}).items():  # set_content clears the Content-* headers: these come after it
+        if k.lower().startswith("content-"):
+            del msg[k]
+            msg[k] = v
     return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 

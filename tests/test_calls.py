@@ -119,9 +119,12 @@ def call_live(case, tmp_path, mailbox_user, smtp_sink) -> LiveDesk:
     return live
 
 
-def open_signed(live, root: str, body: str = SIGNED):
+def open_signed(live, root: str, language: str, body: str = SIGNED):
     before = len(live.mails("l1@example.com"))
-    live.deliver(make_mail(sender=ANNA, subject="Skrivaren skriver tomma sidor", body=body, message_id=root))
+    # Anna writes Swedish; her mail's Content-Language names the desk's language (it wins over the text), so
+    # the requester's mails are in the desk's language here and one set of words checks both sides
+    live.deliver(make_mail(sender=ANNA, subject="Skrivaren skriver tomma sidor", body=body, message_id=root,
+                           headers={"Content-Language": language}))
     notes = wait_until(lambda: (lambda m: m if len(m) > before else None)(live.mails("l1@example.com")),
                        timeout=30, what="the tier notification")
     return Ticket.get(Ticket.thread_root == root.strip("<>")), notes[-1]
@@ -147,8 +150,9 @@ def test_a_call_is_booked_where_to_join_moved_answered_and_cancelled(case, tmp_p
     locale = case[1]
     words = WORDS[locale]
     with call_live(case, tmp_path, mailbox_user, smtp_sink) as live:
-        ticket, notification = open_signed(live, "<call-flow@customer.example>")
+        ticket, notification = open_signed(live, "<call-flow@customer.example>", locale)
         # the number in Anna's Swedish signature, in international form, in the agents' mail
+        assert Ticket.get_by_id(ticket.id).language == locale, Ticket.get_by_id(ticket.id).language
         assert Ticket.get_by_id(ticket.id).requester_phone == "+4681234567"
         assert words["phone_label"] + " +46 8 123 45 67" in one_line(plain_text(notification))
         assert "+46 8 123 45 67" in notification.get_body(("html",)).get_content()
@@ -223,7 +227,7 @@ def test_each_clients_answers_are_recorded_and_the_agent_told_once_each(case, tm
         day = day_ahead(4)
         booked = {}
         for n, client in enumerate(ANSWERS):
-            ticket, notification = open_signed(live, f"<answers-{client}@customer.example>")
+            ticket, notification = open_signed(live, f"<answers-{client}@customer.example>", locale)
             live.deliver(gmail_reply(notification, f"#call {day:%Y-%m-%d} {9 + n}:00 30m"))
             invitation = wait_until(lambda: [m for m in live.mails("anna@customer.example")
                                              if f"[SD#{ticket.id}]" in str(m["Subject"])
