@@ -7,6 +7,7 @@ gives the embedded default: SQLite under ``./var``, the built-in listener on
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 import tomllib
@@ -17,7 +18,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .durations import format_duration, parse_duration
+from .durations import format_duration, parse_duration, parse_seconds
 from .errors import ConfigError, ConfigErrors
 from .sizes import format_size, parse_size
 
@@ -247,6 +248,135 @@ class Config:
         return (t.locale if t and t.locale else self.service.locale)
 
 
+# ---------------------------------------------------------------- bounds of every duration and number
+
+@dataclass(frozen=True)
+class Bound:
+    """The least and the greatest value a config key takes, and why: a duration (``"1d"``), a
+    count (an int), a share (a float) or a size (``"100KB"``). ``off``: 0 is also valid and turns the
+    thing off (or keeps for ever)."""
+
+    kind: str           # duration | count | share | size
+    low: object
+    high: object
+    why: str
+    off: bool = False
+
+
+def _duration(low: str, high: str, why: str, off: bool = False) -> Bound:
+    return Bound("duration", parse_duration(low), parse_duration(high), why, off)
+
+
+def _count(low: int, high: int, why: str) -> Bound:
+    return Bound("count", low, high, why)
+
+
+def _size(low: str, high: str, why: str, off: bool = False) -> Bound:
+    return Bound("size", parse_size(low), parse_size(high), why, off)
+
+
+# Every duration and number the config has, each with its least and greatest value and why. A key
+# read by _Section.duration/size/number or by within() must be here (else a LookupError names it):
+# a new key gets its bounds by one line. fnmatch patterns ("sla.P?.resolution") cover families;
+# an exact key wins over a pattern. The upper bounds keep every value far from what the date
+# arithmetic, the database's integers and the socket layer can take (no key can crash the daemon
+# later), and the lower bounds keep any value from locking people out or spinning a loop.
+BOUNDS: dict[str, Bound] = {
+    "service.ack_max_age": _duration("1m", "365d", "mail older than this gets no acknowledgement; under a minute "
+                                     "a mail held up in a queue would get none, and a year-old mail is an archive"),
+    "service.reopen_window": _duration("0s", "365d", "a reply to a ticket closed longer ago opens a new one; "
+                                       "after a year a reply is a new problem"),
+    "service.token_lifetime": _duration("1d", "3650d", "how long the signed reply addresses in our mails work: "
+                                        "under a day, an agent answering the next morning is locked out; "
+                                        "ten years outlasts any mail archive"),
+    "service.alarm_after": _duration("1s", "7d", "a problem must last that long before the admin is mailed; "
+                                     "an alarm after a week is no alarm"),
+    "service.attach_max": _size("0", "1GB", "a requester's files carried by one mail in all (0: none); no mail "
+                                "server takes more"),
+    "database.lease_ttl": _duration("1s", "1h", "how soon another daemon takes over the IMAP folder"),
+    "imap.port": _count(1, 65535, "a TCP port"),
+    "imap.poll_interval": _duration("1s", "1h", "how often the inbox is polled without IDLE"),
+    "imap.timeout": _duration("1s", "10m", "a server silent that long is down; longer only delays the retry"),
+    "imap.batch_size": _count(1, 5000, "mails fetched and committed together"),
+    "smtp.port": _count(1, 65535, "a TCP port"),
+    "smtp.timeout": _duration("1s", "10m", "a server silent that long is down; longer only delays the retry"),
+    "listener.port": _count(1, 65535, "a TCP port"),
+    "outbox.max_attempts": _count(1, 100, "tries before a mail is given up and the admin told"),
+    "outbox.retry_base": _duration("1s", "1d", "the first wait before a mail is tried again"),
+    "outbox.retry_max": _duration("1s", "7d", "the longest wait between tries"),
+    "outbox.max_size": _size("100KB", "1GB", "the mail server's limit for one mail, e.g. 25MB"),
+    "rate_limits.*": _count(1, 1_000_000, "automatic mails allowed in the window: 0 would silence every "
+                            "acknowledgement, and a million is no limit at all"),
+    "sla.check_interval": _duration("1s", "1h", "how often the SLA clocks are checked"),
+    "sla.warn_at": Bound("share", 0.01, 0.99, "the share of a target after which the warning goes, "
+                         "a number between 0 and 1"),
+    "sla.auto_close_after": _duration("1s", "365d", "a resolved ticket closes this long after"),
+    "sla.P?.first_response": _duration("1s", "365d", "a target is a promise to a person: one beyond a year "
+                                       "promises nothing, and its deadline would run past the calendar"),
+    "sla.P?.resolution": _duration("1s", "365d", "a target is a promise to a person: one beyond a year "
+                                   "promises nothing, and its deadline would run past the calendar"),
+    "sla.pending_reminder": _duration("1s", "365d", "a pending ticket reminds its requester this long after", off=True),
+    "sla.pending_resolve_after": _duration("1s", "365d", "a pending ticket is resolved this long after", off=True),
+    "sla.breach_report.deadline": _duration("1s", "365d", "the breach report is due this long after the breach"),
+    "sla.breach_report.warn_before": _duration("1s", "365d", "each warning this long before the report is due"),
+    "retention.raw_mail": _duration("1d", "36500d", "raw mails of tickets closed this long ago go; 0 keeps them",
+                                    off=True),
+    "retention.closed_tickets": _duration("1d", "36500d", "tickets closed this long ago go; 0 keeps them",
+                                          off=True),
+}
+
+
+def bound_for(key: str) -> Bound:
+    """The bounds of a config key (``"service.token_lifetime"``, ``"sla.P1.resolution"``)."""
+    if key in BOUNDS:
+        return BOUNDS[key]
+    for pattern, bound in BOUNDS.items():
+        if fnmatch.fnmatchcase(key, pattern):
+            return bound
+    raise LookupError(f"config key {key} has no bounds: add a line for it to mailticket.config.BOUNDS")
+
+
+def within(key: str, value, file: str | None):
+    """``value`` as written in the file (``"90d"``, ``1e300``, ``"25MB"``, ``7``) read as BOUNDS says
+    for ``key``: a timedelta, an int or a float inside the key's bounds, else a ConfigError naming the
+    file and the key, the valid range and why. Never an OverflowError, whatever the value."""
+    bound = bound_for(key)
+    try:
+        if bound.kind == "duration":
+            number = value.total_seconds() if isinstance(value, timedelta) else parse_seconds(value)
+            low, high = bound.low.total_seconds(), bound.high.total_seconds()
+        elif bound.kind == "size":
+            number, low, high = parse_size(value), bound.low, bound.high
+        else:
+            number, low, high = _plain_number(value, bound), bound.low, bound.high
+    except ValueError as exc:
+        raise ConfigError(str(exc), file, key) from None
+    if not (low <= number <= high or (bound.off and number == 0)):
+        shown = repr(value) if isinstance(value, str) else str(value)
+        valid = f"{_shown(bound, bound.low)}..{_shown(bound, bound.high)}" + (" or 0" if bound.off else "")
+        zero = "must be more than zero: " if number == 0 else ""
+        raise ConfigError(f"{zero}{shown} is outside {valid}: {bound.why}", file, key)
+    return timedelta(seconds=number) if bound.kind == "duration" else number
+
+
+def _plain_number(value, bound: Bound):
+    """An int (count) or a number (share) as TOML gives it; a string or a bool is a type error."""
+    wanted = int if bound.kind == "count" else (int, float)
+    if isinstance(value, bool) or not isinstance(value, wanted) or value != value:
+        name = "int" if bound.kind == "count" else "a number"
+        raise ValueError(f"must be {name} ({_shown(bound, bound.low)}..{_shown(bound, bound.high)}: {bound.why}), "
+                         f"not {type(value).__name__} {value!r}")
+    return value if bound.kind == "count" else float(value)
+
+
+def _shown(bound: Bound, value) -> str:
+    if bound.kind == "duration":
+        return format_duration(value).replace(" ", "")
+    if bound.kind == "size":
+        return format_size(value).replace(" ", "")
+    return f"{value:_}" if isinstance(value, int) and value >= 100_000 else str(value)  # TOML's 1_000_000
+
+
 # ---------------------------------------------------------------- reading helpers
 
 class _Section:
@@ -286,19 +416,18 @@ class _Section:
         return value
 
     def duration(self, name, default) -> timedelta:
-        return self._parsed(name, default, parse_duration)
+        return self.bounded(name, default)
 
     def size(self, name, default: int) -> int:
-        return self._parsed(name, default, parse_size)
+        return self.bounded(name, default)
 
-    def _parsed(self, name, default, parse):
-        """The key read by ``parse`` (a ValueError names the key), or ``default`` when it is absent."""
-        if name not in self.data:
-            return default
-        try:
-            return parse(self.data[name])
-        except ValueError as exc:
-            raise self.error(name, str(exc)) from None
+    def number(self, name, default):
+        return self.bounded(name, default)
+
+    def bounded(self, name, default):
+        """The key read and bounded as BOUNDS says (the default too: a key without bounds is found
+        by the first test that loads a config, not in production)."""
+        return within(self.key(name), self.data.get(name, default), self.file)
 
     def address(self, name, default=None, required=False) -> str | None:
         value = self.string(name, default, required)
@@ -307,10 +436,7 @@ class _Section:
         return _check_address(value, self.error, name)
 
     def port(self, name, default) -> int:
-        value = self.get(name, int, default)
-        if not 0 < value < 65536:
-            raise self.error(name, f"{value} is not a TCP port (1-65535)")
-        return value
+        return self.number(name, default)
 
 
 def _check_address(value: str, error, name) -> str:
@@ -396,16 +522,9 @@ def _service(data: dict, file: str, base: Path) -> ServiceConfig:
         trusted_authserv_id=s.string("trusted_authserv_id"),
         secret=_secret(s, "secret"),
         token_lifetime=s.duration("token_lifetime", timedelta(days=90)),
-        alarm_after=_alarm_after(s),
+        alarm_after=s.duration("alarm_after", timedelta(minutes=15)),
         attach_max=s.size("attach_max", 10_000_000),
     )
-
-
-def _alarm_after(s: _Section) -> timedelta:
-    value = s.duration("alarm_after", timedelta(minutes=15))
-    if value.total_seconds() < 1:
-        raise s.error("alarm_after", "must be 1s or more (a problem must last that long before the admin is mailed)")
-    return value
 
 
 def _retention(data: dict | None, file: str) -> RetentionConfig:
@@ -450,11 +569,7 @@ def _imap(data: dict, file: str) -> ImapConfig:
         "quarantine_folder", "spam_folder", "idle", "poll_interval", "ca_file", "timeout", "batch_size"})
     host, security, ca = _server(s, default_security="ssl")
     poll = s.duration("poll_interval", timedelta(seconds=60))
-    if poll.total_seconds() <= 0:
-        raise s.error("poll_interval", "must be more than 0s")
-    batch = s.get("batch_size", int, 200)
-    if not 1 <= batch <= 5000:
-        raise s.error("batch_size", "must be between 1 and 5000")
+    batch = s.number("batch_size", 200)
     return ImapConfig(
         host=host, port=s.port("port", 993 if security == "ssl" else 143), security=security,
         credentials=_auth(s), folder=s.string("folder", "INBOX"),
@@ -491,14 +606,9 @@ def _listener(data: dict | None, file: str, default_enabled: bool) -> ListenerCo
 def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: bool) -> OutboxConfig:
     s = _Section(data or {}, file, "outbox", {"maildir", "max_attempts", "retry_base", "retry_max", "max_size"})
     maildir = s.string("maildir")
-    attempts = s.get("max_attempts", int, 8)
-    if attempts < 1:
-        raise s.error("max_attempts", "must be 1 or more")
+    attempts = s.number("max_attempts", 8)
     md = _path(maildir, base) if maildir else (None if has_smtp else data_dir / "outgoing")
     max_size = s.size("max_size", 25_000_000)
-    if max_size < 100_000:
-        raise s.error("max_size", f"{format_size(max_size)} is too small for a mail; give the mail server's "
-                                  "limit, e.g. 25MB")
     return OutboxConfig(maildir=md, max_attempts=attempts, max_size=max_size,
                         retry_base=s.duration("retry_base", timedelta(seconds=30)),
                         retry_max=s.duration("retry_max", timedelta(hours=1)))
@@ -509,10 +619,7 @@ def _rate_limits(data: dict | None, file: str) -> RateLimits:
     s = _Section(data or {}, file, "rate_limits", set(defaults))
     values = {}
     for key, default in defaults.items():
-        v = s.get(key, int, default)
-        if v < 1:
-            raise s.error(key, "must be 1 or more (a limit of 0 would silence every acknowledgement)")
-        values[key] = v
+        values[key] = s.number(key, default)
     return RateLimits(**values)
 
 
@@ -626,7 +733,5 @@ def _database(data: dict, file: str, base: Path, data_dir: Path) -> DatabaseConf
         from .db import redact
         raise db.error("url", f"{redact(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB")
     lease_ttl = db.duration("lease_ttl", timedelta(seconds=30))
-    if not timedelta(seconds=1) <= lease_ttl <= timedelta(hours=1):
-        raise db.error("lease_ttl", f"{format_duration(lease_ttl)} is outside 1s..1h")
     return DatabaseConfig(_sqlite_url_from(url, base), lease_ttl)
 
