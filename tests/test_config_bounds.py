@@ -1,4 +1,4 @@
-"""Every duration and number of the config is bounded (config.BOUNDS): a hostile value is a config
+"""Every duration and number of the config is bounded (durations.BOUNDS): a hostile value is a config
 error naming the file and the key, from `check-config` and from `run` alike (exit 3, one line, no
 traceback), never a crash later or a desk that locks its agents out (issue 25, point 6)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.config import BOUNDS, RateLimits, bound_for, build_config, within
-from mailticket.durations import parse_duration
+from mailticket.config import RateLimits, build_config
+from mailticket.durations import BOUNDS, bound_for, parse_duration, within
 from mailticket.errors import ConfigError
 from tests.harness import run_cli, write_config
 from tests.servers.system import free_port
@@ -188,13 +188,13 @@ def test_zero_turns_off_where_the_table_says_so(tmp_path):
 def test_a_key_without_bounds_is_named_at_once():
     """A key a later change reads without a line in BOUNDS fails the first load, saying where to add it."""
     with pytest.raises(LookupError, match="service.new_key has no bounds: add a line for it to "
-                                          "mailticket.config.BOUNDS"):
+                                          "mailticket.durations.BOUNDS"):
         within("service.new_key", "1h", "f.toml")
 
 
 def test_an_exact_key_wins_over_a_pattern(monkeypatch):
-    from mailticket import config
-    monkeypatch.setitem(config.BOUNDS, "rate_limits.per_ticket", config._count(1, 5, "test"))
+    from mailticket import durations
+    monkeypatch.setitem(durations.BOUNDS, "rate_limits.per_ticket", durations.count_bound(1, 5, "test"))
     assert within("rate_limits.per_sender_day", 6, "f.toml") == 6
     with pytest.raises(ConfigError, match="6 is outside 1..5: test"):
         within("rate_limits.per_ticket", 6, "f.toml")

@@ -35,8 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..config import within
-from ..durations import format_duration
+from ..durations import format_duration, within
 from .publicholidays import load_public_holidays
 from ..errors import ConfigError
 from ..i18n import Message, N_
@@ -329,7 +328,7 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
 
 def _pending(data: dict, file: str) -> dict:
     """[sla] pending_reminder and pending_resolve_after: the reminder must come before the resolution."""
-    reminder = _duration(data, "pending_reminder", "3d", file, "sla")  # 0 turns it off (config.BOUNDS)
+    reminder = _duration(data, "pending_reminder", "3d", file, "sla")  # 0 turns it off (durations.BOUNDS)
     resolve = _duration(data, "pending_resolve_after", "7d", file, "sla")
     if reminder and resolve and reminder >= resolve:
         raise ConfigError(f"{format_duration(reminder)} is not before pending_resolve_after "
@@ -358,7 +357,7 @@ def _reject_unknown(raw: dict, allowed: set, file: str, where: str) -> None:
 
 
 def _duration(raw: dict, key: str, default: str, file: str, where: str) -> timedelta:
-    """``[where] key``, bounded as config.BOUNDS says (a ConfigError names the key and the range)."""
+    """``[where] key``, bounded as durations.BOUNDS says (a ConfigError names the key and the range)."""
     return within(f"{where}.{key}", raw.get(key, default), file)
 
 
