@@ -56,6 +56,7 @@ HOSTILE = [
     (["import", "/dev/null"], ["mailticket import: argument PATH: /dev/null is not a file but a device"]),
     (["poll"], ["the following arguments are required: --once"]),
     (["backup"], ["the following arguments are required: DIR"]),
+    (["backup", "/dev/null"], ["mailticket backup: argument DIR: /dev/null is a file or a device, not a folder"]),
     (["restore"], ["the following arguments are required: DIR"]),
     (["purge", "--force"], ["mailticket: unrecognized arguments: --force"]),
     (["frobnicate"], ["mailticket: argument COMMAND: invalid choice: 'frobnicate'"]),
@@ -99,3 +100,13 @@ def test_the_largest_valid_values_reach_the_database_without_a_traceback(tmp_pat
         assert "Traceback" not in done.stderr and words in done.stderr, (args, done.stderr)
     listed = run_cli("tickets", "--limit", "100000", "--page", "1000000", config=config)
     assert listed.stdout.rstrip().endswith("-- 0 of 0 ticket(s), page 1000000 of 1")
+
+
+def test_a_backup_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
+    """Where the folder's parent cannot be written (caught before the config is read) or, as root,
+    where making it fails anyway: one line, exit 1 or 2, never a traceback."""
+    config = write_config(tmp_path)
+    done = run_cli("backup", "/proc/nonexistent/x", config=config)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    line = done.stderr.splitlines()[-1]  # after the migrations' log lines when it got that far
+    assert line.startswith("mailticket backup: ") and "/proc/nonexistent" in line, line

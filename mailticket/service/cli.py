@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="only say how much would be anonymised")
     sp.add_argument("--actor", default="admin", type=a.text(200, "a name or address"), help="who asked, for the record (default: admin)")
     sp = cmd("backup", c.backup_cmd, "copy everything the desk needs into a new folder, while the daemon runs")
-    sp.add_argument("dir", metavar="DIR", help="a new or empty folder")
+    sp.add_argument("dir", metavar="DIR", type=a.new_folder, help="a new or empty folder")
     sp = cmd("restore", c.restore_cmd, "put a backup back (the daemon must be stopped)")
     sp.add_argument("dir", metavar="DIR", help="a folder written by `mailticket backup`")
     sp.add_argument("--overwrite", action="store_true", help="replace a desk that already has tickets or mail")

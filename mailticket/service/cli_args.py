@@ -8,6 +8,7 @@ arithmetic that they cannot hold (a ticket number past PostgreSQL's integer, a d
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -129,3 +130,17 @@ def import_source(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return path
 
+
+
+def new_folder(text: str) -> Path:
+    """``type=`` for ``backup DIR``: a folder, or a path one can be made at (whether it is empty is
+    the backup's own check, exit 1)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file or a device, not a folder; give a new or empty folder")
+    if not path.exists():
+        parent = next((p for p in path.absolute().parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"{path} cannot be made: {parent} is not a folder this user may "
+                                             "write in; give a new or empty folder")
+    return path

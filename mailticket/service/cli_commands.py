@@ -517,6 +517,9 @@ def backup_cmd(args) -> int:
     except BackupError as exc:
         print(f"mailticket backup: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+    except OSError as exc:  # the folder could not be made or written (root passes cli_args' access check)
+        print(f"mailticket backup: {exc.filename or args.dir}: {exc.strerror}", file=sys.stderr)
+        return EXIT_PROBLEM
     counts = done.counts
     print(f"backed up to {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "
           f"{counts.get('outbox', 0)} outgoing mail(s), {counts.get('attachments', 0)} attachment(s), the signing "
