@@ -137,8 +137,9 @@ BOUNDS: dict[str, Bound] = {
     "outbox.retry_base": duration_bound("1s", "1d", "the first wait before a mail is tried again"),
     "outbox.retry_max": duration_bound("1s", "7d", "the longest wait between tries"),
     "outbox.max_size": size_bound("100KB", "1GB", "the mail server's limit for one mail, e.g. 25MB"),
-    "rate_limits.*": count_bound(1, 1_000_000, "automatic mails allowed in the window: 0 would silence every "
-                            "acknowledgement, and a million is no limit at all"),
+    "rate_limits.*": count_bound(1, 1_000_000_000, "automatic mails allowed in the window: 0 would silence "
+                                 "every acknowledgement; a billion is no limit at all (the benches switch the cap "
+                                 "off with ten million), and past 2^63 the database cannot count"),
     "sla.check_interval": duration_bound("1s", "1h", "how often the SLA clocks are checked"),
     "sla.warn_at": share_bound(0.01, 0.99, "the share of a target after which the warning goes, "
                          "a number between 0 and 1"),

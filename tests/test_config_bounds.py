@@ -44,7 +44,7 @@ HOSTILE = {
     "a breach warning years before": ({"sla": {"breach_report": {"warn_before": ["24h", "999y"]}}},
                                       ["sla.breach_report.warn_before", "'999y' is outside 1s..365d"]),
     "a rate limit past 64 bits": ({"rate_limits": {"per_ticket": 2 ** 70}},
-                                  ["rate_limits.per_ticket", "1180591620717411303424 is outside 1..1_000_000"]),
+                                  ["rate_limits.per_ticket", "1180591620717411303424 is outside 1..1_000_000_000"]),
     "a rate limit of 0": ({"rate_limits": {"global_10min": 0}},
                           ["rate_limits.global_10min", "must be more than zero", "silence every acknowledgement"]),
     "a port past 65535": ({"imap": {"host": "imap.example.com", "port": 70000}},
