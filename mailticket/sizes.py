@@ -10,6 +10,9 @@ _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3,
           "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "k": 1000, "m": 1000 ** 2, "g": 1000 ** 3}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)", re.IGNORECASE)
 
+# The largest mail the desk takes in: the listener refuses more (SMTP 552), `import` skips it.
+MAX_MAIL = 50 * 1024 * 1024
+
 
 def parse_size(text: str | int) -> int:
     """Bytes from ``"10MB"``, ``"500 KB"``, ``"2MiB"`` or an integer; ValueError saying what is valid."""
@@ -22,7 +25,10 @@ def parse_size(text: str | int) -> int:
     match = _SIZE.fullmatch(text.strip())
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size; write e.g. 10MB, 500KB or 2MiB")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if value > 1000 ** 5:  # a petabyte: beyond any bound a key has (and float('9' * 400) is inf)
+        raise ValueError(f"{text!r} is too large a size (more than a petabyte)")
+    return int(value)
 
 
 def format_size(size: int, locale: str = "en") -> str:

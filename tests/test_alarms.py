@@ -245,4 +245,4 @@ def test_alarm_after_is_read_and_checked(tmp_path):
     assert load_config(write_config(tmp_path, extra=FAST)).service.alarm_after == timedelta(seconds=3)
     assert load_config(write_config(tmp_path)).service.alarm_after == timedelta(minutes=15)
     done = run_cli("check-config", config=write_config(tmp_path, extra={"service": {"alarm_after": "0s"}}))
-    assert done.returncode == 3 and "service.alarm_after: must be 1s or more" in done.stderr
+    assert done.returncode == 3 and "service.alarm_after: must be more than zero: '0s' is outside 1s..7d" in done.stderr

@@ -42,7 +42,7 @@ def filled(config_path, db_url):
     (("--since", "2026-11-09", "--until", "2026-11-02"), "is not before --until"),
     (("--since", "2026-11-02", "--until", "2026-11-02"), "the period is empty"),
     (("--since", "01/11/2026"), "is not an ISO date like 2026-11-01"),
-    (("--until", "2026-11-2"), "--until '2026-11-2' is not an ISO date"),
+    (("--until", "2026-11-2"), "argument --until: '2026-11-2' is not an ISO date"),
     (("--since", "2026-02-30"), "is not a date in the calendar"),
     (("--since", "2026-11-02T08:00"), "is not an ISO date"),
     (("--by", "colour"), "'colour' is not a group; valid: priority, tier, category, type, agent"),

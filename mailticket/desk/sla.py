@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..durations import format_duration, parse_duration
+from ..durations import format_duration, within
 from .publicholidays import load_public_holidays
 from ..errors import ConfigError
 from ..i18n import Message, N_
@@ -315,7 +315,7 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
     _reject_unknown(report, REPORT_KEYS, file, "sla.breach_report")
     return SlaPolicy(
         check_interval=_duration(data, "check_interval", "60s", file, "sla"),
-        warn_at=_warn_at(data.get("warn_at", 0.75), file),
+        warn_at=within("sla.warn_at", data.get("warn_at", 0.75), file),
         auto_close_after=_duration(data, "auto_close_after", "3d", file, "sla"),
         targets={p: _load_target(data, p, business.business, file) for p in PRIORITIES},
         business=business,
@@ -326,20 +326,10 @@ def load_policy(data: dict, timezone: str, file: str) -> SlaPolicy:
     )
 
 
-def _pending_step(data: dict, key: str, default: str, file: str) -> timedelta:
-    """A pending step's wait; ``0`` (or ``"0s"``) turns the step off."""
-    try:
-        if key in data and parse_duration(data[key]) == ZERO:
-            return ZERO
-    except ValueError:
-        pass  # _duration names the key and says what is valid
-    return _duration(data, key, default, file, "sla")
-
-
 def _pending(data: dict, file: str) -> dict:
     """[sla] pending_reminder and pending_resolve_after: the reminder must come before the resolution."""
-    reminder = _pending_step(data, "pending_reminder", "3d", file)
-    resolve = _pending_step(data, "pending_resolve_after", "7d", file)
+    reminder = _duration(data, "pending_reminder", "3d", file, "sla")  # 0 turns it off (durations.BOUNDS)
+    resolve = _duration(data, "pending_resolve_after", "7d", file, "sla")
     if reminder and resolve and reminder >= resolve:
         raise ConfigError(f"{format_duration(reminder)} is not before pending_resolve_after "
                           f"({format_duration(resolve)}): the reminder would never be sent", file,
@@ -367,20 +357,8 @@ def _reject_unknown(raw: dict, allowed: set, file: str, where: str) -> None:
 
 
 def _duration(raw: dict, key: str, default: str, file: str, where: str) -> timedelta:
-    try:
-        value = parse_duration(raw.get(key, default))
-    except ValueError as exc:
-        raise ConfigError(str(exc), file, f"{where}.{key}") from None
-    if value <= ZERO:
-        raise ConfigError(f"must be more than zero, not {raw.get(key)!r}", file, f"{where}.{key}")
-    return value
-
-
-def _warn_at(value, file: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"must be a number between 0 and 1 (exclusive), not {value!r}",
-                          file, "sla.warn_at")
-    return float(value)
+    """``[where] key``, bounded as durations.BOUNDS says (a ConfigError names the key and the range)."""
+    return within(f"{where}.{key}", raw.get(key, default), file)
 
 
 def _warn_before(report: dict, file: str) -> tuple[timedelta, ...]:
@@ -388,7 +366,7 @@ def _warn_before(report: dict, file: str) -> tuple[timedelta, ...]:
     key = "sla.breach_report.warn_before"
     if not isinstance(raw, list):
         raise ConfigError("must be a list of durations", file, key)
-    out = [_duration({"x": v}, "x", "", file, key) for v in raw]
+    out = [within(key, v, file) for v in raw]
     if len(set(out)) != len(out):
         raise ConfigError("duplicate durations", file, key)
     return tuple(sorted(out, reverse=True))

@@ -13,6 +13,7 @@ import sys
 
 from ..errors import ConfigError, MailboxError, StorageError
 
+from . import cli_args as a
 from .exitcodes import EPILOG, EXIT_CONFIG, EXIT_DATABASE, EXIT_MAILSERVER, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 
 
@@ -90,7 +91,7 @@ EXAMPLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mailticket", description="An email-driven IT incident desk.",
+    p = a.Parser(prog="mailticket", description="An email-driven IT incident desk.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("MAILTICKET_CONFIG"),
                    help="the TOML config file (default: $MAILTICKET_CONFIG, else the embedded default: "
@@ -113,28 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("poll", c.poll, "process the inbox now and exit")
     sp.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
     sp = cmd("tickets", c.list_tickets, "list tickets")
-    sp.add_argument("--status", action="append", help="new, open, pending, resolved, closed, or 'active' (repeatable)")
+    sp.add_argument("--status", action="append", choices=a.STATUSES, metavar="STATUS",
+                    help="new, open, pending, resolved, closed, or 'active' (repeatable)")
     sp.add_argument("--tier", type=int, choices=(1, 2, 3), help="only tickets at this tier")
     sp.add_argument("--priority", choices=("P1", "P2", "P3", "P4"), help="only tickets of this priority")
-    sp.add_argument("--requester", help="requester address (or part of it)")
-    sp.add_argument("--category", help="only tickets of this category")
+    sp.add_argument("--requester", type=a.text(254, "an address or part of it"),
+                    help="requester address (or part of it)")
+    sp.add_argument("--category", type=a.text(100, "a category"), help="only tickets of this category")
     sp.add_argument("--type", choices=("incident", "request"), help="only incidents or only service requests")
-    sp.add_argument("--assignee", help="assignee address (or part of it); 'none' for unassigned tickets")
+    sp.add_argument("--assignee", type=a.text(254, "an address, part of it, or 'none'"), help="assignee address (or part of it); 'none' for unassigned tickets")
     sp.add_argument("--breached", action="store_true",
                     help="only tickets that breached a target (escalated by the SLA scan, or past due now)")
     sp.add_argument("--sort", default="-number", choices=("number", "-number", "priority", "due", "updated", "-updated"),
                     help="order (default -number: newest first; due: the next deadline first)")
-    sp.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
-    sp.add_argument("--page", type=int, default=1, help="which page of --limit rows (default 1)")
+    sp.add_argument("--limit", type=a.number(1, 100_000, "rows per page"), default=50,
+                    help="rows per page, 1 to 100 000 (default 50)")
+    sp.add_argument("--page", type=a.number(1, 1_000_000, "a page number"), default=1,
+                    help="which page of --limit rows, from 1 (default 1)")
     sp.add_argument("--format", choices=("text", "json"), default="text", help="a table (default) or JSON")
     sp = cmd("show", c.show, "show one ticket with its whole history")
-    sp.add_argument("number", type=int, help="the ticket number, as in [SD#123]")
+    sp.add_argument("number", metavar="NUMBER", type=a.ticket_number, help="the ticket number, as in [SD#123]")
     sp.add_argument("--raw", action="store_true", help="also print the raw mails")
     sp = cmd("report", c.report, "the manager's figures: response and resolution times against the targets, "
              "breaches, escalations, first-contact resolution, reopens, satisfaction, backlog")
-    sp.add_argument("--since", help="first day, YYYY-MM-DD, local time (default: all; with --mail: 7 days "
+    sp.add_argument("--since", type=a.day, help="first day, YYYY-MM-DD, local time (default: all; with --mail: 7 days "
                                     "before --until)")
-    sp.add_argument("--until", help="day after the last, YYYY-MM-DD, local midnight, not included (default: now)")
+    sp.add_argument("--until", type=a.day, help="day after the last, YYYY-MM-DD, local midnight, not included (default: now)")
     sp.add_argument("--by", type=_report_groups, action="extend",
                     help="group by priority, tier, category, type, agent, language (comma-separated or "
                          "repeated; default: all six)")
@@ -144,38 +149,43 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mail", action="store_true",
                     help="mail the report to [service] manager_address now instead of printing it")
     sp = cmd("outbox", c.outbox_cmd, "queued and failed outgoing mail; --retry to send again")
-    sp.add_argument("--retry", metavar="ID|all", help="queue a failed (or waiting) mail to be sent at once")
+    sp.add_argument("--retry", metavar="ID|all", type=a.id_or_all("an outbox ID"), help="queue a failed (or waiting) mail to be sent at once")
     sp.add_argument("--all", action="store_true", help="also list sent mail")
     sp = cmd("quarantine", c.quarantine_cmd, "mail that could not be processed")
     sp.add_argument("action", nargs="?", default="list", choices=("list", "show"),
                     help="list (default) the quarantined mails, or show one with its raw text")
-    sp.add_argument("id", nargs="?", type=int, help="the stored mail's ID (from the list), for show")
-    sp.add_argument("--reprocess", metavar="ID", help="process a quarantined mail again (ID or 'all')")
-    sp = cmd("import", c.import_cmd, "import past mail from an mbox or maildir (no mail is sent)")
-    sp.add_argument("path", help="an mbox file or a maildir folder (with cur/ and new/)")
+    sp.add_argument("id", nargs="?", metavar="ID", type=a.row_id("a stored mail's ID"),
+                    help="the stored mail's ID (from the list), for show")
+    sp.add_argument("--reprocess", metavar="ID", type=a.id_or_all("a stored mail's ID"), help="process a quarantined mail again (ID or 'all')")
+    sp = cmd("import", c.import_cmd, "import past mail from an mbox, a maildir or one mail file (no mail is sent)")
+    sp.add_argument("path", metavar="PATH", type=a.import_source,
+                    help="an mbox file (its first line starts with 'From '), a maildir folder (with cur/ or new/), "
+                         "or one mail saved as a file (.eml); anything else is refused (exit 2)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     cmd("migrate", c.migrate, "bring the database schema up to date")
     sp = cmd("purge", c.purge_cmd, "apply [retention]: remove old raw mails, attachments and closed tickets")
     sp.add_argument("--dry-run", action="store_true", help="only say what would go")
     sp = cmd("erase", c.erase_cmd, "anonymise everything stored about one person (GDPR erasure request)")
-    sp.add_argument("address", help="the person's mail address")
+    sp.add_argument("address", metavar="ADDRESS", type=a.text(254, "a mail address"), help="the person's mail address")
     sp.add_argument("--dry-run", action="store_true", help="only say how much would be anonymised")
-    sp.add_argument("--actor", default="admin", help="who asked, for the record (default: admin)")
+    sp.add_argument("--actor", default="admin", type=a.text(200, "a name or address"), help="who asked, for the record (default: admin)")
     sp = cmd("backup", c.backup_cmd, "copy everything the desk needs into a new folder, while the daemon runs")
-    sp.add_argument("dir", help="a new or empty folder")
+    sp.add_argument("dir", metavar="DIR", type=a.new_folder, help="a new or empty folder")
     sp = cmd("restore", c.restore_cmd, "put a backup back (the daemon must be stopped)")
-    sp.add_argument("dir", help="a folder written by `mailticket backup`")
+    sp.add_argument("dir", metavar="DIR", help="a folder written by `mailticket backup`")
     sp.add_argument("--overwrite", action="store_true", help="replace a desk that already has tickets or mail")
     sp = cmd("health", c.health, "exit 0 when all is well; otherwise one line per problem")
-    sp.add_argument("--max-fetch-age", default="10m", help="longest acceptable time since the last fetch (default 10m)")
-    sp.add_argument("--max-queue-age", default="30m", help="oldest acceptable queued outgoing mail (default 30m)")
+    sp.add_argument("--max-fetch-age", default="10m", type=a.duration("1s", "365d"),
+                    help="longest acceptable time since the last fetch, 1s to 365d (default 10m)")
+    sp.add_argument("--max-queue-age", default="30m", type=a.duration("1s", "365d"),
+                    help="oldest acceptable queued outgoing mail, 1s to 365d (default 30m)")
     sp.add_argument("--format", choices=("text", "prometheus"), default="text",
                     help="text (default): one line per problem; prometheus: the desk's figures in the Prometheus "
                          "text format, for node_exporter's textfile collector (exit 0 whenever the database answered)")
     from .cli_files import attachment
     sp = cmd("attachment", attachment, "list a ticket's files, or write one out (those too large to go by mail)")
-    sp.add_argument("ticket", type=int, help="the ticket number, as in [SD#123]")
-    sp.add_argument("name", nargs="?", help="the file's name as the mail lists it (without it: list the files)")
+    sp.add_argument("ticket", metavar="TICKET", type=a.ticket_number, help="the ticket number, as in [SD#123]")
+    sp.add_argument("name", nargs="?", metavar="NAME", type=a.text(255, "a file name"), help="the file's name as the mail lists it (without it: list the files)")
     sp.add_argument("--output", "-o", metavar="PATH", help="where to write it: a file, a folder, or - for stdout "
                                                            "(default: NAME in the current folder)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")

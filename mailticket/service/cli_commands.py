@@ -9,7 +9,6 @@ from pathlib import Path
 
 from .exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from ..config import load_config
-from ..durations import parse_duration
 
 
 def _setup(args, migrate: bool = True):
@@ -142,11 +141,7 @@ def migrate(args) -> int:
 
 def health(args) -> int:
     from .health import check_health
-    try:
-        max_fetch, max_queue = parse_duration(args.max_fetch_age), parse_duration(args.max_queue_age)
-    except ValueError as exc:
-        print(f"mailticket health: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    max_fetch, max_queue = args.max_fetch_age, args.max_queue_age  # timedeltas, bounded by cli_args
     config = load_config(args.config)
     now = datetime.now(timezone.utc)
     problems = check_health(config, now, max_fetch_age=max_fetch, max_queue_age=max_queue)
@@ -216,7 +211,7 @@ def list_tickets(args) -> int:
     order = {"number": Ticket.id, "-number": Ticket.id.desc(), "priority": Ticket.priority,
              "due": Ticket.resolution_due, "updated": Ticket.updated_at, "-updated": Ticket.updated_at.desc()}
     total = q.count()
-    rows = list(q.order_by(order[args.sort], Ticket.id.desc()).paginate(max(1, args.page), max(1, args.limit)))
+    rows = list(q.order_by(order[args.sort], Ticket.id.desc()).paginate(args.page, args.limit))  # both >= 1
     if args.format == "json":
         print(json.dumps([_ticket_dict(t) for t in rows], default=str, indent=1))
         return EXIT_OK
@@ -225,7 +220,7 @@ def list_tickets(args) -> int:
         due = t.first_response_due if t.first_response_at is None and t.status in ("new", "open") else t.resolution_due
         print(f"{t.id:>6}  {t.status:8} {t.priority:3} {t.tier:^4} {t.category[:12]:12} {t.requester_address[:28]:28} "
               f"{_fmt(due) if t.status not in ('resolved', 'closed') else '-':16}  {t.subject[:60]}")
-    pages = (total + args.limit - 1) // args.limit if args.limit else 1
+    pages = (total + args.limit - 1) // args.limit
     print(f"-- {len(rows)} of {total} ticket(s), page {args.page} of {max(pages, 1)}")
     return EXIT_OK
 
@@ -386,7 +381,7 @@ def outbox_cmd(args) -> int:
     now = datetime.now(timezone.utc)
     if args.retry:
         try:
-            n = outbox.retry(args.retry, now)
+            n = outbox.retry(str(args.retry), now)
         except (ValueError, LookupError) as exc:
             print(f"mailticket outbox: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
@@ -435,12 +430,8 @@ def _reprocess(args) -> int:
     desk = _desk(args)
     q = InboundMail.update(state="received", reason=None, claimed_by=None, claimed_until=None).where(
         InboundMail.state == "quarantined")
-    if args.reprocess != "all":
-        try:
-            q = q.where(InboundMail.id == int(args.reprocess))
-        except ValueError:
-            print(f"mailticket quarantine: {args.reprocess!r} is neither an ID nor 'all'", file=sys.stderr)
-            return EXIT_USAGE
+    if args.reprocess != "all":  # an int, checked by cli_args
+        q = q.where(InboundMail.id == args.reprocess)
     if not q.execute():
         print(f"mailticket quarantine: no quarantined mail {args.reprocess}", file=sys.stderr)
         return EXIT_PROBLEM
@@ -456,20 +447,22 @@ def _reprocess(args) -> int:
 # ---------------------------------------------------------------- import
 
 def import_cmd(args) -> int:
-    from .importer import import_path
+    from .importer import MAX_MAIL, NotASource, import_path
+    from ..sizes import format_size
+    path = Path(args.path)  # an mbox, a maildir or a mail file: checked by cli_args before the config is read
     desk = _desk(args)
-    path = Path(args.path)
-    if not path.exists():
-        print(f"mailticket import: {path} does not exist", file=sys.stderr)
-        return EXIT_PROBLEM
     try:
         result = import_path(desk, path, progress=not args.no_progress and sys.stderr.isatty())
-    except ValueError as exc:
+    except NotASource as exc:  # changed since the arguments were read
         print(f"mailticket import: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return EXIT_USAGE
+    for where in result.too_large:
+        print(f"mailticket import: {path}: {where}, over the {format_size(MAX_MAIL)} a mail may have: not imported",
+              file=sys.stderr)
+    large = f", {len(result.too_large)} too large" if result.too_large else ""
     print(f"{path}: {result.seen} mail(s): {result.new_tickets} new ticket(s), {result.threaded} threaded, "
-          f"{result.skipped} already known, {result.quarantined} quarantined; no mail was sent")
-    return EXIT_PROBLEM if result.quarantined else EXIT_OK
+          f"{result.skipped} already known, {result.quarantined} quarantined{large}; no mail was sent")
+    return EXIT_PROBLEM if result.quarantined or result.too_large else EXIT_OK
 
 
 # ---------------------------------------------------------------- retention / erasure
@@ -539,6 +532,9 @@ def backup_cmd(args) -> int:
         done = backup(config, Path(args.dir))
     except BackupError as exc:
         print(f"mailticket backup: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except OSError as exc:  # the folder could not be made or written (root passes cli_args' access check)
+        print(f"mailticket backup: {exc.filename or args.dir}: {exc.strerror}", file=sys.stderr)
         return EXIT_PROBLEM
     counts = done.counts
     print(f"backed up to {done.folder}: {counts.get('tickets', 0)} ticket(s), {counts.get('mails', 0)} mail(s), "

@@ -1,13 +1,22 @@
-"""`mailticket import PATH`: past mail from an mbox or maildir, idempotent, mailing nobody.
+"""`mailticket import PATH`: past mail from an mbox, a maildir or one mail file, idempotent, mailing nobody.
 
 Each mail is processed at the time it was written (its Date), so the history reads true;
 clocks that ran out long ago are marked as done rather than escalated today.
+
+What it reads, and in how much memory: ``source_kind`` looks at the path before anything is
+opened for the import (an mbox's first line starts with ``From ``; a mail file starts with header
+lines and has a ``From:``; anything else, a device such as /dev/null, an empty file or a folder
+that is not a maildir, is refused with a reason). An mbox is scanned in lines of at most 1 MiB,
+never whole, keeping only each mail's offsets and date; each mail is then read alone, and one
+larger than ``MAX_MAIL`` (50 MiB, what the listener takes) is skipped with its place named while
+the others are imported. Memory stays near the daemon's own, whatever the file's size or shape.
 """
 
 from __future__ import annotations
 
-import mailbox
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -21,6 +30,12 @@ from ..desk import sla
 
 from ..desk import slaclock
 from ..models import InboundMail, MessageRef, SlaMark, Ticket
+from ..sizes import MAX_MAIL, format_size
+
+HEAD = 65536          # bytes of a mail read for its headers (Date, Message-ID)
+LINE = 1024 * 1024    # an mbox is read in lines of at most this many bytes
+# A header line: a field name of printable ASCII but the colon (RFC 5322 2.2), a colon, the value.
+_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
 
 
 @dataclass
@@ -30,6 +45,27 @@ class ImportResult:
     threaded: int = 0
     skipped: int = 0
     quarantined: int = 0
+    too_large: list[str] = field(default_factory=list)  # where each mail over MAX_MAIL was, for the admin
+
+
+class NotASource(ValueError):
+    """The path is not an mbox, a maildir or a mail file; the message says what it is instead."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One mail of the source: where its bytes are, how many, and its Date (for the order). Kept
+    for every mail until the import ends: a few dozen bytes each."""
+    start: int          # of an mbox's From_ line, as the admin is told; 0 for a file
+    offset: int         # of its first byte (after an mbox's From_ line); 0 for a file
+    size: int
+    path: Path | None   # a maildir's file or the mail file; None: in the mbox
+    when: float | None = None
+    mid: str = ""       # the Message-ID of a mail too large to import, to name it
+
+    @property
+    def where(self) -> str:
+        return f"byte {self.start}" if self.path is None else f"{self.path.parent.name}/{self.path.name}"
 
 
 class _AtClock:
@@ -42,17 +78,142 @@ class _AtClock:
         return self.at or self.real.now()
 
 
-def open_source(path: Path):
+def source_kind(path: Path) -> str:
+    """``"maildir"``, ``"mbox"`` or ``"mail"`` (one mail in a file, as a mail program saves it as
+    .eml), else NotASource saying what the path is. Reads at most the first 64 KiB."""
+    if not path.exists():
+        raise NotASource(f"{path} does not exist")
     if path.is_dir():
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise ValueError(f"{path} is a folder but not a maildir (no cur/ or new/)")
-        return mailbox.Maildir(path, factory=None, create=False)
-    return mailbox.mbox(path, factory=None, create=False)
+        if (path / "cur").is_dir() or (path / "new").is_dir():
+            return "maildir"
+        raise NotASource(f"{path} is a folder but not a maildir (no cur/ or new/ in it)")
+    if not path.is_file():
+        raise NotASource(f"{path} is not a file but a device, pipe or socket; give an mbox file, a maildir "
+                         "folder or a mail file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD)
+    except OSError as exc:
+        raise NotASource(f"cannot read {path}: {exc.strerror}") from None
+    if not head:
+        raise NotASource(f"{path} is empty: neither an mbox nor a mail")
+    if head.startswith(b"From "):
+        return "mbox"
+    if _is_mail(head):
+        return "mail"
+    raise NotASource(f"{path} is neither an mbox (its first line does not start with 'From ') nor a mail "
+                     "(header lines with a From: field, then a blank line)")
+
+
+def _is_mail(head: bytes) -> bool:
+    """Header lines from the first byte (a field, or a folded continuation) up to a blank line, one of
+    them From:. /etc/passwd (no blank line, no From:) or a binary file are not."""
+    lines = head.split(b"\n")
+    found_from = False
+    for i, line in enumerate(lines):
+        line = line.rstrip(b"\r")
+        if not line:
+            return found_from and i > 0
+        if line[:1] in (b" ", b"\t") and i > 0:
+            continue
+        if not _FIELD.match(line):
+            return False
+        found_from = found_from or line[:5].lower() == b"from:"
+    return False  # no blank line in the first 64 KiB: no header block ends there
+
+
+def _mbox_entries(path: Path) -> list[_Entry]:
+    """The mails of an mbox, as Python's mailbox module finds them (a line starting ``From `` opens
+    one; the blank line before it belongs to none), read in lines of at most LINE bytes: a file of
+    one 2 GB line takes no more memory than one of short lines."""
+    entries: list[_Entry] = []
+    with open(path, "rb") as fh:
+        pos, at_start, in_from_line, blank = 0, True, False, 0  # blank: 1 just after a blank line
+        current: _Entry | None = None
+        head = bytearray()
+
+        def close(stop: int) -> None:
+            current.size = max(0, stop - current.offset)
+            _dated(current, bytes(head))
+            entries.append(current)
+
+        while True:
+            line = fh.readline(LINE)
+            if not line:
+                break
+            whole = line.endswith(b"\n")
+            if at_start and line.startswith(b"From "):
+                if current is not None:
+                    close(pos - blank)
+                current, in_from_line = _Entry(pos, pos + len(line), 0, None), not whole
+                head.clear()
+                blank = 0
+            elif in_from_line:  # the rest of an overlong From_ line
+                current.offset, in_from_line = pos + len(line), not whole
+            else:
+                if current is not None and len(head) < HEAD:
+                    head += line[:HEAD - len(head)]
+                blank = 1 if at_start and line == b"\n" else 0
+            pos += len(line)
+            at_start = whole
+        if current is not None:
+            close(pos - blank)
+    return entries
+
+
+def _maildir_entries(path: Path) -> list[_Entry]:
+    entries = []
+    for sub in ("new", "cur"):
+        folder = path / sub
+        if not folder.is_dir():
+            continue
+        for name in sorted(os.listdir(folder)):
+            file = folder / name
+            if name.startswith(".") or not file.is_file():
+                continue
+            entry = _Entry(0, 0, file.stat().st_size, file)
+            with open(file, "rb") as fh:
+                _dated(entry, fh.read(HEAD))
+            entries.append(entry)
+    return entries
+
+
+def _dated(entry: _Entry, head: bytes) -> None:
+    headers = _headers(head)
+    when = _date_of(headers)
+    entry.when = when.timestamp() if when else None
+    if entry.size > MAX_MAIL:
+        entry.mid = str(headers.get("Message-ID", "")).strip()[:200]
+
+
+def entries_of(path: Path) -> list[_Entry]:
+    """The mails of the source at ``path`` in date order (a maildir has no order, and a reply must
+    come after its original); mails without a usable date keep their place at the end."""
+    kind = source_kind(path)
+    if kind == "maildir":
+        entries = _maildir_entries(path)
+    elif kind == "mbox":
+        entries = _mbox_entries(path)
+    else:
+        entry = _Entry(0, 0, path.stat().st_size, path)
+        with open(path, "rb") as fh:
+            _dated(entry, fh.read(HEAD))
+        entries = [entry]
+    order = sorted(range(len(entries)), key=lambda i: (entries[i].when is None, entries[i].when or 0.0, i))
+    return [entries[i] for i in order]
+
+
+def _read(entry: _Entry, source) -> bytes:
+    if entry.path is not None:
+        with open(entry.path, "rb") as fh:
+            return fh.read(entry.size)
+    source.seek(entry.offset)
+    return source.read(entry.size)
 
 
 def import_path(desk, path: Path, progress: bool = False) -> ImportResult:
-    box = open_source(path)
-    keys = in_date_order(box)
+    """Import every mail of ``path`` (NotASource when it is none of the three kinds)."""
+    entries = entries_of(path)
     result = ImportResult()
     real_clock = desk.clock
     desk.clock = _AtClock(real_clock)
@@ -60,12 +221,16 @@ def import_path(desk, path: Path, progress: bool = False) -> ImportResult:
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(keys), unit="mail", desc=f"importing {path.name}")
+        bar = tqdm(total=len(entries), unit="mail", desc=f"importing {path.name}")
+    source = open(path, "rb") if path.is_file() else None
     try:
-        for key in keys:
-            raw = box.get_bytes(key)
+        for entry in entries:
             result.seen += 1
-            _import_one(desk, raw, real_clock.now(), result)
+            if entry.size > MAX_MAIL:
+                result.too_large.append(f"{entry.where}{' ' + entry.mid if entry.mid else ''}: "
+                                        f"{format_size(entry.size)}")
+            else:
+                _import_one(desk, _read(entry, source), real_clock.now(), result)
             if bar:
                 bar.update(1)
         settle_clocks(desk, real_clock.now())
@@ -74,7 +239,8 @@ def import_path(desk, path: Path, progress: bool = False) -> ImportResult:
         desk.mailer.silent = False
         if bar:
             bar.close()
-        box.close()
+        if source:
+            source.close()
     return result
 
 
@@ -88,16 +254,6 @@ def _date_of(headers) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo else None
-
-
-def in_date_order(box) -> list:
-    """The keys sorted by each mail's Date (a maildir has no order; a reply must come after its
-    original); mails without a usable date keep their place at the end."""
-    dated = []
-    for i, key in enumerate(box.keys()):
-        when = _date_of(_headers(box.get_bytes(key)))
-        dated.append((when is None, when.timestamp() if when else 0.0, i, key))
-    return [key for *_, key in sorted(dated)]
 
 
 def _known(mid: str) -> bool:

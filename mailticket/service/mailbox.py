@@ -14,6 +14,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..config import ImapConfig, ListenerConfig
 from ..errors import MailboxError
+from ..sizes import MAX_MAIL
 from .oauth2 import TokenSource
 from .transport import tls_context
 
@@ -249,9 +250,9 @@ class Listener:
                 def factory(self):
                     return LMTP(self.handler, **self.SMTP_kwargs)
             self.controller = _LmtpController(handler, hostname=cfg.host, port=cfg.port,
-                                              data_size_limit=50 * 1024 * 1024)
+                                              data_size_limit=MAX_MAIL)
         else:
-            self.controller = Controller(handler, hostname=cfg.host, port=cfg.port, data_size_limit=50 * 1024 * 1024)
+            self.controller = Controller(handler, hostname=cfg.host, port=cfg.port, data_size_limit=MAX_MAIL)
         self.cfg = cfg
 
     def start(self) -> None:
