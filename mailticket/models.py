@@ -167,7 +167,8 @@ class Ticket(BaseModel):
     parent = pw.IntegerField(null=True, index=True)  # #parent: the major incident this ticket belongs to
 
     class Meta:
-        indexes = ((("status", "next_check_at"), False),)
+        indexes = ((("status", "next_check_at"), False),
+                   (("requester_address", "created_at"), False))  # one sender's tickets of the last hour
 
 
 class Participant(BaseModel):
@@ -198,6 +199,8 @@ class InboundMail(BaseModel):
     claimed_by = pw.CharField(null=True)
     claimed_until = AwareDateTimeField(null=True)
     attempts = pw.IntegerField(default=0)
+    # quarantined: "sent" (the admin had an alert), "held" (waits for the digest), "digested"
+    alert = pw.CharField(null=True, max_length=16)
 
     class Meta:
         indexes = ((("source", "uidvalidity", "uid"), True),
@@ -264,6 +267,7 @@ class Outbox(BaseModel):
 
     class Meta:
         indexes = ((("rcpt_key", "automatic", "created_at"), False),  # the per-recipient rate limits
+                   (("rcpt_key", "ticket", "created_at"), False),  # the per-thread caps (check_thread)
                    (("status", "next_attempt_at", "id"), False),  # the drain's order: no sort of the queue
                    (("created_at",), False),
                    # the global rate limit counts the automatic mails of the last 10 minutes: from the
