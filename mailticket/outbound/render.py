@@ -68,6 +68,7 @@ TEMPLATE_NAMES = (
     "call_invitation",
     "delivery_failure",
     "quarantine_alert",
+    "quarantine_digest",
     "security_alert",
     "breach_deadline_warning",
     "query_answer",
