@@ -195,3 +195,61 @@ def test_a_requester_with_a_responder_gets_a_handful_and_a_resolved_ticket_stays
     assert repeats.count() == 3
     assert "vacation" in plain_text(desk.mails("l1@example.com")[-1]) or "semester" in plain_text(
         desk.mails("l1@example.com")[-1])
+
+
+# ---------------------------------------------------------------- the admin's alerts under heavy traffic
+
+UNANSWERABLE = "From: Nobody Known\r\nReturn-Path: <>\r\n"
+DIGEST_SUBJECT = {"en": "more mails quarantined since", "sv": "mejl i karantän sedan"}
+
+
+def _broken(n: str, desk: Desk) -> bytes:
+    return (UNANSWERABLE + f"To: support@example.com\r\nSubject: Invoice {n}\r\nMessage-ID: <{n}@nobody.example>\r\n"
+            f"Date: {format_datetime(desk.clock.now())}\r\n\r\nPlease pay.\r\n").encode()
+
+
+@pytest.fixture(params=[("sqlite", "en"), ("postgresql", "sv")], ids=["sqlite-en", "postgresql-sv"])
+def quick_alarms(request, tmp_path, mailbox_user, smtp_sink):
+    """The desk with the alarm check (which sends the digest) every second."""
+    kind, locale = request.param
+    url = f"sqlite:///{tmp_path / 'mailticket.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    live = Desk(tmp_path, mailbox_user, smtp_sink, url, locale)
+    live.config_path = write_config(tmp_path, user=mailbox_user, sink=smtp_sink, extra={
+        "database": {"url": url}, "service": {"locale": locale, "alarm_after": "4s"}})
+    with live:
+        yield live
+
+
+def test_admin_alerts_arrive_as_a_digest_after_heavy_quarantine_traffic(quick_alarms):
+    desk = quick_alarms
+    cap = desk.daemon.config.rate_limits.quarantine_alerts_day
+    # user traffic to the admin's neighbours and a pile of unusable mail at the same time
+    for n in range(12):
+        desk.deliver(make_mail(sender=f"User {n} <user{n}@customer.example>", subject=f"VPN {n} down",
+                               date=desk.clock.now()))
+    for n in range(cap + 4):
+        desk.deliver(_broken(f"a{n}", desk))
+    desk.settle()
+    digest = wait_until(lambda: [m for m in desk.mails("admin@example.com")
+                                 if DIGEST_SUBJECT[desk.locale] in str(m["Subject"])], timeout=30,
+                        what="the first digest")
+    alerts = [m for m in desk.mails("admin@example.com") if DIGEST_SUBJECT[desk.locale] not in str(m["Subject"])]
+    assert len(alerts) == cap and len(digest) == 1
+    text = plain_text(digest[0])
+    assert str(digest[0]["Subject"]).startswith("4 " if desk.locale == "en" else "Ytterligare 4 ")
+    assert all(f"Invoice a{n}" in text for n in range(cap, cap + 4)) and "Invoice a0" not in text and "mailticket quarantine --reprocess all" in text
+    # more within the hour wait for the next digest, held and counted, never dropped
+    for n in range(5):
+        desk.deliver(_broken(f"b{n}", desk))
+    desk.settle()
+    from mailticket.desk.quarantinedigest import held, send_digest
+    assert held() == 5 and send_digest(desk.daemon.desk, desk.clock.now()) == 0
+    assert len(desk.mails("admin@example.com")) == cap + 1
+    desk.clock.advance(timedelta(hours=1, minutes=1))
+    wait_until(lambda: len(desk.mails("admin@example.com")) == cap + 2, timeout=30, what="the second digest")
+    second = desk.mails("admin@example.com")[-1]
+    assert DIGEST_SUBJECT[desk.locale] in str(second["Subject"]) and all(f"Invoice b{n}" in plain_text(second) for n in range(5))
+    assert held() == 0
+    assert InboundMail.select().where(InboundMail.state == "quarantined").count() == cap + 9
+    # the users got their acknowledgements all the same
+    assert all(len(desk.mails(f"user{n}@customer.example")) == 1 for n in range(12))
