@@ -119,3 +119,7 @@ def test_a_repeated_requester_text_is_kept_but_not_passed_on(bench):
     # one word more is news
     bench.process(gmail_reply(ack, "Any news? It is urgent now.", sender="Anna <anna@customer.example>"))
     assert len(bench.sent("l1@example.com", "requester_update")) == 2
+    # and so is the same text a day later
+    bench.clock.advance(timedelta(days=1, minutes=1))
+    bench.process(gmail_reply(ack, "Any news? It is urgent now.", sender="Anna <anna@customer.example>"))
+    assert len(bench.sent("l1@example.com", "requester_update")) == 3

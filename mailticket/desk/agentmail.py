@@ -48,7 +48,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
     if not VALID_COMMAND_LINE.search(new_text or ""):
-        previous = echo.repeats(ticket, agent, new_text or parsed.text)
+        previous = echo.repeats(ticket, agent, new_text or parsed.text, now)
         if previous is not None:  # a responder's same text again: kept, nothing sent (desk/echo.py)
             echo.record(ticket, parsed, new_text or parsed.text, previous, now, row)
             return ticket

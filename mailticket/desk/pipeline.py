@@ -373,7 +373,7 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
-    previous = echo.repeats(ticket, addr, new_text or parsed.text) if known else None
+    previous = echo.repeats(ticket, addr, new_text or parsed.text, now) if known else None
     if previous is not None:  # a responder's same text again: kept, nothing sent, not reopened (desk/echo.py)
         echo.record(ticket, parsed, new_text or parsed.text, previous, now, row)
         return Outcome("processed", ticket.id, "repeats the sender's previous mail: recorded, nothing sent")
