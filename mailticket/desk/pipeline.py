@@ -163,7 +163,8 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
             current = InboundMail.get_by_id(row.id)
             return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
         sender, subject = quarantinedigest.headers(row, "From", "Subject")
-        quarantinedigest.alert(desk, row, reason, sender, subject, now)  # one by one, or in the hourly digest past the day's cap
+        # one by one, or in the hourly digest past the day's cap
+        quarantinedigest.alert(desk, row, reason, sender, subject, now)
     log.error("mail %s (UID %s) quarantined: %s", row.message_id or f"#{row.id}", row.uid, reason)
     return Outcome("quarantined", None, reason)
 

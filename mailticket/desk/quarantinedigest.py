@@ -39,11 +39,12 @@ def alert(desk, row, reason: str, sender: str, subject: str, now: datetime) -> N
         log.warning("quarantine alert for stored mail %s held for the digest: %d alerts in 24 hours "
                     "(rate_limits.quarantine_alerts_day = %d)", row.id, cap, cap)
         return
-    InboundMail.update(alert="sent").where(InboundMail.id == row.id).execute()
-    desk.mailer.send("quarantine_alert", to=[Recipient(cfg.service.admin_address)], now=now,
-                     context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
-                              "sender": sender, "subject": subject, "quarantine_id": row.id},
-                     reply_purpose=None, automatic=True)
+    sent = desk.mailer.send("quarantine_alert", to=[Recipient(cfg.service.admin_address)], now=now,
+                            context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
+                                     "sender": sender, "subject": subject, "quarantine_id": row.id},
+                            reply_purpose=None, automatic=True)
+    if sent is not None:  # `mailticket import` mails nobody: then nothing is marked
+        InboundMail.update(alert="sent").where(InboundMail.id == row.id).execute()
 
 
 def _alerts_since(admin: str, since: datetime, limit: int) -> int:
@@ -80,7 +81,8 @@ def send_digest(desk, now: datetime) -> int:
                                                       InboundMail.alert == "held").execute()
         if not count:
             return 0
-        first = list(InboundMail.select().where(InboundMail.state == "quarantined", InboundMail.alert == claim).order_by(InboundMail.id).limit(LISTED))
+        first = list(InboundMail.select().where(InboundMail.state == "quarantined", InboundMail.alert == claim)
+                     .order_by(InboundMail.id).limit(LISTED))
         mails = []
         for r in first:
             sender, subject = headers(r, "From", "Subject")
