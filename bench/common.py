@@ -288,9 +288,11 @@ def append_all(user, raws: list[bytes], folder: str = "INBOX", chunk: int = 200)
 def bench_config(tmp: Path, *, user, sink, db_url: str | None = None, idle: bool = True, poll: str = "1s",
                  batch_size: int = 200, extra: dict | None = None) -> Path:
     """A config for the bench servers. Rate limits are raised: 10,000 requesters writing within
-    minutes would (rightly) trip the default global limit of 300 automatic mails per 10 minutes."""
+    minutes would (rightly) trip the default global limit of 1000 automatic mails per 10 minutes, and
+    a bench that sends many mails from one sender the per-sender cap of tier notices."""
     from tests.harness import write_config
-    more = {"rate_limits": {"per_ticket": 1000, "per_sender_day": 1000, "global_10min": 10_000_000}}
+    more = {"rate_limits": {"per_ticket": 1000, "per_sender_day": 1000, "global_10min": 10_000_000,
+                            "tier_notices_per_sender_hour": 1_000_000}}
     more.update(extra or {})
     path = write_config(tmp, user=user, sink=sink, db_url=db_url, extra=more)
     text = path.read_text()

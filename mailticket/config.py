@@ -157,8 +157,12 @@ class OutboxConfig:
 class RateLimits:
     per_ticket: int = 3            # automatic mails to one address about one ticket per day
     per_sender_day: int = 10       # automatic mails to one address per day
-    global_10min: int = 300        # automatic mails in all per ten minutes
+    global_10min: int = 1000       # automatic mails in all per ten minutes (a fuse; a new sender's ack passes)
     queries_per_hour: int = 10     # answers to #mytickets, #list ... to one address per hour
+    per_thread_hour: int = 10      # mails of one kind to one address about one ticket per hour (every kind)
+    internal_per_ticket_hour: int = 20  # mails of all kinds to one internal address about one ticket per hour
+    tier_notices_per_sender_hour: int = 10  # new-ticket notices to the tier for one requester's tickets per hour
+    quarantine_alerts_day: int = 10  # quarantine alerts mailed one by one a day; the rest in an hourly digest
 
 
 @dataclass(frozen=True)
@@ -541,7 +545,9 @@ def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: 
 
 
 def _rate_limits(data: dict | None, file: str) -> RateLimits:
-    defaults = {"per_ticket": 3, "per_sender_day": 10, "global_10min": 300, "queries_per_hour": 10}
+    defaults = {"per_ticket": 3, "per_sender_day": 10, "global_10min": 1000, "queries_per_hour": 10,
+                "per_thread_hour": 10, "internal_per_ticket_hour": 20, "tier_notices_per_sender_hour": 10,
+                "quarantine_alerts_day": 10}
     s = _Section(data or {}, file, "rate_limits", set(defaults))
     values = {}
     for key, default in defaults.items():

@@ -233,6 +233,14 @@ def _satisfaction(database: pw.Database) -> None:
     database.execute_sql('CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "ticket" ("created_at")')
 
 
+def _thread_caps(database: pw.Database) -> None:
+    """The per-thread caps count from an (rcpt_key, ticket_id, created_at) index; a quarantined
+    mail notes whether the admin was alerted or it waits for the digest (desk/quarantinedigest.py)."""
+    if "alert" not in {c.name for c in database.get_columns("inbound_mail")}:
+        database.execute_sql('ALTER TABLE "inbound_mail" ADD COLUMN "alert" VARCHAR(16)')
+    _indexes(database)
+
+
 def _calls(database: pw.Database) -> None:
     """The requester's phone number and the #call on a ticket, and the reminder's due time (indexed:
     the daemon looks for due reminders every minute)."""
@@ -260,6 +268,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0131_satisfaction", _satisfaction),
     ("0151_alarms_erasures", _alarms_erasures),
     ("0152_inbound_unmoved_index", _indexes),
+    ("0160_outbox_thread_index_quarantine_digest", _thread_caps),
     ("0180_requester_languages", _languages),
     ("0190_calls", _calls),
 ]

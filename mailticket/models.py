@@ -172,7 +172,8 @@ class Ticket(BaseModel):
     language = pw.CharField(null=True)             # the requester's language (RequesterLanguage); None: the desk's
 
     class Meta:
-        indexes = ((("status", "next_check_at"), False),)
+        indexes = ((("status", "next_check_at"), False),
+                   (("requester_address", "created_at"), False))  # one sender's tickets of the last hour
 
 
 class Participant(BaseModel):
@@ -203,6 +204,8 @@ class InboundMail(BaseModel):
     claimed_by = pw.CharField(null=True)
     claimed_until = AwareDateTimeField(null=True)
     attempts = pw.IntegerField(default=0)
+    # quarantined: "sent" (the admin had an alert), "held" (waits for the digest), "digested"
+    alert = pw.CharField(null=True, max_length=16)
 
     class Meta:
         indexes = ((("source", "uidvalidity", "uid"), True),
@@ -269,6 +272,7 @@ class Outbox(BaseModel):
 
     class Meta:
         indexes = ((("rcpt_key", "automatic", "created_at"), False),  # the per-recipient rate limits
+                   (("rcpt_key", "ticket", "created_at"), False),  # the per-thread caps (check_thread)
                    (("status", "next_attempt_at", "id"), False),  # the drain's order: no sort of the queue
                    (("created_at",), False),
                    # the global rate limit counts the automatic mails of the last 10 minutes: from the

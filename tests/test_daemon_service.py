@@ -288,7 +288,9 @@ def test_wait_between_polls_is_shorter_than_the_watchdog_period(tmp_path, mailbo
 
 def test_sigterm_finishes_the_mail_in_hand_and_exits_0(tmp_path, mailbox_user, smtp_sink, services):
     dovecot = mailbox_user.server
-    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink)
+    # one sender's 200 tickets: each must still queue its tier notice (the check below)
+    cfg = write_config(tmp_path, user=mailbox_user, sink=smtp_sink,
+                       extra={"rate_limits": {"tier_notices_per_sender_hour": 1000}})
     n = 200  # enough that SIGTERM lands while the daemon is still taking them in
     for i in range(n):
         dovecot.append(mailbox_user.name, "INBOX", make_mail(subject=f"Problem {i}",

@@ -73,6 +73,9 @@ def test_mail_in_quarantine(config):
         row = pipeline.store_raw(make_mail(message_id=f"<q{i}@x>"), source="imap:INBOX", now=NOW)
         InboundMail.update(state="quarantined", reason="no sender").where(InboundMail.id == row.id).execute()
     assert problems(config) == ["2 mail(s) in quarantine (see `mailticket quarantine`)"]
+    InboundMail.update(alert="held").where(InboundMail.id == row.id).execute()  # past the day's alerts
+    assert problems(config) == ["2 mail(s) in quarantine (see `mailticket quarantine`); the admin's next digest "
+                                "lists 1 of them"]
 
 
 def test_stored_mail_left_unprocessed(config):

@@ -29,7 +29,7 @@ import pytest
 from mailticket import db
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import calls, escalation, feedback_links, history, pipeline, reporting
+from mailticket.desk import calls, escalation, feedback_links, history, pipeline, quarantinedigest, reporting
 from mailticket.i18n import Message
 from mailticket.models import Outbox, Ticket
 from mailticket.outbound import render_format as fmt
@@ -91,7 +91,8 @@ class Desk:
         self.clock = FakeClock(START)
         self.text = REQUESTER_TEXT[locale]
         self.config = load_config(write_config(tmp_path, db_url=db_url, extra={
-            "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000}}))
+            "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000,
+                                                           "quarantine_alerts_day": 1}}))
         db.connect(self.config.database.url)
         self.renderer = RecordingRenderer()
         self.desk = build_desk(self.config, clock=self.clock, renderer=self.renderer)
@@ -226,6 +227,16 @@ def a_broken_mail(d):  # quarantine_alert, with an encoded subject and sender
                          for i in range(60)))
 
 
+def broken_mails_pile_up(d):  # quarantine_digest: past the day's one alert, the next two come in the digest
+    for n in (2, 3):
+        d.process(b"From: =?utf-8?q?Bj=C3=B6rn_=C3=85str=C3=B6m?= <bjorn@customer.example>\r\n"
+                  b"Subject: =?utf-8?q?Fr=C3=A5ga_om_VPN?=\r\nMessage-ID: <broken-%d@customer.example>\r\n"
+                  b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"a0\"\r\n\r\n" % n
+                  + b"".join(b"--a%d\r\nContent-Type: multipart/mixed; boundary=\"a%d\"\r\n\r\n" % (i, i + 1)
+                             for i in range(60)))
+    assert quarantinedigest.send_digest(d.desk, d.clock.now()) == 2
+
+
 def working_day(d):  # assigned, attachment_refused, query_answer, requester_refused, merged
     d.agent("#assign carol@example.com\n\nCarol tar det här.", "escalation")
     reply = email.message_from_bytes(gmail_reply(d.last("escalation", d.ticket_id), "Här är manualen."),
@@ -284,7 +295,8 @@ def the_manager_reads(d):  # manager_report
 
 STEPS = (open_ticket, requester_writes, agent_replies, agent_notes, agent_books_a_call, sla_runs_out,
          the_call_is_answered_moved_reminded_and_cancelled,
-         working_day, agent_resolves, security_report, a_mail_bounces, a_broken_mail, pending_goes_quiet,
+         working_day, agent_resolves, security_report, a_mail_bounces, a_broken_mail, broken_mails_pile_up,
+         pending_goes_quiet,
          the_mailbox_fails, requester_rates, the_manager_reads)
 
 

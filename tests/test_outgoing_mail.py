@@ -59,6 +59,9 @@ def test_every_mail_parses_back_with_exactly_the_expected_headers(desk, kind, lo
     for key in ("agent_name", "author_name", "sender", "subject", "reason", "body", "detail"):
         if key in extras:
             extras[key] = HOSTILE_SUBJECT
+    if kind == "quarantine_digest":  # the quarantined mails' own headers, listed
+        extras["mails"] = [dict(m, sender=HOSTILE_SUBJECT, subject=HOSTILE_SUBJECT, reason=HOSTILE_SUBJECT)
+                           for m in extras["mails"]]
     entry = desk.mailer.send(kind, to=[Recipient("eve@customer.example", HOSTILE_NAME)], now=desk.clock.now(),
                              ticket=ticket, context=extras, locale=locale, in_reply_to="hostile@customer.example",
                              from_name=HOSTILE_NAME if kind == "agent_reply" else None,

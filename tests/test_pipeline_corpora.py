@@ -15,6 +15,7 @@ import pytest
 from mailticket import db
 
 from mailticket.desk import pipeline
+from mailticket.desk.quarantinedigest import send_digest
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
 from mailticket.service.wiring import build_desk
@@ -92,8 +93,12 @@ def test_every_corpus_file_goes_through_the_pipeline(desk, corpus, capsys, caplo
     assert not InboundMail.select().where(InboundMail.state == "quarantined", InboundMail.reason.is_null()).exists()
     # a mail with a sender becomes a ticket: quarantine is for what is truly unusable (or over a limit)
     assert len(mail_quarantined) <= 2, mail_quarantined
-    # every quarantined mail is reported to the admin
-    assert Outbox.select().where(Outbox.kind == "quarantine_alert").count() == states["quarantined"]
+    # every quarantined mail is reported to the admin: the day's first ones one by one, the rest in the digest
+    alerts = Outbox.select().where(Outbox.kind == "quarantine_alert").count()
+    assert alerts == min(states.get("quarantined", 0), desk.config.rate_limits.quarantine_alerts_day)
+    assert send_digest(desk, desk.clock.now()) == states.get("quarantined", 0) - alerts
+    assert not InboundMail.select().where(InboundMail.state == "quarantined",
+                                          InboundMail.alert.not_in(["sent", "digested"])).exists()
 
 
 # ---------------------------------------------------------------- hostile input

@@ -9,8 +9,8 @@ import pytest
 from mailticket.outbound.render import KINDS, LOCALES, SHIPPED_DIR, TEMPLATE_NAMES, Rendered, Renderer
 from mailticket.outbound.template_context import EXTRA_KEYS, NOW, sample_context
 
-NO_TICKET = ("delivery_failure", "quarantine_alert", "requester_refused", "alarm", "alarm_cleared",
-             "manager_report")
+NO_TICKET = ("delivery_failure", "quarantine_alert", "quarantine_digest", "requester_refused", "alarm",
+             "alarm_cleared", "manager_report")
 ABOUT_OTHER_TICKETS = ("query_answer",)  # about no one ticket, but names several
 HOSTILE = "Eve\r\nBcc: x@evil\x00 {{7*7}} <script>alert(1)</script>"
 CASES = [(name, locale) for name in TEMPLATE_NAMES for locale in LOCALES]

@@ -8,10 +8,11 @@ verdict from the trusted server. Otherwise it is kept as an internal note marked
 from __future__ import annotations
 
 import logging
+import re
 
 from . import files as ticket_files
 from . import history as people_history
-from . import related, slaclock, tickets
+from . import echo, related, slaclock, tickets
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
 from ..i18n import Message
@@ -23,6 +24,8 @@ from .rules import priority_for
 log = logging.getLogger("mailticket.agentmail")
 
 AGENT_PURPOSES = ("reply", "note")
+# a line that starts with a command word: such a mail is an agent's act, never an echo
+VALID_COMMAND_LINE = re.compile(r"^\s*#[a-z]", re.M | re.I)
 
 
 def verify_agent(desk, match, parsed) -> tuple[bool, str]:
@@ -44,6 +47,11 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     stored = ticket_files.store(desk, row, ticket, parsed.attachments, actor=agent, now=now)
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
+    if not VALID_COMMAND_LINE.search(new_text or ""):
+        previous = echo.repeats(ticket, agent, new_text or parsed.text, now)
+        if previous is not None:  # a responder's same text again: kept, nothing sent (desk/echo.py)
+            echo.record(ticket, parsed, new_text or parsed.text, previous, now, row)
+            return ticket
     if not verified:
         tickets.event(ticket, now, "note", new_text or parsed.text, actor=agent, inbound=row, unverified=True,
                       why=how)

@@ -14,11 +14,10 @@ from datetime import datetime
 import peewee as pw
 
 from . import files as ticket_files
-from . import tickets
+from . import echo, quarantinedigest, tickets
 from ..inbound.attachments import flushed_before_commit
 from ..inbound.authres import strip_internal_headers
 from ..inbound.bounces import parse_bounce
-from ..inbound.charsets import header_text
 from ..inbound.classify import classify
 from .correlate import Match, find_ticket, reopen_decision, ticket_by_id
 from ..db import is_postgres, run, write_transaction
@@ -163,25 +162,11 @@ def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
                 InboundMail.id == row.id, InboundMail.state == "received").execute():
             current = InboundMail.get_by_id(row.id)
             return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)
-        sender, subject = _headers(row, "From", "Subject")
-        desk.mailer.send("quarantine_alert", to=[Recipient(desk.config.service.admin_address)], now=now,
-                         context={"reason": reason, "message_id": row.message_id, "uid": row.uid,
-                                  "sender": sender, "subject": subject,
-                                  "quarantine_id": row.id}, reply_purpose=None, automatic=True,
-                         rate_limited=True)
+        sender, subject = quarantinedigest.headers(row, "From", "Subject")
+        # one by one, or in the hourly digest past the day's cap
+        quarantinedigest.alert(desk, row, reason, sender, subject, now)
     log.error("mail %s (UID %s) quarantined: %s", row.message_id or f"#{row.id}", row.uid, reason)
     return Outcome("quarantined", None, reason)
-
-
-def _headers(row, *names: str) -> list[str]:
-    """The headers as a person reads them, one line each: 8-bit text and encoded words
-    (``=?utf-8?q?...?=``) decoded as everywhere else (``charsets.header_text``); '' when unreadable."""
-    from email.parser import BytesHeaderParser
-    try:
-        msg = BytesHeaderParser().parsebytes(bytes(row.raw)[:65536])
-        return [" ".join(header_text(str(msg.get(name, "")))[0].split())[:300] for name in names]
-    except Exception:  # a quarantined mail may be broken anywhere: the alert goes out all the same
-        return [""] * len(names)
 
 
 # ---------------------------------------------------------------- the decisions
@@ -257,6 +242,9 @@ def _route(desk, row, parsed, verdict, match, now) -> Outcome:
     cfg, sender = desk.config, parsed.sender
     agent_tier = None if sender.defective else cfg.agent_tier(sender.address)
     security_contact = not sender.defective and sender.address == cfg.service.security_address
+    if agent_tier is None and not sender.defective and _desk_address(cfg, sender.address) and not (
+            security_contact and match.ticket is not None):
+        return _from_desk_address(desk, row, parsed, match, now)
     if match.ticket is not None and (agent_tier is not None or security_contact):
         from .agentmail import handle_agent_mail
         ticket = handle_agent_mail(desk, match, parsed, now, row)
@@ -264,6 +252,32 @@ def _route(desk, row, parsed, verdict, match, now) -> Outcome:
     if match.ticket is not None:
         return _followup(desk, row, parsed, verdict, match, now)
     return _query_or_new(desk, row, parsed, verdict, agent_tier, now)
+
+
+def _desk_address(cfg, address: str) -> bool:
+    """One of the desk's own addresses that no person writes from as a requester: the support
+    address and its +variants, a tier's address, the admin, the manager, the security contact."""
+    a = address.lower()
+    return cfg.is_own_address(a) or a in {x.lower() for x in (cfg.service.admin_address, cfg.service.manager_address,
+                                                                cfg.service.security_address) if x}
+
+
+def _from_desk_address(desk, row, parsed, match, now) -> Outcome:
+    """Mail from one of our own addresses (``_desk_address``) that is no verified agent action: most
+    often a responder on a tier's or the admin's mailbox answering our notification. It never
+    opens a ticket, never makes that address a participant and causes no mail at all (no update,
+    no acknowledgement, nothing back to it): on a ticket it is kept in the history, otherwise
+    dropped with the reason (``mailticket`` logs it; the mail stays in the database). The security
+    contact acts on a ticket as an agent does (``agentmail``); only its mail without a ticket comes here."""
+    address = parsed.sender.address
+    if match.ticket is None:
+        return Outcome("dropped", None, f"mail from our own address {address}: opens no ticket, nothing sent")
+    ticket = match.ticket
+    tickets.remember_inbound(ticket, parsed.message_id, now)
+    text = split_reply(parsed.text).new or parsed.text
+    tickets.event(ticket, now, "auto_reply", text, actor=address, inbound=row, message_id=parsed.message_id,
+                  why=f"mail from our own address {address}: recorded, nothing sent")
+    return Outcome("processed", ticket.id, f"mail from our own address {address}: recorded, nothing sent")
 
 
 def _query_or_new(desk, row, parsed, verdict, agent_tier, now) -> Outcome:
@@ -375,6 +389,10 @@ def _followup(desk, row, parsed, verdict, match, now) -> Outcome:
     if verdict.kind != "human":
         tickets.record_auto_reply(ticket, parsed, verdict, now, row)
         return Outcome("processed", ticket.id, f"auto-generated follow-up recorded: {verdict.reason}")
+    previous = echo.repeats(ticket, addr, new_text or parsed.text, now) if known else None
+    if previous is not None:  # a responder's same text again: kept, nothing sent, not reopened (desk/echo.py)
+        echo.record(ticket, parsed, new_text or parsed.text, previous, now, row)
+        return Outcome("processed", ticket.id, "repeats the sender's previous mail: recorded, nothing sent")
     proven, why = _proves_participant(desk, match, parsed, known)
     # a broken From never joins the ticket's recipients; an unproven one neither (its text still counts)
     joining = [] if known or parsed.sender.defective else [(addr, parsed.sender.name)]
@@ -473,6 +491,8 @@ def _may_acknowledge(cfg, parsed, verdict, now, address) -> tuple[bool, str]:
         return False, f"no acknowledgement: the mail is older than ack_max_age ({cfg.service.ack_max_age})"
     if cfg.is_own_address(address):
         return False, "no acknowledgement: the requester is one of our own addresses"
+    if cfg.agent_tier(address) is not None:  # an unverified mail from an agent address causes no mail back to it
+        return False, "no acknowledgement: the requester is one of our agents"
     return True, ""
 
 

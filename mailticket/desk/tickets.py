@@ -15,6 +15,7 @@ from .feedback_links import links
 from .correlate import clean_subject, format_tag
 from ..db import insert_or_ignore, run
 from ..models import Event, MessageRef, Participant, Ticket, insert_together
+from ..outbound import outbox
 from ..outbound.notify import Recipient
 from ..inbound.phones import numbers_in_signature
 
@@ -200,7 +201,8 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         empty = [f["name"] for f in carried.context if f["state"] == "empty"]  # the requester is asked again
         sent = mailer.send("acknowledgement", to=[Recipient(ticket.requester_address, ticket.requester_name)],
                            now=now, ticket=ticket, in_reply_to=parsed.message_id, auto_submitted="auto-replied",
-                           automatic=True, rate_limited=True, context={"empty_files": empty} if empty else None)
+                           automatic=True, rate_limited=True, context={"empty_files": empty} if empty else None,
+                           global_cap=lambda: _has_earlier_ticket(ticket))
         if sent:
             event(ticket, now, "acknowledged", f"acknowledgement queued to {ticket.requester_address}")
     else:
@@ -212,18 +214,41 @@ def _announce_new(desk, ticket, parsed, decision, now, acknowledge, ack_skip_rea
         return
     ctx = {"decision_reasons": list(decision.reasons), "body": ticket.description, "for_information": False,
            **ticket_files.mail_context(carried, desk)}
-    mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
-                context=dict(ctx, left_out=left_out),
-                locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
-    if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
-        mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket,
-                    context=dict(ctx, for_information=True, left_out=left_out), locale=cfg.locale_for_tier(1),
-                    in_reply_to=parsed.message_id, files=carried.files)
-        event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
-    if ticket.security:
+    if not _tier_told_enough(ticket, now, cfg.rate_limits.tier_notices_per_sender_hour):
+        mailer.send("new_ticket", to=tier_recipients(desk, ticket.tier), now=now, ticket=ticket,
+                    context=dict(ctx, left_out=left_out),
+                    locale=cfg.locale_for_tier(ticket.tier), in_reply_to=parsed.message_id, files=carried.files)
+        if ticket.tier == 3 and ticket.priority == "P1":  # tier 1 only hears of it: no "how to act" for them
+            mailer.send("new_ticket", to=tier_recipients(desk, 1), now=now, ticket=ticket,
+                        context=dict(ctx, for_information=True, left_out=left_out), locale=cfg.locale_for_tier(1),
+                        in_reply_to=parsed.message_id, files=carried.files)
+            event(ticket, now, "escalation", "P1: straight to tier 3, tier 1 informed", to_tier=3)
+    if ticket.security:  # the security contact is told of every one, whatever the tier's cap
         mailer.send("security_alert", to=[Recipient(cfg.service.security_address)], now=now, ticket=ticket,
                     context=ctx, in_reply_to=parsed.message_id, files=carried.files)
         event(ticket, now, "security", f"security contact {cfg.service.security_address} told")
+
+
+def _tier_told_enough(ticket: Ticket, now: datetime, cap: int) -> bool:
+    """One sender's flood (a script, a broken monitoring, a responder opening ticket after ticket)
+    must not become a flood of notices to the tier: its tickets are all opened and listed
+    (``mailticket tickets``), the tier told of the first ``cap`` an hour; the others say so in
+    their history, and the log has a line for each. A configured monitoring source's incidents
+    (``alert_key``) are exempt: each is another host or service, and the admin chose the source."""
+    if ticket.alert_key or outbox.tier_notices_for_sender(ticket.requester_address, now, cap) < cap:
+        return False
+    why = (f"the tier was not told: {cap} new tickets from {ticket.requester_address} were announced in the "
+           f"last hour (rate_limits.tier_notices_per_sender_hour = {cap})")
+    log.warning("ticket %d: %s", ticket.id, why)
+    event(ticket, now, "not-notified", why)
+    return True
+
+
+def _has_earlier_ticket(ticket: Ticket) -> bool:
+    """Did this requester open a ticket before this one? (Their first one's acknowledgement passes
+    the global fuse, ``outbox.check_rate``.)"""
+    return Ticket.select().where(Ticket.requester_address == ticket.requester_address,
+                                 Ticket.id != ticket.id).exists()
 
 
 # ---------------------------------------------------------------- mail on an existing ticket

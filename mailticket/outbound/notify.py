@@ -113,11 +113,17 @@ class Mailer:
              in_reply_to: str | None = None, auto_submitted: str = "auto-generated", from_name: str | None = None,
              automatic: bool = False, rate_limited: bool = False, cc: list[Recipient] = (),
              attachments: list[tuple[str, str, bytes]] = (), alternatives: list[tuple[str, bytes]] = (),
-             files: list[drafts.MailFile] = ()) -> Outbox | None:
+             files: list[drafts.MailFile] = (), global_cap=True) -> Outbox | None:
         """Queue mail ``kind``: as a draft for the sender to render (``drafts``) when ``defer`` is
         set and it can be one, otherwise rendered now. ``files`` are stored files to attach (read
-        when the mail is written); ``attachments`` files given as bytes. Returns None when the
-        rate limit held it back (recorded)."""
+        when the mail is written); ``attachments`` files given as bytes. Returns None when a
+        rate limit held it back (logged, and recorded on the ticket).
+
+        Every mail about a ticket passes the per-thread caps (``outbox.check_thread``), whatever its
+        kind, except mail to the admin (their alerts have their own aggregation, desk/quarantinedigest.py,
+        and are never silenced by user traffic). ``rate_limited`` mails (automatic answers to
+        outside addresses) also pass the per-address and global counts (``outbox.check_rate``);
+        ``global_cap=False`` exempts one from the global fuse (a new sender's first acknowledgement)."""
         to = [r for r in to if r.address]
         if not to or self.silent:
             return None
@@ -129,19 +135,26 @@ class Mailer:
                 self.send(kind, to=recipients, now=now, ticket=ticket, context=context, locale=other,
                           reply_purpose=reply_purpose, in_reply_to=in_reply_to, auto_submitted=auto_submitted,
                           from_name=from_name, automatic=automatic, rate_limited=rate_limited,
-                          attachments=attachments, alternatives=alternatives, files=files)
+                          attachments=attachments, alternatives=alternatives, files=files, global_cap=global_cap)
             if len(groups) > 1:
                 own = {r.address for r in groups[0][1]}
                 to, cc = [r for r in to if r.address in own], [r for r in cc if r.address in own]
-        if rate_limited:
-            verdict = outbox.check_rate(to[0].address, ticket.id if ticket else None, now, self.config.rate_limits,
-                                        self.window)
-            if not verdict.allowed:
-                log.warning("%s to %s not sent: rate limit: %s", kind, to[0].address, verdict.reason)
-                if ticket is not None:
-                    Event.create(ticket=ticket, at=now, kind="suppressed",
-                                 text=f"{kind} to {to[0].address} not sent: {verdict.reason}")
-                return None
+        first = to[0].address
+        verdict = None
+        # a ticket opened by this very mail has had nothing sent about it yet: no count needed
+        if (ticket is not None and ticket.created_at != now
+                and first.lower() != self.config.service.admin_address.lower()):
+            verdict = outbox.check_thread(first, ticket.id, kind, now, self.config.rate_limits,
+                                          internal=self.config.is_internal_address(first))
+        if (verdict is None or verdict.allowed) and rate_limited:
+            verdict = outbox.check_rate(first, ticket.id if ticket else None, now, self.config.rate_limits,
+                                        self.window, global_cap=global_cap)
+        if verdict is not None and not verdict.allowed:
+            log.warning("%s to %s not sent: rate limit: %s", kind, first, verdict.reason)
+            if ticket is not None:
+                Event.create(ticket=ticket, at=now, kind="suppressed",
+                             text=f"{kind} to {first} not sent: {verdict.reason}")
+            return None
         if reply_purpose in ("reply", "note") and not all(self.config.is_internal_address(r.address) for r in (*to, *cc)):
             reply_purpose = "requester"  # a token that authorises agent mail never leaves the desk
         ctx = self.base_context(ticket, now)

@@ -61,13 +61,19 @@ class RateVerdict:
 
 
 def check_rate(recipient: str, ticket_id: int | None, now: datetime, limits: RateLimits,
-               window: "GlobalWindow | None" = None) -> RateVerdict:
+               window: "GlobalWindow | None" = None, *, global_cap=True) -> RateVerdict:
     """May one more automatic mail go to ``recipient`` now? Counts what was queued, sent or not.
 
     Each count stops at its limit (a bounded subquery on an index), so asking costs the same with
     ten or ten million mails in the outbox; the three counts are one statement. With a ``window``
     (the process's view of the global count, see GlobalWindow) the global count is often taken
-    from it instead of the database."""
+    from it instead of the database.
+
+    The global count is a fuse against what no per-address cap sees (a storm from thousands of
+    addresses at once), not the loop breaker (``check_thread`` and the per-address counts are):
+    ``global_cap`` false (or a callable that says so, asked only when the fuse would hold the mail)
+    lets a mail pass it that must not be lost in a mass incident: the acknowledgement of a new
+    sender's first ticket."""
     rcpt = recipient.lower()
     day = _stamp(now - timedelta(days=1))
     local = (True, rcpt, ticket_id, day, limits.per_ticket, True, rcpt, day, limits.per_sender_day)
@@ -85,10 +91,53 @@ def check_rate(recipient: str, ticket_id: int | None, now: datetime, limits: Rat
     if per_sender >= limits.per_sender_day:
         return RateVerdict(False, f"{per_sender} automatic mails to {rcpt} in 24h (rate_limits.per_sender_day = "
                                   f"{limits.per_sender_day})")
-    if overall >= limits.global_10min:
+    if overall >= limits.global_10min and (global_cap() if callable(global_cap) else global_cap):
         return RateVerdict(False, f"{overall} automatic mails in 10 minutes (rate_limits.global_10min = "
                                   f"{limits.global_10min})")
     return RateVerdict(True)
+
+
+def check_thread(recipient: str, ticket_id: int, kind: str, now: datetime, limits: RateLimits, *,
+                 internal: bool) -> RateVerdict:
+    """May one more mail of ``kind`` about ticket ``ticket_id`` go to ``recipient`` now? Every kind
+    counts, automatic or written by an agent: a loop repeats the same mail, so a cap on one kind
+    to one address about one ticket in an hour (``per_thread_hour``) ends any loop, whatever the
+    other side's headers say; an internal address (a tier, an agent, the assignee, the security
+    contact) also has a cap over all kinds about one ticket (``internal_per_ticket_hour``), which
+    ends a loop that alternates kinds. ``recipient`` is the mail's first recipient (``rcpt_key``):
+    a note to several agents is counted under the first, and the same note to the same agents
+    always has the same first one, so a repeated mail is always counted under the same key.
+    Each count stops at its limit (bounded subqueries on the (rcpt_key, ticket_id, created_at) index)."""
+    rcpt = recipient.lower()
+    hour = _stamp(now - timedelta(hours=1))
+    same_kind, every_kind = run(_THREAD_SQL, (rcpt, ticket_id, kind, hour, limits.per_thread_hour, rcpt, ticket_id,
+                                              hour, limits.internal_per_ticket_hour if internal else 0)).fetchone()
+    if same_kind >= limits.per_thread_hour:
+        return RateVerdict(False, f"{same_kind} {kind} mails to {rcpt} about ticket {ticket_id} in an hour "
+                                  f"(rate_limits.per_thread_hour = {limits.per_thread_hour})")
+    if internal and every_kind >= limits.internal_per_ticket_hour:
+        return RateVerdict(False, f"{every_kind} mails to {rcpt} about ticket {ticket_id} in an hour "
+                                  f"(rate_limits.internal_per_ticket_hour = {limits.internal_per_ticket_hour})")
+    return RateVerdict(True)
+
+
+_THREAD_SQL = """SELECT
+ (SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "rcpt_key" = ? AND "ticket_id" = ? AND "kind" = ?
+   AND "created_at" > ? LIMIT ?) AS same_kind),
+ (SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "rcpt_key" = ? AND "ticket_id" = ? AND "created_at" > ?
+   LIMIT ?) AS every_kind)"""
+
+
+def tier_notices_for_sender(requester: str, now: datetime, limit: int) -> int:
+    """New-ticket notices queued for the tickets ``requester`` opened in the last hour (stops at
+    ``limit``; from the (requester_address, created_at) index of the tickets)."""
+    hour = _stamp(now - timedelta(hours=1))
+    return run(_TIER_NOTICES_SQL, (requester, hour, hour, limit)).fetchone()[0]
+
+
+_TIER_NOTICES_SQL = """SELECT COUNT(*) FROM (SELECT 1 FROM "ticket" AS t JOIN "outbox" AS o ON o."ticket_id" = t."id"
+ WHERE t."requester_address" = ? AND t."created_at" > ? AND o."kind" = 'new_ticket' AND o."created_at" > ?
+ LIMIT ?) AS notices"""
 
 
 _RATE_SQL_LOCAL = """SELECT

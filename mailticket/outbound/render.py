@@ -65,6 +65,7 @@ TEMPLATE_NAMES = (
     "call_reminder",
     "delivery_failure",
     "quarantine_alert",
+    "quarantine_digest",
     "security_alert",
     "breach_deadline_warning",
     "query_answer",

@@ -38,6 +38,7 @@ EXTRA_KEYS = {
     "call_reminder": ("start", "end", "duration", "mode", "link", "phone", "state"),
     "delivery_failure": ("recipient", "reason", "outbox_id"),
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
+    "quarantine_digest": ("count", "mails", "more", "since", "alerts_day"),
     "security_alert": ("decision_reasons", "body", "for_information"),  # the deadline is ticket.breach_report_deadline
     "breach_deadline_warning": ("breach_report_deadline", "time_left"),
     "query_answer": ("query", "tickets", "shown", "history", "history_more", "problem", "tier"),
@@ -289,9 +290,17 @@ _EXTRA_CHANGES = {
 _EXTRA_CHANGES["alarm_cleared"] = {"detail": None, "lasted": timedelta(minutes=42),
                                    "since": NOW - timedelta(minutes=42)}
 _EXTRA_CHANGES["query_answer"] = {"problem": None}
+_EXTRA_CHANGES["quarantine_digest"] = {
+    "count": 57, "more": 55, "since": NOW - timedelta(minutes=50), "alerts_day": 10,
+    "mails": [{"quarantine_id": 118, "reason": "no usable sender address: From 'Nobody Known' has no usable address",
+               "sender": "Nobody Known", "subject": "Invoice 4711", "at": NOW - timedelta(minutes=50),
+               "message_id": "inv4711@billing.example"},
+              {"quarantine_id": 119, "reason": Message("MIME nesting deeper than max_depth {limit}", limit=50),
+               "sender": "bjorn@customer.example", "subject": "VPN question", "at": NOW - timedelta(minutes=20),
+               "message_id": "vpn@customer.example"}]}
 _SECURITY = ("security_alert", "breach_deadline_warning")
 # about the desk (alarms), or answers about several tickets or none
-_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused", "manager_report")
+_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused", "manager_report", "quarantine_digest")
 
 
 def sample_context(name: str, now: datetime = NOW) -> dict:

@@ -32,7 +32,7 @@ def check_health(config, now: datetime, *, max_fetch_age: timedelta, max_queue_a
         problems.append(f"{stuck} stored mail(s) not processed for over {format_duration(max_fetch_age)}")
     quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
     if quarantined:
-        problems.append(f"{quarantined} mail(s) in quarantine (see `mailticket quarantine`)")
+        problems.append(f"{quarantined} mail(s) in quarantine (see `mailticket quarantine`)" + _held_for_digest())
     failed = Outbox.select().where(Outbox.status == "failed").count()
     if failed:
         problems.append(f"{failed} outgoing mail(s) failed (see `mailticket outbox`, retry with --retry)")
@@ -43,6 +43,16 @@ def check_health(config, now: datetime, *, max_fetch_age: timedelta, max_queue_a
         problems.append(f"outgoing mail waiting for {format_duration(age)} (limit {format_duration(max_queue_age)}; "
                         f"{why})")
     return problems
+
+
+def _held_for_digest() -> str:
+    """How many of the quarantined mails wait for the admin's next digest (desk/quarantinedigest.py)."""
+    from ..desk.quarantinedigest import held
+    try:
+        waiting = held()
+    except Exception:  # a database the daemon has not migrated yet (0160)
+        return ""
+    return f"; the admin's next digest lists {waiting} of them" if waiting else ""
 
 
 ALARM_WORDS = {"mailbox": "the mailbox is unreachable or refuses the login",
