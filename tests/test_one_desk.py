@@ -221,12 +221,16 @@ def hung_relay():
     relay.close()
 
 
-@pytest.mark.parametrize("signalled", ["daemon", "process group"])
-def test_stop_with_a_hung_relay_is_bounded_and_the_mail_stays_queued(tmp_path, hung_relay, smtp_sink, signalled):
+@pytest.mark.parametrize("signalled, backend", [("daemon", "sqlite"), ("process group", "sqlite"),
+                                                ("daemon", "postgresql")])
+def test_stop_with_a_hung_relay_is_bounded_and_the_mail_stays_queued(tmp_path, hung_relay, smtp_sink, signalled,
+                                                                     backend, request):
     """The relay accepted the connection and never answers; the SMTP timeout is 60 s. SIGTERM to
     the daemon (KillMode=mixed) or to its whole process group: stopped within 10 s, exit 0, and
-    both mails are still queued with no attempt counted; the next start sends each once."""
-    cfg = write_config(tmp_path, listener_port=free_port(),
+    both mails are still queued with no attempt counted (PostgreSQL: the row's transaction rolled
+    back); the next start sends each once."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    cfg = write_config(tmp_path, listener_port=free_port(), db_url=url,
                        extra={"smtp": {"host": "127.0.0.1", "port": hung_relay.port, "security": "none",
                                        "timeout": "60s"}})
     _store(load_config(cfg).database.url, 1, "hung")
@@ -260,7 +264,7 @@ def test_stop_with_a_hung_relay_is_bounded_and_the_mail_stays_queued(tmp_path, h
     assert len(entries) == 2 and all(e.status == "queued" and e.attempts == 0 and e.claimed_by is None
                                      for e in entries), [(e.status, e.attempts, e.claimed_by) for e in entries]
     # the relay is replaced by a working one: each mail goes once
-    fixed = write_config(tmp_path, sink=smtp_sink, listener_port=free_port())
+    fixed = write_config(tmp_path, sink=smtp_sink, listener_port=free_port(), db_url=url)
     again_log = tmp_path / "again.log"
     again = start_daemon_process(fixed, log=again_log)
     try:
@@ -290,7 +294,7 @@ class Feeder:
                                                   message_id=f"<load{i}@customer.example>"))
                         self.accepted += 1
                         i += 1
-                        time.sleep(0.01)
+                        time.sleep(0.1)  # about ten a second: load, and a final drain that stays short
             except (OSError, smtplib.SMTPException):
                 i += 1  # this one may or may not be stored: a new Message-ID for the next
                 self.stop.wait(0.05)
@@ -347,3 +351,84 @@ def test_fifty_sigterms_to_the_process_group_under_load_end_cleanly(tmp_path, sm
         _stop(last, last_log)
     ids = _message_ids(smtp_sink.received)
     assert [mid for mid, count in ids.items() if count > 1] == []
+
+
+def test_poll_once_beside_a_running_daemon_is_refused(tmp_path, smtp_sink):
+    """`poll --once` drains the outbox too: beside a running SQLite daemon it would send its queue."""
+    from tests.harness import DaemonThread, run_cli
+    cfg = write_config(tmp_path, sink=smtp_sink, listener_port=free_port())
+    with DaemonThread(cfg) as d:
+        wait_until(lambda: d.daemon.ready, what="ready")
+        done = run_cli("poll", "--once", config=cfg)
+    assert done.returncode == 1
+    assert (f"mailticket: another mailticket is running on this desk: mailticket daemon (process {os.getpid()} "
+            f"on host {socket.gethostname()}, started ") in done.stderr
+    assert f"holds {tmp_path / 'data' / 'mailticket.lock'}" in done.stderr
+    again = run_cli("poll", "--once", config=cfg)  # the desk is free once the daemon stopped
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_lock_file_whose_writer_is_gone_names_the_process_that_holds_the_lock(tmp_path):
+    """The words in the file are believed only while their process holds the lock: a file left by
+    a daemon that died names, in the error, whoever holds it now."""
+    from mailticket.service import desklock
+    lock = tmp_path / "mailticket.lock"
+    lock.write_text("daemon pid=999999 host=elsewhere started=2020-01-01T00:00:00Z\n")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'r+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(desklock.DeskBusy) as busy:
+            desklock.hold_alone([lock])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(busy.value).startswith(f"another mailticket is running on this desk: process {holder.pid} holds {lock};")
+    fds = desklock.hold_alone([lock])  # free again: taken, and the file names us
+    try:
+        assert lock.read_text().startswith(f"daemon pid={os.getpid()} host={socket.gethostname()} started=")
+    finally:
+        desklock.release_all(fds)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs for the database: it fills after a few mails."""
+    from tests.conftest import unavailable
+    if os.geteuid() != 0:
+        unavailable("mounting a small tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
+        unavailable("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_full_disk_is_named_as_such_in_the_log(tmp_path, tiny_disk, smtp_sink, caplog):
+    """The listener's store fails on a full disk: the log names ENOSPC, the file system and the
+    database file, not SQLite's 'cannot rollback - no transaction is active'; the sending server
+    is told 451 and keeps the mail."""
+    import smtplib
+    from tests.harness import DaemonThread
+    port = free_port()
+    cfg = write_config(tmp_path, sink=smtp_sink, listener_port=port, db_url=f"sqlite:///{tiny_disk / 'mt.db'}")
+    refused = None
+    with DaemonThread(cfg) as d:
+        wait_until(lambda: d.daemon.ready, what="ready")
+        for i in range(40):  # about 2.4 MB for a 1 MB disk
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                    client.sendmail("anna@customer.example", ["support@example.com"],
+                                    make_mail(subject=f"Big {i}", body="x" * 60_000 + "\n"))
+            except smtplib.SMTPResponseException as exc:
+                refused = exc
+                break
+    assert refused is not None and refused.smtp_code == 451, "the disk never filled: this test tests nothing"
+    [line] = [r.getMessage() for r in caplog.records if "listener could not store" in r.getMessage()][:1]
+    assert re.search(re.escape(f"database sqlite:///{tiny_disk / 'mt.db'}: database or disk is full: no space "
+                               "left on device (ENOSPC): ") + r"\d+" +
+                     re.escape(f" bytes free on the file system of {tiny_disk}, which holds {tiny_disk / 'mt.db'}")
+                     + "$", line), line
+    assert "no transaction is active" not in caplog.text
