@@ -368,19 +368,26 @@ def test_poll_once_beside_a_running_daemon_is_refused(tmp_path, smtp_sink):
     assert again.returncode == 0, again.stderr
 
 
-def test_a_lock_file_whose_writer_is_gone_names_the_process_that_holds_the_lock(tmp_path):
-    """The words in the file are believed only while their process holds the lock: a file left by
-    a daemon that died names, in the error, whoever holds it now."""
-    from mailticket.service import desklock
-    lock = tmp_path / "mailticket.lock"
+def _orphan_holding(lock: Path, seconds: float) -> subprocess.Popen:
+    """What a SIGKILLed daemon leaves: its words in the lock file, and its sender process holding
+    the lock (here a stand-in that lets go after ``seconds``)."""
     lock.write_text("daemon pid=999999 host=elsewhere started=2020-01-01T00:00:00Z\n")
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'r+'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(lock)],
-                              stdout=subprocess.PIPE, text=True)
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(float(sys.argv[2]))",
+                               str(lock), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_lock_file_whose_writer_is_gone_names_the_process_that_holds_the_lock(tmp_path):
+    """The words in the file are believed only while their process holds the lock: a file left by
+    a daemon that died names, in the error, whoever holds it now (after a short wait for it)."""
+    from mailticket.service import desklock
+    lock = tmp_path / "mailticket.lock"
+    holder = _orphan_holding(lock, 60)
     try:
-        assert holder.stdout.readline() == "held\n"
         with pytest.raises(desklock.DeskBusy) as busy:
-            desklock.hold_alone([lock])
+            desklock.hold_alone([lock], orphan_wait=0.3)
     finally:
         holder.kill()
         holder.wait()
@@ -390,6 +397,21 @@ def test_a_lock_file_whose_writer_is_gone_names_the_process_that_holds_the_lock(
         assert lock.read_text().startswith(f"daemon pid={os.getpid()} host={socket.gethostname()} started=")
     finally:
         desklock.release_all(fds)
+
+
+def test_a_new_daemon_waits_for_the_sender_of_a_killed_one(tmp_path):
+    """systemd restarts a daemon that was SIGKILLed while its sender still finishes a mail: the new
+    one waits for that sender to let go of the desk instead of failing to start."""
+    from mailticket.service import desklock
+    lock = tmp_path / "mailticket.lock"
+    holder = _orphan_holding(lock, 1.0)
+    try:
+        fds = desklock.hold_alone([lock], orphan_wait=30)
+        assert holder.poll() is not None, "taken only once the orphan had gone"
+        desklock.release_all(fds)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

@@ -48,9 +48,14 @@ def hold_shared(data_dir: Path) -> int:
     return fd
 
 
-def hold_alone(paths: list[Path], what: str = "daemon") -> list[int]:
+ORPHAN_WAIT = 20.0  # seconds to wait for the sender of a daemon that died to finish its mail
+
+
+def hold_alone(paths: list[Path], what: str = "daemon", orphan_wait: float = ORPHAN_WAIT) -> list[int]:
     """A SQLite daemon's hold: exclusive locks on each lock file (the data folder's, the database's),
-    each written with who holds it. Raises DeskBusy naming the holder and the file; holds none then."""
+    each written with who holds it. Raises DeskBusy naming the holder and the file; holds none then.
+    A lock held only by the sender process of a daemon that died (it finishes the mail in hand,
+    then exits) is waited for, ``orphan_wait`` seconds at most."""
     fds: list[int] = []
     try:
         for path in paths:
@@ -58,7 +63,7 @@ def hold_alone(paths: list[Path], what: str = "daemon") -> list[int]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_or_wait_for_orphan(fd, path, orphan_wait)
             except BlockingIOError:
                 os.close(fd)
                 raise DeskBusy(f"another mailticket is running on this desk: {_holder_text(path)} holds {path}; "
@@ -71,6 +76,33 @@ def hold_alone(paths: list[Path], what: str = "daemon") -> list[int]:
             os.close(fd)
         raise
     return fds
+
+
+def _lock_or_wait_for_orphan(fd: int, path: Path, wait: float) -> None:
+    import time
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline or not _only_orphans_hold(path):
+                raise
+            time.sleep(0.1)
+
+
+def _only_orphans_hold(path: Path) -> bool:
+    """The daemon that wrote the file is gone, and someone still holds the lock: its sender."""
+    pids = _holders_of(path)
+    pid = _words(path).get("pid", "")
+    return bool(pids) and pid.isdigit() and int(pid) not in pids
+
+
+def _words(path: Path) -> dict[str, str]:
+    try:
+        return dict(item.split("=", 1) for item in path.read_text().split()[1:] if "=" in item)
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_holder(fd: int, what: str) -> None:
@@ -87,11 +119,11 @@ def _holder_text(path: Path) -> str:
     """'mailticket daemon (process 123 on host h, started 2026-...)', from the words in the file
     if the process they name holds the lock, else from /proc/locks alone."""
     pids = _holders_of(path)
+    words = _words(path)
     try:
-        words = dict(item.split("=", 1) for item in path.read_text().split()[1:] if "=" in item)
         kind = path.read_text().split()[0]
-    except (OSError, ValueError, IndexError):
-        words, kind = {}, "daemon"
+    except (OSError, IndexError):
+        kind = "daemon"
     pid = words.get("pid", "")
     if pid.isdigit() and (not pids or int(pid) in pids):
         return (f"mailticket {kind} (process {pid} on host {words.get('host', '?')}, "
