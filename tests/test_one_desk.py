@@ -137,7 +137,7 @@ def test_a_second_run_on_a_sqlite_desk_is_refused_before_it_sends_and_nothing_go
 def test_two_daemons_on_postgresql_share_the_desk_and_send_each_mail_once(tmp_path, smtp_sink, pg_url):
     """PostgreSQL: a scale-out is allowed (shared desk lock); both daemons take in, process and
     send from one queue, and the outbox's row locks let no mail go twice."""
-    n = 1000
+    n = 500
     cfg_a = write_config(tmp_path, sink=smtp_sink, listener_port=free_port(), db_url=pg_url,
                          extra={"rate_limits": NO_LIMITS})
     b_dir = tmp_path / "b"
@@ -454,3 +454,32 @@ def test_a_full_disk_is_named_as_such_in_the_log(tmp_path, tiny_disk, smtp_sink,
                      re.escape(f" bytes free on the file system of {tiny_disk}, which holds {tiny_disk / 'mt.db'}")
                      + "$", line), line
     assert "no transaction is active" not in caplog.text
+
+
+def test_a_taken_listener_port_stops_the_run_before_its_sender_starts(tmp_path, smtp_sink):
+    """The port is bound before the sender process starts: a run that cannot listen sends nothing
+    (it used to start its sender first and send the queue it found, beside the daemon on that port)."""
+    from tests.harness import run_cli
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    cfg = write_config(tmp_path, sink=smtp_sink, listener_port=port)
+    try:
+        url = load_config(cfg).database.url
+        from mailticket.db import now_utc
+        from mailticket.outbound import outbox
+        db.connect(url)
+        outbox.enqueue(b"Subject: x\r\n\r\nx\r\n", "waiting@example.com", kind="acknowledgement",
+                       mail_from="support@example.com", recipients=["anna@customer.example"], now=now_utc())
+        db.models.database_proxy.obj.close()
+        done = run_cli("run", config=cfg, timeout=60)
+    finally:
+        taken.close()
+    assert done.returncode == 5, done.stderr
+    assert f"listener cannot bind 127.0.0.1:{port}" in done.stderr
+    assert "sender process" not in done.stderr
+    time.sleep(0.5)
+    assert smtp_sink.received == [] and Outbox.get().status == "queued"
+    from mailticket.service import desklock
+    desklock.release_all(desklock.hold_alone([tmp_path / "data" / "mailticket.lock"], orphan_wait=0))  # let go
