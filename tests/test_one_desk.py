@@ -373,7 +373,8 @@ def _orphan_holding(lock: Path, seconds: float) -> subprocess.Popen:
     the lock (here a stand-in that lets go after ``seconds``)."""
     lock.write_text("daemon pid=999999 host=elsewhere started=2020-01-01T00:00:00Z\n")
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'r+'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(float(sys.argv[2]))",
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(float(sys.argv[2])); "
+                               "print('letting go', flush=True)",
                                str(lock), str(seconds)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
     return holder
@@ -407,8 +408,10 @@ def test_a_new_daemon_waits_for_the_sender_of_a_killed_one(tmp_path):
     holder = _orphan_holding(lock, 1.0)
     try:
         fds = desklock.hold_alone([lock], orphan_wait=30)
-        assert holder.poll() is not None, "taken only once the orphan had gone"
         desklock.release_all(fds)
+        import select
+        said_before, _, _ = select.select([holder.stdout.fileno()], [], [], 0)  # not waited for here
+        assert said_before and holder.stdout.readline() == "letting go\n", "taken only once the orphan let go"
     finally:
         holder.kill()
         holder.wait()

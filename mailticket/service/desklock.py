@@ -86,8 +86,11 @@ def _lock_or_wait_for_orphan(fd: int, path: Path, wait: float) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() >= deadline or not _only_orphans_hold(path):
+            if time.monotonic() >= deadline:
                 raise
+            if not _only_orphans_hold(path):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # once more: the holder may have just let go
+                return
             time.sleep(0.1)
 
 
