@@ -305,11 +305,31 @@ def apply_migrations(database: pw.Database) -> list[str]:
     return applied
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, path: str | Path | None = None) -> str:
     """The cause worth telling the admin. SQLite rolls back by itself on a full disk, so the ORM's
-    own rollback then fails with 'no transaction is active' and hides 'database or disk is full'."""
+    own rollback then fails with 'no transaction is active' and hides 'database or disk is full'.
+    With the database file's ``path``, a full disk is named as such (ENOSPC, the file system, the
+    space left) rather than SQLite's either-or."""
     message = str(exc).strip() or type(exc).__name__
     cause = exc.__context__
     if "no transaction is active" in message and cause is not None:
-        return describe_error(cause)
+        return describe_error(cause, path)
+    if path is not None and "database or disk is full" in message and "on the file system of" not in message:
+        return f"{message}: {space_left(path)}"
     return message
+
+
+def space_left(path: str | Path) -> str:
+    """What the file system of ``path`` has left, worded for a 'database or disk is full'."""
+    import errno
+    import os
+    folder = Path(path).parent
+    try:
+        st = os.statvfs(folder)
+    except OSError as exc:
+        return f"cannot look at the file system of {folder}: {exc.strerror}"
+    free = st.f_bavail * st.f_frsize
+    if free < 1024 * 1024:  # less than SQLite needs for a journal and a few pages
+        return (f"no space left on device ({errno.errorcode[errno.ENOSPC]}): {free} bytes free on the file system "
+                f"of {folder}, which holds {path}")
+    return f"{free // (1024 * 1024)} MB are free on the file system of {folder}: the file {path} reached a size limit"

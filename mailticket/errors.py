@@ -7,6 +7,7 @@
      ├── StorageError       attachment files could not be flushed to disk (the batch is retried)
      └── DeliveryError      an outgoing mail could not be handed to the SMTP server
           ├── TemporaryDeliveryError   4xx, refused connection, timeout: retry later
+          │    └── DeliveryAborted     we cut the session ourselves (stopping): not an attempt
           └── PermanentDeliveryError   5xx: give up at once
 """
 
@@ -59,6 +60,14 @@ class TemporaryDeliveryError(DeliveryError):
     def __init__(self, message: str, server_down: bool = False):
         super().__init__(message)
         self.server_down = server_down
+
+
+class DeliveryAborted(TemporaryDeliveryError):
+    """The sender cut the SMTP session itself because it is stopping (``SmtpTransport.abort``):
+    the mail stays queued as it was, no attempt counted."""
+
+    def __init__(self, message: str):
+        super().__init__(message, server_down=True)
 
 
 class PermanentDeliveryError(DeliveryError):

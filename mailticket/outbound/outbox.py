@@ -23,7 +23,7 @@ import peewee as pw
 from ..config import OutboxConfig, RateLimits
 from ..marks import FailingMark
 from ..db import fetch_models, is_postgres, lazy_commits, run, write_transaction
-from ..errors import PermanentDeliveryError, TemporaryDeliveryError
+from ..errors import DeliveryAborted, PermanentDeliveryError, TemporaryDeliveryError
 from ..models import Outbox, insert_together
 
 log = logging.getLogger("mailticket.outbox")
@@ -193,18 +193,21 @@ def backoff(attempts: int, cfg: OutboxConfig, rng: random.Random = random) -> ti
 def claim_due(now: datetime, limit: int = 50, worker: str = WORKER_ID) -> list[Outbox]:
     """Take up to ``limit`` due entries for this worker; another daemon never gets the same ones."""
     db = Outbox._meta.database
-    due = (Outbox.select(Outbox.id)
-           .where(Outbox.status == "queued", Outbox.next_attempt_at <= now,
-                  (Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now) | (Outbox.claimed_by == worker))
-           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
+    claimable = ((Outbox.status == "queued") & (Outbox.next_attempt_at <= now)
+                 & ((Outbox.claimed_until.is_null()) | (Outbox.claimed_until < now) | (Outbox.claimed_by == worker)))
+    due = Outbox.select(Outbox.id).where(claimable).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
     with write_transaction(db):
         if is_postgres(db):
             due = due.for_update("FOR UPDATE SKIP LOCKED")
         ids = [row.id for row in due]
         if not ids:
             return []
-        Outbox.update(claimed_by=worker, claimed_until=now + CLAIM_FOR).where(Outbox.id.in_(ids)).execute()
-    return list(Outbox.select().where(Outbox.id.in_(ids), Outbox.claimed_by == worker).order_by(Outbox.id))
+        # the condition again: the claim holds by this statement alone, whatever the isolation
+        # (SQLite: BEGIN IMMEDIATE; PostgreSQL: the rows are locked; either way a row taken by
+        # another worker in between is not taken again)
+        Outbox.update(claimed_by=worker, claimed_until=now + CLAIM_FOR).where(Outbox.id.in_(ids), claimable).execute()
+    return list(Outbox.select().where(Outbox.id.in_(ids), Outbox.claimed_by == worker, Outbox.status == "queued")
+                .order_by(Outbox.id))
 
 
 @dataclass
@@ -242,7 +245,10 @@ def drain(transport, now: datetime, cfg: OutboxConfig, *, limit: int = 200, work
 def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log, compose) -> None:
     send = partial(_send_one, transport, compose=compose)
     if is_postgres():
-        _drain_holding_rows(send, now, cfg, limit, result, on_failed, stop)
+        try:
+            _drain_holding_rows(send, now, cfg, limit, result, on_failed, stop)
+        except DeliveryAborted as exc:  # its transaction rolled back: the row is queued as it was
+            _aborted(exc)
         return
     entries = due_unsent(now, limit, sent_log) if sent_log is not None else claim_due(now, limit, worker)
     mark_sent = sent_log.record if sent_log is not None else record_sent
@@ -251,9 +257,19 @@ def _drain(transport, now, cfg, limit, worker, result, on_failed, stop, sent_log
             if sent_log is None:
                 _postpone(entries[i:], now, result)
             return
-        if not send(entry, now, cfg, result, on_failed, mark_sent):
-            _postpone(entries[i + 1:], now + backoff(1, cfg), result)
+        try:
+            if not send(entry, now, cfg, result, on_failed, mark_sent):
+                _postpone(entries[i + 1:], now + backoff(1, cfg), result)
+                return
+        except DeliveryAborted as exc:
+            _aborted(exc)
+            if sent_log is None:  # give the claims back, due now; the sender process claimed nothing
+                _postpone(entries[i:], now, result)
             return
+
+
+def _aborted(exc: DeliveryAborted) -> None:
+    log.info("stopping: the mail in hand was not sent and stays queued (%s)", exc)
 
 
 def next_due_in(now: datetime) -> float:
@@ -329,6 +345,8 @@ def _send_one(transport, entry, now, cfg, result, on_failed, mark_sent, *, compo
         return True
     try:
         transport.send(entry.mail_from, list(entry.recipients), raw)
+    except DeliveryAborted:
+        raise  # not an attempt: the drain gives the entry back as it was
     except TemporaryDeliveryError as exc:
         FAILING.failed(now, str(exc))
         _record_failure(entry, str(exc), now, cfg, permanent=False, result=result, on_failed=on_failed)

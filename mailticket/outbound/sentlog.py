@@ -22,7 +22,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from ..db import write_transaction
+from ..db import describe_error, write_transaction
 from .outbox import record_sent
 
 
@@ -45,7 +45,7 @@ class SentLog:
         try:
             yield
         except sqlite3.Error as exc:
-            raise pw.OperationalError(f"sent log {self.path}: {exc}") from exc
+            raise pw.OperationalError(f"sent log {self.path}: {describe_error(exc, self.path)}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

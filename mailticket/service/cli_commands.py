@@ -47,17 +47,25 @@ def run(args) -> int:
     from .desklock import DeskBusy
     try:
         return daemon.run()
-    except DeskBusy as exc:
-        print(f"mailticket: {exc}", file=sys.stderr)
+    except DeskBusy as exc:  # before the sender, the listener or the mailbox started
+        print(f"mailticket: not started: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
 
 
 def poll(args) -> int:
     from .daemon import Daemon
+    from .desklock import DeskBusy
     desk = _desk(args)
     daemon = Daemon(desk)
-    daemon.cycle()
-    daemon.shutdown()
+    try:
+        daemon.hold_desk()  # on SQLite not beside a running daemon: both would send the same queue
+    except DeskBusy as exc:
+        print(f"mailticket: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
+        daemon.cycle()
+    finally:
+        daemon.shutdown()
     return EXIT_OK
 
 

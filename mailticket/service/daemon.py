@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 import peewee as pw
 import schedule
@@ -63,7 +64,7 @@ class Daemon:
         self._sender_restart_at = 0.0
         self._turn_sent = 0  # mails sent in this turn of the loop, for the status line
         self.listener = None
-        self.desk_lock: int | None = None  # run() holds the data folder (desklock)
+        self.desk_locks: list[int] = []  # run() holds the desk (desklock)
         self.ready = False
         self.holds_lease = False
         self.backoff = 1.0
@@ -89,22 +90,48 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
-        self.desk_lock = desklock.hold_shared(self.config.service.data_dir)  # restore waits for us
-        self._release_stale_claims()
-        self._start_sender()
-        self.desk.mailer.defer = True  # the sender process renders what is queued, on the other core
-        if self.config.listener.enabled:
-            self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
-            self.listener.start()
-            if self.source is None:
-                self._mark_ready("listening on %s:%s" % (self.config.listener.host, self.config.listener.port))
+        """Hold the desk, bind the listener, then start the sender and loop. The first two come
+        before any mail is sent: a second daemon on this desk, or one whose port is taken, stops
+        there (DeskBusy, MailboxError) having sent nothing."""
+        self.hold_desk()
         try:
+            if self.config.listener.enabled:
+                self.listener = Listener(self.config.listener, self._store_from_listener, self.wake)
+                self.listener.start()
+        except BaseException:
+            self.listener = None
+            self._release_desk()
+            raise
+        try:
+            self._release_stale_claims()
+            self._start_sender()
+            self.desk.mailer.defer = True  # the sender process renders what is queued, on the other core
+            if self.listener is not None and self.source is None:
+                self._mark_ready("listening on %s:%s" % (self.config.listener.host, self.config.listener.port))
             while not self.stop.is_set():
                 self.loop_once()
         finally:
             self.shutdown()
         log.info("stopped")
         return 0
+
+    def hold_desk(self) -> None:
+        """SQLite: this daemon alone (exclusive locks on the data folder and beside the database);
+        PostgreSQL: shared with the scale-out's other daemons, so that only restore is kept out."""
+        data_dir = self.config.service.data_dir
+        path = sqlite_path(self.config.database.url)
+        if path is None:
+            self.desk_locks = [desklock.hold_shared(data_dir)]  # restore waits for us
+            return
+        files = [Path(data_dir) / desklock.LOCK_FILE]
+        beside = Path(f"{path}.lock")
+        if Path(data_dir).resolve() != beside.parent.resolve():
+            files.append(beside)
+        self.desk_locks = desklock.hold_alone(files)
+
+    def _release_desk(self) -> None:
+        desklock.release_all(self.desk_locks)
+        self.desk_locks = []
 
     def _release_stale_claims(self) -> None:
         """SQLite means one daemon: what a killed predecessor claimed is free again."""
@@ -131,7 +158,8 @@ class Daemon:
         self._sender_seen = 0
         # one that dies at once is not started again in a tight loop
         self._sender_restart_at = time.monotonic() + SENDER_RESTART_EVERY
-        self.sender = SenderProcess(self.config, worker=self.worker, on_sent=self.wake.set).start()
+        keep = tuple(self.desk_locks) if sqlite_path(self.config.database.url) else ()  # one sender: desklock
+        self.sender = SenderProcess(self.config, worker=self.worker, on_sent=self.wake.set, keep_fds=keep).start()
 
     def fold_sent(self) -> None:
         """SQLite: mark what the sender process sent as sent in the outbox."""
@@ -141,17 +169,17 @@ class Daemon:
     def shutdown(self) -> None:
         self.notifier.stopping()
         if self.sender is not None:
-            self.sender.stop(60)  # it finishes the mail in hand
+            self.sender.stop()  # it finishes the mail in hand, ABORT_AFTER at most
             try:
                 self.fold_sent()
             except pw.PeeweeException as exc:  # folded at the next start
-                log.error("could not record the last sent mails: %s", describe_error(exc))
+                log.error("could not record the last sent mails: %s",
+                          describe_error(exc, sqlite_path(self.config.database.url)))
         if self.sent_log is not None:
             self.sent_log.close()
         if self.listener is not None:
             self.listener.stop()
-        desklock.release(self.desk_lock)
-        self.desk_lock = None
+        self._release_desk()
         if self.source is not None:
             self.source.close()
             if self._shared_database():
@@ -167,7 +195,10 @@ class Daemon:
             log.info("ready: %s", status)
 
     def _store_from_listener(self, raw: bytes) -> None:
-        pipeline.store_raw(raw, source="listener", now=self.desk.clock.now())
+        try:
+            pipeline.store_raw(raw, source="listener", now=self.desk.clock.now())
+        except pw.PeeweeException as exc:  # the listener answers 451 and logs this
+            raise pw.OperationalError(self._database_text(exc)) from exc
 
     # ------------------------------------------------------------ one turn of the loop
 
@@ -193,7 +224,11 @@ class Daemon:
                 pass
 
     def _database_failed(self, exc: Exception) -> None:
-        self._failed("database", f"database {redact(self.config.database.url)}: {describe_error(exc)}")
+        self._failed("database", self._database_text(exc))
+
+    def _database_text(self, exc: Exception) -> str:
+        url = self.config.database.url
+        return f"database {redact(url)}: {describe_error(exc, sqlite_path(url))}"
 
     def _failed(self, what: str, message: str) -> None:
         log.error("%s failed: %s; retrying in %.0f s", what, message, self.backoff)

@@ -9,10 +9,22 @@ interpreter lock with the intake, and a backlog went no faster than both togethe
 The daemon starts ``python -m mailticket.service.sender`` and writes its configuration to the process's
 standard input, then one byte whenever it queued new mail. The process stops when that input
 closes: when the daemon asks it to (shutdown, SIGHUP), and when the daemon dies, even by SIGKILL.
-SIGTERM and SIGINT stop it too (systemd signals every process of the service). It always finishes
-the mail in hand first. Each time it has sent mail it writes how many on its standard output, and
-the daemon comes round to fold them in and to update its status line. Its log lines go to the
-daemon's standard error, so to the same journal.
+SIGTERM and SIGINT stop it too (an admin's kill of the process group, Ctrl-C in a terminal). It
+finishes the mail in hand first, for ABORT_AFTER seconds at most: a relay that accepted the
+connection and never answers would otherwise hold the stop for the whole SMTP timeout. That
+mail's session is then cut; the mail stays queued, untouched, and goes at the next start.
+Each time it has sent mail it writes how many on its standard output, and the daemon comes round
+to fold them in and to update its status line. Its log lines go to the daemon's standard error,
+so to the same journal.
+
+Its standard input is read with ``os.read`` on the descriptor, by a thread that the main thread
+joins before it returns, never through ``sys.stdin``: a daemon thread blocked in a read of the
+buffered ``sys.stdin`` held that object's lock when the interpreter shut down, and CPython then
+aborted the process ("Fatal Python error: _enter_buffered_busy", SIGABRT) at every stop.
+
+On SQLite the daemon passes its hold on the desk's lock (``desklock``) down to this process, so
+that a second daemon cannot start, and send the same queue, while this one still finishes a mail
+after its daemon was killed.
 
 The daemon queues most mails as drafts (``drafts``): recipients, Message-ID, thread headers and
 signed addresses decided, the template's values kept. This process renders and writes each one
@@ -29,23 +41,29 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import selectors
 import signal
+import struct
 import subprocess
 import sys
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
 import peewee as pw
 
 from ..outbound import outbox
-from ..db import describe_error
+from ..db import describe_error, sqlite_path
 from ..models import database_proxy
 
 log = logging.getLogger("mailticket.sender")  # by name: the sender process runs this module as __main__
 
 MAX_BACKOFF = 60.0
+ABORT_AFTER = 5.0  # seconds a stop waits for the mail in hand before it cuts that mail's SMTP session
+STOP_WAIT = 15.0  # seconds the daemon waits for the process to stop before it kills it
 _WAKE = b"w"
+_LENGTH = struct.Struct(">Q")  # the configuration's pickle is sent after its length
 _READY = b"ready\n"
 
 
@@ -71,7 +89,8 @@ class SendLoop:
                                           compose=self.compose)
                     backoff = 1.0
                 except (pw.OperationalError, pw.InterfaceError) as exc:
-                    log.error("sending failed: database: %s; retrying in %.0f s", describe_error(exc), backoff)
+                    log.error("sending failed: database: %s; retrying in %.0f s",
+                              describe_error(exc, sqlite_path(self.config.database.url)), backoff)
                     _close_connection()
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
@@ -119,8 +138,9 @@ def _close_connection() -> None:
 class SenderProcess:
     """The daemon's handle on its sender process: start it, nudge it, count what it sent, stop it."""
 
-    def __init__(self, config, *, worker: str, on_sent=None):
+    def __init__(self, config, *, worker: str, on_sent=None, keep_fds: tuple[int, ...] = ()):
         self.config, self.worker, self.on_sent = config, worker, on_sent
+        self.keep_fds = tuple(keep_fds)  # held by the child too (the desk's lock: desklock)
         self.sent = 0  # for the status line
         self.proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
@@ -138,9 +158,10 @@ class SenderProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen([sys.executable, "-m", "mailticket.service.sender"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+                                     stdout=subprocess.PIPE, env=env, close_fds=True, pass_fds=self.keep_fds)
         try:
-            pickle.dump((self.config, self.worker, logging.getLogger().level), self.proc.stdin)
+            blob = pickle.dumps((self.config, self.worker, logging.getLogger().level))
+            self.proc.stdin.write(_LENGTH.pack(len(blob)) + blob)
             self.proc.stdin.flush()
         except BrokenPipeError:  # it exited before reading: reported below, with its exit status
             pass
@@ -187,8 +208,9 @@ class SenderProcess:
         except (BlockingIOError, BrokenPipeError, ValueError):
             pass
 
-    def stop(self, timeout: float = 60) -> None:
-        """Close its input, so that it finishes the mail in hand and exits; kill it after ``timeout``."""
+    def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Close its input, so that it finishes the mail in hand (ABORT_AFTER at most) and exits;
+        kill it after ``timeout``."""
         if self.proc is None:
             return
         try:
@@ -222,51 +244,116 @@ class SenderProcess:
 # ---------------------------------------------------------------- the sender process itself
 
 def main() -> int:
-    control = sys.stdin.buffer
-    config, worker, level = pickle.load(control)
+    control = Control(sys.stdin.fileno())
+    config, worker, level = pickle.loads(control.read_config())
     from .logsetup import configure
     configure(level)
     stop, wake = threading.Event(), threading.Event()
 
-    def halt(*_):
+    def halt(*_):  # a signal handler too: only sets flags and writes to a pipe
         stop.set()
         wake.set()
+        control.poke()
     signal.signal(signal.SIGTERM, halt)
     signal.signal(signal.SIGINT, halt)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the daemon reloads, then starts a new sender
-    threading.Thread(target=_read_control, args=(control, wake, halt), daemon=True).start()
 
     from .. import db
     from .transport import make_transport
     from .wiring import build_desk
     from ..outbound.sentlog import SentLog
-    db.connect(config.database.url, migrate=False)
-    desk = build_desk(config)
-    path = db.sqlite_path(config.database.url)
-    out = sys.stdout.buffer
+    transport = make_transport(config)
+    watcher = threading.Thread(target=control.watch, args=(stop, wake, halt, transport), name="mailticket-control")
+    watcher.start()
+    try:
+        db.connect(config.database.url, migrate=False)
+        desk = build_desk(config)
+        path = db.sqlite_path(config.database.url)
+        out = sys.stdout.buffer
 
-    def report(count: int) -> None:
-        out.write(b"%d\n" % count)
+        def report(count: int) -> None:
+            out.write(b"%d\n" % count)
+            out.flush()
+        sent_log = SentLog.beside(path) if path else None
+        desk.renderer.warm()  # it renders the queued drafts: the first acknowledgement must not wait for Jinja
+        out.write(_READY)
         out.flush()
-    sent_log = SentLog.beside(path) if path else None
-    desk.renderer.warm()  # it renders the queued drafts: the first acknowledgement must not wait for Jinja
-    out.write(_READY)
-    out.flush()
-    SendLoop(transport=make_transport(config), clock=desk.clock, config=config, worker=worker, stop=stop, wake=wake,
-             on_failed=partial(tell_admin_failed, desk), compose=desk.mailer.mail_bytes, sent_log=sent_log,
-             on_sent=report).run()
+        SendLoop(transport=transport, clock=desk.clock, config=config, worker=worker, stop=stop, wake=wake,
+                 on_failed=partial(tell_admin_failed, desk), compose=desk.mailer.mail_bytes, sent_log=sent_log,
+                 on_sent=report).run()
+    finally:
+        halt()
+        control.done()
+        watcher.join()
     log.info("sender process %s stopped", os.getpid())
     return 0
 
 
-def _read_control(control, wake: threading.Event, halt) -> None:
-    """Each byte from the daemon is a nudge; the end of the input (the daemon closed it or died) stops us."""
-    while True:
-        data = control.read1(4096)
-        if not data:
-            halt()
-            return
-        wake.set()
+class Control:
+    """The daemon's end of the pipe, read with os.read on its descriptor (no buffered object, no
+    lock to be held at exit), and a pipe of our own that wakes the watcher (``poke``)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._poke_r, self._poke_w = os.pipe()
+        os.set_blocking(self._poke_w, False)
+        self._finished = False
+
+    def read_config(self) -> bytes:
+        head = self._read_exactly(_LENGTH.size)
+        return self._read_exactly(_LENGTH.unpack(head)[0])
+
+    def _read_exactly(self, n: int) -> bytes:
+        chunks, left = [], n
+        while left:
+            data = os.read(self.fd, min(left, 1 << 20))
+            if not data:
+                raise SystemExit("mailticket sender: the daemon closed the pipe before the configuration was read")
+            chunks.append(data)
+            left -= len(data)
+        return b"".join(chunks)
+
+    def poke(self) -> None:
+        try:
+            os.write(self._poke_w, b"!")
+        except (BlockingIOError, OSError):
+            pass  # full: the watcher is woken already
+
+    def done(self) -> None:
+        """The main thread is through: the watcher ends."""
+        self._finished = True
+        self.poke()
+
+    def watch(self, stop: threading.Event, wake: threading.Event, halt, transport) -> None:
+        """Each byte from the daemon is a nudge; the end of the input (the daemon closed it or died)
+        stops us. Once stopping, the mail in hand has ABORT_AFTER seconds; then its session is cut."""
+        sel = selectors.DefaultSelector()
+        sel.register(self.fd, selectors.EVENT_READ)
+        sel.register(self._poke_r, selectors.EVENT_READ)
+        abort_at = None
+        try:
+            while not self._finished:
+                if stop.is_set() and abort_at is None:
+                    abort_at = time.monotonic() + ABORT_AFTER
+                timeout = None if abort_at is None else max(0.0, abort_at - time.monotonic())
+                if abort_at is not None and timeout == 0.0:
+                    log.warning("the mail in hand is not sent after %.0f s of stopping: cutting its SMTP session; "
+                                "it stays queued and goes at the next start", ABORT_AFTER)
+                    transport.abort()
+                    abort_at = float("inf")  # once
+                    continue
+                for key, _ in sel.select(None if timeout == float("inf") else timeout):
+                    if key.fd == self._poke_r:
+                        os.read(self._poke_r, 4096)
+                        continue
+                    data = os.read(self.fd, 4096)
+                    if data:
+                        wake.set()
+                    else:
+                        sel.unregister(self.fd)
+                        halt()
+        finally:
+            sel.close()
 
 
 if __name__ == "__main__":

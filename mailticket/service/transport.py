@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..config import SmtpConfig
-from ..errors import PermanentDeliveryError, TemporaryDeliveryError
+from ..errors import DeliveryAborted, PermanentDeliveryError, TemporaryDeliveryError
 from .oauth2 import TokenSource
 from ..outbound.wire import is_simple_address
 
@@ -31,9 +31,25 @@ class SmtpTransport:
         self.cfg = cfg
         self.tokens = TokenSource(cfg.credentials.oauth2_token_command) if cfg.credentials.auth == "oauth2" else None
         self._smtp: smtplib.SMTP | None = None
+        self._live: smtplib.SMTP | None = None  # the session, from its connect on (abort cuts it)
+        self._aborted = False
+
+    def abort(self) -> None:
+        """Cut the session from another thread: a send blocked on a server that never answers
+        returns at once with DeliveryAborted, and so does every later one (we are stopping).
+        shutdown(2) on the descriptor wakes a blocked read; the reading thread closes the socket."""
+        self._aborted = True
+        sock = getattr(self._live, "sock", None)
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: under TLS as well
+            except OSError:
+                pass
 
     def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
         where = f"{self.cfg.host}:{self.cfg.port}"
+        if self._aborted:
+            raise DeliveryAborted(f"{where}: not sent, stopping")
         try:
             if self._smtp is None:
                 self._smtp = self._open()
@@ -44,6 +60,9 @@ class SmtpTransport:
             else:
                 self._smtp.sendmail(mail_from, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
+            if self._aborted:
+                self.close()
+                raise DeliveryAborted(f"{where}: session cut while stopping") from None
             self._reset()
             codes = [code for code, _ in exc.recipients.values()]
             text = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
@@ -51,6 +70,9 @@ class SmtpTransport:
                 raise PermanentDeliveryError(f"all recipients refused: {text}") from None
             raise TemporaryDeliveryError(f"recipients refused: {text}") from None
         except smtplib.SMTPResponseException as exc:
+            if self._aborted:  # e.g. the 421 smtplib makes of a cut session
+                self.close()
+                raise DeliveryAborted(f"{where}: session cut while stopping ({exc.smtp_code})") from None
             self._reset()
             raise _classify(exc.smtp_code, exc.smtp_error) from None
         except ssl.SSLCertVerificationError as exc:
@@ -59,6 +81,8 @@ class SmtpTransport:
                                          server_down=True) from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
+            if self._aborted:
+                raise DeliveryAborted(f"{where}: session cut while stopping ({exc or type(exc).__name__})") from None
             raise TemporaryDeliveryError(f"{where}: {exc or type(exc).__name__}", server_down=True) from None
         except TemporaryDeliveryError:
             self.close()
@@ -80,7 +104,7 @@ class SmtpTransport:
                     self._smtp.close()
                 except Exception:
                     pass
-        self._smtp = None
+        self._smtp = self._live = None
 
     def _open(self) -> smtplib.SMTP:
         smtp = self._connect()
@@ -92,10 +116,23 @@ class SmtpTransport:
         return smtp
 
     def _connect(self) -> smtplib.SMTP:
+        """Made without a host, then connected: ``abort`` can reach the socket while the greeting
+        is awaited (a relay that accepts and never answers hangs right there)."""
         cfg, timeout = self.cfg, self.cfg.timeout.total_seconds()
         if cfg.security == "ssl":
-            return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=tls_context(cfg.ca_file))
-        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout, local_hostname=_hostname())
+            smtp = self._live = smtplib.SMTP_SSL(timeout=timeout, context=tls_context(cfg.ca_file))
+        else:
+            smtp = self._live = smtplib.SMTP(timeout=timeout, local_hostname=_hostname())
+        smtp._host = cfg.host  # what the constructor sets from its host: the TLS server name (SSL and STARTTLS)
+        try:
+            code, message = smtp.connect(cfg.host, cfg.port)
+            if code != 220:  # what the constructor given a host checks
+                raise smtplib.SMTPConnectError(code, message)
+        except BaseException:
+            smtp.close()
+            raise
+        if cfg.security == "ssl":
+            return smtp
         if cfg.security == "starttls":
             smtp.ehlo()
             if not smtp.has_extn("starttls"):
@@ -231,6 +268,9 @@ class MaildirTransport:
 
     def close(self) -> None:
         pass
+
+    def abort(self) -> None:
+        """A file write is not cut: it ends by itself."""
 
     def send(self, mail_from: str, recipients: list[str], raw: bytes) -> None:
         try:
