@@ -7,7 +7,9 @@ Session fixtures are per process, so each pytest-xdist worker has its own server
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from itertools import count
 
@@ -158,3 +160,16 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return "sqlite:///" + str(tmp_path / "mailticket.db")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs: a database or data folder on it fills after a few mails (disk-full tests)."""
+    if os.geteuid() != 0:
+        unavailable("mounting a small tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
+        unavailable("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])

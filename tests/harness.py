@@ -150,6 +150,35 @@ class DaemonThread:
         assert not self.thread.is_alive(), "daemon thread did not stop"
 
 
+class ConversationDesk:
+    """Dovecot in, the daemon in a thread, the sink out: the desk a conversation test talks to.
+    ``extra`` is merged into the config (its ``rate_limits`` over the test defaults, which let a
+    conversation's handful of mails through)."""
+
+    RATE_LIMITS = {"per_sender_day": 100, "global_10min": 1000}
+
+    def __init__(self, tmp_path, user, sink, *, db_url: str | None = None, extra: dict | None = None):
+        self.user, self.sink = user, sink
+        extra = dict(extra or {})
+        extra["rate_limits"] = {**self.RATE_LIMITS, **extra.get("rate_limits", {})}
+        self.config_path = write_config(tmp_path, user=user, sink=sink, db_url=db_url, extra=extra)
+
+    def __enter__(self):
+        self.daemon = DaemonThread(self.config_path).__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.daemon.__exit__(*exc)
+
+    def deliver(self, raw: bytes) -> None:
+        self.user.server.append(self.user.name, "INBOX", raw)
+
+    def processed(self, n: int) -> None:
+        from mailticket.models import InboundMail
+        wait_until(lambda: InboundMail.select().where(InboundMail.state != "received").count() >= n,
+                   timeout=30, what=f"{n} mails processed")
+
+
 def start_daemon_process(config_path: Path, *, env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
     """``mailticket --config FILE run`` as a child process, as systemd would start it."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

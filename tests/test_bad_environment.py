@@ -1,29 +1,12 @@
 """A full disk, a locked database, an unreachable or refusing mail server: a clear message,
 retries with back-off in the daemon, and no mail lost."""
 
-import os
 import subprocess
-
-import pytest
 
 from mailticket import db
 from mailticket.config import load_config
 from mailticket.models import InboundMail, Ticket
-from tests.conftest import unavailable
 from tests.harness import DaemonThread, make_mail, run_cli, wait_until, write_config
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1 MB tmpfs: the database and the data directory fill it quickly."""
-    if os.geteuid() != 0:
-        unavailable("mounting a small tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
-        unavailable("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
 
 
 def test_a_full_disk_loses_no_mail(tmp_path, tiny_disk, mailbox_user, smtp_sink, caplog):

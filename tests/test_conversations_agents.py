@@ -35,7 +35,7 @@ from mailticket.config import load_config
 from mailticket.service.wiring import build_desk
 from mailticket.models import Event, InboundMail, Outbox, Ticket
 from mailticket.desk.rules import priority_for
-from tests.harness import DaemonThread, make_mail, wait_until, write_config
+from tests.harness import ConversationDesk, make_mail, wait_until, write_config
 
 SUPPORT = "support@example.com"
 ALICE = "Alice <alice@example.com>"
@@ -138,27 +138,11 @@ CLIENTS = {"outlook": outlook_reply, "gmail": gmail_reply, "thunderbird": thunde
 
 # ---------------------------------------------------------------- the desk on real servers
 
-class LiveDesk:
+class LiveDesk(ConversationDesk):
     """Dovecot in, the daemon in a thread, the sink out; helpers to talk to it."""
 
     def __init__(self, tmp_path, user, sink, extra=None):
-        self.user, self.sink = user, sink
-        self.config_path = write_config(tmp_path, user=user, sink=sink, extra={
-            "rate_limits": {"per_sender_day": 100, "global_10min": 1000}, **(extra or {})})
-
-    def __enter__(self):
-        self.daemon = DaemonThread(self.config_path).__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.daemon.__exit__(*exc)
-
-    def deliver(self, raw: bytes) -> None:
-        self.user.server.append(self.user.name, "INBOX", raw)
-
-    def processed(self, n: int) -> None:
-        wait_until(lambda: InboundMail.select().where(InboundMail.state != "received").count() >= n,
-                   timeout=30, what=f"{n} mails processed")
+        super().__init__(tmp_path, user, sink, extra=extra)
 
     def mails(self, rcpt: str, kind_subject: str | None = None) -> list[EmailMessage]:
         out = [parse(m.data) for m in self.sink.received if rcpt in m.rcpt_tos]

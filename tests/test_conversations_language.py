@@ -16,7 +16,7 @@ from email.utils import make_msgid
 import pytest
 
 from mailticket.models import Event, InboundMail, RequesterLanguage, Ticket
-from tests.harness import DaemonThread, make_mail, wait_until, write_config
+from tests.harness import ConversationDesk, make_mail, wait_until
 from tests.test_conversations_agents import gmail_reply, plain_text
 
 ANNA = "anna@customer.example"
@@ -43,27 +43,12 @@ def parse(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
-class Desk:
+class Desk(ConversationDesk):
     """Dovecot in, the daemon in a thread, the sink out."""
 
     def __init__(self, tmp_path, user, sink, db_url: str, locale: str):
-        self.user, self.sink, self.locale = user, sink, locale
-        self.config_path = write_config(tmp_path, user=user, sink=sink, db_url=db_url, extra={
-            "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000}})
-
-    def __enter__(self):
-        self.daemon = DaemonThread(self.config_path).__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.daemon.__exit__(*exc)
-
-    def deliver(self, raw: bytes) -> None:
-        self.user.server.append(self.user.name, "INBOX", raw)
-
-    def processed(self, n: int) -> None:
-        wait_until(lambda: InboundMail.select().where(InboundMail.state != "received").count() >= n,
-                   timeout=30, what=f"{n} mails processed")
+        super().__init__(tmp_path, user, sink, db_url=db_url, extra={"service": {"locale": locale}})
+        self.locale = locale
 
     def mails(self, rcpt: str) -> list[EmailMessage]:
         return [parse(m.data) for m in self.sink.received if rcpt in m.rcpt_tos]

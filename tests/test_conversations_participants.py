@@ -26,7 +26,7 @@ from mailticket.desk import pipeline
 from mailticket.errors import ConfigError
 from mailticket.models import Event, InboundMail, Outbox, Participant, Ticket
 from mailticket.service.wiring import build_desk
-from tests.harness import DaemonThread, make_mail, wait_until, write_config
+from tests.harness import ConversationDesk, make_mail, wait_until, write_config
 
 ANNA = "Anna Svensson <anna@customer.example>"
 ALICE = "Alice <alice@example.com>"
@@ -74,24 +74,13 @@ def reply(original: EmailMessage, text: str, *, sender: str, cc: str | None = No
     return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
-class LiveDesk:
+class LiveDesk(ConversationDesk):
     """The daemon in a thread between Dovecot and the sink; helpers to talk to it."""
 
     def __init__(self, tmp_path, user, sink, db_url, locale):
-        self.user, self.sink, self.locale = user, sink, locale
-        self.config_path = write_config(tmp_path, user=user, sink=sink, db_url=db_url, extra={
-            "service": {"locale": locale},
-            "rate_limits": {"per_sender_day": 100, "global_10min": 1000, "per_ticket": 1000}})
-
-    def __enter__(self):
-        self.daemon = DaemonThread(self.config_path).__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.daemon.__exit__(*exc)
-
-    def deliver(self, raw: bytes) -> None:
-        self.user.server.append(self.user.name, "INBOX", raw)
+        super().__init__(tmp_path, user, sink, db_url=db_url, extra={
+            "service": {"locale": locale}, "rate_limits": {"per_ticket": 1000}})
+        self.locale = locale
 
     def mails(self, rcpt: str) -> list:
         return [m for m in self.sink.received if rcpt in m.rcpt_tos]

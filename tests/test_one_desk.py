@@ -417,20 +417,6 @@ def test_a_new_daemon_waits_for_the_sender_of_a_killed_one(tmp_path):
         holder.wait()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1 MB tmpfs for the database: it fills after a few mails."""
-    from tests.conftest import unavailable
-    if os.geteuid() != 0:
-        unavailable("mounting a small tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
-        unavailable("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
 def test_a_full_disk_is_named_as_such_in_the_log(tmp_path, tiny_disk, smtp_sink, caplog):
     """The listener's store fails on a full disk: the log names ENOSPC, the file system and the
     database file, not SQLite's 'cannot rollback - no transaction is active'; the sending server
