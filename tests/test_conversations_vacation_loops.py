@@ -89,18 +89,21 @@ class Responder:
     def answer_new(self) -> None:
         got = self.desk.mails(self.address)
         for mail in got[self.seen:]:
-            msg = EmailMessage()
-            msg["From"] = self.address
-            msg["To"] = reply_address(mail) if mail["Reply-To"] else str(mail["From"])
-            msg["Subject"] = f"{PREFIX[self.desk.locale]} {mail['Subject']}"
-            msg["Date"] = format_datetime(self.desk.clock.now())
-            msg["Message-ID"] = make_msgid(domain="vacation.example")
-            msg["In-Reply-To"] = mail["Message-ID"]
-            msg["References"] = mail["Message-ID"]
-            msg.set_content(VACATION[self.desk.locale])
-            self.desk.deliver(crlf(msg))
-            self.sent += 1
+            self.answer(mail)
         self.seen = len(got)
+
+    def answer(self, mail: EmailMessage) -> None:
+        msg = EmailMessage()
+        msg["From"] = self.address
+        msg["To"] = reply_address(mail) if mail["Reply-To"] else str(mail["From"])
+        msg["Subject"] = f"{PREFIX[self.desk.locale]} {mail['Subject']}"
+        msg["Date"] = format_datetime(self.desk.clock.now())
+        msg["Message-ID"] = make_msgid(domain="vacation.example")
+        msg["In-Reply-To"] = mail["Message-ID"]
+        msg["References"] = mail["Message-ID"]
+        msg.set_content(VACATION[self.desk.locale])
+        self.desk.deliver(crlf(msg))
+        self.sent += 1
 
 
 def play_an_hour(desk: Desk, responders: list[Responder], during=None) -> None:
@@ -195,6 +198,27 @@ def test_a_requester_with_a_responder_gets_a_handful_and_a_resolved_ticket_stays
     assert repeats.count() == 3
     assert "vacation" in plain_text(desk.mails("l1@example.com")[-1]) or "semester" in plain_text(
         desk.mails("l1@example.com")[-1])
+
+
+def test_an_agents_responder_answering_a_notification_never_reaches_the_requester(desk):
+    """The tier's list forwards the new-ticket notification to Alice, whose responder answers it at
+    once through the signed reply address: a verified agent's reply by every header. Its text says
+    she is away, so it stays an internal note; the requester hears nothing of it, and a person's
+    reply later, or one with a command on top, goes out as ever."""
+    ticket = open_ticket(desk, "<away@customer.example>")
+    (notification,) = desk.mails("l1@example.com")
+    alice = Responder(desk, "alice@example.com")
+    alice.answer(notification)
+    desk.settle()
+    play_an_hour(desk, [alice])
+    assert kinds(desk, ANNA, ticket) == ["acknowledgement"]
+    (kept,) = Event.select().where(Event.ticket == ticket, Event.actor == "alice@example.com", Event.kind == "note")
+    assert VACATION[desk.locale] in kept.text and kept.data["absence"]
+    assert Ticket.get_by_id(ticket.id).first_response_at is None  # an absence notice answers nobody
+    # Alice, back, writes the same words herself with a command on top: that is hers, and it goes
+    desk.deliver(gmail_reply(notification, "#status pending\n" + VACATION[desk.locale]))
+    desk.settle()
+    assert kinds(desk, ANNA, ticket) == ["acknowledgement", "agent_reply"]
 
 
 # ---------------------------------------------------------------- the admin's alerts under heavy traffic

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from . import files as ticket_files
 from . import history as people_history
 from . import echo, related, slaclock, tickets
+from ..inbound.absence import absence_phrase
 from ..inbound.authres import trusted_verdict
 from .commands import VALID, parse_commands
 from ..i18n import Message
-from ..models import Ticket
+from ..models import Outbox, Ticket
 from ..outbound.notify import Recipient
 from ..inbound.quotes import split_reply
 from .rules import priority_for
@@ -39,6 +41,26 @@ def verify_agent(desk, match, parsed) -> tuple[bool, str]:
     return False, f"no signed reply address and {verdict.reason}"
 
 
+ABSENCE_WINDOW = timedelta(minutes=15)  # a responder answers at once; a person's reply comes later
+
+
+def _absence_notice(match, parsed, new_text: str, now) -> str | None:
+    """An agent's public reply that is really their vacation responder's: it reads as an absence
+    notice (``inbound.absence``), carries no command line, is not a note, and answers one of our
+    mails within ``ABSENCE_WINDOW`` of its sending. Returns the words that tell it, or None. The
+    agent is not mailed about it (that mail would feed the responder); the history and the log
+    say it, and a ``#command`` line on top sends such a text anyway."""
+    if match.token_purpose == "note" or VALID_COMMAND_LINE.search(new_text or ""):
+        return None
+    phrase = absence_phrase(new_text or "")
+    if phrase is None or not parsed.in_reply_to:
+        return None
+    sent = Outbox.select(Outbox.created_at).where(Outbox.message_id.in_(list(parsed.in_reply_to))).first()
+    if sent is None or not timedelta(0) <= now - sent.created_at <= ABSENCE_WINDOW:
+        return None
+    return phrase
+
+
 def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     cfg, ticket = desk.config, match.ticket
     agent, agent_name = parsed.sender.address, parsed.sender.name or parsed.sender.address
@@ -58,6 +80,14 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         _notify_note(desk, ticket, agent, agent_name, new_text or parsed.text, now, parsed, unverified=True)
         log.warning("ticket %d: mail <%s> from agent address %s not verified (%s): kept as an unverified note",
                     ticket.id, parsed.message_id, agent, how)
+        return ticket
+    absent = _absence_notice(match, parsed, new_text, now)
+    if absent is not None:  # the agent's vacation responder answering our notification: never to the requester
+        tickets.event(ticket, now, "note", new_text or parsed.text, actor=agent, inbound=row, absence=absent,
+                      why=f"reads as an absence notice ({absent!r}) answering our mail at once, with no #command: "
+                          "kept as an internal note, sent to nobody")
+        log.warning("ticket %d: mail <%s> from agent %s reads as an absence notice (%r): kept as an internal note, "
+                    "not sent to the requester", ticket.id, parsed.message_id, agent, absent)
         return ticket
     result = parse_commands(new_text, now=now, timezone=cfg.service.timezone, agents=set(cfg.agents),
                             categories=set(cfg.rules.categories), phone_region=cfg.calls.region,
