@@ -501,3 +501,20 @@ def test_erasing_the_requester_takes_the_number_and_the_call(cbench):
     t = Ticket.get_by_id(ticket.id)
     assert (t.requester_phone, t.call, t.call_remind_at) == (None, None, None)
     assert calls.send_reminders(cbench.desk, datetime(2026, 11, 30, 8, 50, tzinfo=timezone.utc)) == 0
+
+
+def test_a_counter_proposal_in_floating_time_is_read_in_the_desks_zone():
+    """A COUNTER whose DTSTART has neither TZID nor Z: the desk's zone (the invitation's), not UTC."""
+    from email.message import EmailMessage as Mail
+    from mailticket.inbound.imip import find_answer
+    ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:COUNTER\r\nBEGIN:VEVENT\r\n"
+           "UID:call-1-abc@example.com\r\nSEQUENCE:0\r\nDTSTAMP:20261206T080000Z\r\n"
+           "DTSTART:20261220T100000\r\nDTEND:20261220T103000\r\n"
+           "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:anna@customer.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    mail = Mail()
+    mail["From"] = "anna@customer.example"
+    mail.set_content(ics, subtype="calendar", params={"method": "COUNTER"})
+    answer = find_answer(mail, "Europe/Stockholm")
+    assert answer.method == "COUNTER"
+    assert answer.proposed_start == datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc)
+    assert find_answer(mail, "No/Such_Zone").proposed_start == datetime(2026, 12, 20, 10, 0, tzinfo=timezone.utc)

@@ -305,7 +305,7 @@ def _calendar_answer(desk, row, parsed, now) -> Outcome | None:
     """An iMIP REPLY or COUNTER to the current call of a ticket, from its attendee: recorded, the
     agent told (desk/calls.py). Anything else with a calendar in it is read as ordinary text."""
     from ..inbound.imip import find_answer
-    answer = find_answer(parsed.message)
+    answer = find_answer(parsed.message, desk.config.service.timezone)
     if answer is None:
         return None
     from .calls import handle_answer

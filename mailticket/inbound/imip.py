@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar
 
@@ -36,8 +37,10 @@ class Answer:
     proposed_end: datetime | None = None
 
 
-def find_answer(message) -> Answer | None:
-    """The iMIP answer in ``message`` (an ``email.message.EmailMessage``), or None."""
+def find_answer(message, zone: str = "UTC") -> Answer | None:
+    """The iMIP answer in ``message`` (an ``email.message.EmailMessage``), or None. A COUNTER's
+    floating time (no TZID, no Z) is read in ``zone``, the desk's time zone: the requester's own is
+    unknown, and the desk's is the one the invitation was written in."""
     try:
         parts = list(message.walk())
     except Exception:
@@ -45,13 +48,13 @@ def find_answer(message) -> Answer | None:
     for part in parts:
         if part.get_content_type() not in CALENDAR_TYPES and not str(part.get_filename() or "").lower().endswith(".ics"):
             continue
-        answer = _answer(part)
+        answer = _answer(part, zone)
         if answer is not None:
             return answer
     return None
 
 
-def _answer(part) -> Answer | None:
+def _answer(part, zone: str) -> Answer | None:
     try:
         data = part.get_payload(decode=True) or b""
         if not data or len(data) > MAX_CALENDAR:
@@ -82,17 +85,24 @@ def _answer(part) -> Answer | None:
         sequence = 0
     start = end = None
     if method == "COUNTER":
-        start, end = _moment(event, "DTSTART"), _moment(event, "DTEND")
+        start, end = _moment(event, "DTSTART", zone), _moment(event, "DTEND", zone)
     return Answer(method, uid, sequence, address.lower(), partstat, " ".join(comment.split())[:500], start, end)
 
 
-def _moment(event, name: str) -> datetime | None:
+def _moment(event, name: str, zone: str) -> datetime | None:
     try:
         value = event.decoded(name)
     except (KeyError, ValueError):
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return (value if value.tzinfo else value.replace(tzinfo=_zone(zone))).astimezone(timezone.utc)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=_zone(zone)).astimezone(timezone.utc)
     return None
+
+
+def _zone(name: str):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # the config checked it; a stray name is UTC
+        return timezone.utc
