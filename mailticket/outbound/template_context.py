@@ -271,17 +271,17 @@ _TICKET_CHANGES = {
     "closed": {"status": "closed"},
 }
 _EXTRA_CHANGES = {
-    "requester_update": {"left_out": {"reason": "unverified", "count": 1, "addresses": ["mallory@example.net"],
-                                      "more": 0, "added": 0, "limit": 20}},
-    "reopened": {"left_out": {"reason": "limit", "count": 12, "more": 2, "added": 4, "limit": 20,
-                              "addresses": [f"user{i}@example.com" for i in range(21, 31)]}},
     "delivery_failure": {"reason": "550 5.1.1 <anna.svensson@example.com>: user unknown"},
     "quarantine_alert": {"reason": Message("MIME nesting deeper than max_depth {limit}", limit=50)},
     "escalation_manager": {"from_tier": 3, "to_tier": 3, "reason": Message(
         "{priority} {clock} target {target} breached at tier {tier} ({used} used)", priority="P2",
         clock=Message("resolution"), target=timedelta(hours=8), tier=3, used=timedelta(hours=8))},
-    "requester_update": {"body": "It still prints blank pages, also after a restart."},
-    "reopened": {"body": "Sorry, it is back: blank pages again since lunch."},
+    "requester_update": {"body": "It still prints blank pages, also after a restart.",
+                         "left_out": {"reason": "unverified", "count": 1, "addresses": ["mallory@example.net"],
+                                      "more": 0, "added": 0, "limit": 20}},
+    "reopened": {"body": "Sorry, it is back: blank pages again since lunch.",
+                 "left_out": {"reason": "limit", "count": 12, "more": 2, "added": 4, "limit": 20,
+                              "addresses": [f"user{i}@example.com" for i in range(21, 31)]}},
     "resolved": {"body": "We replaced the toner cartridge. Test prints look fine now."},
     "note": {"body": "Toner ordered, arrives tomorrow.", "unverified": True},
     "requester_refused": {"problem": "bad_address", "body": "Anna called: Outlook crashes at start since today."},
