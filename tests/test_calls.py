@@ -29,7 +29,7 @@ from mailticket.models import Event, Outbox, Ticket
 from mailticket.service.wiring import build_desk
 from tests.harness import make_mail, wait_until, write_config
 from tests.test_conversations_agents import (START, Bench, LiveDesk, agent_mail, gmail_reply, parse, plain_text,
-                                             reply_address, thunderbird_reply)
+                                             reply_address)
 from tests.test_working_day_files import case  # noqa: F401 - the (database, language) matrix
 
 FIXTURES = Path(__file__).parent / "data" / "calendar_replies"
