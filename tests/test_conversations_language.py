@@ -204,6 +204,6 @@ def test_bad_input_gets_the_desks_language_or_a_clear_reply(desk):
                                                  "sv": "Några kommandon i ditt svar kunde inte utföras"}[locale])[-1]
     text = plain_text(error)
     assert "#language xx" in text and f"#language {locale}|{theirs}" in text
-    assert {"en": "is not a language this desk writes in", "sv": "är inget språk som desken skriver på"}[locale] in text
+    assert {"en": "is not a language this desk writes in", "sv": "är inget språk som servicedesken skriver på"}[locale] in text
     assert Ticket.get_by_id(html_ticket.id).language == theirs
     assert InboundMail.select().where(InboundMail.state == "quarantined").count() == 0
