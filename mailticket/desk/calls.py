@@ -57,9 +57,10 @@ def place(cfg, agent: str, ticket: Ticket, mode: str) -> dict:
     return {"mode": "meeting", "link": link, "phone": where.phone}
 
 
-def _requester_language(cfg, ticket: Ticket) -> str:
-    """The invitation, its move and its cancellation speak the requester's language (issue 26)."""
-    return ticket.language if ticket.language in cfg.service.languages else cfg.service.locale
+def _requester_language(desk, ticket: Ticket) -> str:
+    """The invitation, its move and its cancellation speak the requester's language (issue 26), as
+    the mailer decides it for any mail to them; the calendar text is written before the mail."""
+    return desk.mailer.languages([Recipient(ticket.requester_address, ticket.requester_name)], (), ticket)[0][0]
 
 
 def _location(locale: str, where: dict, agent_name: str) -> tuple[str, str, str]:
@@ -104,9 +105,9 @@ def arrange(desk, ticket: Ticket, agent: str, agent_name: str, args: dict, now: 
     uid = before["uid"] if before else f"call-{ticket.id}-{secrets.token_hex(8)}@{cfg.service.domain}"
     sequence = before["sequence"] + 1 if before else 0
     where = place(cfg, agent, ticket, mode)
-    locale = _requester_language(cfg, ticket)
+    locale = _requester_language(desk, ticket)
     try:
-        ics = _calendar(cfg, ticket, agent_name, uid, sequence, start, duration, where, now, "REQUEST")
+        ics = _calendar(cfg, locale, ticket, agent_name, uid, sequence, start, duration, where, now, "REQUEST")
     except ValueError as exc:  # an address the invitation cannot carry
         return Message("no invitation could be made: {problem}", problem=str(exc))
     previous_start = datetime.fromisoformat(before["start"]) if before else None
@@ -148,14 +149,15 @@ def cancel(desk, ticket: Ticket, agent: str, agent_name: str, now: datetime) -> 
     start, duration = datetime.fromisoformat(call["start"]), timedelta(seconds=call["duration"])
     sequence = call["sequence"] + 1
     where = {k: call.get(k) for k in ("mode", "link", "phone")}
+    locale = _requester_language(desk, ticket)
     try:
-        ics = _calendar(cfg, ticket, call.get("agent_name") or agent_name, call["uid"], sequence, start, duration,
-                        where, now, "CANCEL")
+        ics = _calendar(cfg, locale, ticket, call.get("agent_name") or agent_name, call["uid"], sequence, start,
+                        duration, where, now, "CANCEL")
     except ValueError as exc:
         return Message("no invitation could be made: {problem}", problem=str(exc))
     desk.mailer.send("call_cancelled", to=[Recipient(ticket.requester_address, ticket.requester_name)], now=now,
                      ticket=ticket, from_name=agent_name, in_reply_to=ticket.thread_root, auto_submitted="no",
-                     locale=_requester_language(cfg, ticket),
+                     locale=locale,
                      context={"agent_name": agent_name, "start": start, "end": start + duration, "duration": duration},
                      alternatives=[(content_type("CANCEL"), ics)],
                      attachments=[("invite.ics", "application/ics", ics)])
@@ -166,8 +168,8 @@ def cancel(desk, ticket: Ticket, agent: str, agent_name: str, now: datetime) -> 
     return None
 
 
-def _calendar(cfg, ticket, agent_name, uid, sequence, start, duration, where, now, method) -> bytes:
-    locale, tag = _requester_language(cfg, ticket), f"[{cfg.service.tag_prefix}#{ticket.id}]"
+def _calendar(cfg, locale, ticket, agent_name, uid, sequence, start, duration, where, now, method) -> bytes:
+    tag = f"[{cfg.service.tag_prefix}#{ticket.id}]"
     location, url, said = _location(locale, where, agent_name)
     description = _(locale, "{service}: a call with {agent} about your ticket {tag}, {subject}.",
                     service=cfg.service.name, agent=agent_name, tag=tag, subject=ticket.subject) + "\n\n" + said
