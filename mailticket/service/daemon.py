@@ -318,14 +318,23 @@ class Daemon:
         sent, self._sender_seen = self.sender.sent - self._sender_seen, self.sender.sent
         return sent
 
-    def check_clocks(self):
-        from ..desk.escalation import run_sla_check
+    @staticmethod
+    def _guarded(job, failed: str):
+        """Run one periodic job: a database that fails goes up to the loop (its back-off and alarm);
+        any other error is logged with ``failed`` and the job runs again at its next turn (None)."""
         try:
-            return run_sla_check(self.desk, self.desk.clock.now())
+            return job()
         except (pw.OperationalError, pw.InterfaceError):
             raise
         except Exception:
-            log.exception("SLA check failed; trying again at the next interval")
+            log.exception(failed)
+            return None
+
+    def check_clocks(self):
+        from ..desk.escalation import run_sla_check
+        try:
+            return self._guarded(lambda: run_sla_check(self.desk, self.desk.clock.now()),
+                                 "SLA check failed; trying again at the next interval")
         finally:
             self.send_reports()
 
@@ -334,12 +343,8 @@ class Daemon:
         from ..desk.reporting import send_scheduled
         if self.config.reports is None or not self.config.reports.slots:
             return
-        try:
-            send_scheduled(self.desk, self.desk.clock.now())
-        except (pw.OperationalError, pw.InterfaceError):
-            raise
-        except Exception:
-            log.exception("the scheduled report failed; trying again at the next SLA check")
+        self._guarded(lambda: send_scheduled(self.desk, self.desk.clock.now()),
+                      "the scheduled report failed; trying again at the next SLA check")
 
     def apply_retention(self):
         """[retention]: at the first turn after start, then daily. A big run (retention turned on for
@@ -363,33 +368,20 @@ class Daemon:
         if not (policy.raw_mail or policy.closed_tickets):
             return None
         from ..desk import retention
-        try:
-            return retention.purge(policy, self.config.service.data_dir, self.desk.clock.now(),
-                                   self.config.service.locale, rounds=RETENTION_ROUNDS)
-        except (pw.OperationalError, pw.InterfaceError):
-            raise
-        except Exception:
-            log.exception("retention failed; trying again tomorrow")
-            return None
+        return self._guarded(lambda: retention.purge(policy, self.config.service.data_dir, self.desk.clock.now(),
+                                                     self.config.service.locale, rounds=RETENTION_ROUNDS),
+                             "retention failed; trying again tomorrow")
 
     def check_calls(self):
         """The agents' reminders of their calls ([calls] remind_before), on the desk's clock."""
         from ..desk.calls import send_reminders
-        try:
-            return send_reminders(self.desk, self.desk.clock.now())
-        except (pw.OperationalError, pw.InterfaceError):
-            raise
-        except Exception:
-            log.exception("call reminders failed; trying again at the next check")
+        return self._guarded(lambda: send_reminders(self.desk, self.desk.clock.now()),
+                             "call reminders failed; trying again at the next check")
 
     def check_alarms(self):
         """Mail the admin about problems that lasted ``alarm_after``, and when they clear."""
-        try:
-            return alarms.check(self.desk, self.desk.clock.now())
-        except (pw.OperationalError, pw.InterfaceError):
-            raise
-        except Exception:
-            log.exception("alarm check failed; trying again at the next interval")
+        return self._guarded(lambda: alarms.check(self.desk, self.desk.clock.now()),
+                             "alarm check failed; trying again at the next interval")
 
     def wait(self) -> None:
         seconds = self.config.imap.poll_interval.total_seconds() if self.config.imap else 1.0
