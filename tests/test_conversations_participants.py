@@ -27,6 +27,7 @@ from mailticket.errors import ConfigError
 from mailticket.models import Event, InboundMail, Outbox, Participant, Ticket
 from mailticket.service.wiring import build_desk
 from tests.harness import ConversationDesk, make_mail, wait_until, write_config
+from tests.test_conversations_threading import deliver
 
 ANNA = "Anna Svensson <anna@customer.example>"
 ALICE = "Alice <alice@example.com>"
@@ -209,14 +210,6 @@ def desk(tmp_path, db_url):
         "rate_limits": {"global_10min": 1000, "per_sender_day": 1000, "per_ticket": 1000}}))
     db.connect(cfg.database.url)
     return build_desk(cfg, clock=FakeClock())
-
-
-_uid = iter(range(1, 1_000_000))
-
-
-def deliver(desk, raw: bytes) -> pipeline.Outcome:
-    row = pipeline.store_raw(raw, source="imap:INBOX", uidvalidity=1, uid=next(_uid), now=desk.clock.now())
-    return pipeline.process_one(desk, row)
 
 
 def outbox(kind: str) -> list[EmailMessage]:
