@@ -259,6 +259,12 @@ def _languages(database: pw.Database) -> None:
         database.execute_sql('ALTER TABLE "ticket" ADD COLUMN "language" VARCHAR(255)')
 
 
+def _quarantine_reason_msg(database: pw.Database) -> None:
+    """A quarantine's reason kept translatable too, so the admin's digest is in the desk's language."""
+    if "reason_msg" not in {c.name for c in database.get_columns("inbound_mail")}:
+        database.execute_sql('ALTER TABLE "inbound_mail" ADD COLUMN "reason_msg" TEXT')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
@@ -271,6 +277,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0160_outbox_thread_index_quarantine_digest", _thread_caps),
     ("0180_requester_languages", _languages),
     ("0190_calls", _calls),
+    ("0200_quarantine_reason_msg", _quarantine_reason_msg),
 ]
 
 

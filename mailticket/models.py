@@ -198,6 +198,7 @@ class InboundMail(BaseModel):
     received_at = AwareDateTimeField()
     state = pw.CharField(default="received", index=True)  # received|processed|duplicate|dropped|quarantined|spam
     reason = pw.TextField(null=True)
+    reason_msg = pw.TextField(null=True)    # the reason as a translatable Message (drafts.dumps_value), or None
     ticket = pw.ForeignKeyField(Ticket, null=True, backref="inbound", on_delete="SET NULL")
     processed_at = AwareDateTimeField(null=True)
     moved = pw.BooleanField(default=False)  # moved out of the IMAP folder

@@ -262,6 +262,9 @@ def test_admin_alerts_arrive_as_a_digest_after_heavy_quarantine_traffic(quick_al
     text = plain_text(digest[0])
     assert str(digest[0]["Subject"]).startswith("4 " if desk.locale == "en" else "Ytterligare 4 ")
     assert all(f"Invoice a{n}" in text for n in range(cap, cap + 4)) and "Invoice a0" not in text and "mailticket quarantine --reprocess all" in text
+    # each mail's reason in the desk's language, as in the alerts (kept translatable: reason_msg)
+    reason = {"en": "no usable sender address", "sv": "ingen användbar avsändaradress"}[desk.locale]
+    assert text.count(reason) == 4 and all(reason in plain_text(m) for m in alerts), text
     # more within the hour wait for the next digest, held and counted, never dropped
     for n in range(5):
         desk.deliver(_broken(f"b{n}", desk))

@@ -46,7 +46,7 @@ ANNA = "Anna Svensson <anna@customer.example>"
 EVENT_KINDS = sorted(set(history.WORDS) | history.BOOKKEEPING | {"reply_in", "reply_out", "not-acknowledged"})
 SWEDISH_TOO = {"status"}  # an event kind that is also the Swedish word
 ENGLISH_LOG_WORDS = [*(k for k in EVENT_KINDS if k not in SWEDISH_TOO), "breached", "used", "is not a", "no rule matched", "subject contains",
-                     "matrix", "internal error", "not a mail", "exceeds", "escalated", "tier", "target",
+                     "matrix", "internal error", "not a mail", "exceeds", "deeper than", "escalated", "tier", "target",
                      "rule", "logged", "categorised", "left", "due"]
 _ENGLISH = re.compile(r"(?<![\w#-])(" + "|".join(re.escape(w) for w in ENGLISH_LOG_WORDS) + r")(?![\w-])",
                       re.IGNORECASE)

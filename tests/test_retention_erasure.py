@@ -108,6 +108,11 @@ def mentions(texts: list[str], *needles: str) -> list[str]:
 
 def test_erase_leaves_no_trace_and_the_figures(desk):
     anna_ticket, bob_ticket = anna_and_bob(desk)
+    # a mail of hers the desk could not read: its reason names her, in English and translatable
+    broken = desk.process(f"From: {ANNA_NAME} at customer dot example\r\nSubject: VPN\r\n\r\nHelp\r\n".encode())
+    assert broken.state == "quarantined"
+    [row] = InboundMail.select().where(InboundMail.state == "quarantined")
+    assert ANNA_NAME in row.reason and ANNA_NAME in row.reason_msg
     assert Attachment.select().count() == 1 and mentions(everything_stored(desk), ANNA, ANNA_NAME)
     assert [p.address for p in Participant.select().where(Participant.ticket == bob_ticket)] == [ANNA]
     before = desk.report()

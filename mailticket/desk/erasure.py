@@ -262,7 +262,10 @@ def _scrub_texts(who: Person, pattern, marker: str) -> None:
                           (AlarmState, AlarmState.detail)):
         for row in model.select().where(_text_names(column, who)):
             setattr(row, column.name, _scrub(getattr(row, column.name), pattern, marker))
-            row.save(only=[column])
+            extra = []
+            if model is InboundMail:  # its translatable twin is JSON the pattern may not see: it goes
+                row.reason_msg, extra = None, [InboundMail.reason_msg]
+            row.save(only=[column, *extra])
 
 
 def _outbox_folder(config, pattern) -> int:

@@ -157,8 +157,9 @@ _FINISH = ('UPDATE "inbound_mail" SET "state" = ?, "reason" = ?, "ticket_id" = ?
 def quarantine(desk, row: InboundMail, reason: str, now: datetime) -> Outcome:
     """Mark the mail quarantined and tell the admin, in a transaction of its own."""
     with write_transaction(InboundMail._meta.database):
-        if not InboundMail.update(state="quarantined", reason=reason[:4000], processed_at=now, claimed_by=None,
-                                  message_id=row.message_id).where(
+        if not InboundMail.update(state="quarantined", reason=reason[:4000],
+                                  reason_msg=quarantinedigest.translatable(reason), processed_at=now,
+                                  claimed_by=None, message_id=row.message_id).where(
                 InboundMail.id == row.id, InboundMail.state == "received").execute():
             current = InboundMail.get_by_id(row.id)
             return Outcome(current.state, current.ticket_id, HANDLED_ELSEWHERE)

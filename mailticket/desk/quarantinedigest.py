@@ -21,7 +21,9 @@ import peewee as pw
 
 from ..db import run, write_transaction
 from ..inbound.charsets import header_text
+from ..i18n import Message
 from ..models import InboundMail, Outbox
+from ..outbound.drafts import NotPlain, dumps_value, loads_value
 from ..outbound.notify import Recipient
 
 log = logging.getLogger("mailticket.quarantine")
@@ -86,7 +88,7 @@ def send_digest(desk, now: datetime) -> int:
         mails = []
         for r in first:
             sender, subject = headers(r, "From", "Subject")
-            mails.append({"quarantine_id": r.id, "reason": r.reason or "", "sender": sender, "subject": subject,
+            mails.append({"quarantine_id": r.id, "reason": reason(r), "sender": sender, "subject": subject,
                           "at": r.processed_at, "message_id": r.message_id})
         since = InboundMail.select(pw.fn.MIN(InboundMail.processed_at)).where(
             InboundMail.state == "quarantined", InboundMail.alert == claim).scalar()
@@ -100,6 +102,28 @@ def send_digest(desk, now: datetime) -> int:
     log.warning("quarantine digest: %d quarantined mails mailed to %s in one digest", count,
                 desk.config.service.admin_address)
     return count
+
+
+def translatable(reason: str) -> str | None:
+    """What ``inbound_mail.reason_msg`` keeps: the reason as a Message, so that the digest, written
+    later, says it in the desk's language as the alert did; None for a reason that is plain text."""
+    if not isinstance(reason, Message):
+        return None
+    try:
+        return dumps_value(reason)
+    except NotPlain:  # an argument JSON cannot carry: the English text is kept, as before
+        return None
+
+
+def reason(row) -> str:
+    """A quarantined mail's reason to be written in the reader's language (a Message) when it was
+    kept so, else the English text (mails quarantined before 0200, or erased from)."""
+    if row.reason_msg:
+        try:
+            return loads_value(row.reason_msg)
+        except (ValueError, TypeError, KeyError):
+            log.warning("stored mail %s: its translatable reason is unreadable; the English one is used", row.id)
+    return row.reason or ""
 
 
 def headers(row, *names: str) -> list[str]:

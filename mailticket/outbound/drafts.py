@@ -95,6 +95,17 @@ def loads(text: str) -> Draft:
                  files=files)
 
 
+def dumps_value(value) -> str:
+    """One value in a draft's JSON (a Message with its arguments, say), for text kept outside a
+    draft that must still be written in the reader's language; raises NotPlain as ``dumps``."""
+    return json.dumps(_plain(value), separators=(",", ":"), allow_nan=False)
+
+
+def loads_value(text: str):
+    """The value ``dumps_value`` wrote."""
+    return _revive(json.loads(text))
+
+
 def _pairs(items) -> tuple[tuple[str, str], ...]:
     return tuple((name, address) for name, address in items)
 
