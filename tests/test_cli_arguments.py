@@ -59,6 +59,8 @@ HOSTILE = [
     (["backup", "/dev/null"], ["mailticket backup: argument DIR: /dev/null is a file or a device, not a folder"]),
     (["restore"], ["the following arguments are required: DIR"]),
     (["purge", "--force"], ["mailticket: unrecognized arguments: --force"]),
+    (["tickets", "--stat", "open"], ["mailticket: unrecognized arguments: --stat"]),  # no abbreviations
+    (["erase", "anna@customer.example", "--dry"], ["mailticket: unrecognized arguments: --dry"]),
     (["frobnicate"], ["mailticket: argument COMMAND: invalid choice: 'frobnicate'"]),
 ]
 

@@ -25,7 +25,13 @@ FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2199, 12, 31)
 
 class Parser(argparse.ArgumentParser):
     """argparse, with a usage error on one line: the command, the argument, what is valid, where
-    to read more (argparse's own prints the whole usage first, which for `tickets` is six lines)."""
+    to read more (argparse's own prints the whole usage first, which for `tickets` is six lines).
+    Options are spelled out: no abbreviations (``--stat`` for ``--status``), so that a script's
+    line keeps its meaning when a later version adds an option that shares the prefix."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # the subcommands' parsers are made by this class too
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
