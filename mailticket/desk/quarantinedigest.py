@@ -88,7 +88,7 @@ def send_digest(desk, now: datetime) -> int:
         mails = []
         for r in first:
             sender, subject = headers(r, "From", "Subject")
-            mails.append({"quarantine_id": r.id, "reason": reason(r), "sender": sender, "subject": subject,
+            mails.append({"quarantine_id": r.id, "reason": reason_of(r), "sender": sender, "subject": subject,
                           "at": r.processed_at, "message_id": r.message_id})
         since = InboundMail.select(pw.fn.MIN(InboundMail.processed_at)).where(
             InboundMail.state == "quarantined", InboundMail.alert == claim).scalar()
@@ -110,12 +110,16 @@ def translatable(reason: str) -> str | None:
     if not isinstance(reason, Message):
         return None
     try:
-        return dumps_value(reason)
+        kept = dumps_value(reason)
     except NotPlain:  # an argument JSON cannot carry: the English text is kept, as before
         return None
+    return kept if len(kept) <= REASON_MSG_MAX else None  # a huge error text: the English one, cut
 
 
-def reason(row) -> str:
+REASON_MSG_MAX = 8000
+
+
+def reason_of(row) -> str:
     """A quarantined mail's reason to be written in the reader's language (a Message) when it was
     kept so, else the English text (mails quarantined before 0200, or erased from)."""
     if row.reason_msg:
