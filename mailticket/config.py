@@ -7,6 +7,7 @@ gives the embedded default: SQLite under ``./var``, the built-in listener on
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import ipaddress
 import os
@@ -283,6 +284,21 @@ class Config:
 
 # ---------------------------------------------------------------- reading helpers
 
+# While build_config checks a section, the problems of single keys found so far: a key of the
+# wrong type, outside its bounds, not one of its choices, or unknown. Such a key is noted and read
+# as its default, so that the admin hears of every bad key of the section in one run.
+_NOTED: contextvars.ContextVar[list | None] = contextvars.ContextVar("config_problems", default=None)
+
+
+def _note(problem: ConfigError, stand_in):
+    """``stand_in`` when a section is being checked (the problem noted), else the problem raised."""
+    noted = _NOTED.get()
+    if noted is None:
+        raise problem
+    noted.append(problem)
+    return stand_in
+
+
 class _Section:
     """A table of the TOML file, read key by key; every error names file and key."""
 
@@ -290,9 +306,8 @@ class _Section:
         if not isinstance(data, dict):
             raise ConfigError("must be a table", file, path)
         self.data, self.file, self.path = data, file, path
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown key (valid: {', '.join(sorted(known))})", file, self.key(unknown[0]))
+        for name in sorted(set(data) - known):
+            _note(ConfigError(f"unknown key (valid: {', '.join(sorted(known))})", file, self.key(name)), None)
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -310,13 +325,18 @@ class _Section:
             value = float(value)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
-            raise self.error(name, f"must be {names}, not {type(value).__name__} {value!r}")
+            if required:  # no default to stand in
+                raise self.error(name, f"must be {names}, not {type(value).__name__} {value!r}")
+            return _note(self.error(name, f"must be {names}, not {type(value).__name__} {value!r}"), default)
         return value
 
     def string(self, name, default=None, required=False, choices=None) -> str | None:
         value = self.get(name, str, default, required)
         if choices and value is not None and value not in choices:
-            raise self.error(name, f"{value!r} is not one of {', '.join(choices)}")
+            problem = self.error(name, f"{value!r} is not one of {', '.join(choices)}")
+            if required or default not in choices:
+                raise problem
+            return _note(problem, default)
         return value
 
     def duration(self, name, default) -> timedelta:
@@ -331,7 +351,12 @@ class _Section:
     def bounded(self, name, default):
         """The key read and bounded as BOUNDS says (the default too: a key without bounds is found
         by the first test that loads a config, not in production)."""
-        return within(self.key(name), self.data.get(name, default), self.file)
+        try:
+            return within(self.key(name), self.data.get(name, default), self.file)
+        except ConfigError as problem:
+            if name not in self.data:
+                raise  # the default itself is out of bounds: a bug, found by any test
+            return _note(problem, within(self.key(name), default, self.file))
 
     def address(self, name, default=None, required=False) -> str | None:
         value = self.string(name, default, required)
@@ -610,8 +635,9 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 
 def build_config(data: dict, file: str, base: Path) -> Config:
-    """The validated config, or a ConfigError naming file and key; with problems in several
-    sections, a ConfigErrors holding the first problem of each. A section that another needs
+    """The validated config, or a ConfigError naming file and key; with several problems, a
+    ConfigErrors holding them all: every bad key of a section (``_note``), and what stopped a
+    section's reading. A section that another needs
     (the service's time zone for the SLA, its data_dir for the outbox) is stood in for by a
     neutral value when it failed, so the others are still checked; monitoring, which names the
     rules' categories, is checked only with valid rules."""
@@ -623,11 +649,28 @@ def build_config(data: dict, file: str, base: Path) -> Config:
     problems: list[ConfigError] = []
 
     def checked(build, *args):
+        """The section built, or None with its problems added: every bad key (``_note``), then
+        what stopped the build unless it only followed from a noted key's default standing in."""
+        noted: list[ConfigError] = []
+        token = _NOTED.set(noted)
         try:
-            return build(*args)
+            built = build(*args)
         except ConfigError as exc:
-            problems.append(exc)
+            problems.extend(noted)
+            if not noted or exc.key not in {n.key for n in noted}:
+                problems.append(exc)
             return None
+        except Exception:
+            if not noted:
+                raise
+            problems.extend(noted)  # a stand-in led the build astray: the noted keys are the problem
+            return None
+        finally:
+            _NOTED.reset(token)
+        if noted:
+            problems.extend(noted)
+            return None
+        return built
 
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:

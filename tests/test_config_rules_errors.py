@@ -132,6 +132,26 @@ def test_check_config_names_the_problem_of_every_section_at_once(tmp_path):
     assert all(line.startswith(f"mailticket: configuration error: {path}: ") for line in lines)
 
 
+def test_check_config_names_every_bad_key_of_a_section_not_only_the_first(tmp_path):
+    """Keys of one section wrong in each way a single key can be (unknown, type, choice, bounds):
+    each named, none made up by another's default standing in; a section without a problem is
+    silent; the daemon refuses to start with the same lines."""
+    path = write_config(tmp_path, extra={
+        "service": {"colour": "blue", "locale": "fi", "ack_max_age": "forever", "max_participants": 0},
+        "smtp": {"host": "127.0.0.1", "port": "25", "security": "sometimes"},
+        "outbox": {"max_attempts": 3}})
+    done = run_cli("check-config", config=path)
+    assert done.returncode == 3 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert [line.split(": ")[3] for line in lines] == [
+        "service.colour", "service.locale", "service.ack_max_age", "service.max_participants",
+        "smtp.security", "smtp.port"], lines
+    assert "'fi' is not one of en, sv" in lines[1] and "'forever' is not a duration" in lines[2]
+    assert "must be int" in lines[5] and "not str '25'" in lines[5]
+    run = run_cli("run", config=path)
+    assert run.returncode == 3 and run.stderr.splitlines() == lines
+
+
 def test_a_failed_section_does_not_make_up_problems_in_the_sections_that_need_it(tmp_path):
     """The SLA is read in the service's time zone and monitoring names the rules' categories: a
     bad time zone or bad rules is named once, not once more for each section that depends on it."""
