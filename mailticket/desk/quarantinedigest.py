@@ -36,7 +36,7 @@ def alert(desk, row, reason: str, sender: str, subject: str, now: datetime) -> N
     """Tell the admin of one quarantined mail, or hold it for the digest (in the quarantine's transaction)."""
     cfg = desk.config
     cap = cfg.rate_limits.quarantine_alerts_day
-    if _alerts_since(cfg.service.admin_address, now - timedelta(days=1), cap) >= cap:
+    if alerts_since(cfg.service.admin_address, "quarantine_alert", now - timedelta(days=1), cap) >= cap:
         InboundMail.update(alert="held").where(InboundMail.id == row.id).execute()
         log.warning("quarantine alert for stored mail %s held for the digest: %d alerts in 24 hours "
                     "(rate_limits.quarantine_alerts_day = %d)", row.id, cap, cap)
@@ -49,12 +49,21 @@ def alert(desk, row, reason: str, sender: str, subject: str, now: datetime) -> N
         InboundMail.update(alert="sent").where(InboundMail.id == row.id).execute()
 
 
-def _alerts_since(admin: str, since: datetime, limit: int) -> int:
-    return run(_ALERTS_SQL, (admin.lower(), True, Outbox.created_at.db_value(since), limit)).fetchone()[0]
+def alerts_since(admin: str, kind: str, since: datetime, limit: int) -> int:
+    """The admin's alerts of ``kind`` queued since ``since``, counted up to ``limit``."""
+    return run(_ALERTS_SQL, (admin.lower(), True, Outbox.created_at.db_value(since), kind, limit)).fetchone()[0]
 
 
 _ALERTS_SQL = """SELECT COUNT(*) FROM (SELECT 1 FROM "outbox" WHERE "rcpt_key" = ? AND "automatic" = ?
- AND "created_at" > ? AND "kind" = 'quarantine_alert' LIMIT ?) AS alerts"""
+ AND "created_at" > ? AND "kind" = ? LIMIT ?) AS alerts"""
+
+
+def digest_due(admin: str, kind: str, now: datetime) -> bool:
+    """No digest of ``kind`` went to the admin in the last ``DIGEST_EVERY``."""
+    last = (Outbox.select(Outbox.created_at).where(Outbox.rcpt_key == admin.lower(), Outbox.automatic == True,  # noqa: E712
+                                                   Outbox.kind == kind)
+            .order_by(Outbox.created_at.desc()).first())
+    return last is None or now - last.created_at >= DIGEST_EVERY
 
 
 def held() -> int:
@@ -71,11 +80,7 @@ def send_digest(desk, now: datetime) -> int:
     ``DIGEST_EVERY`` old. Returns how many mails it covers (0: none sent)."""
     if not held_exists():  # from the state index: the quarantined mails are few
         return 0
-    admin = desk.config.service.admin_address.lower()
-    last = (Outbox.select(Outbox.created_at).where(Outbox.rcpt_key == admin, Outbox.automatic == True,  # noqa: E712
-                                                   Outbox.kind == "quarantine_digest")
-            .order_by(Outbox.created_at.desc()).first())
-    if last is not None and now - last.created_at < DIGEST_EVERY:
+    if not digest_due(desk.config.service.admin_address, "quarantine_digest", now):
         return 0
     claim = f"d{secrets.token_hex(6)}"  # the rows this daemon takes (another daemon's update waits or finds none)
     with write_transaction(InboundMail._meta.database):
