@@ -164,6 +164,7 @@ class RateLimits:
     internal_per_ticket_hour: int = 20  # mails of all kinds to one internal address about one ticket per hour
     tier_notices_per_sender_hour: int = 10  # new-ticket notices to the tier for one requester's tickets per hour
     quarantine_alerts_day: int = 10  # quarantine alerts mailed one by one a day; the rest in an hourly digest
+    delivery_alerts_day: int = 10  # delivery-failure alerts mailed one by one a day; the rest in an hourly digest
 
 
 @dataclass(frozen=True)
@@ -572,7 +573,7 @@ def _outbox(data: dict | None, file: str, base: Path, data_dir: Path, has_smtp: 
 def _rate_limits(data: dict | None, file: str) -> RateLimits:
     defaults = {"per_ticket": 3, "per_sender_day": 10, "global_10min": 1000, "queries_per_hour": 10,
                 "per_thread_hour": 10, "internal_per_ticket_hour": 20, "tier_notices_per_sender_hour": 10,
-                "quarantine_alerts_day": 10}
+                "quarantine_alerts_day": 10, "delivery_alerts_day": 10}
     s = _Section(data or {}, file, "rate_limits", set(defaults))
     values = {}
     for key, default in defaults.items():

@@ -265,6 +265,14 @@ def _quarantine_reason_msg(database: pw.Database) -> None:
         database.execute_sql('ALTER TABLE "inbound_mail" ADD COLUMN "reason_msg" TEXT')
 
 
+def _delivery_alerts(database: pw.Database) -> None:
+    """A failed delivery notes whether the admin was alerted or it waits for the digest
+    (desk/deliveryalerts.py); the digest finds the held ones by an index."""
+    if "admin_alert" not in {c.name for c in database.get_columns("outbox")}:
+        database.execute_sql('ALTER TABLE "outbox" ADD COLUMN "admin_alert" VARCHAR(16)')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "outbox_admin_alert" ON "outbox" ("admin_alert")')
+
+
 MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_outbox_indexes", _indexes),
@@ -278,6 +286,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.Database], None]]] = [
     ("0180_requester_languages", _languages),
     ("0190_calls", _calls),
     ("0200_quarantine_reason_msg", _quarantine_reason_msg),
+    ("0201_delivery_alerts", _delivery_alerts),
 ]
 
 

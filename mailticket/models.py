@@ -270,6 +270,8 @@ class Outbox(BaseModel):
     claimed_by = pw.CharField(null=True)
     claimed_until = AwareDateTimeField(null=True)
     admin_told = pw.BooleanField(default=False)
+    # a failed delivery: "sent" (the admin had an alert), "held" (waits for the digest), "digested"
+    admin_alert = pw.CharField(null=True, max_length=16, index=True)
 
     class Meta:
         indexes = ((("rcpt_key", "automatic", "created_at"), False),  # the per-recipient rate limits

@@ -29,7 +29,7 @@ import pytest
 from mailticket import db
 from mailticket.clock import FakeClock
 from mailticket.config import load_config
-from mailticket.desk import calls, escalation, feedback_links, history, pipeline, quarantinedigest, reporting
+from mailticket.desk import calls, deliveryalerts, escalation, feedback_links, history, pipeline, quarantinedigest, reporting
 from mailticket.i18n import Message
 from mailticket.models import Outbox, Ticket
 from mailticket.outbound import render_format as fmt
@@ -92,7 +92,8 @@ class Desk:
         self.text = REQUESTER_TEXT[locale]
         self.config = load_config(write_config(tmp_path, db_url=db_url, extra={
             "service": {"locale": locale}, "rate_limits": {"per_sender_day": 100, "global_10min": 1000,
-                                                           "quarantine_alerts_day": 1}}))
+                                                           "quarantine_alerts_day": 1,
+                                                           "delivery_alerts_day": 1}}))
         db.connect(self.config.database.url)
         self.renderer = RecordingRenderer()
         self.desk = build_desk(self.config, clock=self.clock, renderer=self.renderer)
@@ -185,11 +186,20 @@ def security_report(d):  # security_alert, breach_deadline_warning
 
 
 def a_mail_bounces(d):  # delivery_failure
-    entry = Outbox.select().where(Outbox.kind == "acknowledgement").order_by(Outbox.id).first()
-    d.process(f"""From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>
+    d.process(bounce_of(Outbox.select().where(Outbox.kind == "acknowledgement").order_by(Outbox.id).first()))
+
+
+def bounces_pile_up(d):  # delivery_digest: past the day's one alert, the next two bounces come in the digest
+    for entry in Outbox.select().where(Outbox.kind.in_(["requester_update", "agent_reply"])).order_by(Outbox.id).limit(2):
+        d.process(bounce_of(entry))
+    assert deliveryalerts.send_digest(d.desk, d.clock.now()) == 2
+
+
+def bounce_of(entry) -> bytes:
+    return f"""From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>
 To: {entry.mail_from}
 Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-1@mx.customer.example>
+Message-ID: <dsn-{entry.id}@mx.customer.example>
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status; boundary="B"
 
@@ -216,7 +226,7 @@ From: support@example.com
 To: anna@customer.example
 
 --B--
-""".replace("\n", "\r\n").encode())
+""".replace("\n", "\r\n").encode()
 
 
 def a_broken_mail(d):  # quarantine_alert, with an encoded subject and sender
@@ -295,7 +305,7 @@ def the_manager_reads(d):  # manager_report
 
 STEPS = (open_ticket, requester_writes, agent_replies, agent_notes, agent_books_a_call, sla_runs_out,
          the_call_is_answered_moved_reminded_and_cancelled,
-         working_day, agent_resolves, security_report, a_mail_bounces, a_broken_mail, broken_mails_pile_up,
+         working_day, agent_resolves, security_report, a_mail_bounces, bounces_pile_up, a_broken_mail, broken_mails_pile_up,
          pending_goes_quiet,
          the_mailbox_fails, requester_rates, the_manager_reads)
 

@@ -62,6 +62,8 @@ def test_every_mail_parses_back_with_exactly_the_expected_headers(desk, kind, lo
     if kind == "quarantine_digest":  # the quarantined mails' own headers, listed
         extras["mails"] = [dict(m, sender=HOSTILE_SUBJECT, subject=HOSTILE_SUBJECT, reason=HOSTILE_SUBJECT)
                            for m in extras["mails"]]
+    if kind == "delivery_digest":  # the refused addresses and the servers' words, listed
+        extras["failures"] = [dict(f, recipient=HOSTILE_SUBJECT, reason=HOSTILE_SUBJECT) for f in extras["failures"]]
     entry = desk.mailer.send(kind, to=[Recipient("eve@customer.example", HOSTILE_NAME)], now=desk.clock.now(),
                              ticket=ticket, context=extras, locale=locale, in_reply_to="hostile@customer.example",
                              from_name=HOSTILE_NAME if kind == "agent_reply" else None,

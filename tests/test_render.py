@@ -11,7 +11,7 @@ from mailticket.outbound.template_context import EXTRA_KEYS, NOW, sample_context
 
 NO_TICKET = ("delivery_failure", "quarantine_alert", "quarantine_digest", "requester_refused", "alarm",
              "alarm_cleared", "manager_report")
-ABOUT_OTHER_TICKETS = ("query_answer",)  # about no one ticket, but names several
+ABOUT_OTHER_TICKETS = ("query_answer", "delivery_digest")  # about no one ticket, but names several
 HOSTILE = "Eve\r\nBcc: x@evil\x00 {{7*7}} <script>alert(1)</script>"
 CASES = [(name, locale) for name in TEMPLATE_NAMES for locale in LOCALES]
 

@@ -106,8 +106,9 @@ def check(desk, now: datetime) -> list[Change]:
             if _record(change, now):
                 _mail(desk, change, now)
                 done.append(change)
-    from .quarantinedigest import send_digest
-    send_digest(desk, now)  # the quarantines held past the day's alerts, once an hour at most
+    from . import deliveryalerts, quarantinedigest
+    quarantinedigest.send_digest(desk, now)  # the quarantines held past the day's alerts, once an hour at most
+    deliveryalerts.send_digest(desk, now)  # and the failed deliveries
     for seen in observations:  # a raised alarm shows its latest error in `health`
         state = states.get(seen.problem)
         if state is not None and state.raised_at is not None and seen.detail and seen.detail != state.detail:

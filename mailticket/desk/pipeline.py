@@ -14,7 +14,7 @@ from datetime import datetime
 import peewee as pw
 
 from . import files as ticket_files
-from . import echo, quarantinedigest, tickets
+from . import deliveryalerts, echo, quarantinedigest, tickets
 from ..inbound.attachments import flushed_before_commit
 from ..inbound.authres import strip_internal_headers
 from ..inbound.bounces import parse_bounce
@@ -24,7 +24,7 @@ from ..db import is_postgres, run, write_transaction
 from ..errors import QuarantineError
 from ..i18n import Message
 from ..models import InboundMail, Outbox, Ticket
-from ..outbound.notify import LOOP_HEADER, Recipient
+from ..outbound.notify import LOOP_HEADER
 from ..inbound.parse import parse_mail
 from ..inbound.quotes import split_reply
 from ..inbound.senders import recover_sender
@@ -517,11 +517,7 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
-    if not entry.admin_told and entry.kind not in ("delivery_failure", "quarantine_alert"):
-        Outbox.update(admin_told=True).where(Outbox.id == entry.id).execute()
-        desk.mailer.send("delivery_failure", to=[Recipient(desk.config.service.admin_address)], now=now,
-                         ticket=entry.ticket, context={"recipient": recipients, "reason": detail or verdict.reason,
-                                                       "outbox_id": entry.id}, reply_purpose=None)
+    deliveryalerts.alert(desk, entry, recipients, detail or verdict.reason, now)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
 
 

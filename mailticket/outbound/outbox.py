@@ -406,7 +406,7 @@ def _record_failure(entry, error, now, cfg, *, permanent, result, on_failed):
 def retry(selector: str, now: datetime) -> int:
     """``mailticket outbox --retry ID|all``: put failed (or waiting) entries back in the queue now."""
     q = Outbox.update(status="queued", next_attempt_at=now, claimed_by=None, claimed_until=None,
-                      attempts=0, admin_told=False)
+                      attempts=0, admin_told=False, admin_alert=None)
     if selector == "all":
         return q.where(Outbox.status.in_(["failed", "queued"])).execute()
     try:

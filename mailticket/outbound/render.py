@@ -64,6 +64,7 @@ TEMPLATE_NAMES = (
     "call_answer",
     "call_reminder",
     "delivery_failure",
+    "delivery_digest",
     "quarantine_alert",
     "quarantine_digest",
     "security_alert",

@@ -37,6 +37,7 @@ EXTRA_KEYS = {
     "call_answer": ("answer", "start", "proposed_start", "proposed_end", "comment", "author_name"),
     "call_reminder": ("start", "end", "duration", "mode", "link", "phone", "state"),
     "delivery_failure": ("recipient", "reason", "outbox_id"),
+    "delivery_digest": ("count", "failures", "more", "since", "alerts_day"),
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "quarantine_digest": ("count", "mails", "more", "since", "alerts_day"),
     "security_alert": ("decision_reasons", "body", "for_information"),  # the deadline is ticket.breach_report_deadline
@@ -298,9 +299,17 @@ _EXTRA_CHANGES["quarantine_digest"] = {
               {"quarantine_id": 119, "reason": Message("MIME nesting deeper than max_depth {limit}", limit=50),
                "sender": "bjorn@customer.example", "subject": "VPN question", "at": NOW - timedelta(minutes=20),
                "message_id": "vpn@customer.example"}]}
+_EXTRA_CHANGES["delivery_digest"] = {
+    "count": 212, "more": 210, "since": NOW - timedelta(minutes=55), "alerts_day": 10,
+    "failures": [{"outbox_id": 4711, "recipient": "kalle@forged.example", "ticket": "[SD#118]",
+                  "reason": "550 5.1.1 <kalle@forged.example>: Recipient address rejected: User unknown",
+                  "at": NOW - timedelta(minutes=55)},
+                 {"outbox_id": 4712, "recipient": "anna.svensson@customer.example", "ticket": None,
+                  "reason": "", "at": NOW - timedelta(minutes=20)}]}
 _SECURITY = ("security_alert", "breach_deadline_warning")
 # about the desk (alarms), or answers about several tickets or none
-_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused", "manager_report", "quarantine_digest")
+_NO_TICKET = ("alarm", "alarm_cleared", "query_answer", "requester_refused", "manager_report", "quarantine_digest",
+              "delivery_digest")
 
 
 def sample_context(name: str, now: datetime = NOW) -> dict:

@@ -111,18 +111,11 @@ class SendLoop:
 
 
 def tell_admin_failed(desk, entry) -> None:
-    """Queue the admin's alert for an outbox entry that failed for good (once per entry)."""
-    if entry.kind in ("delivery_failure", "quarantine_alert", "alarm", "alarm_cleared"):
-        return  # never mail the admin about mail to the admin: it is in the log and in `mailticket outbox`
+    """Queue the admin's alert for an outbox entry that failed for good (desk/deliveryalerts.py)."""
+    from ..desk import deliveryalerts
     from ..models import Outbox
-    from ..outbound.notify import Recipient
-    now = desk.clock.now()
     with Outbox._meta.database.atomic():
-        if Outbox.update(admin_told=True).where(Outbox.id == entry.id, Outbox.admin_told == False).execute():  # noqa: E712
-            desk.mailer.send("delivery_failure", to=[Recipient(desk.config.service.admin_address)], now=now,
-                             ticket=entry.ticket, reply_purpose=None, automatic=True, rate_limited=True,
-                             context={"recipient": ", ".join(entry.recipients), "reason": entry.last_error,
-                                      "outbox_id": entry.id})
+        deliveryalerts.alert(desk, entry, ", ".join(entry.recipients), entry.last_error, desk.clock.now())
 
 
 def _close_connection() -> None:
