@@ -64,7 +64,9 @@ def test_refused_mail_is_told_past_a_day_of_quarantine_alerts_and_the_rest_come_
     assert len(alerts) == cap, "the day's quarantine alerts used to fill per_sender_day and silence these"
     assert [a.ticket_id for a in alerts] == [e.ticket_id for e in acks[:cap]]
     first = email.message_from_bytes(bytes(alerts[0].raw), policy=email.policy.default)
-    assert "victim0@forged.example" in str(first["Subject"]) and "User unknown" in first.get_body(("plain",)).get_content()
+    text = first.get_body(("plain",)).get_content()
+    assert "victim0@forged.example" in str(first["Subject"]) and "User unknown" in text
+    assert "has stopped trying" in text and f"mailticket outbox --retry {acks[0].id}" in text
     assert deliveryalerts.held() == 3
     assert sum("held for the admin's digest" in r.getMessage() and "rate_limits.delivery_alerts_day = 10" in r.getMessage()
                for r in caplog.records) == 3

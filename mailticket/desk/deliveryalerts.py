@@ -36,10 +36,11 @@ ADMIN_KINDS = frozenset({"delivery_failure", "delivery_digest", "quarantine_aler
                          "alarm", "alarm_cleared"})
 
 
-def alert(desk, entry: Outbox, recipients: str, reason: str, now: datetime) -> None:
+def alert(desk, entry: Outbox, recipients: str, reason: str, now: datetime, *, bounced: bool) -> None:
     """Tell the admin that ``entry`` could not be delivered to ``recipients`` (``reason``: the
-    server's words), once per entry; past the day's alerts, hold it for the digest. Call it in a
-    transaction: the entry is marked told in the same one."""
+    server's words; ``bounced``: it left and came back, else the relay refused it), once per entry;
+    past the day's alerts, hold it for the digest. Call it in a transaction: the entry is marked
+    told in the same one."""
     if entry.kind in ADMIN_KINDS:
         return
     admin = desk.config.service.admin_address
@@ -53,7 +54,8 @@ def alert(desk, entry: Outbox, recipients: str, reason: str, now: datetime) -> N
                     "(rate_limits.delivery_alerts_day = %d)", entry.id, entry.kind, recipients, cap, cap)
         return
     sent = desk.mailer.send("delivery_failure", to=[Recipient(admin)], now=now, ticket=entry.ticket,
-                            context={"recipient": recipients, "reason": reason, "outbox_id": entry.id},
+                            context={"recipient": recipients, "reason": reason, "outbox_id": entry.id,
+                                     "bounced": bounced},
                             reply_purpose=None, automatic=True)
     if sent is not None:
         Outbox.update(admin_alert="sent").where(Outbox.id == entry.id).execute()

@@ -517,7 +517,7 @@ def _bounce(desk, row, parsed, verdict, now) -> Outcome:
         tickets.event(entry.ticket, now, "delivery_failure",
                       f"{entry.kind} to {recipients} bounced: {detail}".strip(), actor="mailer-daemon",
                       inbound=row, outbox=entry.id)
-    deliveryalerts.alert(desk, entry, recipients, detail or verdict.reason, now)
+    deliveryalerts.alert(desk, entry, recipients, detail or verdict.reason, now, bounced=True)
     return Outcome("processed", entry.ticket_id, f"bounce of outbox {entry.id} ({entry.kind}) recorded")
 
 

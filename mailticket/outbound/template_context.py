@@ -36,7 +36,7 @@ EXTRA_KEYS = {
     "call_cancelled": ("agent_name", "start", "end", "duration"),
     "call_answer": ("answer", "start", "proposed_start", "proposed_end", "comment", "author_name"),
     "call_reminder": ("start", "end", "duration", "mode", "link", "phone", "state"),
-    "delivery_failure": ("recipient", "reason", "outbox_id"),
+    "delivery_failure": ("recipient", "reason", "outbox_id", "bounced"),
     "delivery_digest": ("count", "failures", "more", "since", "alerts_day"),
     "quarantine_alert": ("reason", "message_id", "uid", "sender", "subject", "quarantine_id"),
     "quarantine_digest": ("count", "mails", "more", "since", "alerts_day"),
@@ -272,7 +272,7 @@ _TICKET_CHANGES = {
     "closed": {"status": "closed"},
 }
 _EXTRA_CHANGES = {
-    "delivery_failure": {"reason": "550 5.1.1 <anna.svensson@example.com>: user unknown"},
+    "delivery_failure": {"reason": "550 5.1.1 <anna.svensson@example.com>: user unknown", "bounced": False},
     "quarantine_alert": {"reason": Message("MIME nesting deeper than max_depth {limit}", limit=50)},
     "escalation_manager": {"from_tier": 3, "to_tier": 3, "reason": Message(
         "{priority} {clock} target {target} breached at tier {tier} ({used} used)", priority="P2",

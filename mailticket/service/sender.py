@@ -115,7 +115,8 @@ def tell_admin_failed(desk, entry) -> None:
     from ..desk import deliveryalerts
     from ..models import Outbox
     with Outbox._meta.database.atomic():
-        deliveryalerts.alert(desk, entry, ", ".join(entry.recipients), entry.last_error, desk.clock.now())
+        deliveryalerts.alert(desk, entry, ", ".join(entry.recipients), entry.last_error, desk.clock.now(),
+                             bounced=False)
 
 
 def _close_connection() -> None:
