@@ -1,7 +1,6 @@
 """parse_mail on raw bytes: charsets, HTML, attachments, broken MIME, limits."""
 
 import base64
-import time
 from datetime import datetime, timezone
 from email import policy
 
@@ -11,29 +10,27 @@ from hypothesis import given, settings, strategies as st
 from mailticket.errors import QuarantineError
 from mailticket.inbound.parse import Address, Limits, parse_mail, sanitize_filename
 from bench.corpora_path import find_corpora
+from tests import hostile_mails as hostile
 from tests.harness import at_least
+from tests.hostile_mails import mail, nested_multiparts
 
 
 CORPORA = find_corpora()
 TNEF_DIR = CORPORA / "mimekit" / "UnitTests" / "TestData" / "tnef"
 
 
-def mail(headers: str, body: bytes | str = b"Hello\n") -> bytes:
-    """A raw mail from a header block (LF line ends) and a body."""
-    base = "From: Anna <anna@example.se>\nTo: support@example.com\n"
-    if isinstance(body, str):
-        body = body.encode("ascii")
-    return (base + headers.strip("\n") + "\n\n").encode("utf-8") + body
+# The hostile mails below (tests/hostile_mails.py) are checked for what parse_mail makes of
+# them; how long each takes, against a plain mail of its size, is bench/hostile_parse.py's. The
+# timeout fails one that turned quadratic (minutes) without a wall-time assertion.
+HOSTILE_TIMEOUT = pytest.mark.timeout(60)
 
 
-def seconds(fn, *args):
-    """(result or exception, elapsed seconds) of fn(*args)."""
-    start = time.perf_counter()
+def outcome(raw: bytes):
+    """parse_mail's result, or the QuarantineError it raised."""
     try:
-        result = fn(*args)
+        return parse_mail(raw)
     except QuarantineError as exc:
-        result = exc
-    return result, time.perf_counter() - start
+        return exc
 
 
 # ---------------------------------------------------------------- charsets
@@ -432,31 +429,26 @@ def test_message_over_max_size_is_quarantined():
         parse_mail(mail("Subject: big", b"x" * 2000), Limits(max_size=1000))
 
 
-def test_one_megabyte_header_line_is_cut_within_a_second():
-    raw = mail("Subject: " + "A" * (1024 * 1024) + "\nX-Other: kept", "body\n")
-    parsed, elapsed = seconds(parse_mail, raw)
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_one_megabyte_header_line_is_cut():
+    parsed = parse_mail(hostile.megabyte_header_line())
     assert len(parsed.subject) <= Limits().max_header_line
     assert parsed.message["x-other"] == "kept"
     assert parsed.text == "body\n"
     assert any("cut to" in note for note in parsed.notes)
 
 
-def test_one_megabyte_address_header_is_handled_within_a_second():
-    to = ",\n ".join(f"=?utf-8?Q?N=C3=A4mn{i}?= <u{i}@example.com>" for i in range(25000))
-    parsed, elapsed = seconds(parse_mail, mail(f"Cc: {to}"))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_one_megabyte_address_header_keeps_the_first_thousand():
+    parsed = parse_mail(hostile.megabyte_address_header())
     assert len(parsed.cc) == Limits().max_addresses and all(a.defective for a in parsed.cc)
     assert parsed.cc[1] == Address("Nämn1", "u1@example.com", True)
     assert any("only the first 1000 kept" in note for note in parsed.notes)
 
 
-def test_megabyte_header_in_a_nested_part_within_a_second():
-    raw = mail('Content-Type: multipart/mixed; boundary="m"',
-               '--m\nContent-Type: application/pdf; name="' + "a" * 1_000_000 + '.pdf"\n'
-               "Content-Disposition: attachment\n\n%PDF\n--m--\n")
-    parsed, elapsed = seconds(parse_mail, raw)
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_megabyte_header_in_a_nested_part_is_cut():
+    parsed = parse_mail(hostile.megabyte_header_in_a_nested_part())
     [att] = parsed.attachments
     assert att.content_type == "application/pdf" and len(att.filename) <= 150
 
@@ -466,18 +458,9 @@ def test_display_names_are_capped():
     assert sender.address == "anna@example.se" and len(sender.name) == 200
 
 
-def nested_multiparts(depth: int) -> bytes:
-    """depth multiparts, each inside the one before."""
-    head = "".join(f'--b{i}\nContent-Type: multipart/mixed; boundary="b{i + 1}"\n\n'
-                   for i in range(depth))
-    tail = "".join(f"--b{i}--\n" for i in reversed(range(depth + 1)))
-    return mail('Content-Type: multipart/mixed; boundary="b0"',
-                head + f"--b{depth}\nContent-Type: text/plain\n\ndeep\n" + tail)
-
-
-def test_ten_thousand_nested_parts_are_quarantined_within_a_second():
-    result, elapsed = seconds(parse_mail, nested_multiparts(10_000))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_ten_thousand_nested_parts_are_quarantined():
+    result = outcome(hostile.ten_thousand_nested_parts())
     assert isinstance(result, QuarantineError) and "max_parts" in str(result)
 
 
@@ -487,10 +470,9 @@ def test_nesting_deeper_than_max_depth_is_quarantined_naming_the_limit():
     assert parse_mail(nested_multiparts(15)).text.strip() == "deep"
 
 
-def test_deep_nesting_over_a_big_body_is_refused_before_parsing_within_a_second():
-    raw = nested_multiparts(450).replace(b"deep\n", b"a line of text\n" * 100_000)
-    result, elapsed = seconds(parse_mail, raw)
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_deep_nesting_over_a_big_body_is_refused_before_parsing():
+    result = outcome(hostile.deep_nesting_over_a_big_body())
     assert isinstance(result, QuarantineError) and "max_depth 20" in str(result)
 
 
@@ -502,11 +484,9 @@ def test_many_sibling_multiparts_are_not_mistaken_for_deep_nesting():
     assert "part 0" in parsed.text and "part 39" in parsed.text
 
 
-def test_ten_thousand_sibling_parts_are_quarantined_within_a_second():
-    parts = "".join(f"--m\nContent-Type: text/plain\n\npart {i}\n" for i in range(10_000))
-    result, elapsed = seconds(parse_mail, mail('Content-Type: multipart/mixed; boundary="m"',
-                                               parts + "--m--\n"))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_ten_thousand_sibling_parts_are_quarantined():
+    result = outcome(hostile.ten_thousand_sibling_parts())
     assert isinstance(result, QuarantineError) and "max_parts 500" in str(result)
 
 
@@ -518,32 +498,24 @@ def test_nested_attached_messages_count_towards_the_limits():
         parse_mail(inner.encode())
 
 
-def test_five_megabyte_quoted_thread_within_a_second():
-    line = "> > > > On Mon, Anna wrote: the printer on floor 3 is still jammed, please help\n"
-    body = "My answer on top.\n\n" + line * (5 * 1024 * 1024 // len(line))
-    parsed, elapsed = seconds(parse_mail, mail("Subject: Re: printer", body))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_five_megabyte_quoted_thread_is_kept_whole():
+    parsed = parse_mail(hostile.five_megabyte_quoted_thread())
     assert parsed.text.startswith("My answer on top.") and len(parsed.text) > 5_000_000
 
 
-def test_huge_html_only_mail_within_a_second():
-    html = "<html><body>" + "<div><p>row <b>bold</b> &amp; more</p></div>" * 60_000
-    parsed, elapsed = seconds(parse_mail, mail("Content-Type: text/html", html))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+def test_huge_html_only_mail_gives_text_from_its_start():
+    parsed = parse_mail(hostile.huge_html_only())
     assert parsed.text.startswith("row bold & more")
     assert len(parsed.html) > 2_000_000
     assert any("text taken from its first" in note for note in parsed.notes)
 
 
-@pytest.mark.parametrize("html", [
-    "<script>x " * 200_000,                  # unclosed scripts
-    '<div class="' * 200_000,                # unclosed tags
-    "<!-- a " * 300_000,                     # unclosed comments
-    "<div>" * 50_000 + "deep text",          # nesting lxml refuses
-])
-def test_hostile_html_within_a_second(html):
-    parsed, elapsed = seconds(parse_mail, mail("Content-Type: text/html", html))
-    assert elapsed < 1.0
+@HOSTILE_TIMEOUT
+@pytest.mark.parametrize("name", hostile.HOSTILE_HTML)
+def test_hostile_html_gives_text(name):
+    parsed = parse_mail(hostile.hostile_html(name))
     assert isinstance(parsed.text, str)
 
 
