@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+from mailticket.clock import FakeClock
 from mailticket.models import Event, Outbox, SlaMark, Ticket
 from tests.harness import DaemonThread, make_mail, wait_until, write_config
 
@@ -111,18 +112,28 @@ def test_escalation_mail_says_why_how_long_and_how_to_act(tmp_path, mailbox_user
 
 
 def test_warning_and_escalation_happen_once_across_daemon_restarts(tmp_path, mailbox_user, smtp_sink):
-    """Stop the daemon after the warning and again after the escalation: nothing is sent twice."""
+    """Stop the daemon after the warning and again after the escalation: nothing is sent twice.
+    The desk's clock is the test's (the SLA target 6 s, the warning at 3 s): each daemon sees
+    only the moment the test moved it to, however slowly the machine restarts it."""
     dovecot = mailbox_user.server
     cfg = ladder_config(tmp_path, mailbox_user, smtp_sink, "6s")
+    clock = FakeClock()
     dovecot.append(mailbox_user.name, "INBOX", make_mail(message_id="<restart@customer.example>"))
-    with DaemonThread(cfg):
+    with DaemonThread(cfg, clock=clock):
+        wait_for_mail(smtp_sink, "new_ticket", "l1@example.com")
+        clock.advance(4)  # past the warning at 3 s, short of the breach at 6 s
         wait_for_mail(smtp_sink, "warning", "l1@example.com")
     assert not [k for k, _ in kinds(smtp_sink) if k == "escalation"], "breach came before the restart"
-    with DaemonThread(cfg):  # a new daemon: it knows only what the database says
+    with DaemonThread(cfg, clock=clock):  # a new daemon: it knows only what the database says
+        time.sleep(2.5)  # two SLA scans at 4 s: the warning is not sent again
+        assert [k for k, r in kinds(smtp_sink) if r in INTERNAL].count("warning") == 1
+        clock.advance(3)  # 7 s: breached
         wait_for_mail(smtp_sink, "escalation", "l2@example.com")
     assert ("warning", "l2@example.com") not in kinds(smtp_sink), "tier 2 warning came before the restart"
-    with DaemonThread(cfg):
+    with DaemonThread(cfg, clock=clock):
+        clock.advance(4)  # tier 2's clock started at the escalation (7 s): 11 s is past its warning, short of 13 s
         wait_for_mail(smtp_sink, "warning", "l2@example.com")
+        time.sleep(2.5)  # two more scans: nothing more
     assert [(k, r) for k, r in kinds(smtp_sink) if r in INTERNAL] == [
         ("new_ticket", "l1@example.com"), ("warning", "l1@example.com"),
         ("escalation", "l2@example.com"), ("warning", "l2@example.com")]
