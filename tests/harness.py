@@ -94,6 +94,48 @@ def write_config(tmp_path: Path, *, user=None, sink=None, db_url: str | None = N
 
 # ---------------------------------------------------------------- mails
 
+def delivery_report(*, to: str, original_id: str, rcpt: str, mta: str = "mx.customer.example") -> bytes:
+    """The bounce (a multipart/report DSN, as Postfix writes it) of our mail ``original_id`` to
+    ``rcpt``, sent to ``to`` (the mail's return path). The same bounce has the same Message-ID."""
+    return f"""From: Mail Delivery System <MAILER-DAEMON@{mta}>
+To: {to}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-{original_id.strip("<>").split("@")[0]}@{mta}>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; {mta}
+
+Final-Recipient: rfc822; {rcpt}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown
+
+--B
+Content-Type: text/rfc822-headers
+
+Message-ID: <{original_id.strip("<>")}>
+From: support@example.com
+To: {rcpt}
+
+--B--
+""".replace("\n", "\r\n").encode()
+
+
+def bounce_of(entry) -> bytes:
+    """The bounce of an outbox entry's mail to its first recipient."""
+    return delivery_report(to=entry.mail_from, original_id=entry.message_id, rcpt=entry.recipients[0])
+
+
 def make_mail(*, sender="Anna Svensson <anna@customer.example>", to="support@example.com", subject="Printer broken",
               body="The printer on floor 3 does not print.", message_id: str | None = None, cc=None,
               in_reply_to: str | None = None, references: str | None = None, headers: dict | None = None,

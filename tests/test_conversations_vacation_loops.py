@@ -25,7 +25,7 @@ import pytest
 
 from mailticket.clock import FakeClock
 from mailticket.models import Event, InboundMail, Participant, Ticket
-from tests.harness import DaemonThread, make_mail, wait_until, write_config
+from tests.harness import DaemonThread, delivery_report, make_mail, wait_until, write_config
 from tests.test_conversations_agents import crlf, gmail_reply, plain_text, reply_address
 
 ROUND = timedelta(minutes=4)
@@ -287,39 +287,8 @@ DELIVERY_DIGEST_SUBJECT = {"en": "more mails could not be delivered", "sv": "Ytt
 
 def _dsn(ack) -> bytes:
     """The bounce a forged sender's mail server sends back for our acknowledgement ``ack``."""
-    rcpt = ack.rcpt_tos[0]
-    return f"""From: Mail Delivery System <MAILER-DAEMON@mx.forged.example>
-To: {ack.mail_from}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: {make_msgid(domain="mx.forged.example")}
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.forged.example
-
-Final-Recipient: rfc822; {rcpt}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown
-
---B
-Content-Type: text/rfc822-headers
-
-Message-ID: {ack.message["Message-ID"]}
-From: support@example.com
-To: {rcpt}
-
---B--
-""".replace("\n", "\r\n").encode()
+    return delivery_report(to=ack.mail_from, original_id=ack.message["Message-ID"], rcpt=ack.rcpt_tos[0],
+                           mta="mx.forged.example")
 
 
 def test_a_backscatter_storm_is_a_days_alerts_and_a_digest_not_a_mail_per_bounce(quick_alarms):

@@ -17,9 +17,8 @@ from mailticket.desk import deliveryalerts
 from mailticket.models import Outbox
 from mailticket.outbound import outbox
 from mailticket.service.sender import tell_admin_failed
-from tests.harness import make_mail
+from tests.harness import bounce_of, make_mail
 from tests.test_conversations_agents import Bench
-from tests.test_mail_kinds_e2e import bounce_of
 
 ADMIN = "admin@example.com"
 REFUSED = "550 5.1.1 <{}>: Recipient address rejected: User unknown"

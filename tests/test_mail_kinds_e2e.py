@@ -36,7 +36,7 @@ from mailticket.outbound import render_format as fmt
 from mailticket.outbound.render import TEMPLATE_NAMES, Renderer
 from mailticket.outbound.template_context import documented_keys
 from mailticket.service.wiring import build_desk
-from tests.harness import make_mail, write_config
+from tests.harness import bounce_of, make_mail, write_config
 from tests.test_conversations_agents import START, gmail_reply
 
 COMMON_KEYS = {"service", "ticket", "timezone", "now"}
@@ -193,40 +193,6 @@ def bounces_pile_up(d):  # delivery_digest: past the day's one alert, the next t
     for entry in Outbox.select().where(Outbox.kind.in_(["requester_update", "agent_reply"])).order_by(Outbox.id).limit(2):
         d.process(bounce_of(entry))
     assert deliveryalerts.send_digest(d.desk, d.clock.now()) == 2
-
-
-def bounce_of(entry) -> bytes:
-    return f"""From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>
-To: {entry.mail_from}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-{entry.id}@mx.customer.example>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.customer.example
-
-Final-Recipient: rfc822; anna@customer.example
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <anna@customer.example>: Recipient address rejected
-
---B
-Content-Type: text/rfc822-headers
-
-Message-ID: <{entry.message_id}>
-From: support@example.com
-To: anna@customer.example
-
---B--
-""".replace("\n", "\r\n").encode()
 
 
 def a_broken_mail(d):  # quarantine_alert, with an encoded subject and sender
