@@ -326,9 +326,10 @@ class _Section:
             value = float(value)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+            problem = self.error(name, f"must be {names}, not {type(value).__name__} {value!r}")
             if required:  # no default to stand in
-                raise self.error(name, f"must be {names}, not {type(value).__name__} {value!r}")
-            return _note(self.error(name, f"must be {names}, not {type(value).__name__} {value!r}"), default)
+                raise problem
+            return _note(problem, default)
         return value
 
     def string(self, name, default=None, required=False, choices=None) -> str | None:
@@ -638,10 +639,9 @@ def load_config(path: str | os.PathLike | None) -> Config:
 def build_config(data: dict, file: str, base: Path) -> Config:
     """The validated config, or a ConfigError naming file and key; with several problems, a
     ConfigErrors holding them all: every bad key of a section (``_note``), and what stopped a
-    section's reading. A section that another needs
-    (the service's time zone for the SLA, its data_dir for the outbox) is stood in for by a
-    neutral value when it failed, so the others are still checked; monitoring, which names the
-    rules' categories, is checked only with valid rules."""
+    section's reading. A section that another needs (the service's time zone for the SLA, its
+    data_dir for the outbox) is stood in for by a neutral value when it failed, so the others are
+    still checked; monitoring, which names the rules' categories, is checked only with valid rules."""
     from .desk import monitoring
     from .desk import rules
     from .desk import reportschedule

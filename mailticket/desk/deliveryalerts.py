@@ -62,7 +62,7 @@ def alert(desk, entry: Outbox, recipients: str, reason: str, now: datetime, *, b
 
 
 def held() -> int:
-    """Failed deliveries waiting for the digest (for ``mailticket health``)."""
+    """Failed deliveries waiting for the next digest."""
     return Outbox.select().where(Outbox.admin_alert == "held").count()
 
 
