@@ -46,11 +46,11 @@ ABSENCE_WINDOW = timedelta(minutes=15)  # a responder answers at once; a person'
 
 def _absence_notice(match, parsed, new_text: str, now) -> str | None:
     """An agent's public reply that is really their vacation responder's: it reads as an absence
-    notice (``inbound.absence``), carries no command line, is not a note, and answers one of our
-    mails within ``ABSENCE_WINDOW`` of its sending. Returns the words that tell it, or None. The
+    notice (``inbound.absence``), is not a note, and answers one of our mails within
+    ``ABSENCE_WINDOW`` of its sending (the caller asks only for a mail without a command line). Returns the words that tell it, or None. The
     agent is not mailed about it (that mail would feed the responder); the history and the log
     say it, and a ``#command`` line on top sends such a text anyway."""
-    if match.token_purpose == "note" or VALID_COMMAND_LINE.search(new_text or ""):
+    if match.token_purpose == "note":
         return None
     phrase = absence_phrase(new_text or "")
     if phrase is None or not parsed.in_reply_to:
@@ -69,7 +69,8 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
     stored = ticket_files.store(desk, row, ticket, parsed.attachments, actor=agent, now=now)
     new_text = split_reply(parsed.text).new
     verified, how = verify_agent(desk, match, parsed)
-    if not VALID_COMMAND_LINE.search(new_text or ""):
+    commanded = bool(VALID_COMMAND_LINE.search(new_text or ""))
+    if not commanded:
         previous = echo.repeats(ticket, agent, new_text or parsed.text, now)
         if previous is not None:  # a responder's same text again: kept, nothing sent (desk/echo.py)
             echo.record(ticket, parsed, new_text or parsed.text, previous, now, row)
@@ -81,7 +82,7 @@ def handle_agent_mail(desk, match, parsed, now, row) -> Ticket:
         log.warning("ticket %d: mail <%s> from agent address %s not verified (%s): kept as an unverified note",
                     ticket.id, parsed.message_id, agent, how)
         return ticket
-    absent = _absence_notice(match, parsed, new_text, now)
+    absent = None if commanded else _absence_notice(match, parsed, new_text, now)
     if absent is not None:  # the agent's vacation responder answering our notification: never to the requester
         tickets.event(ticket, now, "note", new_text or parsed.text, actor=agent, inbound=row, absence=absent,
                       why=f"reads as an absence notice ({absent!r}) answering our mail at once, with no #command: "

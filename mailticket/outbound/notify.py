@@ -121,8 +121,8 @@ class Mailer:
 
         Every mail about a ticket passes the per-thread caps (``outbox.check_thread``), whatever its
         kind, except mail to the admin (their alerts have their own aggregation, desk/quarantinedigest.py
-        and desk/deliveryalerts.py, and are never silenced by user traffic). ``rate_limited`` mails (automatic answers to
-        outside addresses) also pass the per-address and global counts (``outbox.check_rate``);
+        and desk/deliveryalerts.py, and are never silenced by user traffic). ``rate_limited`` mails
+        (automatic answers to outside addresses) also pass the per-address and global counts (``outbox.check_rate``);
         ``global_cap=False`` exempts one from the global fuse (a new sender's first acknowledgement)."""
         to = [r for r in to if r.address]
         if not to or self.silent:
